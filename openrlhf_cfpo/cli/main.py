@@ -1,0 +1,38 @@
+"""`openrlhf-cfpo`: one console script, one sub-command per job.
+
+Each sub-command lives in its own module and is imported only when asked for, so
+`openrlhf-cfpo plot` never pays for importing a trainer.
+"""
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "local": ("openrlhf_cfpo.local.cli", "main_local", "train with the single-process RLHF engine"),
+    "compare": ("openrlhf_cfpo.local.cli", "main_compare", "CFPO vs clipped RLOO on the embedded default, with plots"),
+    "plot": ("openrlhf_cfpo.local.cli", "main_plot", "Figure-3-style plots from run folders or TensorBoard logs"),
+    "eval": ("openrlhf_cfpo.eval.cli", "main", "AlpacaEval 2.0, Arena-Hard, MT-Bench, IFEval, OpenLLM and the report"),
+    "train-ppo-ray": ("openrlhf_cfpo.cli.train_ppo_ray", "main", "OpenRLHF 0.11.2's train_ppo_ray with cfpo"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: openrlhf-cfpo COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<14} {help_}" for name, (_, _, help_) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"openrlhf-cfpo: unknown command {name!r}; choose one of: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        return 2
+    module, func, _ = SUBCOMMANDS[name]
+    return getattr(importlib.import_module(module), func)(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

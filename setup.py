@@ -1,0 +1,45 @@
+"""openrlhf-cfpo: Clipping-Free Policy Optimization (arXiv 2601.22801) for OpenRLHF 0.11.2."""
+from setuptools import find_packages, setup
+
+# torch is pinned by the install scripts (Makefile, Dockerfile), not here: pip must take the
+# wheel that matches the machine (a CPU build on a laptop, a CUDA build in the image).
+CORE = [
+    "torch>=2.6",
+    "transformers==5.15.0",  # the version openrlhf 0.11.2 pins, so both extras share one
+    "tokenizers>=0.22,<0.23",
+    "safetensors>=0.4",
+    "numpy>=1.26",
+    "tensorboard>=2.15",
+    "matplotlib>=3.8",
+    "tqdm>=4.66",
+]
+
+EXTRAS = {
+    # The GPU stack. On a CPU machine install with DS_BUILD_OPS=0 FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE
+    # FLASH_ATTENTION_FORCE_BUILD=TRUE pip install --no-build-isolation (see Makefile).
+    "openrlhf": [
+        "openrlhf==0.11.2",
+        "deepspeed==0.19.6",
+        "ray[default]==2.55.0",
+        "flash-attn==2.8.3",
+    ],
+    # vLLM is GPU-only; the Docker image and GPU installs add it (openrlhf[vllm] pins vllm==0.29.0).
+    "vllm": ["vllm==0.29.0"],
+    "test": [
+        "pytest==9.0.3",
+    ],
+}
+
+setup(
+    name="openrlhf-cfpo",
+    version="0.1.0",
+    description="Clipping-Free Policy Optimization (CFPO) for OpenRLHF, with a CPU-sized local trainer and an eval suite",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["openrlhf_cfpo", "openrlhf_cfpo.*"]),
+    include_package_data=True,
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["openrlhf-cfpo=openrlhf_cfpo.cli.main:main"]},
+)
