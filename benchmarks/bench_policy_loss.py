@@ -1,0 +1,81 @@
+"""Forward+backward time of our PolicyLoss (cfpo, ppo) against OpenRLHF 0.11.2's PolicyLoss (ppo).
+
+Same inputs (64 x 1024 tokens, float32), interleaved in one process so that machine noise hits
+all three alike; prints the median time of each and the ratios to OpenRLHF's PPO.
+Target: cfpo <= 0.8x OpenRLHF's ppo.
+
+    python benchmarks/bench_policy_loss.py [--batch 64] [--seq 1024] [--repeats 200] [--device cpu]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+# The real openrlhf imports on a CPU machine only with the GPU-extension stand-ins on the path.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "stubs"))
+
+
+def make_inputs(batch, seq, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    old = -torch.rand(batch, seq, generator=g) * 3
+    logp = old + 0.3 * torch.randn(batch, seq, generator=g)
+    adv = torch.randn(batch, 1, generator=g).expand(batch, seq).contiguous()
+    lengths = torch.randint(seq // 4, seq + 1, (batch,), generator=g)
+    mask = torch.arange(seq)[None, :] < lengths[:, None]
+    return [t.to(device) for t in (logp, old, adv, mask)]
+
+
+def time_one(loss_fn, inputs, device):
+    logp, old, adv, mask = inputs
+    x = logp.clone().requires_grad_(True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    loss = loss_fn(x, old, adv, action_mask=mask)[0]
+    loss.backward()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seq", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+
+    from openrlhf.models import PolicyLoss as OpenRLHFPolicyLoss
+
+    from openrlhf_cfpo.losses import PolicyLoss
+
+    losses = {
+        "openrlhf ppo": OpenRLHFPolicyLoss(policy_loss_type="ppo"),
+        "ours ppo": PolicyLoss(policy_loss_type="ppo"),
+        "ours cfpo": PolicyLoss(policy_loss_type="cfpo"),
+    }
+    inputs = make_inputs(args.batch, args.seq, args.device)
+    times = {name: [] for name in losses}
+    for _ in range(10):  # warm-up
+        for fn in losses.values():
+            time_one(fn, inputs, args.device)
+    for _ in range(args.repeats):
+        for name, fn in losses.items():
+            times[name].append(time_one(fn, inputs, args.device))
+
+    base = statistics.median(times["openrlhf ppo"])
+    print(f"PolicyLoss forward+backward, {args.batch}x{args.seq} tokens on {args.device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"  {name:<14} {med * 1e3:8.3f} ms   ratio to openrlhf ppo: {med / base:5.2f}x")
+    ratio = statistics.median(times["ours cfpo"]) / base
+    print(f"cfpo / openrlhf ppo = {ratio:.2f}x (target <= 0.80x): {'MET' if ratio <= 0.8 else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()
