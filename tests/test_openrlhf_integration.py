@@ -1,0 +1,152 @@
+"""CFPO inside OpenRLHF 0.11.2: the entry point's flags and checks, and the loss in a Ray worker."""
+import pytest
+import torch
+
+pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
+import ray  # noqa: E402
+
+from openrlhf_cfpo.cli import train_ppo_ray  # noqa: E402
+from openrlhf_cfpo.losses import PolicyLoss  # noqa: E402
+from openrlhf_cfpo.openrlhf_workers import SETUP_HOOK, with_cfpo_workers  # noqa: E402
+
+BASE_ARGS = [
+    "--actor.model_name_or_path", "/nonexistent/policy",
+    "--reward.model_name_or_path", "/nonexistent/rm",
+    "--algo.advantage.estimator", "rloo",
+    "--rollout.n_samples_per_prompt", "2",
+    "--rollout.batch_size", "8",
+    "--train.batch_size", "4",
+]
+
+
+class RayInitReached(Exception):
+    pass
+
+
+@pytest.fixture
+def fake_ray_init(monkeypatch):
+    """Stands in for ray.init: records what OpenRLHF's train() passes, then stops the run there."""
+    calls = []
+
+    def fake_init(*args, **kwargs):
+        calls.append(kwargs)
+        raise RayInitReached
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    return calls
+
+
+def test_entry_point_accepts_cfpo_and_gives_ray_the_worker_hook(fake_ray_init, monkeypatch):
+    checked = []
+    check_args = train_ppo_ray.check_args
+    monkeypatch.setattr(train_ppo_ray, "check_args", lambda args: checked.append(args) or check_args(args))
+    with pytest.raises(RayInitReached):
+        train_ppo_ray.main(BASE_ARGS + ["--actor.policy_loss_type", "cfpo", "--algo.kl.init_coef", "0"])
+    (kwargs,) = fake_ray_init
+    assert kwargs["runtime_env"]["worker_process_setup_hook"] == SETUP_HOOK
+    # OpenRLHF's own env_vars for the workers survive
+    assert {"TOKENIZERS_PARALLELISM", "NCCL_DEBUG"} <= set(kwargs["runtime_env"]["env_vars"])
+    (args,) = checked
+    assert getattr(args, "actor.policy_loss_type") == "cfpo"
+
+
+def test_entry_point_still_accepts_openrlhfs_own_loss_types(fake_ray_init):
+    for loss in ("ppo", "gspo"):
+        with pytest.raises(RayInitReached):
+            train_ppo_ray.main(BASE_ARGS + ["--actor.policy_loss_type", loss])
+    assert len(fake_ray_init) == 2
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--actor.policy_loss_type", "cfpo", "--actor.dual_clip", "3.0"], "dual_clip"),
+        (["--actor.policy_loss_type", "cfpo", "--actor.eps_clip", "0"], "eps"),
+        (["--actor.policy_loss_type", "cfpo", "--actor.eps_clip_low_high", "0.2", "-0.1"], "eps"),
+        (["--actor.policy_loss_type", "cfpo", "--rollout.n_samples_per_prompt", "1"], "n_samples_per_prompt"),
+        (["--actor.policy_loss_type", "spo"], "invalid choice"),
+    ],
+)
+def test_entry_point_rejects_bad_combinations_before_ray_starts(fake_ray_init, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_ppo_ray.main(BASE_ARGS + extra)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert fake_ray_init == []
+
+
+def test_worker_hook_refuses_to_replace_another_hook():
+    with pytest.raises(ValueError, match="worker_process_setup_hook"):
+        with_cfpo_workers({"worker_process_setup_hook": "mypkg.setup"})
+
+
+@ray.remote(num_cpus=1)
+class ActorLikeOpenRLHFs:
+    """Imports ppo_actor as the policy worker does and builds its loss as ActorPPOTrainer does."""
+
+    def cfpo_loss(self, log_probs, old_log_probs, advantages, action_mask):
+        from types import SimpleNamespace
+
+        from openrlhf.trainer.ray import ppo_actor
+
+        args = SimpleNamespace(
+            actor=SimpleNamespace(eps_clip_low_high=(0.2, 0.2), dual_clip=None, loss_agg_mode="token-mean",
+                                  policy_loss_type="cfpo"),
+            algo=SimpleNamespace(advantage=SimpleNamespace(is_correction_level="off", is_correction_mode="mask",
+                                                           is_correction_gating="ratio",
+                                                           is_correction_threshold=[0.5, 5.0])),
+        )
+        loss_fn = ppo_actor.PolicyLoss(
+            clip_eps_low=args.actor.eps_clip_low_high[0],
+            clip_eps_high=args.actor.eps_clip_low_high[1],
+            dual_clip=args.actor.dual_clip,
+            token_level_loss=args.actor.loss_agg_mode == "token-mean",
+            policy_loss_type=args.actor.policy_loss_type,
+            is_correction_level=args.algo.advantage.is_correction_level,
+            is_correction_mode=args.algo.advantage.is_correction_mode,
+            is_correction_gating=args.algo.advantage.is_correction_gating,
+            is_correction_threshold=args.algo.advantage.is_correction_threshold,
+        )
+        loss, clip_ratio, *_ = loss_fn(log_probs, old_log_probs, advantages, action_mask=action_mask)
+        return {
+            "loss": loss.item(),
+            "clip_ratio": clip_ratio.item(),
+            "loss_class": f"{type(loss_fn).__module__}.{type(loss_fn).__qualname__}",
+            "trainer_logs_extra_metrics": ppo_actor.ActorPPOTrainer.__module__ != "openrlhf.trainer.ray.ppo_actor",
+            "metrics": sorted(loss_fn.last_metrics),
+        }
+
+
+def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss():
+    g = torch.Generator().manual_seed(0)
+    old = -torch.rand(3, 5, generator=g)
+    logp = old + 0.5 * torch.randn(3, 5, generator=g)
+    adv = torch.randn(3, 1, generator=g).expand(3, 5).contiguous()
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    expected = PolicyLoss(policy_loss_type="cfpo")(logp, old, adv, action_mask=mask)
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env=with_cfpo_workers({"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}))
+    try:
+        worker = ActorLikeOpenRLHFs.remote()
+        got = ray.get(worker.cfpo_loss.remote(logp, old, adv, mask), timeout=240)
+    finally:
+        ray.shutdown()
+    assert got["loss_class"] == "openrlhf_cfpo.losses.PolicyLoss"
+    assert got["loss"] == pytest.approx(expected[0].item(), rel=1e-6)
+    assert got["clip_ratio"] == pytest.approx(expected[1].item(), rel=1e-6)
+    assert got["trainer_logs_extra_metrics"]
+    assert "cfpo_penalty" in got["metrics"]
+
+
+def test_worker_loss_builder_announces_cfpo_once_and_leaves_gspo_to_openrlhf(capsys):
+    from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss
+
+    from openrlhf_cfpo.openrlhf_workers import build_policy_loss
+
+    ours = build_policy_loss(clip_eps_low=0.2, clip_eps_high=0.28, policy_loss_type="cfpo")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[openrlhf-cfpo]")]
+    assert isinstance(ours, PolicyLoss) and ours.clip_eps_high == 0.28
+    assert len(lines) == 1 and "CFPO policy loss active" in lines[0]
+    assert type(build_policy_loss(policy_loss_type="gspo")) is OpenRLHFPolicyLoss
