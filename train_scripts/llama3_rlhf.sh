@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Llama-3-8B RLHF with OpenRLHF 0.11.2, paper Table 4 (arXiv 2601.22801, appendix B.2).
+# Called by cfpo_llama3.sh (--loss cfpo) and rloo_llama3.sh (--loss ppo): the two runs differ in
+# the policy loss only.
+#
+#   bash train_scripts/cfpo_llama3.sh [--kl0] [--dry-run] [--nodes N] [--gpus-per-node N]
+#        [--output-dir DIR] [--tensorboard-dir DIR] [--wandb-key KEY] [ANY OPENRLHF FLAG ...]
+#
+# Off-policy on purpose: each rollout is 512 prompts x 2 samples = 1024 samples, trained in
+# batches of 64, so every rollout gets 1024 / 64 = 16 optimizer steps. Only with several steps
+# per rollout do CFPO and clipping differ (with one step both are the plain policy gradient).
+#
+# Flags after ours go to OpenRLHF unchanged and, coming last, override the defaults below
+# (argparse keeps the last value), e.g. --train.batch_size 128 or --vllm.gpu_memory_utilization 0.5.
+# Environment variables give the same settings: NUM_NODES, GPUS_PER_NODE, OUTPUT_DIR,
+# TENSORBOARD_DIR, WANDB_API_KEY, VLLM_TP (vLLM tensor parallel size), PYTHON.
+set -euo pipefail
+
+loss=""
+kl_coef="1e-4"
+dry_run=0
+nodes="${NUM_NODES:-1}"
+gpus="${GPUS_PER_NODE:-8}"
+output_dir="${OUTPUT_DIR:-./runs}"
+tensorboard_dir="${TENSORBOARD_DIR:-}"
+wandb_key="${WANDB_API_KEY:-}"
+vllm_tp="${VLLM_TP:-1}"
+python="${PYTHON:-python3}"
+passthrough=()
+
+die() { echo "$(basename "$0"): $*" >&2; exit 2; }
+need_value() { [ "$#" -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
+
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --loss) need_value "$@"; loss="$2"; shift 2 ;;
+    --kl0) kl_coef="0"; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    --nodes) need_value "$@"; nodes="$2"; shift 2 ;;
+    --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
+    --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
+    --tensorboard-dir) need_value "$@"; tensorboard_dir="$2"; shift 2 ;;
+    --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) passthrough+=("$1"); shift ;;
+  esac
+done
+
+case "$loss" in
+  cfpo) label="cfpo" ;;
+  ppo) label="rloo" ;;  # RLOO advantages with PPO's clipped surrogate: the paper's baseline
+  *) die "--loss must be cfpo or ppo (got '${loss}'); use cfpo_llama3.sh or rloo_llama3.sh" ;;
+esac
+[[ "$nodes" =~ ^[1-9][0-9]*$ ]] || die "--nodes must be a positive integer (got '$nodes')"
+[[ "$gpus" =~ ^[1-9][0-9]*$ ]] || die "--gpus-per-node must be a positive integer (got '$gpus')"
+(( (nodes * gpus) % vllm_tp == 0 )) || die "VLLM_TP=$vllm_tp must divide the $((nodes * gpus)) GPUs"
+
+run_name="${label}_llama3-8b_kl${kl_coef}"
+run_dir="${output_dir%/}/${run_name}"
+tensorboard_dir="${tensorboard_dir:-${run_dir}/tensorboard}"
+
+cmd=(
+  "$python" -m openrlhf_cfpo.cli.train_ppo_ray
+  # models (OpenRLHF's released SFT policy and 700k-pair reward model)
+  --actor.model_name_or_path OpenRLHF/Llama-3-8b-sft-mixture
+  --reward.model_name_or_path OpenRLHF/Llama-3-8b-rm-700k
+  # prompts
+  --data.prompt_dataset OpenRLHF/prompt-collection-v0.1
+  --data.input_key context_messages
+  --data.apply_chat_template
+  # lengths: 1024 prompt + 1024 generated tokens (0.11.2 bounds the total, not the prompt alone)
+  --data.max_len 2048
+  --rollout.max_new_tokens 1024
+  # Table 4
+  --actor.policy_loss_type "$loss"
+  --actor.eps_clip 0.2
+  --algo.advantage.estimator rloo
+  --algo.kl.init_coef "$kl_coef"
+  --actor.adam.lr 5e-7
+  --train.batch_size 64
+  --rollout.batch_size 512
+  --rollout.n_samples_per_prompt 2
+  # placement: one hybrid engine over all GPUs (actor, ref, reward and vLLM colocated)
+  --actor.num_nodes "$nodes" --actor.num_gpus_per_node "$gpus"
+  --ref.num_nodes "$nodes" --ref.num_gpus_per_node "$gpus"
+  --reward.num_nodes "$nodes" --reward.num_gpus_per_node "$gpus"
+  --vllm.num_engines "$(( nodes * gpus / vllm_tp ))" --vllm.tensor_parallel_size "$vllm_tp"
+  --train.colocate_all --vllm.enable_sleep --ds.enable_sleep --vllm.gpu_memory_utilization 0.5
+  --ds.zero_stage 3 --ds.param_dtype bf16 --actor.gradient_checkpointing_enable
+  --ds.packing_samples --ds.attn_implementation flash_attention_2
+  --train.micro_batch_size 4 --rollout.micro_batch_size 8
+  # outputs
+  --train.seed 42
+  --ckpt.output_dir "${run_dir}/final" --ckpt.save_hf
+  --ckpt.path "${run_dir}/checkpoints" --ckpt.save_steps 20
+  --logger.tensorboard_dir "$tensorboard_dir"
+)
+if [ -n "$wandb_key" ]; then
+  cmd+=(--logger.wandb.key "$wandb_key" --logger.wandb.project openrlhf_cfpo --logger.wandb.run_name "$run_name")
+fi
+cmd+=("${passthrough[@]+"${passthrough[@]}"}")
+
+printf '%q ' "${cmd[@]}" | sed 's/ $//'
+echo
+if [ "$dry_run" = 1 ]; then
+  exit 0
+fi
+mkdir -p "$run_dir"
+exec "${cmd[@]}"
