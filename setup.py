@@ -28,6 +28,10 @@ EXTRAS = {
     "test": [
         "pytest==9.0.3",
     ],
+    # judges and benchmark libraries for eval/ (pins: see the eval README section)
+    "eval": [],
+    # benchmark-only dependencies (benchmarks/)
+    "bench": [],
 }
 
 setup(
