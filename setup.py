@@ -28,8 +28,16 @@ EXTRAS = {
     "test": [
         "pytest==9.0.3",
     ],
-    # judges and benchmark libraries for eval/ (pins: see the eval README section)
-    "eval": [],
+    # judges and benchmark libraries for eval/
+    "eval": [
+        "alpaca-eval==0.6.6",
+        "lm-eval[hf,ifeval]==0.4.13",
+        "openai==3.54.0",
+        "nltk==3.10.4",
+        "langdetect==1.0.9",
+        "immutabledict==4.3.1",
+        "setuptools<82",  # alpaca-eval imports pkg_resources
+    ],
     # benchmark-only dependencies (benchmarks/)
     "bench": [],
 }

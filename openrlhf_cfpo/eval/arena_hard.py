@@ -1,0 +1,137 @@
+"""Arena-Hard v0.1: pairwise judging against gpt-4-0314 with swapped positions, weighted score and bootstrap CI.
+
+Protocol (arena-hard-auto v0.1): each question is judged twice, once with the baseline as assistant A and
+once as assistant B. A verdict label is read with the config's regex; strong verdicts (`>>`) count as
+three battles, ties as half a win each way. With a single model against the anchored baseline, the
+Bradley-Terry maximum-likelihood win rate that arena-hard's `show_result.py` reports reduces to this
+weighted win share, so it is computed in closed form. The 95% interval comes from resampling battles.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import common
+from .decoding import decoding_for
+from .errors import EvalError
+from .generation import Item, generate_resumable
+from .judge import make_judge, message_text
+from .store import JsonlStore
+
+NAME = "arena_hard"
+BASELINE_MODEL = "gpt-4-0314"
+DEFAULT_JUDGE = "gpt-4.1"  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
+STRONG_WEIGHT = 3
+BOOTSTRAP_ROUNDS = 100
+QUESTIONS = "arena-hard-v0.1/question.jsonl"
+BASELINE_ANSWERS = f"arena-hard-v0.1/model_answer/{BASELINE_MODEL}.jsonl"
+JUDGE_CONFIG = "config/judge_config.yaml"
+
+# The model's outcome for each verdict when the model is assistant B; labels outside these five are dropped.
+_OUTCOME_AS_B = {"B>>A": (1.0, STRONG_WEIGHT), "B>A": (1.0, 1), "A=B": (0.5, 1), "A>B": (0.0, 1), "A>>B": (0.0, STRONG_WEIGHT)}
+_SWAP = {"A>>B": "B>>A", "A>B": "B>A", "A=B": "A=B", "B>A": "A>B", "B>>A": "A>>B"}
+
+
+def load_questions(rows: Sequence[dict]) -> list[tuple[str, str]]:
+    """(id, prompt) pairs; reads both the current (`uid`, `prompt`) and the original (`question_id`, `turns`) layout."""
+    out = []
+    for r in rows:
+        if "uid" in r:
+            out.append((str(r["uid"]), r["prompt"]))
+        else:
+            out.append((str(r["question_id"]), r["turns"][0]["content"]))
+    return out
+
+
+def load_answers(rows: Sequence[dict]) -> dict[str, str]:
+    out = {}
+    for r in rows:
+        if "uid" in r:
+            content = r["messages"][-1]["content"]
+            out[str(r["uid"])] = content["answer"] if isinstance(content, dict) else content
+        else:
+            out[str(r["question_id"])] = r["choices"][0]["turns"][0]["content"]
+    return out
+
+
+def parse_verdict(judgment: str, pattern: str) -> Optional[str]:
+    """The single verdict label in a judgment, or None when there is none or they disagree."""
+    labels = {m.strip() for m in re.findall(pattern, judgment.replace("\n", "")) if m.strip()}
+    return labels.pop() if len(labels) == 1 else None
+
+
+def battles(verdicts: Sequence[tuple[Optional[str], Optional[str]]]) -> np.ndarray:
+    """Model outcomes (1 win, 0.5 tie, 0 loss), strong verdicts repeated; game 1 has the model as B, game 2 as A."""
+    out: list[float] = []
+    for v1, v2 in verdicts:
+        for v in (v1, _SWAP.get(v2) if v2 else None):
+            if v in _OUTCOME_AS_B:
+                outcome, weight = _OUTCOME_AS_B[v]
+                out += [outcome] * weight
+    return np.asarray(out, dtype=float)
+
+
+def score(verdicts, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict:
+    b = battles(verdicts)
+    if b.size == 0:
+        return {"score": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_battles": 0}
+    rng = np.random.default_rng(seed)
+    boot = rng.choice(b, size=(rounds, b.size), replace=True).mean(axis=1) * 100
+    return {
+        "score": float(b.mean() * 100),
+        "ci_low": float(np.quantile(boot, 0.025)),
+        "ci_high": float(np.quantile(boot, 0.975)),
+        "n_battles": int(b.size),
+    }
+
+
+def judge_request(config: dict, question: str, answer_a: str, answer_b: str) -> dict:
+    template = config["prompt_template"]
+    template = template[0] if isinstance(template, list) else template
+    # Both placeholder spellings arena-hard has used, so either config version formats.
+    user = template.format(question_1=question, answer_1=answer_a, answer_2=answer_b,
+                           QUESTION=question, ANSWER_A=answer_a, ANSWER_B=answer_b)
+    messages = [{"role": "system", "content": config["system_prompt"]}] if config.get("system_prompt") else []
+    messages.append({"role": "user", "content": user})
+    return {"messages": messages, "temperature": float(config.get("temperature", 0)), "max_tokens": int(config.get("max_tokens", 4096))}
+
+
+def run(args) -> dict:
+    files = common.data_files(args)
+    questions = common.first(load_questions(files.jsonl(QUESTIONS)), args.limit)
+    baseline = load_answers(files.jsonl(BASELINE_ANSWERS))
+    config = files.yaml(JUDGE_CONFIG)
+    missing = [qid for qid, _ in questions if qid not in baseline]
+    if missing:
+        raise EvalError(f"{BASELINE_ANSWERS} has no answer for {len(missing)} questions (first {missing[0]}); use the official file")
+    judge = make_judge(args, DEFAULT_JUDGE, common.cache_dir(args))
+    judge.preflight()
+
+    out = common.bench_dir(args, NAME)
+    dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
+    items = [Item(qid, [prompt], dec) for qid, prompt in questions]
+    answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
+
+    requests = []
+    for qid, prompt in questions:
+        ours = answers[qid]["turns"][0]
+        requests.append(judge_request(config, prompt, baseline[qid], ours))
+        requests.append(judge_request(config, prompt, ours, baseline[qid]))
+    responses = judge.complete_many(requests, desc="arena-hard")
+    pattern = config.get("regex_pattern", r"\[\[([AB<>=]+)\]\]")
+    verdicts, records = [], []
+    for n, (qid, _) in enumerate(questions):
+        texts = [message_text(responses[2 * n]), message_text(responses[2 * n + 1])]
+        v = (parse_verdict(texts[0], pattern), parse_verdict(texts[1], pattern))
+        verdicts.append(v)
+        records.append({"id": qid, "games": [{"model_position": "B", "verdict": v[0], "judgment": texts[0]},
+                                              {"model_position": "A", "verdict": v[1], "judgment": texts[1]}]})
+    JsonlStore(out / "judgments.jsonl").path.unlink(missing_ok=True)
+    JsonlStore(out / "judgments.jsonl").append(records)
+    metrics = score(verdicts, seed=args.seed)
+    metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)
+    settings = {**common.base_settings(args, NAME), **judge.settings(), "baseline_model": BASELINE_MODEL,
+                "decoding": dec.to_dict(), "bootstrap_rounds": BOOTSTRAP_ROUNDS, "n_questions": len(questions)}
+    return common.write_results(out, NAME, metrics, settings)

@@ -1,0 +1,84 @@
+"""What every benchmark run shares: its output folder, the guard against mixing models, settings, results."""
+from __future__ import annotations
+
+import argparse
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .data import DataFiles, default_cache_dir
+from .errors import EvalError
+from .generation import make_backend
+from .store import write_json
+
+RESULT_KEYS = {
+    "alpaca_eval": ("lc_win_rate", "win_rate", "avg_length"),
+    "arena_hard": ("score", "ci_low", "ci_high"),
+    "mt_bench": ("score", "turn1", "turn2"),
+    "ifeval": ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"),
+    # openllm: one key per task and "average"; see openllm.TASKS
+}
+
+
+def cache_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+
+
+def data_files(args: argparse.Namespace) -> DataFiles:
+    return DataFiles(args.data_dir, cache_dir(args))
+
+
+def bench_dir(args: argparse.Namespace, benchmark: str) -> Path:
+    """DIR/<benchmark>, refusing to resume answers that another model wrote there."""
+    out = Path(args.output) / benchmark
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / "run.json"
+    if marker.exists():
+        import json
+
+        prev = json.loads(marker.read_text(encoding="utf-8")).get("model")
+        if prev != args.model:
+            raise EvalError(
+                f"{out} holds answers of --model {prev}, not {args.model}; pass another --output or delete that folder"
+            )
+    else:
+        write_json(marker, {"model": args.model, "started_at": time.time()})
+    return out
+
+
+def backend_factory(args: argparse.Namespace):
+    return lambda: make_backend(args.model, args.backend, args.batch_size, args.dtype, args.seed)
+
+
+def versions(*packages: str) -> dict:
+    out = {}
+    for p in packages:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def base_settings(args: argparse.Namespace, benchmark: str) -> dict:
+    return {
+        "benchmark": benchmark,
+        "model": args.model,
+        "limit": args.limit,
+        "max_new_tokens_override": getattr(args, "max_new_tokens", None),
+        "data_dir": str(args.data_dir) if args.data_dir else None,
+        "seed": args.seed,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def write_results(out: Path, benchmark: str, metrics: dict, settings: dict) -> dict:
+    missing = [k for k in RESULT_KEYS.get(benchmark, ()) if k not in metrics]
+    assert not missing, f"{benchmark} scorer did not produce {missing}"
+    results = {**metrics, "settings": settings}
+    write_json(out / "results.json", results)
+    return results
+
+
+def first(items: list, limit) -> list:
+    return items if limit is None else items[:limit]

@@ -1,0 +1,142 @@
+"""Benchmark data files: where each official file comes from, the download cache, and `--data-dir`.
+
+Questions, baseline/reference answers and judge prompts are data, never code: they are fetched from
+their official sources on first use and cached under `<cache>/data/<relative path>`. With
+`--data-dir DIR` nothing is downloaded and each file is read from `DIR/<relative path>`, the layout below
+(the official file names and relative paths of each project's data folder).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .errors import EvalError
+
+# arena-hard-auto moved its v0.1 judge prompt from a YAML file into Python at its v2 release, so the
+# YAML is taken from the v0.1 release commit; questions and baseline answers from a fixed later commit.
+_ARENA_V01_RELEASE = "7f1b7f5dd6ce53e1f8530220ceb452b7019a8056"
+_ARENA_DATA_COMMIT = "196f6b826783b3da7310e361a805fa36f0be83f3"
+_ARENA_RAW = "https://raw.githubusercontent.com/lmarena/arena-hard-auto"
+_FASTCHAT_RAW = "https://raw.githubusercontent.com/lm-sys/FastChat/main/fastchat/llm_judge/data"
+_IFEVAL_RAW = "https://raw.githubusercontent.com/google-research/google-research/master/instruction_following_eval/data"
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str = ""  # a plain HTTPS file
+    hf_repo: str = ""  # or a file in a Hugging Face dataset repo
+    hf_filename: str = ""
+
+    def describe(self) -> str:
+        return self.url or f"https://huggingface.co/datasets/{self.hf_repo} ({self.hf_filename})"
+
+
+# Keys are the relative paths inside --data-dir.
+SOURCES = {
+    "mt_bench/question.jsonl": Source(url=f"{_FASTCHAT_RAW}/mt_bench/question.jsonl"),
+    "mt_bench/reference_answer/gpt-4.jsonl": Source(url=f"{_FASTCHAT_RAW}/mt_bench/reference_answer/gpt-4.jsonl"),
+    "judge_prompts.jsonl": Source(url=f"{_FASTCHAT_RAW}/judge_prompts.jsonl"),
+    "arena-hard-v0.1/question.jsonl": Source(url=f"{_ARENA_RAW}/{_ARENA_DATA_COMMIT}/data/arena-hard-v0.1/question.jsonl"),
+    "arena-hard-v0.1/model_answer/gpt-4-0314.jsonl": Source(
+        url=f"{_ARENA_RAW}/{_ARENA_DATA_COMMIT}/data/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl"
+    ),
+    "config/judge_config.yaml": Source(url=f"{_ARENA_RAW}/{_ARENA_V01_RELEASE}/config/judge_config.yaml"),
+    # The alpaca_eval dataset script does not load with datasets>=4, so the files are taken directly.
+    "alpaca_eval/alpaca_eval_gpt4_baseline.json": Source(
+        hf_repo="tatsu-lab/alpaca_eval", hf_filename="alpaca_eval_gpt4_baseline.json"
+    ),
+    "alpaca_eval/df_gamed.csv": Source(hf_repo="tatsu-lab/alpaca_eval", hf_filename="df_gamed.csv"),
+    "ifeval/input_data.jsonl": Source(url=f"{_IFEVAL_RAW}/input_data.jsonl"),
+}
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("OPENRLHF_CFPO_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openrlhf_cfpo"
+
+
+class DataFiles:
+    """Resolves a relative data path to a local file, downloading into the cache when allowed."""
+
+    def __init__(self, data_dir: Optional[os.PathLike] = None, cache_dir: Optional[os.PathLike] = None):
+        self.data_dir = Path(data_dir) if data_dir else None
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+
+    def path(self, rel: str) -> Path:
+        source = SOURCES[rel]
+        if self.data_dir is not None:
+            local = self.data_dir / rel
+            if not local.is_file():
+                raise EvalError(
+                    f"--data-dir {self.data_dir} has no {rel}; put the official file there "
+                    f"(from {source.describe()}) or drop --data-dir to download it"
+                )
+            return local
+        cached = self.cache_dir / "data" / rel
+        if not cached.is_file():
+            _download(source, cached, rel)
+        return cached
+
+    def jsonl(self, rel: str) -> list[dict]:
+        return read_jsonl(self.path(rel), what=rel)
+
+    def json(self, rel: str):
+        path = self.path(rel)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise EvalError(f"{path} is not valid JSON ({e}); replace it with the official {rel}") from None
+
+    def yaml(self, rel: str) -> dict:
+        import yaml
+
+        path = self.path(rel)
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise EvalError(f"{path} is not valid YAML ({e}); replace it with the official {rel}") from None
+
+
+def read_jsonl(path: Path, what: str = "") -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise EvalError(f"{path} line {n} is not JSON ({e}); replace it with the official {what or path.name}") from None
+    return rows
+
+
+def _download(source: Source, dest: Path, rel: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        if source.url:
+            import httpx
+
+            with httpx.stream("GET", source.url, follow_redirects=True, timeout=60) as r:
+                r.raise_for_status()
+                with open(tmp, "wb") as f:
+                    for chunk in r.iter_bytes():
+                        f.write(chunk)
+        else:
+            import shutil
+
+            from huggingface_hub import hf_hub_download
+
+            shutil.copyfile(hf_hub_download(source.hf_repo, source.hf_filename, repo_type="dataset"), tmp)
+    except Exception as e:  # any network or hub failure ends in the same advice
+        tmp.unlink(missing_ok=True)
+        raise EvalError(
+            f"could not download {rel} from {source.describe()} ({type(e).__name__}: {e}); "
+            f"fetch it by hand into DIR/{rel} and pass --data-dir DIR"
+        ) from None
+    # Renaming only a complete file keeps a killed download from leaving a truncated cache entry.
+    os.replace(tmp, dest)

@@ -1,0 +1,70 @@
+"""IFEval: greedy answers from our generator, scored by lm-eval's IFEval instruction checkers.
+
+Generating here (rather than inside lm-eval) gives IFEval the same chat template, resumable answers and
+`--limit` as the judged benchmarks; the scoring is lm-eval's `process_results` and inst-level aggregation,
+unchanged. lm-eval's IFEval module downloads NLTK's punkt_tab when imported, so the data is checked for
+(and fetched, with a clear error when that fails) before generation, never at import time.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from . import common
+from .decoding import decoding_for
+from .errors import EvalError
+from .generation import Item, generate_resumable
+from .store import JsonlStore
+
+NAME = "ifeval"
+DATA = "ifeval/input_data.jsonl"
+NLTK_RESOURCE = "punkt_tab"
+
+
+def ensure_nltk_data() -> None:
+    import nltk
+
+    try:
+        nltk.data.find(f"tokenizers/{NLTK_RESOURCE}")
+    except LookupError:
+        try:
+            ok = nltk.download(NLTK_RESOURCE, quiet=True, raise_on_error=True)
+        except Exception as e:  # nltk raises bare ValueError/URLError variants
+            ok, err = False, e
+        else:
+            err = None
+        if not ok:
+            raise EvalError(
+                f"IFEval needs NLTK's {NLTK_RESOURCE} data and it could not be downloaded ({err}); "
+                f"run `python -m nltk.downloader {NLTK_RESOURCE}` where the network is reachable, or set NLTK_DATA"
+            ) from None
+
+
+def score(docs: Sequence[dict], responses: Sequence[str]) -> dict:
+    """Prompt- and instruction-level accuracy (percent), strict and loose, as lm-eval computes them."""
+    ensure_nltk_data()
+    from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results
+
+    rows = [process_results(doc, [resp]) for doc, resp in zip(docs, responses)]
+    n = len(rows)
+    return {
+        "prompt_strict": 100 * sum(r["prompt_level_strict_acc"] for r in rows) / n,
+        "prompt_loose": 100 * sum(r["prompt_level_loose_acc"] for r in rows) / n,
+        "inst_strict": 100 * agg_inst_level_acc([r["inst_level_strict_acc"] for r in rows]),
+        "inst_loose": 100 * agg_inst_level_acc([r["inst_level_loose_acc"] for r in rows]),
+        "n_prompts": n,
+    }
+
+
+def run(args) -> dict:
+    docs = common.first(common.data_files(args).jsonl(DATA), args.limit)
+    if not docs:
+        raise EvalError(f"{DATA} has no prompts; use the official IFEval input_data.jsonl")
+    ensure_nltk_data()
+    out = common.bench_dir(args, NAME)
+    dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
+    items = [Item(str(d["key"]), [d["prompt"]], dec) for d in docs]
+    answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
+    metrics = score(docs, [answers[str(d["key"])]["turns"][0] for d in docs])
+    settings = {**common.base_settings(args, NAME), "decoding": dec.to_dict(), "chat_template_applied": True,
+                **common.versions("lm_eval")}
+    return common.write_results(out, NAME, metrics, settings)

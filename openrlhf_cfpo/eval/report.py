@@ -1,0 +1,101 @@
+"""The paper's Table 1 (instruction following) and Table 2 (capabilities, with the alignment tax) from results."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import EvalError
+
+# (column, benchmark folder, results.json key); IFEval is reported as prompt-level strict accuracy.
+TABLE1 = (
+    ("Arena-Hard", "arena_hard", "score"),
+    ("AlpacaEval-LC", "alpaca_eval", "lc_win_rate"),
+    ("AlpacaEval-WR", "alpaca_eval", "win_rate"),
+    ("MT-Bench", "mt_bench", "score"),
+    ("IFEval", "ifeval", "prompt_strict"),
+)
+TABLE2 = (
+    ("ARC", "openllm", "arc"),
+    ("GSM8K", "openllm", "gsm8k"),
+    ("HellaSwag", "openllm", "hellaswag"),
+    ("MMLU", "openllm", "mmlu"),
+    ("TruthfulQA", "openllm", "truthfulqa"),
+    ("Winogrande", "openllm", "winogrande"),
+    ("Avg", "openllm", "average"),
+)
+
+
+def load_run(folder: Path) -> dict:
+    if not folder.is_dir():
+        raise EvalError(f"{folder} is not a folder; pass the --output folders of `openrlhf-cfpo eval` runs")
+    results = {}
+    for f in sorted(folder.glob("*/results.json")):
+        try:
+            results[f.parent.name] = json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise EvalError(f"{f} is not valid JSON ({e}); rerun that benchmark to rewrite it") from None
+    if not results:
+        raise EvalError(f"{folder} has no <benchmark>/results.json; run `openrlhf-cfpo eval BENCHMARK --output {folder}` first")
+    return results
+
+
+def model_name(folder: Path, results: dict) -> str:
+    for r in results.values():
+        model = r.get("settings", {}).get("model")
+        if model:
+            return Path(model.rstrip("/")).name or model
+    return folder.name
+
+
+def alignment_tax(avg: Optional[float], baseline_avg: Optional[float]) -> Optional[float]:
+    """Relative drop (percent) of the OpenLLM average against the baseline; negative when it improved."""
+    if avg is None or baseline_avg in (None, 0):
+        return None
+    return 100 * (baseline_avg - avg) / baseline_avg
+
+
+def _value(results: dict, bench: str, key: str) -> Optional[float]:
+    v = results.get(bench, {}).get(key)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None) -> tuple[list[list], list[list]]:
+    runs = ([(baseline, True)] if baseline else []) + [(f, False) for f in folders if f != baseline]
+    loaded = [(f, is_base, load_run(f)) for f, is_base in runs]
+    base_avg = _value(loaded[0][2], "openllm", "average") if baseline else None
+    t1 = [["Model"] + [c for c, _, _ in TABLE1]]
+    t2 = [["Model"] + [c for c, _, _ in TABLE2] + ["Alignment tax (%)"]]
+    for folder, is_base, res in loaded:
+        name = model_name(folder, res) + (" (baseline)" if is_base else "")
+        t1.append([name] + [_value(res, b, k) for _, b, k in TABLE1])
+        avg = _value(res, "openllm", "average")
+        tax = None if is_base else alignment_tax(avg, base_avg)
+        t2.append([name] + [_value(res, b, k) for _, b, k in TABLE2] + [tax])
+    return t1, t2
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+
+def markdown(table: list[list]) -> str:
+    rows = [[_fmt(v) for v in r] for r in table]
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in rows[0]) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
+def write_csv(path: Path, table: list[list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([[("" if v is None else v) for v in r] for r in table])
+
+
+def report(folders: Sequence[Path], baseline: Optional[Path], csv_dir: Path) -> str:
+    t1, t2 = build_tables(folders, baseline)
+    write_csv(csv_dir / "table1_instruction_following.csv", t1)
+    write_csv(csv_dir / "table2_capabilities.csv", t2)
+    return ("### Table 1: instruction following\n\n" + markdown(t1) + "\n\n### Table 2: capabilities (OpenLLM)"
+            + ("" if baseline else "; pass --baseline for the alignment tax") + "\n\n" + markdown(t2) + "\n")
