@@ -39,7 +39,7 @@ EXTRAS = {
         "setuptools<82",  # alpaca-eval imports pkg_resources
     ],
     # benchmark-only dependencies (benchmarks/)
-    "bench": [],
+    "bench": ["trl==1.16.0"],
 }
 
 setup(
