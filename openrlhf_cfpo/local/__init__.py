@@ -1,0 +1,4 @@
+"""The embedded default: a single-process RLHF engine (CPU first) with the package's PPO / CFPO loss.
+
+Entry points: ``openrlhf-cfpo local`` (train), ``compare`` (CFPO vs clipped RLOO) and ``plot``.
+"""

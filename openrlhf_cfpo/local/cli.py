@@ -1,0 +1,66 @@
+"""Entry points of `openrlhf-cfpo local`, `compare` and `plot` (dispatched by openrlhf_cfpo.cli.main)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main_local(argv: Optional[List[str]] = None) -> int:
+    from .config import ConfigError, parse_args
+
+    prog = "openrlhf-cfpo local"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = parse_args(argv)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except ConfigError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    from .trainer import LocalTrainer
+
+    try:
+        trainer = LocalTrainer(cfg, log=lambda m: print(m, file=sys.stderr))
+    except ConfigError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        summary = trainer.fit()
+    except KeyboardInterrupt:
+        last = trainer.global_step - trainer.global_step % max(cfg.args.ckpt.save_steps, 1)
+        print(f"{prog}: interrupted at step {trainer.global_step}; `--resume` continues from the last checkpoint "
+              f"(step {last if cfg.args.ckpt.save_steps > 0 else 0})", file=sys.stderr)
+        return 130
+    print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s; metrics in {cfg.args.ckpt.output_dir}/metrics.jsonl", file=sys.stderr)
+    return 0
+
+
+def main_compare(argv: Optional[List[str]] = None) -> int:
+    from .compare import main
+
+    return main(list(sys.argv[1:] if argv is None else argv))
+
+
+def main_plot(argv: Optional[List[str]] = None) -> int:
+    from .plot import PlotError, plot_runs, read_runs
+
+    p = argparse.ArgumentParser(prog="openrlhf-cfpo plot", description="Figure-3-style curves (reward, length, clip ratio, KL) per run.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder (metrics.jsonl) or OpenRLHF TensorBoard log folder")
+    p.add_argument("--output", required=True, help="PNG file to write")
+    p.add_argument("--smooth", type=float, default=0.6, help="EMA weight in [0, 1); 0 plots raw values")
+    p.add_argument("--title", default=None)
+    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not 0 <= args.smooth < 1:
+        print(f"openrlhf-cfpo plot: error: --smooth must be in [0, 1), got {args.smooth}", file=sys.stderr)
+        return 2
+    try:
+        runs = read_runs(args.runs)
+    except PlotError as e:
+        print(f"openrlhf-cfpo plot: error: {e}", file=sys.stderr)
+        return 2
+    print(plot_runs(runs, args.output, smooth=args.smooth, title=args.title))
+    return 0

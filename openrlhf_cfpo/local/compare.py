@@ -1,0 +1,140 @@
+"""`openrlhf-cfpo compare`: CFPO and clipped RLOO trained side by side, same seed, then plots and a summary.
+
+Each run is a `openrlhf-cfpo local` child process with the same flags but ``--actor.policy_loss_type``
+(and ``--algo.kl.init_coef`` when several are asked for). Children run concurrently, one CPU
+thread each: the embedded default's tiny models use a core better that way than by splitting
+one run across cores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from .config import ConfigError, parse_args
+from .logger import read_metrics
+from .plot import plot_runs, read_runs
+
+# The off-policy regime: 16 prompts x 4 samples = 64 per rollout, 16 per optimizer step, 2 epochs:
+# 8 optimizer steps per rollout, where PPO's clip and CFPO's penalty act differently; 64 rollouts.
+# Two KL coefficients, as in the paper's Figure 3 (with and without the KL penalty).
+COMPARE_DEFAULTS = [
+    "--rollout.batch_size", "16", "--rollout.n_samples_per_prompt", "4", "--train.batch_size", "16",
+    "--train.micro_batch_size", "16", "--train.max_epochs", "2", "--data.max_samples", "1024", "--rollout.max_new_tokens", "32",
+    "--algo.advantage.estimator", "rloo", "--ckpt.save_steps", "128",
+]
+
+
+def run_name(loss: str, kl: float) -> str:
+    return f"{loss}_kl{kl:g}"
+
+
+def _summarise(folder: Path) -> Dict[str, float]:
+    rows = read_metrics(str(folder / "metrics.jsonl"))
+    first_rollout, last_rollout = rows[0]["rollout"], rows[-1]["rollout"]
+    first = [r for r in rows if r["rollout"] == first_rollout]
+    last = [r for r in rows if r["rollout"] == last_rollout]
+
+    def mean(rs, k):
+        return sum(r[k] for r in rs) / len(rs)
+
+    summary = json.loads((folder / "run_summary.json").read_text())
+    return {
+        "steps": rows[-1]["step"],
+        "initial_reward": mean(first, "reward"),
+        "final_reward": mean(last, "reward"),
+        "initial_length": mean(first, "response_length"),
+        "final_length": mean(last, "response_length"),
+        "mean_clip_ratio": mean(rows, "ppo_clip_ratio"),
+        "mean_ratio_dev": mean(rows, "ratio_dev_mean"),
+        "final_kl": mean(last, "kl"),
+        "wall_time_s": summary["wall_time_s"],
+    }
+
+
+def write_summary(output: Path, runs: Dict[str, Dict[str, float]], total_wall: float, flags: Sequence[str]) -> str:
+    lines = [
+        "# CFPO vs clipped RLOO on the embedded default",
+        "",
+        "| run | final reward (from) | response length: first -> last rollout (growth) | mean clip ratio | mean \\|r-1\\| | final KL to ref | wall time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in runs.items():
+        growth = s["final_length"] / max(s["initial_length"], 1e-9)
+        lines.append(
+            f"| {name} | {s['final_reward']:.3f} ({s['initial_reward']:.3f}) | {s['initial_length']:.1f} -> {s['final_length']:.1f} "
+            f"(x{growth:.2f}) | {s['mean_clip_ratio']:.4f} | {s['mean_ratio_dev']:.4f} | {s['final_kl']:.4f} | {s['wall_time_s']:.0f} s |"
+        )
+    lines += [
+        "",
+        "Final = mean over the optimizer steps of the last rollout; first = of the first rollout. Clip ratio = share of",
+        "response tokens outside [1-eps, 1+eps] in the direction of their advantage (where PPO's clip binds), for both losses.",
+        f"{runs and next(iter(runs.values()))['steps']} optimizer steps per run; compare wall time (runs in parallel, incl. setup): {total_wall:.0f} s.",
+        "",
+        "Flags shared by every run: `" + " ".join(flags) + "`",
+        "",
+    ]
+    text = "\n".join(lines)
+    (output / "summary.md").write_text(text)
+    return text
+
+
+def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run.")
+    p.add_argument("--output", required=True, help="folder for DIR/<run>/, DIR/*.png and DIR/summary.md")
+    p.add_argument("--losses", nargs="+", default=["ppo", "cfpo"], choices=["ppo", "cfpo"], help="policy losses to train")
+    p.add_argument("--kl_coefs", nargs="+", type=float, default=[0.01, 0.0], help="--algo.kl.init_coef values (one run per loss per value)")
+    p.add_argument("--jobs", type=int, default=max(os.cpu_count() or 1, 1), help="runs trained at once")
+    p.add_argument("--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)")
+    opts, local_flags = p.parse_known_args(argv)
+    t0 = time.time()
+    output = Path(opts.output)
+    flags = COMPARE_DEFAULTS + local_flags
+    runs = {run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
+            for kl in opts.kl_coefs for loss in opts.losses}
+    try:
+        # Every run's flags are checked before any of them trains.
+        for name, run_flags in runs.items():
+            parse_args(run_flags + ["--ckpt.output_dir", str(output / name)])
+    except ConfigError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    if not any(f.startswith("--actor.model_name_or_path") for f in local_flags) or not any(
+        f.startswith("--reward.model_name_or_path") for f in local_flags
+    ):
+        from .assets import default_assets
+
+        default_assets(log=lambda m: print(m, file=sys.stderr))  # built once here, not by each child at the same time
+    threads = max((os.cpu_count() or 1) // min(opts.jobs, len(runs)), 1)
+    pending = list(runs.items())
+    active: List[tuple[str, subprocess.Popen]] = []
+    failed = []
+    while pending or active:
+        while pending and len(active) < opts.jobs:
+            name, run_flags = pending.pop(0)
+            cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *run_flags, "--ckpt.output_dir", str(output / name),
+                   "--num_threads", str(threads), "--logger.progress", "none"]
+            active.append((name, subprocess.Popen(cmd)))
+        time.sleep(0.5)
+        for name, proc in list(active):
+            if proc.poll() is not None:
+                active.remove((name, proc))
+                if proc.returncode != 0:
+                    failed.append(name)
+    if failed:
+        print(f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}", file=sys.stderr)
+        return 1
+    curves = read_runs([str(output / name) for name in runs])
+    plot_runs(curves, str(output / "training_dynamics.png"), smooth=opts.smooth,
+              title="CFPO vs clipped RLOO on the embedded default (same seed, 8 optimizer steps per rollout)")
+    stats = {name: _summarise(output / name) for name in runs}
+    text = write_summary(output, stats, time.time() - t0, flags)
+    print(text)
+    print(f"wrote {output}/summary.md, {output}/training_dynamics.png and {', '.join(f'{output}/{n}/' for n in runs)}")
+    return 0

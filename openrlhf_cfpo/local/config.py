@@ -1,0 +1,252 @@
+"""The `openrlhf-cfpo local` argument list: OpenRLHF 0.11.2's dotted flag names, checks, derived sizes.
+
+Flags that name the same knob as OpenRLHF's ``train_ppo_ray`` keep its name (``--rollout.batch_size``,
+``--train.max_epochs``, ``--algo.kl.init_coef`` ...), so a command line moves between the two.
+Defaults differ where OpenRLHF's suit an 8B model on GPUs and not the embedded default on a laptop
+(learning rate, batch sizes, generation length). Every derived size is computed once, in
+:class:`Sizes`, and read by name everywhere else.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional
+
+ESTIMATORS = ("rloo", "reinforce_baseline", "group_norm")
+LOSS_TYPES = ("ppo", "cfpo")
+
+# Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
+# change them. Everything else must match the checkpoint.
+RESUME_FREE = {
+    "ckpt.load_enable", "ckpt.save_steps", "ckpt.max_num", "ckpt.path", "ckpt.output_dir", "logger.tensorboard_dir",
+    "logger.progress", "num_threads", "device",
+}
+
+
+class ConfigError(ValueError):
+    """Bad input, reported as one line before any training."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with every error as one line that says what to do (and near-miss flag names)."""
+
+    def error(self, message: str):
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            known = [s for a in self._actions for s in a.option_strings]
+            for bad in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(bad.split("=")[0], known, n=1)
+                if close:
+                    hint = f"; did you mean {close[0]}?"
+                    break
+        raise ConfigError(f"{message}{hint} (see `{self.prog} --help`)")
+
+
+def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=prog,
+        description="Single-process RLHF (OpenRLHF's RLOO semantics) with PPO's clipped loss or CFPO, CPU first.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = p.add_argument
+    g = p.add_argument_group("models and data (default: the embedded default, built offline on first use)")
+    g.add_argument("--actor.model_name_or_path", default=None, help="local Hugging Face causal LM folder (the SFT policy)")
+    g.add_argument("--reward.model_name_or_path", default=None, help="local AutoModelForSequenceClassification folder (num_labels=1)")
+    g.add_argument("--data.prompt_dataset", default=None, help="prompts: a .jsonl/.json/.txt file or a datasets.save_to_disk folder")
+    g.add_argument("--data.input_key", default="input", help="field holding the prompt text")
+    g.add_argument("--data.max_samples", type=int, default=int(1e8), help="use at most this many prompts")
+    g.add_argument("--data.apply_chat_template", action="store_true", help="wrap each prompt in the tokenizer's chat template")
+
+    g = p.add_argument_group("rollout")
+    g.add_argument("--rollout.batch_size", type=int, default=16, help="prompts per rollout")
+    g.add_argument("--rollout.n_samples_per_prompt", type=int, default=4, help="responses sampled per prompt")
+    g.add_argument("--rollout.micro_batch_size", type=int, default=64, help="sequences generated / scored per forward")
+    g.add_argument("--rollout.max_new_tokens", type=int, default=24, help="generation length limit")
+    g.add_argument("--rollout.temperature", type=float, default=1.0, help="sampling temperature (log-probs use it too)")
+    g.add_argument("--rollout.top_p", type=float, default=1.0, help="nucleus sampling")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--train.batch_size", type=int, default=16, help="samples per optimizer step")
+    g.add_argument("--train.micro_batch_size", type=int, default=16, help="samples per forward/backward (gradient accumulation)")
+    g.add_argument("--train.max_epochs", type=int, default=1, help="passes over each rollout (>1 or several steps per rollout = off-policy)")
+    g.add_argument("--train.num_episodes", type=int, default=1, help="passes over the prompt set")
+    g.add_argument("--train.seed", "--seed", dest="train.seed", type=int, default=42, help="seed for data order, sampling and init")
+
+    g = p.add_argument_group("algorithm")
+    g.add_argument("--algo.advantage.estimator", default="rloo", choices=ESTIMATORS, help="group baseline for the advantages")
+    g.add_argument("--algo.kl.init_coef", type=float, default=0.01, help="KL-to-reference coefficient, folded into the per-token reward")
+    g.add_argument("--algo.kl.estimator", default="k1", choices=["k1", "k2", "k3"], help="per-token KL estimator")
+    g.add_argument("--reward.clip_range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"), help="reward clip range")
+    g.add_argument("--actor.policy_loss_type", default="ppo", choices=LOSS_TYPES, help="ppo: clipped surrogate; cfpo: quadratic penalty")
+    g.add_argument("--actor.eps_clip", type=float, default=0.2, help="trust-region half-width eps")
+    g.add_argument("--actor.eps_clip_low_high", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="eps_low, eps_high")
+    g.add_argument("--actor.dual_clip", type=float, default=None, help="dual-clip constant c > 1 (ppo only)")
+    g.add_argument("--actor.entropy_coef", type=float, default=None, help="entropy bonus coefficient (entropy is logged either way)")
+    g.add_argument("--actor.adam.lr", type=float, default=2e-4, help="AdamW learning rate")
+    g.add_argument("--actor.adam.betas", type=float, nargs=2, default=(0.9, 0.95), metavar=("B1", "B2"), help="AdamW betas")
+    g.add_argument("--actor.adam.eps", type=float, default=1e-8, help="AdamW eps")
+    g.add_argument("--actor.adam.weight_decay", type=float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--actor.lr_scheduler", default="cosine_with_min_lr", choices=["cosine_with_min_lr", "constant"], help="learning-rate schedule")
+    g.add_argument("--actor.lr_warmup_ratio", type=float, default=0.03, help="warmup share of all optimizer steps")
+    g.add_argument("--actor.min_lr_ratio", type=float, default=0.1, help="final lr / peak lr for cosine_with_min_lr")
+    g.add_argument("--actor.max_norm", type=float, default=1.0, help="gradient clipping norm")
+    g.add_argument("--actor.logprobs_chunk_size", type=int, default=1024, help="tokens per chunk when computing log-probs and entropy")
+
+    g = p.add_argument_group("checkpoints and logging")
+    g.add_argument("--ckpt.output_dir", default="./runs/local", help="run folder: metrics.jsonl, tensorboard/, checkpoints/, model/")
+    g.add_argument("--ckpt.path", default=None, help="checkpoint folder (default: OUTPUT_DIR/checkpoints)")
+    g.add_argument("--ckpt.save_steps", type=int, default=20, help="checkpoint every N optimizer steps (a kill loses at most N); -1: never")
+    g.add_argument("--ckpt.max_num", type=int, default=2, help="checkpoints kept")
+    g.add_argument("--ckpt.load_enable", "--resume", dest="ckpt.load_enable", action="store_true", help="continue from the last checkpoint")
+    g.add_argument("--logger.tensorboard_dir", default=None, help="TensorBoard folder (default: OUTPUT_DIR/tensorboard)")
+    g.add_argument("--logger.progress", default="auto", choices=["auto", "bar", "none"], help="progress bar (auto: only on a terminal)")
+    add("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
+    add("--num_threads", type=int, default=0, help="CPU threads for torch; 0: 1 for models under 20M parameters, else torch's default")
+    return p
+
+
+def nest(flat: Dict[str, Any]) -> SimpleNamespace:
+    """``{"rollout.batch_size": 16}`` -> ``ns.rollout.batch_size``, the attribute layout OpenRLHF uses."""
+    root: Dict[str, Any] = {}
+    for key, value in flat.items():
+        node = root
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    def to_ns(d):
+        return SimpleNamespace(**{k: to_ns(v) if isinstance(v, dict) else v for k, v in d.items()})
+
+    return to_ns(root)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every size derived from the flags, computed once."""
+
+    n_prompts: int
+    samples_per_rollout: int
+    steps_per_epoch: int
+    steps_per_rollout: int
+    grad_accum: int
+    rollouts_per_episode: int
+    num_rollouts: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, args: SimpleNamespace, n_prompts: int) -> "Sizes":
+        samples = args.rollout.batch_size * args.rollout.n_samples_per_prompt
+        steps_per_epoch = samples // args.train.batch_size
+        per_episode = n_prompts // args.rollout.batch_size
+        return cls(
+            n_prompts=n_prompts,
+            samples_per_rollout=samples,
+            steps_per_epoch=steps_per_epoch,
+            steps_per_rollout=steps_per_epoch * args.train.max_epochs,
+            grad_accum=args.train.batch_size // args.train.micro_batch_size,
+            rollouts_per_episode=per_episode,
+            num_rollouts=per_episode * args.train.num_episodes,
+            total_steps=per_episode * args.train.num_episodes * steps_per_epoch * args.train.max_epochs,
+        )
+
+
+@dataclass
+class LocalConfig:
+    flat: Dict[str, Any]
+    args: SimpleNamespace
+
+    @property
+    def eps_low_high(self):
+        a = self.args.actor
+        return tuple(a.eps_clip_low_high) if a.eps_clip_low_high else (a.eps_clip, a.eps_clip)
+
+    def to_json(self) -> str:
+        return json.dumps(self.flat, indent=2, sort_keys=True)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
+    """Parse and check everything that needs no model or file access."""
+    ns = build_parser().parse_args(argv)
+    flat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(ns).items()}
+    out = flat["ckpt.output_dir"]
+    flat["ckpt.path"] = flat["ckpt.path"] or os.path.join(out, "checkpoints")
+    flat["logger.tensorboard_dir"] = flat["logger.tensorboard_dir"] or os.path.join(out, "tensorboard")
+    cfg = LocalConfig(flat, nest(flat))
+    check_static(cfg)
+    return cfg
+
+
+def _positive(flat, *names):
+    for n in names:
+        if flat[n] is None or flat[n] <= 0:
+            raise ConfigError(f"--{n} must be > 0, got {flat[n]}")
+
+
+def check_static(cfg: LocalConfig) -> None:
+    f, a = cfg.flat, cfg.args
+    _positive(f, "rollout.batch_size", "rollout.n_samples_per_prompt", "rollout.micro_batch_size", "rollout.max_new_tokens",
+              "train.batch_size", "train.micro_batch_size", "train.max_epochs", "train.num_episodes", "data.max_samples",
+              "actor.adam.lr", "actor.eps_clip", "actor.logprobs_chunk_size")
+    if a.rollout.temperature <= 0:
+        raise ConfigError(f"--rollout.temperature must be > 0 (sampling only), got {a.rollout.temperature}")
+    if not 0 < a.rollout.top_p <= 1:
+        raise ConfigError(f"--rollout.top_p must be in (0, 1], got {a.rollout.top_p}")
+    n = a.rollout.n_samples_per_prompt
+    if n < 2:
+        raise ConfigError(
+            f"--algo.advantage.estimator {a.algo.advantage.estimator} needs --rollout.n_samples_per_prompt >= 2 "
+            f"(the baseline comes from the other samples of the same prompt), got {n}"
+        )
+    samples = a.rollout.batch_size * n
+    if samples % a.train.batch_size:
+        raise ConfigError(
+            f"--train.batch_size {a.train.batch_size} must divide the rollout size --rollout.batch_size x "
+            f"--rollout.n_samples_per_prompt = {samples}"
+        )
+    if a.train.batch_size % a.train.micro_batch_size:
+        raise ConfigError(f"--train.micro_batch_size {a.train.micro_batch_size} must divide --train.batch_size {a.train.batch_size}")
+    low, high = a.reward.clip_range
+    if low >= high:
+        raise ConfigError(f"--reward.clip_range LOW HIGH needs LOW < HIGH, got {low} {high}")
+    eps_low, eps_high = cfg.eps_low_high
+    if eps_low <= 0 or eps_high <= 0:
+        raise ConfigError(f"--actor.eps_clip_low_high must be > 0, got {eps_low} {eps_high}")
+    if a.actor.dual_clip is not None:
+        if a.actor.policy_loss_type == "cfpo":
+            raise ConfigError("--actor.dual_clip bounds PPO's clipped objective; CFPO has no clip to bound: drop --actor.dual_clip")
+        if a.actor.dual_clip <= 1:
+            raise ConfigError(f"--actor.dual_clip must be > 1, got {a.actor.dual_clip}")
+    if a.algo.kl.init_coef < 0:
+        raise ConfigError(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
+    for key in ("actor.model_name_or_path", "reward.model_name_or_path"):
+        path = f[key]
+        if path is not None and not os.path.isdir(path):
+            raise ConfigError(f"--{key} {path}: no such folder (give a local Hugging Face model folder, or omit it for the embedded default)")
+    if f["data.prompt_dataset"] is not None and not os.path.exists(f["data.prompt_dataset"]):
+        raise ConfigError(f"--data.prompt_dataset {f['data.prompt_dataset']}: no such file or folder")
+    if not a.ckpt.load_enable and os.path.exists(os.path.join(a.ckpt.output_dir, "metrics.jsonl")):
+        raise ConfigError(
+            f"{a.ckpt.output_dir} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir"
+        )
+
+
+def check_sizes(cfg: LocalConfig, sizes: Sizes) -> None:
+    if sizes.num_rollouts < 1:
+        raise ConfigError(
+            f"{sizes.n_prompts} prompts make no rollout of --rollout.batch_size {cfg.args.rollout.batch_size}: "
+            f"give more prompts or a smaller --rollout.batch_size"
+        )
+
+
+def print_error(prog: str, err: Exception) -> None:
+    print(f"{prog}: error: {err}", file=sys.stderr)
+
+
+def sizes_dict(sizes: Sizes) -> Dict[str, int]:
+    return asdict(sizes)

@@ -1,0 +1,85 @@
+"""Run logging: `metrics.jsonl` (one object per optimizer step), TensorBoard, and a progress bar with ETA.
+
+TensorBoard tags follow OpenRLHF's layout (``train/<metric>``), so `openrlhf-cfpo plot` and any
+TensorBoard dashboard read this engine's runs and OpenRLHF's the same way. On resume, lines and
+events past the checkpoint's step are dropped, so the logs read as one uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import Dict, Optional
+
+METRICS_FILE = "metrics.jsonl"
+# Shown next to the progress bar (OpenRLHF's short_status uses the same handful).
+SHORT = {"reward": "reward", "response_length": "len", "ppo_clip_ratio": "clip", "kl": "kl", "policy_loss": "loss"}
+
+
+def truncate_metrics(path: str, last_step: int) -> None:
+    """Keep only the lines of steps <= ``last_step`` (the ones a checkpoint vouches for)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        keep = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= last_step]
+    with open(path, "w") as f:
+        f.writelines(keep)
+
+
+def read_metrics(path: str):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class RunLogger:
+    def __init__(self, output_dir: str, tensorboard_dir: str, total_steps: int, start_step: int = 0, progress: str = "auto", label: str = ""):
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, METRICS_FILE)
+        truncate_metrics(path, start_step)
+        self.file = open(path, "a", buffering=1)
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step hides events a killed run wrote past the checkpoint.
+        self.writer = SummaryWriter(tensorboard_dir, purge_step=start_step + 1 if start_step else None)
+        self.total = total_steps
+        self.start_step = start_step
+        self.t0 = time.time()
+        self.label = label
+        self.bar = None
+        self._next_line = start_step
+        if progress == "bar" or (progress == "auto" and sys.stderr.isatty()):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, initial=start_step, desc=label or "train", unit="step", dynamic_ncols=True)
+
+    def log(self, metrics: Dict[str, float]) -> None:
+        step = int(metrics["step"])
+        self.file.write(json.dumps(metrics) + "\n")
+        for k, v in metrics.items():
+            if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
+                self.writer.add_scalar(f"train/{k}", v, step)
+        short = {name: f"{metrics[k]:.3g}" for k, name in SHORT.items() if k in metrics}
+        if self.bar is not None:
+            self.bar.set_postfix(short, refresh=False)
+            self.bar.update(1)
+        elif step >= self._next_line or step == self.total:
+            # Without a terminal: one line per tenth of the run, with its own ETA.
+            done = step - self.start_step
+            eta = (time.time() - self.t0) / max(done, 1) * (self.total - step)
+            fields = " ".join(f"{k} {v}" for k, v in short.items())
+            print(f"[{self.label or 'train'}] step {step}/{self.total} {fields} eta {_fmt_seconds(eta)}", file=sys.stderr, flush=True)
+            self._next_line = step + max(self.total // 10, 1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.writer.flush()
+        self.writer.close()
+        self.file.close()

@@ -1,0 +1,137 @@
+"""Figure-3-style training curves from this engine's run folders and OpenRLHF TensorBoard logs alike.
+
+A RUN argument is either a folder with ``metrics.jsonl`` (this engine) or a folder holding
+TensorBoard event files somewhere below it (OpenRLHF's ``--logger.tensorboard_dir``; each
+sub-folder with events is one run). Both log ``train/<metric>`` under OpenRLHF's names, read
+here with TensorBoard's ``EventAccumulator``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+# (metric, panel title). The first four are the paper's Figure 3 panels; the KL there is between
+# consecutive policies (ppo_kl), shown next to the KL to the reference.
+PANELS: List[Tuple[str, str]] = [
+    ("reward", "(a) reward"),
+    ("response_length", "(b) response length"),
+    ("ppo_clip_ratio", "(c) clip ratio"),
+    ("ppo_kl", "(d) KL(pi_old || pi) per step"),
+    ("kl", "(e) KL to reference"),
+    ("ratio_dev_mean", "(f) mean |r - 1|"),
+]
+# OpenRLHF tag spellings that differ from the metric names above, across versions.
+TAG_ALIASES = {"reward": ["train/reward", "train/rewards"], "response_length": ["train/response_length", "train/gen_len"],
+               "ppo_clip_ratio": ["train/ppo_clip_ratio", "train/clip_ratio"], "kl": ["train/kl"], "ppo_kl": ["train/ppo_kl"],
+               "ratio_dev_mean": ["train/ratio_dev_mean"]}
+
+
+@dataclass
+class RunCurves:
+    label: str
+    series: Dict[str, Tuple[List[float], List[float]]] = field(default_factory=dict)  # metric -> (steps, values)
+
+
+class PlotError(ValueError):
+    pass
+
+
+def _label_from_config(cfg: dict, fallback: str) -> str:
+    loss = cfg.get("actor.policy_loss_type")
+    kl = cfg.get("algo.kl.init_coef")
+    return f"{'CFPO' if loss == 'cfpo' else 'PPO-clip (RLOO)' if loss == 'ppo' else loss} kl={kl:g}" if loss is not None and kl is not None else fallback
+
+
+def read_engine_run(folder: Path) -> RunCurves:
+    rows = [json.loads(line) for line in open(folder / "metrics.jsonl") if line.strip()]
+    cfg_path = folder / "run_config.json"
+    label = _label_from_config(json.loads(cfg_path.read_text()), folder.name) if cfg_path.exists() else folder.name
+    curves = RunCurves(label)
+    for metric, _ in PANELS:
+        pts = [(r["step"], r[metric]) for r in rows if metric in r]
+        if pts:
+            curves.series[metric] = ([p[0] for p in pts], [p[1] for p in pts])
+    return curves
+
+
+def _event_dirs(root: Path) -> List[Path]:
+    return sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
+
+
+def read_tensorboard_run(folder: Path, label: str) -> RunCurves:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags().get("scalars", []))
+    curves = RunCurves(label)
+    for metric, _ in PANELS:
+        tag = next((t for t in TAG_ALIASES[metric] if t in tags), None)
+        if tag:
+            events = acc.Scalars(tag)
+            curves.series[metric] = ([e.step for e in events], [e.value for e in events])
+    return curves
+
+
+def read_runs(paths: Sequence[str]) -> List[RunCurves]:
+    runs = []
+    for p in paths:
+        folder = Path(p)
+        if not folder.exists():
+            raise PlotError(f"{p}: no such run folder")
+        if (folder / "metrics.jsonl").exists():
+            runs.append(read_engine_run(folder))
+            continue
+        event_dirs = _event_dirs(folder)
+        if not event_dirs:
+            raise PlotError(f"{p}: neither a run folder (metrics.jsonl) nor a folder with TensorBoard event files")
+        for d in event_dirs:
+            name = folder.name if d == folder else f"{folder.name}/{d.relative_to(folder)}"
+            runs.append(read_tensorboard_run(d, name))
+    return runs
+
+
+def _ema(values: List[float], weight: float) -> List[float]:
+    out, acc = [], None
+    for v in values:
+        acc = v if acc is None else weight * acc + (1 - weight) * v
+        out.append(acc)
+    return out
+
+
+def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (metric, name) in zip(axes.flat, PANELS):
+        drawn = False
+        for i, run in enumerate(runs):
+            if metric not in run.series:
+                continue
+            steps, values = run.series[metric]
+            c = colors[i % len(colors)]
+            if smooth > 0:
+                ax.plot(steps, values, color=c, alpha=0.2, linewidth=0.8)
+            ax.plot(steps, _ema(values, smooth) if smooth > 0 else values, color=c, linewidth=1.8, label=run.label)
+            drawn = True
+        ax.set_title(name)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+        if not drawn:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="gray")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
+    fig.suptitle(title or "RLHF training dynamics (cf. CFPO paper, Figure 3)", fontsize=13)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output

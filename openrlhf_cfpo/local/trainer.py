@@ -1,0 +1,335 @@
+"""The single-process RLHF loop: rollout, reward, advantages, then several optimizer steps per rollout.
+
+One rollout = ``--rollout.batch_size`` prompts x ``--rollout.n_samples_per_prompt`` samples. Its
+log-probs under the sampling policy (pi_old) and the frozen reference are computed once; then
+``--train.max_epochs`` passes of ``--train.batch_size``-sample optimizer steps follow, each with
+the loss of :class:`openrlhf_cfpo.losses.PolicyLoss` (``ppo`` or ``cfpo``). With more than one
+step per rollout the policy moves away from pi_old within the rollout: the off-policy regime
+where CFPO and PPO's clip differ.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from ..losses import PolicyLoss, aggregate_loss, masked_mean
+from . import checkpoint
+from .advantages import approx_kl, compute_advantages
+from .config import RESUME_FREE, ConfigError, LocalConfig, Sizes, check_sizes
+from .data import load_prompts, minibatch_plan, rollout_prompts
+from .logger import RunLogger
+from .logprobs import sequence_logprobs
+from .rollout import Rollout, batched_logprobs, generate, reward_scores, tokenize_prompts
+
+RUN_CONFIG = "run_config.json"
+RUN_SUMMARY = "run_summary.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is visible; use --device cpu or auto")
+    return torch.device(name)
+
+
+def check_tokenizers_match(policy_tok, reward_tok, policy_path: str, reward_path: str) -> None:
+    """Token ids go from the policy to the reward model unchanged, so both must read ids alike."""
+    if policy_tok.get_vocab() != reward_tok.get_vocab():
+        raise ConfigError(
+            f"the policy's tokenizer ({policy_path}) and the reward model's ({reward_path}) have different vocabularies; "
+            f"use a reward model trained on the policy's tokenizer"
+        )
+
+
+def build_scheduler(optimizer, name: str, warmup: int, total: int, min_lr_ratio: float):
+    """OpenRLHF's schedules from torch's own pieces (transformers' get_scheduler imports peft: seconds)."""
+    from torch.optim import lr_scheduler as S
+
+    if name == "constant":
+        return S.LambdaLR(optimizer, lambda _: 1.0)
+    if name != "cosine_with_min_lr":
+        raise ConfigError(f"--actor.lr_scheduler {name}: the local engine has cosine_with_min_lr and constant")
+    lr = optimizer.param_groups[0]["lr"]
+    cosine = S.CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1), eta_min=lr * min_lr_ratio)
+    if warmup <= 0:
+        return cosine
+    linear = S.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), end_factor=1.0, total_iters=warmup)
+    return S.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class LocalTrainer:
+    def __init__(self, cfg: LocalConfig, log: Callable[[str], None] = print):
+        self.cfg, self.args, self.log = cfg, cfg.args, log
+        a = self.args
+        self.device = resolve_device(a.device)
+        self.paths = self._resolve_paths()
+        self.prompts = load_prompts(self.paths["prompts"], a.data.input_key, a.data.max_samples)
+        self.sizes = Sizes.of(a, len(self.prompts))
+        check_sizes(cfg, self.sizes)
+        self._check_resume_config()
+
+        hf_logging.disable_progress_bar()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.paths["policy"])
+        reward_tok = AutoTokenizer.from_pretrained(self.paths["reward"])
+        check_tokenizers_match(self.tokenizer, reward_tok, self.paths["policy"], self.paths["reward"])
+        if self.tokenizer.eos_token_id is None:
+            raise ConfigError(f"the policy tokenizer ({self.paths['policy']}) has no EOS token; generation could never stop")
+        if self.tokenizer.pad_token_id is None:
+            # Padding positions are masked everywhere, so any id serves; EOS is the usual stand-in.
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.policy = AutoModelForCausalLM.from_pretrained(self.paths["policy"], dtype=torch.float32).to(self.device)
+        self.ref = AutoModelForCausalLM.from_pretrained(self.paths["policy"], dtype=torch.float32).to(self.device)
+        self.reward_model = AutoModelForSequenceClassification.from_pretrained(self.paths["reward"], dtype=torch.float32).to(self.device)
+        if self.reward_model.config.num_labels != 1:
+            raise ConfigError(f"--reward.model_name_or_path {self.paths['reward']} has num_labels={self.reward_model.config.num_labels}; a reward model outputs one score (num_labels=1)")
+        self.reward_pad_id = self.reward_model.config.pad_token_id
+        if self.reward_pad_id is None:
+            self.reward_pad_id = reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id
+            self.reward_model.config.pad_token_id = self.reward_pad_id
+        n_params = sum(p.numel() for p in self.policy.parameters())
+        if a.num_threads > 0:
+            torch.set_num_threads(a.num_threads)
+        elif self.device.type == "cpu" and n_params < 20_000_000:
+            # Models this small run fastest on one thread: more threads only add OpenMP synchronisation.
+            torch.set_num_threads(1)
+        # Dropout would make pi_theta differ from pi_old at the same weights, so the ratio of the
+        # first step would not be 1: all three models stay in eval mode, gradients flow regardless.
+        for m in (self.policy, self.ref, self.reward_model):
+            m.eval()
+        for m in (self.ref, self.reward_model):
+            m.requires_grad_(False)
+
+        eps_low, eps_high = cfg.eps_low_high
+        self.loss_fn = PolicyLoss(eps_low, eps_high, a.actor.dual_clip, token_level_loss=True, policy_loss_type=a.actor.policy_loss_type)
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=a.actor.adam.lr, betas=tuple(a.actor.adam.betas), eps=a.actor.adam.eps,
+            weight_decay=a.actor.adam.weight_decay,
+        )
+        self.scheduler = build_scheduler(
+            self.optimizer, a.actor.lr_scheduler, int(a.actor.lr_warmup_ratio * self.sizes.total_steps), self.sizes.total_steps,
+            a.actor.min_lr_ratio,
+        )
+
+        self.rollout_idx = 0
+        self.step_in_rollout = 0
+        self.global_step = 0
+        self.buffer: Optional[Rollout] = None
+        self.plan: Optional[List[List[int]]] = None
+        self.rollout_info: Dict[str, float] = {}
+        self.elapsed_before = 0.0
+        self.callbacks: List[Callable[["LocalTrainer", Dict[str, float]], None]] = []
+        _seed_everything(a.train.seed)
+        if a.ckpt.load_enable:
+            self._load_checkpoint()
+
+    # ------------------------------------------------------------------ setup
+
+    def _resolve_paths(self) -> Dict[str, str]:
+        a = self.args
+        paths = {"policy": a.actor.model_name_or_path, "reward": a.reward.model_name_or_path, "prompts": a.data.prompt_dataset}
+        if None in paths.values():
+            from .assets import default_assets
+
+            assets = default_assets(log=self.log)
+            defaults = {"policy": assets.policy, "reward": assets.reward, "prompts": assets.prompts}
+            paths = {k: v if v is not None else defaults[k] for k, v in paths.items()}
+        return paths
+
+    def _check_resume_config(self) -> None:
+        path = Path(self.args.ckpt.output_dir) / RUN_CONFIG
+        if self.args.ckpt.load_enable and path.exists():
+            saved = json.loads(path.read_text())
+            diff = [k for k in sorted(set(saved) | set(self.cfg.flat)) if k not in RESUME_FREE and saved.get(k) != self.cfg.flat.get(k)]
+            if diff:
+                shown = ", ".join(f"--{k} {saved.get(k)} -> {self.cfg.flat.get(k)}" for k in diff)
+                raise ConfigError(f"--resume needs the flags of the interrupted run; these differ: {shown}")
+
+    def _load_checkpoint(self) -> None:
+        found = checkpoint.latest(self.args.ckpt.path)
+        if found is None:
+            self.log(f"--resume: no checkpoint in {self.args.ckpt.path}; starting from step 0")
+            return
+        state = checkpoint.load(found)
+        self.policy.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rollout_idx, self.step_in_rollout, self.global_step = state["rollout_idx"], state["step_in_rollout"], state["global_step"]
+        self.buffer = Rollout(**state["buffer"]) if state["buffer"] is not None else None
+        self.plan, self.rollout_info = state["plan"], state["rollout_info"]
+        self.elapsed_before = state["elapsed"]
+        checkpoint.set_rng_state(state["rng"])
+        self.log(f"resumed from {found} (step {self.global_step}/{self.sizes.total_steps})")
+
+    def _save_checkpoint(self, elapsed: float) -> None:
+        state = {
+            "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rollout_idx": self.rollout_idx, "step_in_rollout": self.step_in_rollout, "global_step": self.global_step,
+            "buffer": self.buffer.state_dict() if self.buffer is not None else None, "plan": self.plan,
+            "rollout_info": self.rollout_info, "elapsed": elapsed, "rng": checkpoint.rng_state(),
+        }
+        checkpoint.save(self.args.ckpt.path, self.global_step, state, self.args.ckpt.max_num)
+
+    # ------------------------------------------------------------------ experience
+
+    @torch.no_grad()
+    def make_experience(self, rollout_idx: int) -> Rollout:
+        a, t0 = self.args, time.time()
+        prompts = rollout_prompts(self.prompts, rollout_idx, a.rollout.batch_size, self.sizes.rollouts_per_episode, a.train.seed)
+        prompt_ids = tokenize_prompts(self.tokenizer, prompts, a.data.apply_chat_template)
+        ro = generate(
+            self.policy, self.tokenizer, prompt_ids, a.rollout.n_samples_per_prompt, a.rollout.max_new_tokens,
+            a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device,
+        )
+        t_gen = time.time() - t0
+        mb, chunk, temp = a.rollout.micro_batch_size, a.actor.logprobs_chunk_size, a.rollout.temperature
+        ro.old_log_probs = batched_logprobs(self.policy, ro, temp, mb, chunk, self.device)
+        ro.ref_log_probs = batched_logprobs(self.ref, ro, temp, mb, chunk, self.device)
+        ro.rewards = reward_scores(self.reward_model, ro, self.reward_pad_id, mb, self.device)
+        ro.kl = approx_kl(ro.old_log_probs, ro.ref_log_probs, a.algo.kl.estimator) * ro.action_mask
+        ro.advantages, ro.returns = compute_advantages(
+            ro.rewards, ro.kl, ro.action_mask, a.rollout.n_samples_per_prompt, a.algo.advantage.estimator,
+            a.algo.kl.init_coef, tuple(a.reward.clip_range),
+        )
+        groups = ro.rewards.reshape(-1, a.rollout.n_samples_per_prompt)
+        self.rollout_info = {
+            "group_reward_std": groups.std(-1).mean().item(),
+            "timing/generation": t_gen,
+            "timing/make_experience": time.time() - t0,
+        }
+        return ro
+
+    # ------------------------------------------------------------------ optimisation
+
+    def train_step(self, batch: Rollout) -> Dict[str, float]:
+        a = self.args
+        n_tokens = batch.action_mask.sum().item()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = {"policy_loss": 0.0, "ppo_clip_ratio": 0.0, "ppo_kl": 0.0, "entropy": 0.0, "ratio_dev_mean": 0.0, "cfpo_penalty": 0.0}
+        dev_max = 0.0
+        mb = a.train.micro_batch_size
+        for s in range(0, batch.sequences.shape[0], mb):
+            micro = batch.select(list(range(s, min(s + mb, batch.sequences.shape[0]))))
+            # Drop response columns that are padding in every row of this micro-batch (causal
+            # attention: later columns never change earlier positions).
+            width = int(micro.action_mask.sum(0).nonzero().max().item()) + 1
+            cut = micro.num_actions - width
+            seq = micro.sequences[:, : micro.sequences.shape[1] - cut].to(self.device)
+            attn = micro.attention_mask[:, : seq.shape[1]].to(self.device)
+            mask = micro.action_mask[:, :width].to(self.device)
+            log_probs, entropy = sequence_logprobs(
+                self.policy, seq, attn, width, temperature=a.rollout.temperature, chunk_size=a.actor.logprobs_chunk_size,
+                entropy_grad=bool(a.actor.entropy_coef),
+            )
+            # Normalised by the whole step's token count, so micro-batches add up to OpenRLHF's token mean.
+            loss, clip_ratio, ppo_kl, _, _ = self.loss_fn(
+                log_probs, micro.old_log_probs[:, :width].to(self.device), micro.advantages[:, :width].to(self.device),
+                action_mask=mask, batch_num_tokens=n_tokens,
+            )
+            entropy_mean = aggregate_loss(entropy, mask, batch_num_tokens=n_tokens)
+            total = loss - a.actor.entropy_coef * entropy_mean if a.actor.entropy_coef else loss
+            total.backward()
+            share = mask.sum().item()
+            sums["policy_loss"] += loss.item()
+            sums["entropy"] += entropy_mean.item()
+            sums["ppo_clip_ratio"] += clip_ratio.item() * share
+            sums["ppo_kl"] += ppo_kl.item() * share
+            m = self.loss_fn.last_metrics
+            sums["ratio_dev_mean"] += float(m["ratio_dev_mean"]) * share
+            sums["cfpo_penalty"] += float(m.get("cfpo_penalty", 0.0)) * share
+            dev_max = max(dev_max, float(m["ratio_dev_max"]))
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), a.actor.max_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+
+        mask = batch.action_mask.float()
+        metrics = {
+            "policy_loss": sums["policy_loss"],
+            "entropy": sums["entropy"],
+            "ppo_clip_ratio": sums["ppo_clip_ratio"] / n_tokens,
+            "ppo_kl": sums["ppo_kl"] / n_tokens,
+            "ratio_dev_mean": sums["ratio_dev_mean"] / n_tokens,
+            "ratio_dev_max": dev_max,
+            "actor_grad_norm": float(grad_norm),
+            "actor_lr": lr,
+            "reward": batch.rewards.mean().item(),
+            "return": (batch.returns[:, 0]).mean().item(),
+            "response_length": mask.sum(1).mean().item(),
+            "total_length": batch.attention_mask.float().sum(1).mean().item(),
+            "kl": masked_mean(batch.kl, mask, dim=-1).mean().item(),
+            "advantages": masked_mean(batch.advantages, mask).item(),
+        }
+        if a.actor.policy_loss_type == "cfpo":
+            metrics["cfpo_penalty"] = sums["cfpo_penalty"] / n_tokens
+        return metrics
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self) -> Dict[str, float]:
+        a, sizes = self.args, self.sizes
+        out = Path(a.ckpt.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RUN_CONFIG).write_text(self.cfg.to_json())
+        label = f"{a.actor.policy_loss_type} kl={a.algo.kl.init_coef:g}"
+        logger = RunLogger(str(out), a.logger.tensorboard_dir, sizes.total_steps, self.global_step, a.logger.progress, label)
+        t0 = time.time()
+        tokens_trained = 0
+        last: Dict[str, float] = {}
+        try:
+            while self.rollout_idx < sizes.num_rollouts:
+                if self.buffer is None:
+                    self.buffer = self.make_experience(self.rollout_idx)
+                    self.plan = minibatch_plan(sizes.samples_per_rollout, a.train.batch_size, a.train.max_epochs, a.train.seed, self.rollout_idx)
+                    self.step_in_rollout = 0
+                t_step = time.time()
+                batch = self.buffer.select(self.plan[self.step_in_rollout])
+                metrics = self.train_step(batch)
+                tokens_trained += int(batch.action_mask.sum())
+                self.global_step += 1
+                self.step_in_rollout += 1
+                record = {
+                    "step": self.global_step,
+                    "rollout": self.rollout_idx,
+                    "epoch": (self.step_in_rollout - 1) // sizes.steps_per_epoch,
+                    **metrics,
+                    **(self.rollout_info if self.step_in_rollout == 1 else {}),
+                    "group_reward_std": self.rollout_info.get("group_reward_std", 0.0),
+                    "timing/train_step": time.time() - t_step,
+                    "time": self.elapsed_before + time.time() - t0,
+                }
+                if self.step_in_rollout == sizes.steps_per_rollout:
+                    self.buffer, self.plan = None, None
+                    self.rollout_idx += 1
+                logger.log(record)
+                last = record
+                if a.ckpt.save_steps > 0 and self.global_step % a.ckpt.save_steps == 0:
+                    self._save_checkpoint(record["time"])
+                for cb in self.callbacks:
+                    cb(self, record)
+        finally:
+            logger.close()
+        elapsed = self.elapsed_before + time.time() - t0
+        if last:
+            self._save_checkpoint(elapsed)
+            self.policy.save_pretrained(out / "model")
+            self.tokenizer.save_pretrained(out / "model")
+        summary = {"steps": self.global_step, "wall_time_s": round(elapsed, 2), "tokens_trained_this_session": tokens_trained,
+                   "sizes": sizes.__dict__, "paths": self.paths}
+        (out / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
+        return summary

@@ -1,0 +1,20 @@
+"""Shared fixtures: tiny embedded-default assets, built once per session (seconds), and run helpers."""
+import pytest
+
+from openrlhf_cfpo.local.assets import BuildSettings, build_assets
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory):
+    return build_assets(tmp_path_factory.mktemp("assets") / "tiny", BuildSettings.tiny())
+
+
+@pytest.fixture
+def local_flags(tiny_assets):
+    """Flags for a seconds-long run on the tiny assets: 4 prompts x 2 samples per rollout, 3 rollouts."""
+    return [
+        "--actor.model_name_or_path", tiny_assets.policy, "--reward.model_name_or_path", tiny_assets.reward,
+        "--data.prompt_dataset", tiny_assets.prompts, "--data.max_samples", "12",
+        "--rollout.batch_size", "4", "--rollout.n_samples_per_prompt", "2", "--rollout.max_new_tokens", "6",
+        "--train.batch_size", "4", "--train.micro_batch_size", "2", "--actor.adam.lr", "1e-3", "--logger.progress", "none",
+    ]
