@@ -99,6 +99,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=48, help="optimizer steps per trainer (a multiple of 8)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for both trainers")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs of each; the median run is reported")
     a = p.parse_args()
     from openrlhf_cfpo.local.assets import default_assets
 
@@ -107,11 +108,18 @@ def main():
         # One short run of each first: lazy initialisation (kernels, imports) is not throughput.
         run_engine(assets, 8, a.threads, os.path.join(tmp, "engine_warmup"))
         run_trl(assets, 8, a.threads, os.path.join(tmp, "trl_warmup"))
-        e_steps, e_tokens, e_time = run_engine(assets, a.steps, a.threads, os.path.join(tmp, "engine"))
-        t_steps, t_tokens, t_time = run_trl(assets, a.steps, a.threads, os.path.join(tmp, "trl"))
+        engine, trl = [], []
+        for i in range(a.repeats):  # interleaved, so that machine noise hits both alike
+            engine.append(run_engine(assets, a.steps, a.threads, os.path.join(tmp, f"engine{i}")))
+            trl.append(run_trl(assets, a.steps, a.threads, os.path.join(tmp, f"trl{i}")))
+
+    def median_run(runs):  # by throughput
+        return sorted(runs, key=lambda r: r[1] / r[2])[len(runs) // 2]
+
+    (e_steps, e_tokens, e_time), (t_steps, t_tokens, t_time) = median_run(engine), median_run(trl)
     e_tps, t_tps = e_tokens / e_time, t_tokens / t_time
     print(f"same model, prompts, {PROMPTS}x{SAMPLES} samples per rollout, {STEP_BATCH} per step, {EPOCHS} epochs, "
-          f"{a.threads} thread(s), CPU")
+          f"{a.threads} thread(s), CPU, median of {a.repeats} interleaved runs")
     print(f"  openrlhf-cfpo local : {e_steps} steps, {e_tokens:.0f} trained tokens in {e_time:6.1f} s -> {e_tps:8.1f} tokens/s")
     print(f"  TRL GRPOTrainer     : {t_steps} steps, {t_tokens:.0f} trained tokens in {t_time:6.1f} s -> {t_tps:8.1f} tokens/s")
     ratio = e_tps / t_tps

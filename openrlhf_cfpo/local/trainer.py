@@ -93,9 +93,12 @@ class LocalTrainer:
         if self.tokenizer.pad_token_id is None:
             # Padding positions are masked everywhere, so any id serves; EOS is the usual stand-in.
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.policy = AutoModelForCausalLM.from_pretrained(self.paths["policy"], dtype=torch.float32).to(self.device)
-        self.ref = AutoModelForCausalLM.from_pretrained(self.paths["policy"], dtype=torch.float32).to(self.device)
-        self.reward_model = AutoModelForSequenceClassification.from_pretrained(self.paths["reward"], dtype=torch.float32).to(self.device)
+        # On a CPU, the small models this engine is for spend more time in SDPA's dispatch than in
+        # attention itself; eager attention measured ~10% more trained tokens/s (benchmarks/).
+        load = dict(dtype=torch.float32, attn_implementation="eager" if self.device.type == "cpu" else None)
+        self.policy = AutoModelForCausalLM.from_pretrained(self.paths["policy"], **load).to(self.device)
+        self.ref = AutoModelForCausalLM.from_pretrained(self.paths["policy"], **load).to(self.device)
+        self.reward_model = AutoModelForSequenceClassification.from_pretrained(self.paths["reward"], **load).to(self.device)
         if self.reward_model.config.num_labels != 1:
             raise ConfigError(f"--reward.model_name_or_path {self.paths['reward']} has num_labels={self.reward_model.config.num_labels}; a reward model outputs one score (num_labels=1)")
         self.reward_pad_id = self.reward_model.config.pad_token_id
@@ -120,6 +123,8 @@ class LocalTrainer:
         self.optimizer = torch.optim.AdamW(
             self.policy.parameters(), lr=a.actor.adam.lr, betas=tuple(a.actor.adam.betas), eps=a.actor.adam.eps,
             weight_decay=a.actor.adam.weight_decay,
+            # One fused kernel over all parameters instead of a Python loop per tensor (the CPU default).
+            fused=True,
         )
         self.scheduler = build_scheduler(
             self.optimizer, a.actor.lr_scheduler, int(a.actor.lr_warmup_ratio * self.sizes.total_steps), self.sizes.total_steps,
