@@ -25,6 +25,15 @@ def _positive(text: str) -> int:
     return n
 
 
+def _task_spec(text: str):
+    from .openllm import parse_task_spec
+
+    try:
+        return parse_task_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="openrlhf-cfpo eval", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -39,10 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--batch-size", type=_positive, default=8)
         s.add_argument("--dtype", default="auto")
         s.add_argument("--seed", type=int, default=0)
-        if name != "openllm":
-            s.add_argument("--max-new-tokens", type=_positive, help="cap answer length (smoke runs; recorded in results)")
-        else:
+        s.add_argument("--max-new-tokens", type=_positive,
+                       help="cap answer length (smoke runs; recorded in results)" if name != "openllm" else
+                       "cap lm-eval's max_gen_toks for generative tasks such as gsm8k (smoke runs; recorded in results)")
+        if name == "openllm":
             s.add_argument("--chat-template", action="store_true", help="apply the model's chat template in lm-eval")
+            s.add_argument("--task", action="append", type=_task_spec, metavar="KEY=TASK:SHOTS:METRIC",
+                           help="run this lm-eval task instead of the leaderboard set (repeatable), scored by METRIC "
+                                "(lm-eval's 'metric,filter' key) and saved as KEY; e.g. arc=arc_challenge:25:acc_norm,none")
+            s.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (for --task)")
         if name in JUDGED:
             s.add_argument("--judge-model", help="judge model name (default: the paper's judge for this benchmark)")
             s.add_argument("--judge-base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL or OpenAI)")

@@ -3,6 +3,8 @@
 Each task runs as its own lm-eval call (the tasks differ in shots) and its result is saved as soon as it
 finishes, so a killed run resumes at the next task. The leaderboard scored base-model prompts, so the chat
 template is off by default; `--chat-template` turns it on, and results.json records which was used.
+`--task`/`--include-path` swap in other lm-eval tasks (e.g. local YAML tasks), and `--max-new-tokens` caps
+generative tasks (gsm8k) for smoke runs; both are recorded in results.json.
 """
 from __future__ import annotations
 
@@ -37,15 +39,27 @@ TASKS = (
 )
 
 
+def parse_task_spec(text: str) -> TaskSpec:
+    """KEY=TASK:SHOTS:METRIC, e.g. `arc=arc_challenge:25:acc_norm,none`."""
+    key, eq, rest = text.partition("=")
+    parts = rest.split(":")
+    if not eq or not key or len(parts) != 3 or not all(parts) or not parts[1].isdigit():
+        raise ValueError(f"expected KEY=TASK:SHOTS:METRIC (e.g. arc=arc_challenge:25:acc_norm,none), got {text!r}")
+    return TaskSpec(key, parts[0], int(parts[1]), parts[2])
+
+
 def make_lm(model: str, backend: str, batch_size: int, dtype: str):
     if backend == "vllm" or (backend == "auto" and vllm_usable()):
         from lm_eval.models.vllm_causallms import VLLM
 
         return VLLM(pretrained=model, dtype=dtype, batch_size="auto")
+    import torch
     from lm_eval.models.huggingface import HFLM
 
+    # HFLM defaults to device="cuda" and fails without a GPU, so the CPU fallback is asked for explicitly.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return HFLM(pretrained=model, batch_size=batch_size, dtype=dtype)
+        return HFLM(pretrained=model, batch_size=batch_size, dtype=dtype, device=device)
     except OSError as e:
         raise EvalError(f"cannot load --model {model} for lm-eval ({e}); pass a Hugging Face model folder or hub name") from None
 
@@ -63,38 +77,60 @@ def summarize(values: dict) -> dict:
 
 
 def run_tasks(lm_factory, specs: Sequence[TaskSpec], out: Path, limit: Optional[int], chat_template: bool,
-              include_path: Optional[str] = None, seed: int = 0, log=print) -> dict:
+              include_path: Optional[str] = None, seed: int = 0, max_new_tokens: Optional[int] = None, log=print) -> dict:
     """Task scores (percent), reusing those saved under out/tasks/; the model loads only if one is missing."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    # lm-eval applies gen_kwargs to generate_until tasks only, so the loglikelihood tasks are unaffected.
+    gen_kwargs = {"max_gen_toks": max_new_tokens} if max_new_tokens else None
     values, lm, tm = {}, None, None
     for spec in specs:
         path = out / "tasks" / f"{spec.key}.json"
+        # A saved score is reused only if it was computed exactly as this run would compute it.
+        setup = {"task": spec.task, "shots": spec.shots, "metric": spec.metric, "limit": limit,
+                 "chat_template": chat_template, "max_gen_toks": max_new_tokens}
         if path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            if saved.get("limit") == limit and saved.get("chat_template") == chat_template:
+            # The generation cap cannot change a task that generated nothing (saved with no generative subtask).
+            moot = {"max_gen_toks"} if saved.get("generation_kwargs") == {} else set()
+            if all(saved.get(k) == v for k, v in setup.items() if k not in moot):
                 values[spec.key] = saved["value"]
                 log(f"resuming: {spec.key} already scored in {path}")
                 continue
+        if tm is None:
+            tm = TaskManager(include_path=include_path)
+        # Checked before the model loads, so a misspelt task costs seconds, not a model load.
+        if spec.task not in tm.all_tasks:
+            where = f" (nor in --include-path {include_path})" if include_path else ""
+            raise EvalError(f"lm-eval has no task {spec.task!r}{where}; list them with `lm-eval ls tasks`")
         lm = lm or lm_factory()
-        tm = tm or TaskManager(include_path=include_path)
         res = lm_eval.simple_evaluate(
             model=lm, tasks=[spec.task], num_fewshot=spec.shots, limit=limit, task_manager=tm,
             apply_chat_template=chat_template, fewshot_as_multiturn=chat_template, log_samples=False,
+            gen_kwargs=gen_kwargs,
             random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
         )
         values[spec.key] = metric_value(res, spec)
-        write_json(path, {"task": spec.task, "shots": spec.shots, "metric": spec.metric, "value": values[spec.key],
-                          "limit": limit, "chat_template": chat_template, "lm_eval_results": res["results"]})
+        # What lm-eval actually generated with, per generative (sub)task, so a capped smoke run is visible.
+        generation = {name: cfg.get("generation_kwargs") for name, cfg in res.get("configs", {}).items()
+                      if cfg.get("output_type") == "generate_until"}
+        write_json(path, {**setup, "value": values[spec.key], "generation_kwargs": generation,
+                          "lm_eval_results": res["results"]})
     return values
 
 
 def run(args) -> dict:
     out = common.bench_dir(args, NAME)
-    values = run_tasks(lambda: make_lm(args.model, args.backend, args.batch_size, args.dtype), TASKS, out,
-                       args.limit, args.chat_template, seed=args.seed)
+    specs = tuple(args.task) if args.task else TASKS
+    keys = [s.key for s in specs]
+    if len(set(keys)) != len(keys):
+        raise EvalError(f"--task keys must be distinct, got {keys}")
+    values = run_tasks(lambda: make_lm(args.model, args.backend, args.batch_size, args.dtype), specs, out,
+                       args.limit, args.chat_template, include_path=args.include_path, seed=args.seed,
+                       max_new_tokens=args.max_new_tokens)
     settings = {**common.base_settings(args, NAME), "chat_template_applied": args.chat_template,
-                "tasks": {s.key: {"task": s.task, "shots": s.shots, "metric": s.metric} for s in TASKS},
+                "leaderboard_tasks": not args.task, "include_path": args.include_path,
+                "tasks": {s.key: {"task": s.task, "shots": s.shots, "metric": s.metric} for s in specs},
                 **common.versions("lm_eval")}
     return common.write_results(out, NAME, summarize(values), settings)
