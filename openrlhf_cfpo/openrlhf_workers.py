@@ -3,7 +3,9 @@
 A patch applied in the driver does not reach OpenRLHF's workers: Ray starts fresh Python
 processes that import openrlhf anew. So the driver passes Ray a ``worker_process_setup_hook``
 (:func:`with_cfpo_workers`) and every worker runs :func:`install` before it executes anything.
-There, ``openrlhf.trainer.ray.ppo_actor`` gets:
+``install`` imports nothing heavy: it patches ``openrlhf.trainer.ray.ppo_actor`` when (and only
+when) that module is imported, because importing it pulls in DeepSpeed, which OpenRLHF keeps out
+of its vLLM engine processes on purpose. The policy worker's ``ppo_actor`` then gets:
 
 - ``PolicyLoss`` -> :func:`build_policy_loss`: our :class:`~openrlhf_cfpo.losses.PolicyLoss` for
   the losses in our registry (``ppo``, ``cfpo``; our ppo is OpenRLHF's to 1e-6), OpenRLHF's own
@@ -14,13 +16,15 @@ There, ``openrlhf.trainer.ray.ppo_actor`` gets:
 """
 from __future__ import annotations
 
-import logging
+import importlib.abc
+import importlib.machinery
 import os
+import sys
 
 from openrlhf_cfpo.losses import POLICY_LOSSES, PolicyLoss
 
 SETUP_HOOK = f"{__name__}.install"
-logger = logging.getLogger("openrlhf_cfpo")
+PPO_ACTOR = "openrlhf.trainer.ray.ppo_actor"
 
 
 def with_cfpo_workers(runtime_env: dict | None) -> dict:
@@ -55,8 +59,33 @@ def build_policy_loss(*, policy_loss_type: str = "ppo", **kwargs):
 
 def install() -> None:
     """Worker setup hook: route OpenRLHF's PolicyLoss and ActorPPOTrainer through ours. Idempotent."""
-    from openrlhf.trainer.ray import ppo_actor
+    module = sys.modules.get(PPO_ACTOR)
+    if module is not None:
+        _patch(module)
+    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
 
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Finds ppo_actor as the normal path finder does, and patches it right after it executes."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != PPO_ACTOR:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def _patch(ppo_actor) -> None:
     if getattr(ppo_actor, "_openrlhf_cfpo_installed", False):
         return
 

@@ -150,3 +150,23 @@ def test_worker_loss_builder_announces_cfpo_once_and_leaves_gspo_to_openrlhf(cap
     assert isinstance(ours, PolicyLoss) and ours.clip_eps_high == 0.28
     assert len(lines) == 1 and "CFPO policy loss active" in lines[0]
     assert type(build_policy_loss(policy_loss_type="gspo")) is OpenRLHFPolicyLoss
+
+
+def test_worker_hook_patches_ppo_actor_only_when_it_is_imported():
+    """OpenRLHF keeps DeepSpeed out of its vLLM engine processes; the hook must not pull it in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from openrlhf_cfpo.openrlhf_workers import install, build_policy_loss\n"
+        "install(); install()\n"
+        "assert 'openrlhf.trainer.ray.ppo_actor' not in sys.modules and 'deepspeed' not in sys.modules\n"
+        "from openrlhf.trainer.ray import ppo_actor\n"
+        "assert ppo_actor.PolicyLoss is build_policy_loss, ppo_actor.PolicyLoss\n"
+        "assert ppo_actor.ActorPPOTrainer.__module__ == 'openrlhf_cfpo.openrlhf_workers'\n"
+        "print('patched')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("patched")
