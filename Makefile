@@ -31,7 +31,7 @@ $(VENV)/.core: $(VENV)/.torch setup.py
 
 $(VENV)/.test: $(VENV)/.torch setup.py
 	$(PIP) install $(PIP_QUIET) "setuptools<82" wheel
-	$(CPU_BUILD_ENV) $(PIP) install $(PIP_QUIET) --no-build-isolation -e ".[openrlhf,test,eval,bench]" $(TORCH)
+	$(CPU_BUILD_ENV) $(PIP) install $(PIP_QUIET) --no-build-isolation -e ".[openrlhf-cpu,test,eval,bench]" $(TORCH)
 	touch $@ $(VENV)/.core
 
 setup-core: $(VENV)/.core

@@ -14,17 +14,20 @@ CORE = [
     "tqdm>=4.66",
 ]
 
+# OpenRLHF 0.11.2 and the pins of its stack. vLLM is the one part that cannot install on a machine
+# without a GPU, so the CPU test set-up takes `openrlhf-cpu` (its tests use a vLLM stand-in).
+# On a CPU machine install with DS_BUILD_OPS=0 FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE
+# FLASH_ATTENTION_FORCE_BUILD=TRUE pip install --no-build-isolation (see Makefile).
+OPENRLHF_STACK = [
+    "openrlhf==0.11.2",
+    "deepspeed==0.19.6",
+    "ray[default]==2.55.0",
+    "flash-attn==2.8.3",
+]
+
 EXTRAS = {
-    # The GPU stack. On a CPU machine install with DS_BUILD_OPS=0 FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE
-    # FLASH_ATTENTION_FORCE_BUILD=TRUE pip install --no-build-isolation (see Makefile).
-    "openrlhf": [
-        "openrlhf==0.11.2",
-        "deepspeed==0.19.6",
-        "ray[default]==2.55.0",
-        "flash-attn==2.8.3",
-    ],
-    # vLLM is GPU-only; the Docker image and GPU installs add it (openrlhf[vllm] pins vllm==0.29.0).
-    "vllm": ["vllm==0.29.0"],
+    "openrlhf": OPENRLHF_STACK + ["vllm==0.29.0"],  # the GPU stack (vllm 0.29 is built for CUDA 13)
+    "openrlhf-cpu": OPENRLHF_STACK,
     "test": [
         "pytest==9.0.3",
     ],
