@@ -66,7 +66,7 @@ def openrlhf_with_cfpo() -> Iterator[None]:
     def add_argument_with_our_losses(self, *names, **kwargs):
         if LOSS_TYPE_FLAG in names and kwargs.get("choices"):
             kwargs["choices"] = list(dict.fromkeys([*kwargs["choices"], *POLICY_LOSSES]))
-            kwargs["help"] = f"policy surrogate; cfpo is Clipping-Free Policy Optimization (arXiv 2601.22801)"
+            kwargs["help"] = "policy surrogate; cfpo is Clipping-Free Policy Optimization (arXiv 2601.22801)"
         return add_argument(self, *names, **kwargs)
 
     def parse_and_check(self, args=None, namespace=None):

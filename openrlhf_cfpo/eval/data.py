@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from openrlhf_cfpo.paths import cache_dir as default_cache_dir
+
 from .errors import EvalError
 
 # arena-hard-auto moved its v0.1 judge prompt from a YAML file into Python at its v2 release, so the
@@ -51,13 +53,6 @@ SOURCES = {
     "alpaca_eval/df_gamed.csv": Source(hf_repo="tatsu-lab/alpaca_eval", hf_filename="df_gamed.csv"),
     "ifeval/input_data.jsonl": Source(url=f"{_IFEVAL_RAW}/input_data.jsonl"),
 }
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("OPENRLHF_CFPO_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openrlhf_cfpo"
 
 
 class DataFiles:

@@ -36,6 +36,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from openrlhf_cfpo.paths import cache_dir
+
 ASSET_VERSION = "v1"
 LENGTH_BONUS = 0.05
 LENGTH_CAP = 32
@@ -121,10 +123,6 @@ class Assets:
     @property
     def build_info(self) -> dict:
         return json.loads((self.root / "build_info.json").read_text())
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("OPENRLHF_CFPO_CACHE") or Path.home() / ".cache" / "openrlhf_cfpo")
 
 
 def build_tokenizer():

@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 METRICS_FILE = "metrics.jsonl"
 # Shown next to the progress bar (OpenRLHF's short_status uses the same handful).

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from .logger import METRICS_FILE, read_metrics
+
 # (metric, panel title). The first four are the paper's Figure 3 panels; the KL there is between
 # consecutive policies (ppo_kl), shown next to the KL to the reference.
 PANELS: List[Tuple[str, str]] = [
@@ -46,7 +48,7 @@ def _label_from_config(cfg: dict, fallback: str) -> str:
 
 
 def read_engine_run(folder: Path) -> RunCurves:
-    rows = [json.loads(line) for line in open(folder / "metrics.jsonl") if line.strip()]
+    rows = read_metrics(str(folder / METRICS_FILE))
     cfg_path = folder / "run_config.json"
     label = _label_from_config(json.loads(cfg_path.read_text()), folder.name) if cfg_path.exists() else folder.name
     curves = RunCurves(label)

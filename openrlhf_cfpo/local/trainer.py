@@ -10,7 +10,6 @@ where CFPO and PPO's clip differ.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Minimal stand-in for vLLM: only what `openrlhf.trainer.ray` imports at module load."""
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 __version__ = "0.29.0"
 
