@@ -14,24 +14,24 @@ PIP := $(PY) -m pip
 TORCH := torch==2.13.0
 # Build flags that let deepspeed and flash-attn install without CUDA (their ops stay unbuilt).
 CPU_BUILD_ENV := DS_BUILD_OPS=0 FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE FLASH_ATTENTION_FORCE_BUILD=TRUE
-PIP_QUIET ?= -q
+PIP_FLAGS ?= -q
 OUTPUT ?= runs/compare
 
 .PHONY: compare test bench setup-core setup-test clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_QUIET) --upgrade pip
-	$(PIP) install $(PIP_QUIET) $(TORCH)
+	$(PIP) install $(PIP_FLAGS) --upgrade pip
+	$(PIP) install $(PIP_FLAGS) $(TORCH)
 	touch $@
 
 $(VENV)/.core: $(VENV)/.torch setup.py
-	$(PIP) install $(PIP_QUIET) -e . $(TORCH)
+	$(PIP) install $(PIP_FLAGS) -e . $(TORCH)
 	touch $@
 
 $(VENV)/.test: $(VENV)/.torch setup.py
-	$(PIP) install $(PIP_QUIET) "setuptools<82" wheel
-	$(CPU_BUILD_ENV) $(PIP) install $(PIP_QUIET) --no-build-isolation -e ".[openrlhf-cpu,test,eval,bench]" $(TORCH)
+	$(PIP) install $(PIP_FLAGS) "setuptools<82" wheel
+	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation -e ".[openrlhf-cpu,trl,test,eval,bench]" $(TORCH)
 	touch $@ $(VENV)/.core
 
 setup-core: $(VENV)/.core

@@ -51,7 +51,7 @@ def main():
 
     from openrlhf.models import PolicyLoss as OpenRLHFPolicyLoss
 
-    from openrlhf_cfpo.losses import PolicyLoss
+    from openrlhf_cfpo.openrlhf import PolicyLoss
 
     losses = {
         "openrlhf ppo": OpenRLHFPolicyLoss(policy_loss_type="ppo"),

@@ -2,6 +2,9 @@
 import os
 import sys
 
+import pytest
+import torch
+
 STUBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stubs")
 
 # In sys.path for this process, in PYTHONPATH for what it spawns (Ray workers, CLI subprocesses).
@@ -13,3 +16,22 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+def _random_batch(batch=4, seq=7, seed=0, spread=0.5, dtype=torch.float64):
+    """``(log_probs, old_log_probs, advantages, mask)``: per-sequence advantages broadcast per token,
+    ratios spread around 1, and two rows with padding."""
+    g = torch.Generator().manual_seed(seed)
+    old = -torch.rand(batch, seq, generator=g, dtype=dtype) * 3
+    logp = old + spread * torch.randn(batch, seq, generator=g, dtype=dtype)
+    adv = torch.randn(batch, 1, generator=g, dtype=dtype).expand(batch, seq).clone()
+    mask = torch.ones(batch, seq, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2, 2:] = False
+    return logp, old, adv, mask
+
+
+@pytest.fixture
+def random_batch():
+    """A factory of small random policy-loss batches (see :func:`_random_batch`)."""
+    return _random_batch

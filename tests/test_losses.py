@@ -1,8 +1,10 @@
-"""The policy surrogates against the paper's formulas, and their gradient properties."""
+"""The surrogate registry: the paper's formulas, their gradients, the one validation, declared metrics."""
 import pytest
 import torch
 
-from openrlhf_cfpo.losses import POLICY_LOSSES, PolicyLoss, get_policy_loss
+from openrlhf_cfpo.losses import (
+    POLICY_LOSSES, SHARED_METRICS, check_policy_loss_args, get_policy_loss, reduce_metrics, register_policy_loss,
+)
 
 EPS = 0.2
 
@@ -13,34 +15,6 @@ def grad_wrt_ratio(name, ratio_value, advantage, eps_low=EPS, eps_high=EPS):
     loss.sum().backward()
     return ratio.grad.item()
 
-
-def random_batch(batch=4, seq=7, seed=0, spread=0.5):
-    g = torch.Generator().manual_seed(seed)
-    old = -torch.rand(batch, seq, generator=g, dtype=torch.float64) * 3
-    logp = old + spread * torch.randn(batch, seq, generator=g, dtype=torch.float64)
-    adv = torch.randn(batch, 1, generator=g, dtype=torch.float64).expand(batch, seq).clone()
-    mask = torch.ones(batch, seq, dtype=torch.bool)
-    mask[1, 4:] = False
-    mask[2, 2:] = False
-    return logp, old, adv, mask
-
-
-def test_cfpo_loss_is_equation_7_averaged_over_action_tokens():
-    logp, old, adv, mask = random_batch()
-    loss, *_ = PolicyLoss(policy_loss_type="cfpo")(logp, old, adv, action_mask=mask)
-    r = (logp - old).exp()
-    per_token = -(r * adv - adv.abs() / (2 * EPS) * (r - 1) ** 2)
-    expected = per_token[mask].mean()
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
-
-
-def test_cfpo_seq_mean_token_mean_averages_each_sequence_first():
-    logp, old, adv, mask = random_batch()
-    loss, *_ = PolicyLoss(policy_loss_type="cfpo", token_level_loss=False)(logp, old, adv, action_mask=mask)
-    r = (logp - old).exp()
-    per_token = -(r * adv - adv.abs() / (2 * EPS) * (r - 1) ** 2)
-    expected = torch.stack([per_token[i][mask[i]].mean() for i in range(len(mask))]).mean()
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
 
 
 @pytest.mark.parametrize("advantage", [1.0, -1.0, 3.5, -0.25])
@@ -67,88 +41,73 @@ def test_cfpo_gradient_is_nonzero_where_clip_is_flat(ratio, advantage):
     assert g != 0.0 and (g > 0) == (ratio > r_star)
 
 
-@pytest.mark.parametrize("name", ["ppo", "cfpo"])
-def test_at_ratio_one_the_gradient_is_the_plain_policy_gradient(name):
-    _, old, adv, mask = random_batch()
-    logp = old.clone().requires_grad_(True)
-    loss, *_ = PolicyLoss(policy_loss_type=name)(logp, old, adv, action_mask=mask)
-    loss.backward()
-    expected = -adv * mask / mask.sum()
-    torch.testing.assert_close(logp.grad, expected, rtol=1e-12, atol=1e-15)
 
 
-def test_clip_ratio_counts_tokens_outside_the_trust_region_in_the_direction_of_a_for_both_losses():
-    old = torch.zeros(1, 6, dtype=torch.float64)
-    ratio = torch.tensor([[1.3, 1.1, 0.7, 0.9, 1.3, 0.7]], dtype=torch.float64)
-    adv = torch.tensor([[1.0, 1.0, -1.0, -1.0, -1.0, 1.0]], dtype=torch.float64)
-    # outside in A's direction: token 0 (r > 1.2, A > 0) and token 2 (r < 0.8, A < 0) -> 2 of 6
-    for name in ("ppo", "cfpo"):
-        _, clip_ratio, *_ = PolicyLoss(policy_loss_type=name)(ratio.log(), old, adv)
-        assert clip_ratio.item() == pytest.approx(2 / 6)
+def test_every_surrogate_returns_exactly_the_metrics_it_declares(random_batch):
+    logp, old, adv, _ = random_batch()
+    for name, surrogate in POLICY_LOSSES.items():
+        _, metrics = surrogate((logp - old).exp(), adv, EPS, EPS)
+        assert set(metrics) == set(surrogate.metrics), name
+        assert set(SHARED_METRICS) <= set(metrics)
+    assert "cfpo_penalty" in POLICY_LOSSES["cfpo"].metrics and "cfpo_penalty" not in POLICY_LOSSES["ppo"].metrics
 
 
-def test_ppo_kl_is_the_mean_log_ratio_old_over_new():
-    logp, old, adv, mask = random_batch()
-    _, _, ppo_kl, _, _ = PolicyLoss(policy_loss_type="cfpo")(logp, old, adv, action_mask=mask)
-    assert ppo_kl.item() == pytest.approx((old - logp)[mask].mean().item(), rel=1e-12)
+def test_per_token_metrics_are_the_clip_indicator_the_ratio_deviation_and_the_penalty():
+    ratio = torch.tensor([1.3, 1.1, 0.7, 0.9, 1.3, 0.7], dtype=torch.float64)
+    adv = torch.tensor([1.0, 1.0, -1.0, -1.0, -1.0, 1.0], dtype=torch.float64)
+    _, metrics = get_policy_loss("cfpo")(ratio, adv, EPS, EPS)
+    # outside in A's direction: token 0 (r > 1.2, A > 0) and token 2 (r < 0.8, A < 0)
+    assert metrics["clip_ratio"].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    torch.testing.assert_close(metrics["ratio_dev_mean"], (ratio - 1).abs())
+    torch.testing.assert_close(metrics["cfpo_penalty"], adv.abs() / (2 * EPS) * (ratio - 1) ** 2)
 
 
-def test_ratio_deviation_and_penalty_metrics_cover_action_tokens_only():
-    logp, old, adv, mask = random_batch()
-    loss_fn = PolicyLoss(policy_loss_type="cfpo")
-    loss_fn(logp, old, adv, action_mask=mask)
-    dev = ((logp - old).exp() - 1).abs()[mask]
-    penalty = (adv.abs() / (2 * EPS) * ((logp - old).exp() - 1) ** 2)[mask]
-    assert loss_fn.last_metrics["ratio_dev_mean"].item() == pytest.approx(dev.mean().item(), rel=1e-12)
-    assert loss_fn.last_metrics["ratio_dev_max"].item() == pytest.approx(dev.max().item(), rel=1e-12)
-    assert loss_fn.last_metrics["cfpo_penalty"].item() == pytest.approx(penalty.mean().item(), rel=1e-12)
+def test_reduce_metrics_takes_means_and_maxima_over_unmasked_tokens_only():
+    values = torch.tensor([[0.1, 0.5, 9.0], [0.3, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    out = reduce_metrics({"a": values, "b": values}, mask, {"a": "mean", "b": "max"})
+    assert out["a"].item() == pytest.approx(0.3)
+    assert out["b"].item() == pytest.approx(0.5)
+    empty = reduce_metrics({"a": values}, torch.zeros_like(mask), {"a": "mean"})
+    assert empty["a"].item() == 0.0
 
 
-def test_dual_clip_is_rejected_for_cfpo():
-    with pytest.raises(ValueError, match="dual_clip"):
-        PolicyLoss(policy_loss_type="cfpo", dual_clip=3.0)
+@pytest.mark.parametrize("name", ["cfpo", "ppo"])
+@pytest.mark.parametrize("eps_low,eps_high", [(0.0, 0.2), (0.2, -0.1)])
+def test_non_positive_eps_is_rejected_by_the_one_validation(name, eps_low, eps_high):
+    with pytest.raises(ValueError, match="trust-region width"):
+        check_policy_loss_args(name, eps_low, eps_high)
 
 
-@pytest.mark.parametrize("eps", [0.0, -0.1])
-def test_non_positive_eps_is_rejected(eps):
-    with pytest.raises(ValueError, match="eps"):
-        PolicyLoss(policy_loss_type="cfpo", clip_eps_low=eps, clip_eps_high=eps)
+def test_dual_clip_is_accepted_only_by_surrogates_that_declare_it():
+    check_policy_loss_args("ppo", 0.2, 0.2, dual_clip=3.0)
+    with pytest.raises(ValueError, match="drop dual_clip"):
+        check_policy_loss_args("cfpo", 0.2, 0.2, dual_clip=3.0)
+    with pytest.raises(ValueError, match="> 1.0"):
+        check_policy_loss_args("ppo", 0.2, 0.2, dual_clip=0.5)
 
 
-def test_unknown_policy_loss_lists_the_known_ones():
-    with pytest.raises(ValueError) as err:
-        PolicyLoss(policy_loss_type="grpo-clip")
-    for name in POLICY_LOSSES:
-        assert name in str(err.value)
+def test_unknown_name_lists_the_registered_losses():
+    with pytest.raises(ValueError, match="known policy losses: cfpo, ppo"):
+        get_policy_loss("grpo-clip")
 
 
-@pytest.mark.parametrize("name", ["ppo", "cfpo"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_extreme_log_ratios_give_a_finite_loss_and_finite_gradients(name, dtype):
-    old = torch.zeros(2, 4, dtype=dtype)
-    logp = torch.tensor([[50.0, -50.0, 30.0, -30.0], [50.0, -50.0, 0.1, 0.0]], dtype=dtype, requires_grad=True)
-    adv = torch.tensor([[1e4], [-1e4]], dtype=dtype).expand(2, 4)
-    loss, clip_ratio, ppo_kl, _, _ = PolicyLoss(policy_loss_type=name)(logp, old, adv)
-    loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(clip_ratio) and torch.isfinite(ppo_kl)
-    assert torch.isfinite(logp.grad).all()
+def test_a_newly_registered_loss_reaches_the_openrlhf_loss_and_the_local_engine_without_other_edits(random_batch):
+    from openrlhf_cfpo.local.config import build_parser
+    from openrlhf_cfpo.openrlhf import PolicyLoss
 
+    @register_policy_loss("half_pg", metrics={"half_pg_scale": "max"})
+    def half_pg(ratio, advantages, eps_low, eps_high, dual_clip=None):
+        return -0.5 * ratio * advantages, {"half_pg_scale": torch.full_like(ratio, 0.5)}
 
-@pytest.mark.parametrize("name", ["ppo", "cfpo"])
-@pytest.mark.parametrize("token_level_loss", [True, False])
-def test_fully_masked_rows_never_produce_nan(name, token_level_loss):
-    logp, old, adv, mask = random_batch()
-    mask[3] = False
-    logp = logp.detach().clone()
-    logp[3] = float("nan")  # garbage in padding must not leak
-    old[3, :2] = float("-inf")
-    logp.requires_grad_(True)
-    loss_fn = PolicyLoss(policy_loss_type=name, token_level_loss=token_level_loss)
-    loss, clip_ratio, ppo_kl, _, _ = loss_fn(logp, old, adv, action_mask=mask)
-    loss.backward()
-    assert all(torch.isfinite(t) for t in (loss, clip_ratio, ppo_kl))
-    assert torch.isfinite(logp.grad).all() and (logp.grad[3] == 0).all()
-
-    empty = torch.zeros_like(mask)
-    loss, clip_ratio, ppo_kl, _, _ = loss_fn(logp, old, adv, action_mask=empty)
-    assert loss.item() == 0.0 and clip_ratio.item() == 0.0 and ppo_kl.item() == 0.0
+    try:
+        logp, old, adv, mask = random_batch()
+        loss_fn = PolicyLoss(policy_loss_type="half_pg")
+        loss, *_ = loss_fn(logp, old, adv, action_mask=mask)
+        expected = (-0.5 * (logp - old).exp() * adv)[mask].mean()
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+        assert loss_fn.last_metrics["half_pg_scale"].item() == 0.5
+        args = build_parser().parse_args(["--actor.policy_loss_type", "half_pg"])
+        assert getattr(args, "actor.policy_loss_type") == "half_pg"
+    finally:
+        del POLICY_LOSSES["half_pg"]

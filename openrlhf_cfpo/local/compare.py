@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from ..losses import POLICY_LOSSES
 from .config import ConfigError, parse_args
 from .logger import read_metrics
 from .plot import plot_runs, read_runs
@@ -88,7 +89,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run.")
     p.add_argument("--output", required=True, help="folder for DIR/<run>/, DIR/*.png and DIR/summary.md")
-    p.add_argument("--losses", nargs="+", default=["ppo", "cfpo"], choices=["ppo", "cfpo"], help="policy losses to train")
+    p.add_argument("--losses", nargs="+", default=["ppo", "cfpo"], choices=sorted(POLICY_LOSSES), help="policy losses to train")
     p.add_argument("--kl_coefs", nargs="+", type=float, default=[0.01, 0.0], help="--algo.kl.init_coef values (one run per loss per value)")
     p.add_argument("--jobs", type=int, default=max(os.cpu_count() or 1, 1), help="runs trained at once")
     p.add_argument("--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)")

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
+from ..losses import POLICY_LOSSES, check_policy_loss_args
+
 ESTIMATORS = ("rloo", "reinforce_baseline", "group_norm")
-LOSS_TYPES = ("ppo", "cfpo")
 
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
 # change them. Everything else must match the checkpoint.
@@ -82,7 +83,7 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     g.add_argument("--algo.kl.init_coef", type=float, default=0.01, help="KL-to-reference coefficient, folded into the per-token reward")
     g.add_argument("--algo.kl.estimator", default="k1", choices=["k1", "k2", "k3"], help="per-token KL estimator")
     g.add_argument("--reward.clip_range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"), help="reward clip range")
-    g.add_argument("--actor.policy_loss_type", default="ppo", choices=LOSS_TYPES, help="ppo: clipped surrogate; cfpo: quadratic penalty")
+    g.add_argument("--actor.policy_loss_type", default="ppo", choices=sorted(POLICY_LOSSES), help="ppo: clipped surrogate; cfpo: quadratic penalty")
     g.add_argument("--actor.eps_clip", type=float, default=0.2, help="trust-region half-width eps")
     g.add_argument("--actor.eps_clip_low_high", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="eps_low, eps_high")
     g.add_argument("--actor.dual_clip", type=float, default=None, help="dual-clip constant c > 1 (ppo only)")
@@ -214,14 +215,10 @@ def check_static(cfg: LocalConfig) -> None:
     low, high = a.reward.clip_range
     if low >= high:
         raise ConfigError(f"--reward.clip_range LOW HIGH needs LOW < HIGH, got {low} {high}")
-    eps_low, eps_high = cfg.eps_low_high
-    if eps_low <= 0 or eps_high <= 0:
-        raise ConfigError(f"--actor.eps_clip_low_high must be > 0, got {eps_low} {eps_high}")
-    if a.actor.dual_clip is not None:
-        if a.actor.policy_loss_type == "cfpo":
-            raise ConfigError("--actor.dual_clip bounds PPO's clipped objective; CFPO has no clip to bound: drop --actor.dual_clip")
-        if a.actor.dual_clip <= 1:
-            raise ConfigError(f"--actor.dual_clip must be > 1, got {a.actor.dual_clip}")
+    try:
+        check_policy_loss_args(a.actor.policy_loss_type, *cfg.eps_low_high, a.actor.dual_clip)
+    except ValueError as e:  # the registry's own message, with our flag names
+        raise ConfigError(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)") from None
     if a.algo.kl.init_coef < 0:
         raise ConfigError(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
     for key in ("actor.model_name_or_path", "reward.model_name_or_path"):

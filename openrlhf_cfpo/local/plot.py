@@ -42,9 +42,11 @@ class PlotError(ValueError):
 
 
 def _label_from_config(cfg: dict, fallback: str) -> str:
-    loss = cfg.get("actor.policy_loss_type")
-    kl = cfg.get("algo.kl.init_coef")
-    return f"{'CFPO' if loss == 'cfpo' else 'PPO-clip (RLOO)' if loss == 'ppo' else loss} kl={kl:g}" if loss is not None and kl is not None else fallback
+    loss, kl = cfg.get("actor.policy_loss_type"), cfg.get("algo.kl.init_coef")
+    if loss is None or kl is None:
+        return fallback
+    estimator = cfg.get("algo.advantage.estimator")
+    return f"{loss} ({estimator}) kl={kl:g}" if estimator else f"{loss} kl={kl:g}"
 
 
 def read_engine_run(folder: Path) -> RunCurves:

@@ -3,7 +3,7 @@
 One rollout = ``--rollout.batch_size`` prompts x ``--rollout.n_samples_per_prompt`` samples. Its
 log-probs under the sampling policy (pi_old) and the frozen reference are computed once; then
 ``--train.max_epochs`` passes of ``--train.batch_size``-sample optimizer steps follow, each with
-the loss of :class:`openrlhf_cfpo.losses.PolicyLoss` (``ppo`` or ``cfpo``). With more than one
+the loss of :class:`openrlhf_cfpo.openrlhf.PolicyLoss` (``ppo`` or ``cfpo``). With more than one
 step per rollout the policy moves away from pi_old within the rollout: the off-policy regime
 where CFPO and PPO's clip differ.
 """
@@ -20,7 +20,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from ..losses import PolicyLoss, aggregate_loss, masked_mean
+from ..losses import aggregate_loss, masked_mean
+from ..openrlhf.policy_loss import PolicyLoss
 from . import checkpoint
 from .advantages import approx_kl, compute_advantages
 from .config import RESUME_FREE, ConfigError, LocalConfig, Sizes, check_sizes
@@ -224,8 +225,10 @@ class LocalTrainer:
         a = self.args
         n_tokens = batch.action_mask.sum().item()
         self.optimizer.zero_grad(set_to_none=True)
-        sums = {"policy_loss": 0.0, "ppo_clip_ratio": 0.0, "ppo_kl": 0.0, "entropy": 0.0, "ratio_dev_mean": 0.0, "cfpo_penalty": 0.0}
-        dev_max = 0.0
+        sums = {"policy_loss": 0.0, "ppo_clip_ratio": 0.0, "ppo_kl": 0.0, "entropy": 0.0}
+        # The surrogate's own diagnostics, reduced over the whole step as the registry declares.
+        reductions = {k: v for k, v in self.loss_fn.surrogate.metrics.items() if k != "clip_ratio"}
+        extra = {k: 0.0 for k in reductions}
         mb = a.train.micro_batch_size
         for s in range(0, batch.sequences.shape[0], mb):
             micro = batch.select(list(range(s, min(s + mb, batch.sequences.shape[0]))))
@@ -253,10 +256,8 @@ class LocalTrainer:
             sums["entropy"] += entropy_mean.item()
             sums["ppo_clip_ratio"] += clip_ratio.item() * share
             sums["ppo_kl"] += ppo_kl.item() * share
-            m = self.loss_fn.last_metrics
-            sums["ratio_dev_mean"] += float(m["ratio_dev_mean"]) * share
-            sums["cfpo_penalty"] += float(m.get("cfpo_penalty", 0.0)) * share
-            dev_max = max(dev_max, float(m["ratio_dev_max"]))
+            for k, value in self.loss_fn.last_metrics.items():
+                extra[k] = max(extra[k], float(value)) if reductions[k] == "max" else extra[k] + float(value) * share
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), a.actor.max_norm)
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
@@ -268,8 +269,7 @@ class LocalTrainer:
             "entropy": sums["entropy"],
             "ppo_clip_ratio": sums["ppo_clip_ratio"] / n_tokens,
             "ppo_kl": sums["ppo_kl"] / n_tokens,
-            "ratio_dev_mean": sums["ratio_dev_mean"] / n_tokens,
-            "ratio_dev_max": dev_max,
+            **{k: v if reductions[k] == "max" else v / n_tokens for k, v in extra.items()},
             "actor_grad_norm": float(grad_norm),
             "actor_lr": lr,
             "reward": batch.rewards.mean().item(),
@@ -279,8 +279,6 @@ class LocalTrainer:
             "kl": masked_mean(batch.kl, mask, dim=-1).mean().item(),
             "advantages": masked_mean(batch.advantages, mask).item(),
         }
-        if a.actor.policy_loss_type == "cfpo":
-            metrics["cfpo_penalty"] = sums["cfpo_penalty"] / n_tokens
         return metrics
 
     # ------------------------------------------------------------------ loop

@@ -19,7 +19,7 @@ def test_plot_reads_engine_runs_and_openrlhf_tensorboard_logs(local_flags, tmp_p
         writer.add_scalar("train/kl", 0.001 * step, step)
     writer.close()
     runs = read_runs([str(run), str(tb)])
-    assert runs[0].label == "CFPO kl=0.01" and len(runs[0].series["reward"][0]) == 6
+    assert runs[0].label == "cfpo (rloo) kl=0.01" and len(runs[0].series["reward"][0]) == 6
     assert runs[1].series["response_length"] == ([1, 2, 3, 4, 5], [101.0, 102.0, 103.0, 104.0, 105.0])
     png = tmp_path / "fig.png"
     assert main_plot([str(run), str(tb), "--output", str(png)]) == 0

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV_KEYS = ("NUM_NODES", "GPUS_PER_NODE", "OUTPUT_DIR", "TENSORBOARD_DIR", "WANDB_API_KEY", "VLLM_TP")
 
 
@@ -101,7 +101,7 @@ def test_the_dry_run_command_parses_with_openrlhf_and_passes_our_checks(monkeypa
     pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
     import ray
 
-    from openrlhf_cfpo.cli import train_ppo_ray
+    from openrlhf_cfpo.openrlhf import train_ppo_ray
 
     class Stop(Exception):
         pass

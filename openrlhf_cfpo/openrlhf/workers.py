@@ -7,12 +7,12 @@ processes that import openrlhf anew. So the driver passes Ray a ``worker_process
 when) that module is imported, because importing it pulls in DeepSpeed, which OpenRLHF keeps out
 of its vLLM engine processes on purpose. The policy worker's ``ppo_actor`` then gets:
 
-- ``PolicyLoss`` -> :func:`build_policy_loss`: our :class:`~openrlhf_cfpo.losses.PolicyLoss` for
+- ``PolicyLoss`` -> :func:`build_policy_loss`: our :class:`~openrlhf_cfpo.openrlhf.PolicyLoss` for
   the losses in our registry (``ppo``, ``cfpo``; our ppo is OpenRLHF's to 1e-6), OpenRLHF's own
   for anything else (``gspo``);
 - ``ActorPPOTrainer`` -> a subclass whose ``training_step`` also logs the loss's extra
-  diagnostics (``ratio_dev_mean``, ``ratio_dev_max``, and ``cfpo_penalty``, which only a CFPO run
-  has), so a CFPO run is recognisable in its metrics.
+  diagnostics (those the registry declares for the surrogate, e.g. ``ratio_dev_mean`` and, for
+  CFPO only, ``cfpo_penalty``), so a CFPO run is recognisable in its metrics.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import importlib.machinery
 import os
 import sys
 
-from openrlhf_cfpo.losses import POLICY_LOSSES, PolicyLoss
+from openrlhf_cfpo.losses import POLICY_LOSSES
+from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
 
 SETUP_HOOK = f"{__name__}.install"
 PPO_ACTOR = "openrlhf.trainer.ray.ppo_actor"

@@ -5,9 +5,9 @@ import torch
 pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
 import ray  # noqa: E402
 
-from openrlhf_cfpo.cli import train_ppo_ray  # noqa: E402
-from openrlhf_cfpo.losses import PolicyLoss  # noqa: E402
-from openrlhf_cfpo.openrlhf_workers import SETUP_HOOK, with_cfpo_workers  # noqa: E402
+from openrlhf_cfpo.openrlhf import train_ppo_ray  # noqa: E402
+from openrlhf_cfpo.openrlhf import PolicyLoss  # noqa: E402
+from openrlhf_cfpo.openrlhf.workers import SETUP_HOOK, with_cfpo_workers  # noqa: E402
 
 BASE_ARGS = [
     "--actor.model_name_or_path", "/nonexistent/policy",
@@ -133,7 +133,7 @@ def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss():
         got = ray.get(worker.cfpo_loss.remote(logp, old, adv, mask), timeout=240)
     finally:
         ray.shutdown()
-    assert got["loss_class"] == "openrlhf_cfpo.losses.PolicyLoss"
+    assert got["loss_class"] == "openrlhf_cfpo.openrlhf.policy_loss.PolicyLoss"
     assert got["loss"] == pytest.approx(expected[0].item(), rel=1e-6)
     assert got["clip_ratio"] == pytest.approx(expected[1].item(), rel=1e-6)
     assert got["trainer_logs_extra_metrics"]
@@ -143,7 +143,7 @@ def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss():
 def test_worker_loss_builder_announces_cfpo_once_and_leaves_gspo_to_openrlhf(capsys):
     from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss
 
-    from openrlhf_cfpo.openrlhf_workers import build_policy_loss
+    from openrlhf_cfpo.openrlhf.workers import build_policy_loss
 
     ours = build_policy_loss(clip_eps_low=0.2, clip_eps_high=0.28, policy_loss_type="cfpo")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[openrlhf-cfpo]")]
@@ -159,12 +159,12 @@ def test_worker_hook_patches_ppo_actor_only_when_it_is_imported():
 
     code = (
         "import sys\n"
-        "from openrlhf_cfpo.openrlhf_workers import install, build_policy_loss\n"
+        "from openrlhf_cfpo.openrlhf.workers import install, build_policy_loss\n"
         "install(); install()\n"
         "assert 'openrlhf.trainer.ray.ppo_actor' not in sys.modules and 'deepspeed' not in sys.modules\n"
         "from openrlhf.trainer.ray import ppo_actor\n"
         "assert ppo_actor.PolicyLoss is build_policy_loss, ppo_actor.PolicyLoss\n"
-        "assert ppo_actor.ActorPPOTrainer.__module__ == 'openrlhf_cfpo.openrlhf_workers'\n"
+        "assert ppo_actor.ActorPPOTrainer.__module__ == 'openrlhf_cfpo.openrlhf.workers'\n"
         "print('patched')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

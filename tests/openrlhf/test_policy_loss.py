@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from openrlhf_cfpo.losses import PolicyLoss
+from openrlhf_cfpo.openrlhf import PolicyLoss
 
 openrlhf_models = pytest.importorskip("openrlhf.models", reason="needs the openrlhf extra")
 
