@@ -5,7 +5,9 @@ from setuptools import find_packages, setup
 # wheel that matches the machine (a CPU build on a laptop, a CUDA build in the image).
 CORE = [
     "torch>=2.6",
-    "transformers==5.15.0",  # the version openrlhf 0.11.2 pins, so both extras share one
+    # A range, not one version: OpenRLHF 0.11.2 pins transformers==5.15.0 and verl 0.9.1 needs <5.11, so
+    # each of those extras pins it within this range (they cannot share one environment).
+    "transformers>=5.5.3,<=5.15.0",
     "tokenizers>=0.22,<0.23",
     "safetensors>=0.4",
     "numpy>=1.26",
@@ -41,6 +43,10 @@ EXTRAS = {
         "immutabledict==4.3.1",
         "setuptools<82",  # alpaca-eval imports pkg_resources
     ],
+    # CFPO in TRL's GRPOTrainer (openrlhf_cfpo.trl); installs beside the openrlhf extra
+    "trl": ["trl==1.16.0"],
+    # CFPO in verl's policy-loss registry (openrlhf_cfpo.verl); its own environment (transformers<5.11)
+    "verl": ["verl==0.9.1"],
     # benchmark-only dependencies (benchmarks/)
     "bench": ["trl==1.16.0"],
 }
@@ -56,5 +62,9 @@ setup(
     include_package_data=True,
     install_requires=CORE,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["openrlhf-cfpo=openrlhf_cfpo.cli.main:main"]},
+    entry_points={
+        "console_scripts": ["openrlhf-cfpo=openrlhf_cfpo.cli.main:main"],
+        # `import verl` loads this group in every verl process, so loss_mode=cfpo works with no user code
+        "verl.plugins": ["cfpo=openrlhf_cfpo.verl"],
+    },
 )
