@@ -25,13 +25,16 @@ Metrics = Dict[str, torch.Tensor]
 # bound OpenRLHF's PPO uses, so the two losses see the same ratios.
 LOG_RATIO_CLAMP = 20.0
 
-# Per-token diagnostics every surrogate reports, with their reduction over action tokens:
+# Per-token diagnostics every surrogate reports, with their reduction over action tokens. Every one is
+# a token mean: the one statistic that survives how OpenRLHF and verl merge metrics (token-weighted
+# averages over micro-batches and ranks), so each logged number means what its name says.
 # - clip_ratio: 1 where the ratio has left [1-eps_low, 1+eps_high] in the direction A pushes it (where
 #   PPO's clip binds), so a PPO and a CFPO run share one plot; OpenRLHF ppo_clip_ratio, TRL
 #   clip_ratio/region_mean, verl actor/pg_clipfrac;
-# - ratio_dev_mean / ratio_dev_max: |r - 1|, the distance from the rollout policy.
-SHARED_METRICS: Mapping[str, str] = {"clip_ratio": "mean", "ratio_dev_mean": "mean", "ratio_dev_max": "max"}
-REDUCTIONS = ("mean", "max")
+# - ratio_dev_mean: |r - 1|, the distance from the rollout policy;
+# - ratio_outside_region: 1 where r is outside [1-eps_low, 1+eps_high] in either direction.
+SHARED_METRICS: Mapping[str, str] = {"clip_ratio": "mean", "ratio_dev_mean": "mean", "ratio_outside_region": "mean"}
+REDUCTIONS = ("mean",)
 
 
 @dataclass(frozen=True)
@@ -45,18 +48,17 @@ class PolicySurrogate:
 
     @property
     def metrics(self) -> Dict[str, str]:
-        """Every per-token diagnostic this surrogate returns, with its reduction ("mean" or "max")."""
+        """Every per-token diagnostic this surrogate returns, with its reduction over tokens ("mean")."""
         return {**SHARED_METRICS, **self.own_metrics}
 
     def __call__(self, ratio, advantages, eps_low, eps_high, dual_clip=None) -> Tuple[torch.Tensor, Metrics]:
         """Per-token loss (same shape as ``ratio``) and the per-token values of :attr:`metrics` (no grad)."""
         loss, own = self.fn(ratio, advantages, eps_low, eps_high, dual_clip)
         with torch.no_grad():
-            dev = (ratio - 1).abs()
             metrics = {
                 "clip_ratio": outside_trust_region(ratio, advantages, eps_low, eps_high).to(ratio.dtype),
-                "ratio_dev_mean": dev,
-                "ratio_dev_max": dev,
+                "ratio_dev_mean": (ratio - 1).abs(),
+                "ratio_outside_region": ((ratio > 1 + eps_high) | (ratio < 1 - eps_low)).to(ratio.dtype),
                 **{k: v.detach() for k, v in own.items()},
             }
         return loss, metrics
@@ -171,20 +173,14 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Ten
     return (values * mask).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1)
 
 
-def reduce_metrics(metrics: Metrics, mask: torch.Tensor, reductions: Mapping[str, str]) -> Metrics:
-    """Scalars from per-token diagnostics over ``mask``: token mean or max, as each metric declares.
+def reduce_metrics(metrics: Metrics, mask: torch.Tensor) -> Metrics:
+    """Token means of per-token diagnostics over ``mask`` (the reduction every metric declares).
 
     Masked positions are selected out, so padding never counts; an empty mask gives 0.
     """
     mask = mask.bool()
     n_tokens = mask.sum().clamp(min=1)
-    out = {}
-    for name, values in metrics.items():
-        if reductions[name] == "max":
-            out[name] = torch.where(mask, values, 0.0).max() if values.numel() else values.sum()
-        else:
-            out[name] = torch.where(mask, values, 0.0).sum() / n_tokens
-    return out
+    return {name: torch.where(mask, values, 0.0).sum() / n_tokens for name, values in metrics.items()}
 
 
 def aggregate_loss(

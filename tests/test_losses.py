@@ -59,17 +59,24 @@ def test_per_token_metrics_are_the_clip_indicator_the_ratio_deviation_and_the_pe
     # outside in A's direction: token 0 (r > 1.2, A > 0) and token 2 (r < 0.8, A < 0)
     assert metrics["clip_ratio"].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
     torch.testing.assert_close(metrics["ratio_dev_mean"], (ratio - 1).abs())
+    assert metrics["ratio_outside_region"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
     torch.testing.assert_close(metrics["cfpo_penalty"], adv.abs() / (2 * EPS) * (ratio - 1) ** 2)
 
 
-def test_reduce_metrics_takes_means_and_maxima_over_unmasked_tokens_only():
-    values = torch.tensor([[0.1, 0.5, 9.0], [0.3, 0.0, 0.0]])
+def test_reduce_metrics_takes_token_means_over_unmasked_tokens_only():
+    values = torch.tensor([[0.1, 0.5, float("nan")], [0.3, 0.0, 9.0]])
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    out = reduce_metrics({"a": values, "b": values}, mask, {"a": "mean", "b": "max"})
-    assert out["a"].item() == pytest.approx(0.3)
-    assert out["b"].item() == pytest.approx(0.5)
-    empty = reduce_metrics({"a": values}, torch.zeros_like(mask), {"a": "mean"})
-    assert empty["a"].item() == 0.0
+    assert reduce_metrics({"a": values}, mask)["a"].item() == pytest.approx(0.3)
+    assert reduce_metrics({"a": values}, torch.zeros_like(mask))["a"].item() == 0.0
+
+
+def test_every_declared_metric_is_a_token_mean_so_averaging_over_micro_batches_keeps_its_meaning():
+    # OpenRLHF and verl merge logged values as (token-weighted) means over micro-batches and ranks;
+    # a max or a min would come out as a mean of maxima under the same name.
+    for surrogate in POLICY_LOSSES.values():
+        assert set(surrogate.metrics.values()) == {"mean"}
+    with pytest.raises(ValueError, match="reductions"):
+        register_policy_loss("bad", metrics={"ratio_max": "max"})
 
 
 @pytest.mark.parametrize("name", ["cfpo", "ppo"])
@@ -96,7 +103,7 @@ def test_a_newly_registered_loss_reaches_the_openrlhf_loss_and_the_local_engine_
     from openrlhf_cfpo.local.config import build_parser
     from openrlhf_cfpo.openrlhf import PolicyLoss
 
-    @register_policy_loss("half_pg", metrics={"half_pg_scale": "max"})
+    @register_policy_loss("half_pg", metrics={"half_pg_scale": "mean"})
     def half_pg(ratio, advantages, eps_low, eps_high, dual_clip=None):
         return -0.5 * ratio * advantages, {"half_pg_scale": torch.full_like(ratio, 0.5)}
 

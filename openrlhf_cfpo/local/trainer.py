@@ -226,9 +226,8 @@ class LocalTrainer:
         n_tokens = batch.action_mask.sum().item()
         self.optimizer.zero_grad(set_to_none=True)
         sums = {"policy_loss": 0.0, "ppo_clip_ratio": 0.0, "ppo_kl": 0.0, "entropy": 0.0}
-        # The surrogate's own diagnostics, reduced over the whole step as the registry declares.
-        reductions = {k: v for k, v in self.loss_fn.surrogate.metrics.items() if k != "clip_ratio"}
-        extra = {k: 0.0 for k in reductions}
+        # The surrogate's other diagnostics (token means, as the registry declares), over the whole step.
+        extra = {k: 0.0 for k in self.loss_fn.surrogate.metrics if k != "clip_ratio"}
         mb = a.train.micro_batch_size
         for s in range(0, batch.sequences.shape[0], mb):
             micro = batch.select(list(range(s, min(s + mb, batch.sequences.shape[0]))))
@@ -257,7 +256,7 @@ class LocalTrainer:
             sums["ppo_clip_ratio"] += clip_ratio.item() * share
             sums["ppo_kl"] += ppo_kl.item() * share
             for k, value in self.loss_fn.last_metrics.items():
-                extra[k] = max(extra[k], float(value)) if reductions[k] == "max" else extra[k] + float(value) * share
+                extra[k] += float(value) * share
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), a.actor.max_norm)
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
@@ -269,7 +268,7 @@ class LocalTrainer:
             "entropy": sums["entropy"],
             "ppo_clip_ratio": sums["ppo_clip_ratio"] / n_tokens,
             "ppo_kl": sums["ppo_kl"] / n_tokens,
-            **{k: v if reductions[k] == "max" else v / n_tokens for k, v in extra.items()},
+            **{k: v / n_tokens for k, v in extra.items()},
             "actor_grad_norm": float(grad_norm),
             "actor_lr": lr,
             "reward": batch.rewards.mean().item(),

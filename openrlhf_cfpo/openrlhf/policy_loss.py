@@ -101,8 +101,8 @@ class PolicyLoss(nn.Module):
     exp(), so garbage (inf, NaN) in padding never reaches the loss or its gradient, and a fully
     masked row contributes exactly 0.
 
-    ``self.last_metrics`` holds the surrogate's other diagnostics for the last call, reduced over
-    action tokens as the registry declares (``ratio_dev_mean``, ``ratio_dev_max``, ``cfpo_penalty``).
+    ``self.last_metrics`` holds the surrogate's other diagnostics for the last call as token means over
+    action tokens (``ratio_dev_mean``, ``ratio_outside_region``, and ``cfpo_penalty`` for CFPO).
     """
 
     def __init__(
@@ -159,7 +159,7 @@ class PolicyLoss(nn.Module):
 
         loss = aggregate_loss(loss, mask, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size)
         with torch.no_grad():
-            reduced = reduce_metrics(metrics, mask, self.surrogate.metrics)
+            reduced = reduce_metrics(metrics, mask)
             clip_ratio = reduced.pop("clip_ratio")
             ppo_kl = -log_ratio.sum() / mask.sum().clamp(min=1)
             self.last_metrics = reduced

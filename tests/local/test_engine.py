@@ -80,7 +80,7 @@ def test_local_writes_metrics_tensorboard_checkpoints_and_the_model(local_flags,
     rows = read_metrics(str(out / "metrics.jsonl"))
     assert [r["step"] for r in rows] == list(range(1, len(rows) + 1)) and len(rows) == 6  # 3 rollouts x 2 steps
     required = {"step", "reward", "response_length", "ppo_clip_ratio", "ppo_kl", "kl", "policy_loss", "entropy",
-                "actor_grad_norm", "ratio_dev_mean", "ratio_dev_max"}
+                "actor_grad_norm", "ratio_dev_mean", "ratio_outside_region"}
     assert all(required <= r.keys() for r in rows)
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out / "tensorboard"))
     assert sorted(os.listdir(out / "checkpoints")) == ["global_step_4", "global_step_6"]  # --ckpt.max_num 2
