@@ -10,7 +10,9 @@ very module as ``__main__`` (nothing of it is copied) with three additions, undo
    estimators with fewer than 2 samples per prompt, bad IS-correction settings) end the run with
    one error line, in the driver, before Ray starts or any GPU is requested;
 3. the ``ray.init`` OpenRLHF makes gets our worker setup hook
-   (:func:`openrlhf_cfpo.openrlhf.workers.with_cfpo_workers`), its own env_vars untouched.
+   (:func:`openrlhf_cfpo.openrlhf.workers.with_cfpo_workers`), its own env_vars untouched, on a direct
+   connection and over Ray Client (``ray://``) alike; under ``ray job submit`` a job whose runtime_env
+   sets another hook is refused in the driver with the one line that chains both.
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def openrlhf_with_cfpo() -> Iterator[None]:
     """Patch argparse and ray.init for the duration of one OpenRLHF run."""
     import ray
 
-    from openrlhf_cfpo.openrlhf.workers import with_cfpo_workers
+    from openrlhf_cfpo.openrlhf.workers import check_job_setup_hook, runtime_env_for_driver
 
     add_argument = argparse.ArgumentParser.add_argument
     parse_args = argparse.ArgumentParser.parse_args
@@ -75,13 +77,14 @@ def openrlhf_with_cfpo() -> Iterator[None]:
         if hasattr(parsed, "actor.policy_loss_type"):
             try:
                 check_args(parsed)
+                check_job_setup_hook()
             except ValueError as err:
                 self.error(str(err))
         return parsed
 
     @functools.wraps(ray_init)
     def init_with_cfpo_workers(*args, runtime_env=None, **kwargs):
-        return ray_init(*args, runtime_env=with_cfpo_workers(runtime_env), **kwargs)
+        return ray_init(*args, runtime_env=runtime_env_for_driver(runtime_env), **kwargs)
 
     argparse.ArgumentParser.add_argument = add_argument_with_our_losses
     argparse.ArgumentParser.parse_args = parse_and_check

@@ -1,4 +1,6 @@
 """CFPO inside OpenRLHF 0.11.2: the entry point's flags and checks, and the loss in a Ray worker."""
+import os
+
 import pytest
 import torch
 
@@ -7,7 +9,9 @@ import ray  # noqa: E402
 
 from openrlhf_cfpo.openrlhf import train_ppo_ray  # noqa: E402
 from openrlhf_cfpo.openrlhf import PolicyLoss  # noqa: E402
-from openrlhf_cfpo.openrlhf.workers import SETUP_HOOK, with_cfpo_workers  # noqa: E402
+from openrlhf_cfpo.openrlhf.workers import (  # noqa: E402
+    RAY_HOOK_ENV, RAY_JOB_CONFIG_ENV, SETUP_HOOK, USER_HOOK_ENV, runtime_env_for_driver, with_cfpo_workers,
+)
 
 BASE_ARGS = [
     "--actor.model_name_or_path", "/nonexistent/policy",
@@ -44,7 +48,7 @@ def test_entry_point_accepts_cfpo_and_gives_ray_the_worker_hook(fake_ray_init, m
     with pytest.raises(RayInitReached):
         train_ppo_ray.main(BASE_ARGS + ["--actor.policy_loss_type", "cfpo", "--algo.kl.init_coef", "0"])
     (kwargs,) = fake_ray_init
-    assert kwargs["runtime_env"]["worker_process_setup_hook"] == SETUP_HOOK
+    assert kwargs["runtime_env"]["env_vars"][RAY_HOOK_ENV] == SETUP_HOOK
     # OpenRLHF's own env_vars for the workers survive
     assert {"TOKENIZERS_PARALLELISM", "NCCL_DEBUG"} <= set(kwargs["runtime_env"]["env_vars"])
     (args,) = checked
@@ -76,9 +80,42 @@ def test_entry_point_rejects_bad_combinations_before_ray_starts(fake_ray_init, c
     assert fake_ray_init == []
 
 
-def test_worker_hook_refuses_to_replace_another_hook():
-    with pytest.raises(ValueError, match="worker_process_setup_hook"):
-        with_cfpo_workers({"worker_process_setup_hook": "mypkg.setup"})
+def test_a_users_own_setup_hook_is_chained_after_ours_not_replaced():
+    env = with_cfpo_workers({"worker_process_setup_hook": "mypkg.setup", "env_vars": {"A": "1"}})
+    assert env["env_vars"] == {"A": "1", RAY_HOOK_ENV: SETUP_HOOK, USER_HOOK_ENV: "mypkg.setup"}
+    assert "worker_process_setup_hook" not in env
+
+
+def test_a_callable_setup_hook_is_refused_with_what_to_give_instead():
+    with pytest.raises(ValueError, match="'module.function' string"):
+        with_cfpo_workers({"worker_process_setup_hook": lambda: None})
+
+
+def job_config(hook):
+    import json
+
+    return json.dumps({"runtime_env": {"worker_process_setup_hook": hook}})
+
+
+def test_a_submitted_job_with_its_own_setup_hook_fails_in_the_driver_with_the_line_that_chains_both(
+    fake_ray_init, monkeypatch, capsys
+):
+    monkeypatch.setenv(RAY_JOB_CONFIG_ENV, job_config("mypkg.setup"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_ppo_ray.main(BASE_ARGS + ["--actor.policy_loss_type", "cfpo"])
+    assert exit_info.value.code == 2 and fake_ray_init == []
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "worker_process_setup_hook='mypkg.setup'" in err
+    assert f'"worker_process_setup_hook": "{SETUP_HOOK}"' in err and f'"{USER_HOOK_ENV}": "mypkg.setup"' in err
+
+
+def test_a_submitted_job_that_carries_our_hook_is_not_given_it_twice(fake_ray_init, monkeypatch):
+    monkeypatch.setenv(RAY_JOB_CONFIG_ENV, job_config(SETUP_HOOK))
+    assert runtime_env_for_driver({"env_vars": {"A": "1"}}) == {"env_vars": {"A": "1"}}
+    with pytest.raises(RayInitReached):
+        train_ppo_ray.main(BASE_ARGS + ["--actor.policy_loss_type", "cfpo"])
+    # Ray refuses to merge a job's and a driver's setup hooks: the driver adds none of its own
+    assert RAY_HOOK_ENV not in fake_ray_init[0]["runtime_env"]["env_vars"]
 
 
 @ray.remote(num_cpus=1)
@@ -115,10 +152,19 @@ class ActorLikeOpenRLHFs:
             "loss_class": f"{type(loss_fn).__module__}.{type(loss_fn).__qualname__}",
             "trainer_logs_extra_metrics": ppo_actor.ActorPPOTrainer.__module__ != "openrlhf.trainer.ray.ppo_actor",
             "metrics": sorted(loss_fn.last_metrics),
+            "user_hook": os.environ.get("USER_HOOK_SAW_OURS"),
         }
 
 
-def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss():
+USER_HOOK = """
+import os, sys
+def setup():
+    from openrlhf_cfpo.openrlhf.workers import _PatchOnImport
+    os.environ["USER_HOOK_SAW_OURS"] = str(any(isinstance(f, _PatchOnImport) for f in sys.meta_path))
+"""
+
+
+def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss_and_runs_a_chained_user_hook(tmp_path):
     g = torch.Generator().manual_seed(0)
     old = -torch.rand(3, 5, generator=g)
     logp = old + 0.5 * torch.randn(3, 5, generator=g)
@@ -126,8 +172,11 @@ def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss():
     mask = torch.ones(3, 5, dtype=torch.bool)
     expected = PolicyLoss(policy_loss_type="cfpo")(logp, old, adv, action_mask=mask)
 
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
-             runtime_env=with_cfpo_workers({"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}))
+    (tmp_path / "user_hook_module.py").write_text(USER_HOOK)
+    pythonpath = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": pythonpath},
+                   "worker_process_setup_hook": "user_hook_module.setup"}
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, runtime_env=with_cfpo_workers(runtime_env))
     try:
         worker = ActorLikeOpenRLHFs.remote()
         got = ray.get(worker.cfpo_loss.remote(logp, old, adv, mask), timeout=240)
@@ -138,6 +187,7 @@ def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss():
     assert got["clip_ratio"] == pytest.approx(expected[1].item(), rel=1e-6)
     assert got["trainer_logs_extra_metrics"]
     assert "cfpo_penalty" in got["metrics"]
+    assert got["user_hook"] == "True"  # theirs ran, after ours
 
 
 def test_worker_loss_builder_announces_cfpo_once_and_leaves_gspo_to_openrlhf(capsys):

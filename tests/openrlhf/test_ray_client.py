@@ -1,0 +1,56 @@
+"""Our worker hook over Ray Client (ray://), where Ray itself never uploads a setup hook."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
+
+PROBE = """
+import os, sys, ray
+from openrlhf_cfpo.openrlhf.workers import with_cfpo_workers
+ray.init(address=sys.argv[1], runtime_env=with_cfpo_workers({"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}))
+
+@ray.remote(num_cpus=0)
+def hook_ran():
+    from openrlhf_cfpo.openrlhf.workers import _PatchOnImport
+    return any(isinstance(f, _PatchOnImport) for f in sys.meta_path)
+
+print("HOOK_RAN", ray.get(hook_ran.remote(), timeout=120))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cfpo_reaches_the_workers_of_a_ray_client_connection():
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    client_port, gcs_port = free_port(), free_port()
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", "--num-cpus", "1", "--port", str(gcs_port),
+         "--ray-client-server-port", str(client_port), "--include-dashboard", "false", "--disable-usage-stats",
+         # Ray's socket paths must stay short: pytest's tmp_path is too long for them
+         "--temp-dir", tempfile.mkdtemp(prefix="ray", dir="/tmp")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # the client server listens once the head is up
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", client_port)) == 0:
+                    break
+            time.sleep(1)
+        proc = subprocess.run([sys.executable, "-c", PROBE, f"ray://127.0.0.1:{client_port}"],
+                              capture_output=True, text=True, timeout=240)
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+    assert "HOOK_RAN True" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
