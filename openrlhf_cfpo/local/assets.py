@@ -24,6 +24,7 @@ network read the response length directly.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -280,10 +281,16 @@ def build_assets(out_dir: str | os.PathLike, settings: BuildSettings = BuildSett
     return Assets(out)
 
 
+def cache_name(settings: BuildSettings) -> str:
+    """The cache folder of ``settings``: the same in every process (a digest, not the salted hash())."""
+    if settings == BuildSettings():
+        return f"assets-{ASSET_VERSION}"
+    return f"assets-{ASSET_VERSION}-{hashlib.sha256(repr(sorted(settings.__dict__.items())).encode()).hexdigest()[:12]}"
+
+
 def default_assets(settings: BuildSettings = BuildSettings(), log=print) -> Assets:
     """The cached embedded default, built on first use (about a minute on 2 CPU cores)."""
-    name = f"assets-{ASSET_VERSION}" + ("" if settings == BuildSettings() else f"-{abs(hash(tuple(settings.__dict__.values())))}")
-    root = cache_dir() / name
+    root = cache_dir() / cache_name(settings)
     if (root / "build_info.json").exists():
         return Assets(root)
     root.parent.mkdir(parents=True, exist_ok=True)

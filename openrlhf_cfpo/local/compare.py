@@ -57,9 +57,18 @@ def _summarise(folder: Path) -> Dict[str, float]:
     }
 
 
-def write_summary(output: Path, runs: Dict[str, Dict[str, float]], total_wall: float, flags: Sequence[str]) -> str:
+def describe(losses: Sequence[str], cfg) -> str:
+    """What was compared, from the flags the runs really got (losses, estimator, steps per rollout, models)."""
+    a = cfg.args
+    steps = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size * a.train.max_epochs
+    models = "the embedded default" if a.actor.model_name_or_path is None else a.actor.model_name_or_path
+    return (f"{' vs '.join(losses)} on {models} ({a.algo.advantage.estimator} advantages, same seed, "
+            f"{steps} optimizer step{'s' if steps != 1 else ''} per rollout)")
+
+
+def write_summary(output: Path, runs: Dict[str, Dict[str, float]], total_wall: float, flags: Sequence[str], title: str) -> str:
     lines = [
-        "# CFPO vs clipped RLOO on the embedded default",
+        f"# {title}",
         "",
         "| run | final reward (from) | response length: first -> last rollout (growth) | mean clip ratio | mean \\|r-1\\| | final KL to ref | wall time |",
         "|---|---|---|---|---|---|---|",
@@ -101,8 +110,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
             for kl in opts.kl_coefs for loss in opts.losses}
     try:
         # Every run's flags are checked before any of them trains.
-        for name, run_flags in runs.items():
-            parse_args(run_flags + ["--ckpt.output_dir", str(output / name)])
+        configs = [parse_args(run_flags + ["--ckpt.output_dir", str(output / name)]) for name, run_flags in runs.items()]
     except ConfigError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -132,10 +140,10 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
         print(f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}", file=sys.stderr)
         return 1
     curves = read_runs([str(output / name) for name in runs])
-    plot_runs(curves, str(output / "training_dynamics.png"), smooth=opts.smooth,
-              title="CFPO vs clipped RLOO on the embedded default (same seed, 8 optimizer steps per rollout)")
+    title = describe(opts.losses, configs[0])
+    plot_runs(curves, str(output / "training_dynamics.png"), smooth=opts.smooth, title=title)
     stats = {name: _summarise(output / name) for name in runs}
-    text = write_summary(output, stats, time.time() - t0, flags)
+    text = write_summary(output, stats, time.time() - t0, flags, title)
     print(text)
     print(f"wrote {output}/summary.md, {output}/training_dynamics.png and {', '.join(f'{output}/{n}/' for n in runs)}")
     return 0

@@ -39,3 +39,5 @@ def test_compare_writes_both_runs_the_plot_and_the_summary(local_flags, tmp_path
     assert os.path.getsize(out / "training_dynamics.png") > 10_000
     summary = (out / "summary.md").read_text()
     assert "| ppo_kl0.01 |" in summary and "| cfpo_kl0 |" in summary and "wall time" in summary
+    # 4 prompts x 2 samples / train batch 4 x 2 epochs: the title says what was run, not a fixed regime
+    assert summary.splitlines()[0] == "# ppo vs cfpo on " + local_flags[1] + " (rloo advantages, same seed, 4 optimizer steps per rollout)"
