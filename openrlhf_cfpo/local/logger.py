@@ -18,19 +18,21 @@ METRICS_FILE = "metrics.jsonl"
 SHORT = {"reward": "reward", "response_length": "len", "ppo_clip_ratio": "clip", "kl": "kl", "policy_loss": "loss"}
 
 
+def read_metrics(path: str):
+    """The step records of ``metrics.jsonl``. Records end in "\n"; a last line without one was cut by a
+    kill in the middle of a write and is left out."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        lines = f.read().split("\n")
+    return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+
 def truncate_metrics(path: str, last_step: int) -> None:
-    """Keep only the lines of steps <= ``last_step`` (the ones a checkpoint vouches for)."""
+    """Keep only the records of steps <= ``last_step`` (the ones a checkpoint vouches for)."""
     if not os.path.exists(path):
         return
-    with open(path) as f:
-        keep = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= last_step]
-    with open(path, "w") as f:
-        f.writelines(keep)
-
-
-def read_metrics(path: str):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    keep = [r for r in read_metrics(path) if r.get("step", 0) <= last_step]
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in keep)
 
 
 def _fmt_seconds(s: float) -> str:
@@ -43,7 +45,7 @@ class RunLogger:
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, METRICS_FILE)
         truncate_metrics(path, start_step)
-        self.file = open(path, "a", buffering=1)
+        self.file = open(path, "a", buffering=1, encoding="utf-8")
         from torch.utils.tensorboard import SummaryWriter
 
         # purge_step hides events a killed run wrote past the checkpoint.

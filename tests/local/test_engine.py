@@ -97,3 +97,13 @@ def test_python_dash_m_runs_the_local_engine(local_flags, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(read_metrics(str(out / "metrics.jsonl"))) == 2
+
+
+def test_metrics_records_cut_by_a_kill_inside_a_write_are_dropped_on_read_and_on_resume(tmp_path):
+    from openrlhf_cfpo.local.logger import truncate_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "reward": 0.5}\n{"step": 2, "reward": 0.6}\n{"step": 3, "rew')
+    assert [r["step"] for r in read_metrics(str(path))] == [1, 2]
+    truncate_metrics(str(path), last_step=2)
+    assert path.read_text() == '{"step": 1, "reward": 0.5}\n{"step": 2, "reward": 0.6}\n'
