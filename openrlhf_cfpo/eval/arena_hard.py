@@ -1,10 +1,13 @@
 """Arena-Hard v0.1: pairwise judging against gpt-4-0314 with swapped positions, weighted score and bootstrap CI.
 
 Protocol (arena-hard-auto v0.1): each question is judged twice, once with the baseline as assistant A and
-once as assistant B. A verdict label is read with the config's regex; strong verdicts (`>>`) count as
-three battles, ties as half a win each way. With a single model against the anchored baseline, the
-Bradley-Terry maximum-likelihood win rate that arena-hard's `show_result.py` reports reduces to this
-weighted win share, so it is computed in closed form. The 95% interval comes from resampling battles.
+once as assistant B. A verdict label is read with the config's regex; a judgment with no label at all is
+continued (the judge sees its own judgment and is asked to finish with a verdict) up to the config's
+`number_of_judgment_attempts` (2 in v0.1), and games still without a single label count as unparsed
+(`n_unparsed_games` in results.json). Strong verdicts (`>>`) count as three battles, ties as half a win
+each way. With a single model against the anchored baseline, the Bradley-Terry maximum-likelihood win
+rate that arena-hard's `show_result.py` reports reduces to this weighted win share, so it is computed in
+closed form. The 95% interval comes from resampling battles.
 """
 from __future__ import annotations
 
@@ -25,6 +28,9 @@ BASELINE_MODEL = "gpt-4-0314"
 DEFAULT_JUDGE = "gpt-4.1"  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
 STRONG_WEIGHT = 3
 BOOTSTRAP_ROUNDS = 100
+JUDGMENT_ATTEMPTS = 2  # v0.1 judge_config.yaml's number_of_judgment_attempts, used when a config lacks it
+# Our wording of the follow-up turn; the protocol only needs the judge to finish with a label.
+ASK_AGAIN = "Please finish your judgment now and end it with your final verdict label."
 QUESTIONS = "arena-hard-v0.1/question.jsonl"
 BASELINE_ANSWERS = f"arena-hard-v0.1/model_answer/{BASELINE_MODEL}.jsonl"
 JUDGE_CONFIG = "config/judge_config.yaml"
@@ -56,9 +62,13 @@ def load_answers(rows: Sequence[dict]) -> dict[str, str]:
     return out
 
 
+def verdict_labels(judgment: str, pattern: str) -> set[str]:
+    return {m.strip() for m in re.findall(pattern, judgment.replace("\n", "")) if m.strip()}
+
+
 def parse_verdict(judgment: str, pattern: str) -> Optional[str]:
     """The single verdict label in a judgment, or None when there is none or they disagree."""
-    labels = {m.strip() for m in re.findall(pattern, judgment.replace("\n", "")) if m.strip()}
+    labels = verdict_labels(judgment, pattern)
     return labels.pop() if len(labels) == 1 else None
 
 
@@ -98,6 +108,39 @@ def judge_request(config: dict, question: str, answer_a: str, answer_b: str) -> 
     return {"messages": messages, "temperature": float(config.get("temperature", 0)), "max_tokens": int(config.get("max_tokens", 4096))}
 
 
+def ask_again(request: dict, judgment: str) -> dict:
+    """The same game continued: the label-less judgment as the judge's turn, then a request for the verdict.
+
+    This is a different request from the first one, so it gets its own judge-cache entry: a rerun finds
+    both attempts cached, and the cached label-less answer is never mistaken for the second attempt.
+    """
+    messages = request["messages"] + [{"role": "assistant", "content": judgment}, {"role": "user", "content": ASK_AGAIN}]
+    return {**request, "messages": messages}
+
+
+def judge_games(judge, requests: Sequence[dict], pattern: str, attempts: int) -> tuple[list[str], list[int]]:
+    """Each game's judgment (all attempts joined by newlines, as arena-hard parses them) and its number of attempts."""
+    requests = list(requests)
+    texts, used = [""] * len(requests), [0] * len(requests)
+    todo = list(range(len(requests)))
+    for attempt in range(attempts):
+        desc = "arena-hard" if attempt == 0 else f"arena-hard, asked again ({attempt + 1}/{attempts})"
+        responses = judge.complete_many([requests[g] for g in todo], desc=desc)
+        again = []
+        for g, resp in zip(todo, responses):
+            new = message_text(resp)
+            texts[g] = f"{texts[g]}\n{new}" if used[g] else new
+            used[g] += 1
+            # Only a judgment with no label is asked again; disagreeing labels are final (unparsed), as in arena-hard.
+            if not verdict_labels(texts[g], pattern):
+                requests[g] = ask_again(requests[g], new)
+                again.append(g)
+        todo = again
+        if not todo:
+            break
+    return texts, used
+
+
 def run(args) -> dict:
     files = common.data_files(args)
     questions = common.first(load_questions(files.jsonl(QUESTIONS)), args.limit)
@@ -106,6 +149,9 @@ def run(args) -> dict:
     missing = [qid for qid, _ in questions if qid not in baseline]
     if missing:
         raise EvalError(f"{BASELINE_ANSWERS} has no answer for {len(missing)} questions (first {missing[0]}); use the official file")
+    attempts = config.get("number_of_judgment_attempts", JUDGMENT_ATTEMPTS)
+    if not isinstance(attempts, int) or attempts < 1:
+        raise EvalError(f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; it must be a whole number >= 1 (v0.1 uses 2)")
     judge = make_judge(args, DEFAULT_JUDGE, common.cache_dir(args))
     judge.preflight()
 
@@ -119,19 +165,22 @@ def run(args) -> dict:
         ours = answers[qid]["turns"][0]
         requests.append(judge_request(config, prompt, baseline[qid], ours))
         requests.append(judge_request(config, prompt, ours, baseline[qid]))
-    responses = judge.complete_many(requests, desc="arena-hard")
     pattern = config.get("regex_pattern", r"\[\[([AB<>=]+)\]\]")
+    judgments, used = judge_games(judge, requests, pattern, attempts)
     verdicts, records = [], []
     for n, (qid, _) in enumerate(questions):
-        texts = [message_text(responses[2 * n]), message_text(responses[2 * n + 1])]
+        texts = judgments[2 * n : 2 * n + 2]
         v = (parse_verdict(texts[0], pattern), parse_verdict(texts[1], pattern))
         verdicts.append(v)
-        records.append({"id": qid, "games": [{"model_position": "B", "verdict": v[0], "judgment": texts[0]},
-                                              {"model_position": "A", "verdict": v[1], "judgment": texts[1]}]})
+        records.append({"id": qid, "games": [
+            {"model_position": "B", "verdict": v[0], "judgment": texts[0], "attempts": used[2 * n]},
+            {"model_position": "A", "verdict": v[1], "judgment": texts[1], "attempts": used[2 * n + 1]}]})
     JsonlStore(out / "judgments.jsonl").path.unlink(missing_ok=True)
     JsonlStore(out / "judgments.jsonl").append(records)
     metrics = score(verdicts, seed=args.seed)
-    metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)
+    metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)  # after every attempt
+    metrics["n_games_asked_again"] = sum(u > 1 for u in used)
     settings = {**common.base_settings(args, NAME), **judge.settings(), "baseline_model": BASELINE_MODEL,
-                "decoding": dec.to_dict(), "bootstrap_rounds": BOOTSTRAP_ROUNDS, "n_questions": len(questions)}
+                "decoding": dec.to_dict(), "bootstrap_rounds": BOOTSTRAP_ROUNDS, "judgment_attempts": attempts,
+                "n_questions": len(questions)}
     return common.write_results(out, NAME, metrics, settings)

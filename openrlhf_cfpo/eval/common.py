@@ -74,7 +74,12 @@ def base_settings(args: argparse.Namespace, benchmark: str) -> dict:
 
 def write_results(out: Path, benchmark: str, metrics: dict, settings: dict) -> dict:
     missing = [k for k in RESULT_KEYS.get(benchmark, ()) if k not in metrics]
-    assert not missing, f"{benchmark} scorer did not produce {missing}"
+    # A real check, not an assert: `python -O` strips asserts and would write an incomplete results.json.
+    if missing:
+        raise EvalError(
+            f"the {benchmark} scorer produced no {', '.join(missing)}, so {out / 'results.json'} was not written; "
+            "this is a bug in openrlhf_cfpo.eval: report it with the command you ran"
+        )
     results = {**metrics, "settings": settings}
     write_json(out / "results.json", results)
     return results

@@ -128,11 +128,12 @@ class Judge:
                 base_url=cfg.base_url, api_key=cfg.api_key, max_retries=cfg.max_retries, timeout=cfg.timeout_s
             )
             sem = asyncio.Semaphore(cfg.concurrency)
-            bar = tqdm(total=len(todo), desc=f"{desc} ({cfg.model})", unit="req")
             # Identical requests (e.g. a repeated prompt) go to the judge once.
             first_of: dict[str, int] = {}
             for i in todo:
                 first_of.setdefault(keys[i], i)
+            # The bar counts what is sent, so duplicates are not in its total (it would never be reached).
+            bar = tqdm(total=len(first_of), desc=f"{desc} ({cfg.model})", unit="req")
 
             async def one(i: int) -> None:
                 async with sem:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from .errors import EvalError
+
 
 class JsonlStore:
     """Records keyed by `id`, appended and fsynced one at a time so a kill loses at most the record in flight."""
@@ -26,9 +28,14 @@ class JsonlStore:
                 f.truncate(cut)
             raw = raw[:cut]
         records = {}
-        for line in raw.decode("utf-8").splitlines():
+        # Split on b"\n" only: str.splitlines() also breaks at U+2028, U+2029 and U+0085, which
+        # json.dumps(ensure_ascii=False) writes unescaped and a model's answer can contain.
+        for n, line in enumerate(raw.split(b"\n"), 1):
             if line.strip():
-                rec = json.loads(line)
+                try:
+                    rec = json.loads(line.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise EvalError(f"{self.path} line {n} is not a JSON record ({e}); delete that line (or the file) and rerun") from None
                 records[rec[self.key]] = rec
         return records
 

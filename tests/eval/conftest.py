@@ -119,12 +119,16 @@ def fixture_data(tmp_path) -> Path:
 class JudgeServer:
     """A real HTTP OpenAI-compatible judge with deterministic rules and optional injected faults."""
 
-    def __init__(self, fail_every: int = 0, arena_mode: str = "favor_model"):
+    def __init__(self, fail_every: int = 0, arena_mode: str = "favor_model", mt_mode: str = "by_kind", hold_at: int = 0):
         self.fail_every = fail_every  # every k-th distinct request fails once (429, then 500 alternately)
         self.arena_mode = arena_mode
+        self.mt_mode = mt_mode  # by_kind: a fixed rating per judge prompt; by_text: a rating that depends on the answers
+        self.hold_at = hold_at  # the hold_at-th request is held unanswered until `release` is set (to kill a client mid-request)
+        self.held, self.release = threading.Event(), threading.Event()
         self.requests = 0
         self.faults = 0
         self.seen: dict[str, int] = {}
+        self.bodies: list[str] = []  # every request received, in order, as a canonical JSON string
         self.lock = threading.Lock()
         server = self
 
@@ -134,22 +138,33 @@ class JudgeServer:
 
             def _send(self, code, obj, headers=()):
                 body = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    for k, v in headers:
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client was killed while we answered
+                    pass
 
             def do_GET(self):
                 self._send(200, {"object": "list", "data": [{"id": "judge", "object": "model", "created": 0, "owned_by": "t"}]})
 
             def do_POST(self):
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key = hashlib.sha256(json.dumps(req, sort_keys=True).encode()).hexdigest()
+                canonical = json.dumps(req, sort_keys=True)
+                key = hashlib.sha256(canonical.encode()).hexdigest()
                 with server.lock:
                     server.requests += 1
+                    server.bodies.append(canonical)
+                    hold = server.requests == server.hold_at
+                if hold:
+                    server.held.set()
+                    server.release.wait(30)
+                    return
+                with server.lock:
                     first = key not in server.seen
                     server.seen.setdefault(key, len(server.seen))
                     nth = server.seen[key]
@@ -171,13 +186,22 @@ class JudgeServer:
 
     def answer(self, req):
         user = req["messages"][-1]["content"]
+        first_user = next(m["content"] for m in req["messages"] if m["role"] == "user")
         if user.startswith("KIND="):  # MT-Bench fixture prompts
+            if self.mt_mode == "by_text":
+                return f"Rated: [[{1 + int(hashlib.sha256(user.encode()).hexdigest(), 16) % 10}]]", None
             kind = user.split()[0][5:]
             return f"Fine. Rating: [[{ {'plain': 8, 'ref': 4, 'plain2': 6, 'ref2': 2}[kind] }]]", None
-        if user.startswith("Q="):  # Arena-Hard fixture prompts
+        if first_user.startswith("Q="):  # Arena-Hard fixture prompts (a continued game ends with a follow-up turn)
+            asked_again = any(m["role"] == "assistant" for m in req["messages"])
             if self.arena_mode == "always_b_much_better":
                 return "verdict [[B>>A]]", None
-            model_second = "FIRST=BASELINE" in user
+            if self.arena_mode == "never_a_label":
+                return "Both answers have merits; I cannot decide.", None
+            model_second = "FIRST=BASELINE" in first_user
+            # label_when_asked_again: with the model as assistant A, the first judgment stops before its verdict.
+            if self.arena_mode == "label_when_asked_again" and not model_second and not asked_again:
+                return "Assistant A is clearly more complete, so", None
             return ("so [[B>>A]]" if model_second else "so [[A>>B]]"), None
         # AlpacaEval (alpaca-eval's own prompt): prefer the output that is not the reference.
         ref_pos = user.find("REFERENCE")
@@ -193,6 +217,7 @@ class JudgeServer:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -229,10 +254,16 @@ def wait_for(pred, timeout=5.0):
     return pred()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_judge_server():
     """JudgeServer with chosen faults/rules, as a context manager (test modules cannot import conftest)."""
     return JudgeServer
+
+
+@pytest.fixture(scope="session")
+def make_fixture_data():
+    """write_fixture_data, for fixtures wider than one test."""
+    return write_fixture_data
 
 
 @pytest.fixture

@@ -32,6 +32,42 @@ def test_arena_hard_gives_the_top_score_when_the_judge_always_prefers_the_model(
     assert r["settings"]["n_questions"] == 3 and judge_server.requests == 6  # two games per question
 
 
+def test_arena_hard_asks_the_judge_again_for_a_missing_verdict_and_a_rerun_asks_neither_attempt_again(
+        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path):
+    out = tmp_path / "run"
+    # The judge stops before its verdict in each game with the model as assistant A, until asked again.
+    with make_judge_server(arena_mode="label_when_asked_again") as server:
+        args = ("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,
+                "--judge-base-url", server.url, "--limit", 3, *SMOKE)
+        assert cli(*args) == 0
+        first = _results(out, "arena_hard")
+        assert server.requests == 6 + 3 and len(set(server.bodies)) == 9
+        for body in map(json.loads, server.bodies[6:]):  # each re-ask continues its game, so it is a new request
+            assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
+            assert body["messages"][2]["content"] == "Assistant A is clearly more complete, so"
+        assert first["n_unparsed_games"] == 0 and first["n_games_asked_again"] == 3 and first["score"] == 100.0
+        assert first["settings"]["judgment_attempts"] == 2
+        games = [g for line in (out / "arena_hard" / "judgments.jsonl").read_text().split("\n") if line
+                 for g in json.loads(line)["games"]]
+        assert sorted((g["model_position"], g["attempts"], g["verdict"]) for g in games) == \
+            [("A", 2, "A>>B")] * 3 + [("B", 1, "B>>A")] * 3
+        assert cli(*args) == 0
+        assert server.requests == 9  # both attempts of every game came from the judge cache
+    again = _results(out, "arena_hard")
+    assert {k: v for k, v in again.items() if k != "settings"} == {k: v for k, v in first.items() if k != "settings"}
+
+
+def test_arena_hard_counts_games_still_without_a_verdict_after_the_second_attempt_as_unparsed(
+        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path):
+    out = tmp_path / "run"
+    with make_judge_server(arena_mode="never_a_label") as server:
+        assert cli("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,
+                   "--judge-base-url", server.url, "--limit", 3, *SMOKE) == 0
+        assert server.requests == 2 * 6  # two attempts per game, never a third
+    r = _results(out, "arena_hard")
+    assert r["n_unparsed_games"] == 6 and r["n_games_asked_again"] == 6 and r["n_battles"] == 0
+
+
 def test_alpaca_eval_reports_raw_and_length_controlled_win_rates(cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path):
     out = tmp_path / "run"
     assert cli("alpaca_eval", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,

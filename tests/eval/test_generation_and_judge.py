@@ -74,6 +74,36 @@ def test_a_half_written_last_line_is_dropped_and_regenerated(tmp_path):
     assert all(json.loads(line) for line in path.read_text().splitlines())
 
 
+# Every character str.splitlines() breaks at besides "\n"; json.dumps(ensure_ascii=False) writes the first three raw.
+LINE_BREAKERS = ["\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\x0c", "\r", "\r\n"]
+
+
+def test_answers_holding_any_character_that_splitlines_breaks_at_are_all_resumed_without_regeneration(tmp_path):
+    class Breaking(CountingBackend):
+        def generate(self, convs, decoding):
+            return [f"before{LINE_BREAKERS[int(c[-1]['content'].split()[1])]}after" for c in convs]
+
+    items = _items(len(LINE_BREAKERS))
+    first = generate_resumable(items, JsonlStore(tmp_path / "answers.jsonl"), Breaking, chunk_size=3, log=lambda m: None)
+
+    def no_model():
+        raise AssertionError("an answer on disk was generated again")
+
+    again = generate_resumable(items, JsonlStore(tmp_path / "answers.jsonl"), no_model, log=lambda m: None)
+    assert again == first
+    assert [again[f"q{i}"]["turns"][0] for i in range(len(LINE_BREAKERS))] == [f"before{c}after" for c in LINE_BREAKERS]
+
+
+def test_a_damaged_record_inside_an_answers_file_is_one_error_naming_the_file_and_line(tmp_path):
+    from openrlhf_cfpo.eval.errors import EvalError
+
+    path = tmp_path / "answers.jsonl"
+    path.write_text('{"id": "q0", "turns": ["a"]}\n{"id": "q1", "tu\n{"id": "q2", "turns": ["c"]}\n', encoding="utf-8")
+    with pytest.raises(EvalError, match=r"answers.jsonl line 2 is not a JSON record .*; delete that line") as e:
+        JsonlStore(path).load()
+    assert "\n" not in str(e.value)
+
+
 def test_the_second_turn_sees_the_first_question_and_answer(tmp_path):
     seen = []
 
@@ -156,6 +186,49 @@ def test_judge_keeps_at_most_the_configured_number_of_requests_in_flight(make_ju
         reqs = [{"messages": [{"role": "user", "content": f"Q={i}\nFIRST=a\nSECOND=b"}], "max_tokens": 4} for i in range(24)]
         Judge(JudgeConfig("j", server.url, "k", concurrency=4)).complete_many(reqs)
     assert 1 < peak[0] <= 4
+
+
+def test_judge_progress_bar_reaches_exactly_its_total_when_identical_requests_are_sent_once(judge_server, monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, **kwargs):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    a, b = ({"messages": [{"role": "user", "content": f"Q={i}\nFIRST=a\nSECOND=b"}], "max_tokens": 4} for i in range(2))
+    out = Judge(JudgeConfig("j", judge_server.url, "k")).complete_many([a, a, b, a])
+    assert judge_server.requests == 2 and out[0] == out[1] == out[3]
+    assert [(bar.n, bar.total) for bar in bars] == [(2, 2)]
+
+
+def test_results_without_a_required_key_are_refused_with_the_eval_error_and_not_written(tmp_path):
+    from openrlhf_cfpo.eval import common
+    from openrlhf_cfpo.eval.errors import EvalError
+
+    with pytest.raises(EvalError, match="ci_low, ci_high") as e:
+        common.write_results(tmp_path, "arena_hard", {"score": 50.0}, {})
+    assert "\n" not in str(e.value) and not (tmp_path / "results.json").exists()
+
+
+def test_the_required_results_keys_are_still_checked_under_python_dash_O(tmp_path):
+    import subprocess
+
+    code = ("import sys; from openrlhf_cfpo.eval import common; from openrlhf_cfpo.eval.errors import EvalError\n"
+            "try:\n    common.write_results(__import__('pathlib').Path(sys.argv[1]), 'mt_bench', {'score': 5.0}, {})\n"
+            "except EvalError as e:\n    print(e); sys.exit(3)")
+    r = subprocess.run([sys.executable, "-O", "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "turn1, turn2" in r.stdout and not (tmp_path / "results.json").exists()
 
 
 def test_a_missing_data_file_names_the_file_and_the_fix(cli, tiny_model, tmp_path, judge_env, capsys):

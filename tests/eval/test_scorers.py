@@ -118,3 +118,29 @@ def test_nan_scores_show_as_missing_in_the_report(tmp_path):
     (tmp_path / "m" / "mt_bench" / "results.json").write_text(json.dumps({"score": math.nan, "settings": {"model": "x/m1"}}))
     t1, _ = report.build_tables([tmp_path / "m"])
     assert t1[1][0] == "m1" and t1[1][4] is None
+
+
+def test_arena_judge_is_asked_again_only_when_a_judgment_has_no_label_and_at_most_once_more():
+    first = {"q0": "so [[A>B]]", "q1": "thinking, no verdict", "q2": "[[A>B]] or maybe [[B>A]]", "q3": "still thinking"}
+
+    class Judge:
+        def __init__(self):
+            self.calls = []
+
+        def complete_many(self, requests, desc=""):
+            self.calls.append(requests)
+            out = []
+            for r in requests:
+                q = r["messages"][0]["content"]
+                text = first[q] if len(r["messages"]) == 1 else ("then [[B>A]]" if q == "q1" else "no idea")
+                out.append({"choices": [{"message": {"content": text}}]})
+            return out
+
+    judge = Judge()
+    requests = [{"messages": [{"role": "user", "content": q}], "temperature": 0.0} for q in first]
+    texts, used = arena_hard.judge_games(judge, requests, PATTERN, attempts=2)
+    assert used == [1, 2, 1, 2] and len(judge.calls) == 2  # disagreeing labels (q2) are final, not asked again
+    again = judge.calls[1][0]["messages"]
+    assert [m["role"] for m in again] == ["user", "assistant", "user"] and again[1]["content"] == first["q1"]
+    assert [arena_hard.parse_verdict(t, PATTERN) for t in texts] == ["A>B", "B>A", None, None]
+    assert texts[1] == "thinking, no verdict\nthen [[B>A]]"
