@@ -169,8 +169,9 @@ def ratio_from_log_probs(log_probs: torch.Tensor, old_log_probs: torch.Tensor, m
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
-    """Mean over ``mask``; an empty mask gives 0, never NaN."""
-    return (values * mask).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1)
+    """Mean over ``mask``; an empty mask gives 0, never NaN. Masked positions are selected out, not
+    multiplied by 0, so a non-finite value there (padding) cannot reach the mean."""
+    return torch.where(mask.bool(), values, 0.0).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1)
 
 
 def reduce_metrics(metrics: Metrics, mask: torch.Tensor) -> Metrics:

@@ -111,3 +111,14 @@ def test_is_correction_applies_to_cfpo_as_to_ppo(config):
     assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
     assert loss.item() != pytest.approx(plain.item(), rel=1e-3)
     assert vllm_kl is not None and is_filter_ratio is not None
+
+
+@pytest.mark.parametrize("config", IS_CONFIGS, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_non_finite_padding_never_reaches_the_is_correction_statistics(config):
+    logp, old, rollout, adv, mask = make_batch(7, dtype=torch.float64)
+    mask[0, 3:] = False
+    old, rollout = old.clone(), rollout.clone()
+    old[0, 3] = float("nan")
+    rollout[0, 4] = float("-inf")
+    outputs = PolicyLoss(policy_loss_type="cfpo", **config)(logp, old, adv, action_mask=mask, rollout_log_probs=rollout)
+    assert all(torch.isfinite(t) for t in outputs), outputs
