@@ -55,10 +55,17 @@ class PolicySurrogate:
         """Per-token loss (same shape as ``ratio``) and the per-token values of :attr:`metrics` (no grad)."""
         loss, own = self.fn(ratio, advantages, eps_low, eps_high, dual_clip)
         with torch.no_grad():
+            # Written as few whole-tensor ops as possible: this runs on every micro-batch.
+            deviation = ratio - 1
+            dev = deviation.abs()
+            if eps_low == eps_high:
+                outside = dev > eps_high
+            else:
+                outside = (deviation > eps_high) | (deviation < -eps_low)
             metrics = {
                 "clip_ratio": outside_trust_region(ratio, advantages, eps_low, eps_high).to(ratio.dtype),
-                "ratio_dev_mean": (ratio - 1).abs(),
-                "ratio_outside_region": ((ratio > 1 + eps_high) | (ratio < 1 - eps_low)).to(ratio.dtype),
+                "ratio_dev_mean": dev,
+                "ratio_outside_region": outside.to(ratio.dtype),
                 **{k: v.detach() for k, v in own.items()},
             }
         return loss, metrics
@@ -153,19 +160,45 @@ def outside_trust_region(ratio, advantages, eps_low, eps_high) -> torch.Tensor:
     """Tokens whose ratio has left [1-eps_low, 1+eps_high] in the direction A pushes it.
 
     This is exactly where PPO's clip binds (``surr2 < surr1``), so the clip ratio means the same for
-    a PPO and a CFPO run.
+    a PPO and a CFPO run. (r - 1)·sign(A) > eps is that condition in one comparison; A = 0 never counts.
     """
-    return ((advantages > 0) & (ratio > 1 + eps_high)) | ((advantages < 0) & (ratio < 1 - eps_low))
+    return (ratio - 1) * advantages.sign() > cfpo_eps(advantages, eps_low, eps_high)
 
 
-def ratio_from_log_probs(log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(log r, r)`` with log r zeroed on padding (r = 1 there) and clamped to +-LOG_RATIO_CLAMP.
+class _MaskedRatio(torch.autograd.Function):
+    """``exp(clamp(where(mask, log_probs - old_log_probs, 0), -C, C))`` and the unclamped log r (no grad).
+
+    One function instead of where, clamp and exp, so that the backward is two multiplications
+    (dr/dlog pi = r on action tokens inside the clamp, 0 elsewhere) rather than three selects, which
+    with an irregular mask are many times slower on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, log_probs, old_log_probs, mask):
+        log_ratio = torch.where(mask, log_probs - old_log_probs, 0.0)
+        ratio = log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP).exp()
+        ctx.save_for_backward(ratio * (mask & (log_ratio.abs() <= LOG_RATIO_CLAMP)))
+        ctx.set_materialize_grads(True)
+        ctx.mark_non_differentiable(log_ratio)
+        return log_ratio, ratio
+
+    @staticmethod
+    def backward(ctx, _, grad_ratio):
+        (dratio,) = ctx.saved_tensors
+        grad = grad_ratio * dratio
+        return grad, -grad if ctx.needs_input_grad[1] else None, None
+
+
+def ratio_from_log_probs(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(log r, r)`` with log r zeroed on padding (r = 1 there); r from log r clamped to +-LOG_RATIO_CLAMP.
 
     Zeroing padding *before* exp() means padding never leaves the trust region, adds nothing to
-    |r - 1| or the penalty, and inf/NaN in padded log-probs cannot reach a gradient.
+    |r - 1| or the penalty, and inf/NaN in padded log-probs cannot reach a gradient. log r carries no
+    gradient (it is for diagnostics such as ppo_kl); r does.
     """
-    log_ratio = torch.where(mask, log_probs - old_log_probs, 0.0)
-    return log_ratio, log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP).exp()
+    return _MaskedRatio.apply(log_probs, old_log_probs, mask.bool())
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
@@ -175,13 +208,17 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Ten
 
 
 def reduce_metrics(metrics: Metrics, mask: torch.Tensor) -> Metrics:
-    """Token means of per-token diagnostics over ``mask`` (the reduction every metric declares).
+    """Token means of per-token diagnostics over ``mask`` (bool or 0/1; the reduction every metric declares).
 
-    Masked positions are selected out, so padding never counts; an empty mask gives 0.
+    An empty mask gives 0. Padding is weighted by 0, so the values there must be finite, as every
+    registered surrogate's are when r = 1 on padding (:func:`ratio_from_log_probs`) and A is finite.
     """
-    mask = mask.bool()
-    n_tokens = mask.sum().clamp(min=1)
-    return {name: torch.where(mask, values, 0.0).sum() / n_tokens for name, values in metrics.items()}
+    if not metrics:
+        return {}
+    stacked = torch.stack(list(metrics.values()))  # one multiply and one sum for all of them
+    mask_f = mask.to(stacked.dtype)
+    sums = (stacked * mask_f).flatten(1).sum(1) / mask_f.sum().clamp(min=1)
+    return dict(zip(metrics, sums.unbind()))
 
 
 def aggregate_loss(
@@ -198,17 +235,17 @@ def aggregate_loss(
     seq-mean-token-mean: each sequence's token mean, summed / ``global_batch_size`` * ``dp_size``.
     Without the global totals, the local batch's own token or sequence count is used.
     ``dp_size`` cancels the gradient averaging done across data-parallel ranks (OpenRLHF's convention).
-    Fully masked sequences contribute 0 and are not counted; masked positions are selected out,
-    not multiplied by 0, so a non-finite value there cannot turn the sum into NaN.
+    Fully masked sequences contribute 0 and are not counted. ``loss_mask`` is bool or 0/1; padding is
+    weighted by 0, so the loss there must be finite (a surrogate's is, at r = 1 with a finite A).
     """
-    loss_mask = loss_mask.bool()
-    masked = torch.where(loss_mask, loss, 0.0)
+    mask_f = loss_mask.to(loss.dtype)
+    masked = loss * mask_f
     if token_level_loss:
         if batch_num_tokens is None:
-            return masked.sum() / loss_mask.sum().clamp(min=1)
+            return masked.sum() / mask_f.sum().clamp(min=1)
         return masked.sum() / batch_num_tokens * dp_size
-    tokens = loss_mask.sum(dim=-1)
-    seq_loss = masked.sum(dim=-1) / (tokens + 1e-8)
+    tokens = mask_f.sum(dim=-1)
+    seq_loss = masked.sum(dim=-1) / tokens.clamp(min=1)
     if global_batch_size is None:
         return seq_loss.sum() / (tokens > 0).sum().clamp(min=1)
     return seq_loss.sum() / global_batch_size * dp_size

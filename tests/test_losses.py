@@ -64,9 +64,11 @@ def test_per_token_metrics_are_the_clip_indicator_the_ratio_deviation_and_the_pe
 
 
 def test_reduce_metrics_takes_token_means_over_unmasked_tokens_only():
-    values = torch.tensor([[0.1, 0.5, float("nan")], [0.3, 0.0, 9.0]])
+    values = torch.tensor([[0.1, 0.5, 7.0], [0.3, 0.0, 9.0]])
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    assert reduce_metrics({"a": values}, mask)["a"].item() == pytest.approx(0.3)
+    for as_given in (mask, mask.long(), mask.float()):  # OpenRLHF's action_mask is int64
+        out = reduce_metrics({"a": values, "b": 2 * values}, as_given)
+        assert out["a"].item() == pytest.approx(0.3) and out["b"].item() == pytest.approx(0.6)
     assert reduce_metrics({"a": values}, torch.zeros_like(mask))["a"].item() == 0.0
 
 
@@ -118,3 +120,34 @@ def test_a_newly_registered_loss_reaches_the_openrlhf_loss_and_the_local_engine_
         assert getattr(args, "actor.policy_loss_type") == "half_pg"
     finally:
         del POLICY_LOSSES["half_pg"]
+
+
+def test_the_ratio_is_one_on_padding_whatever_it_holds_and_its_gradient_is_r_on_action_tokens():
+    from openrlhf_cfpo.losses import ratio_from_log_probs
+
+    logp = torch.tensor([[0.5, float("nan"), float("inf"), 30.0]], dtype=torch.float64, requires_grad=True)
+    old = torch.tensor([[0.25, 0.0, float("-inf"), 0.0]], dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1, 0, 0, 1]])  # int64, as OpenRLHF passes it
+    log_ratio, ratio = ratio_from_log_probs(logp, old, mask)
+    assert log_ratio.tolist() == [[0.25, 0.0, 0.0, 30.0]] and ratio[0, 1:3].tolist() == [1.0, 1.0]
+    assert ratio[0, 3].item() == pytest.approx(torch.tensor(20.0, dtype=torch.float64).exp().item())  # clamped
+    (ratio * torch.tensor([[2.0, 3.0, 4.0, 5.0]], dtype=torch.float64)).sum().backward()
+    r0 = torch.tensor(0.25, dtype=torch.float64).exp().item()
+    # d r / d log pi = r inside the clamp, 0 beyond it and on padding
+    assert logp.grad.tolist() == [[2.0 * r0, 0.0, 0.0, 0.0]] and old.grad.tolist() == [[-2.0 * r0, 0.0, 0.0, 0.0]]
+    inner = torch.tensor([[1, 1, 0]])
+    torch.autograd.gradcheck(lambda a, b: ratio_from_log_probs(a, b, inner)[1],
+                             (torch.randn(1, 3, dtype=torch.float64, requires_grad=True),
+                              torch.randn(1, 3, dtype=torch.float64, requires_grad=True)))
+
+
+@pytest.mark.parametrize("eps_low,eps_high", [(0.2, 0.2), (0.2, 0.28)])
+def test_clip_indicator_is_where_ppos_clip_binds(eps_low, eps_high):
+    from openrlhf_cfpo.losses import outside_trust_region
+
+    g = torch.Generator().manual_seed(3)
+    ratio = torch.rand(2000, generator=g, dtype=torch.float64) + 0.5
+    adv = torch.randn(2000, generator=g, dtype=torch.float64)
+    adv[::7] = 0.0
+    surr1, surr2 = ratio * adv, ratio.clamp(1 - eps_low, 1 + eps_high) * adv
+    assert torch.equal(outside_trust_region(ratio, adv, eps_low, eps_high), surr2 < surr1)

@@ -37,6 +37,9 @@ def is_correction(
     ``mode="clip"`` clamps the per-token ratio into the band.
     """
     low, high = threshold
+    # Both log-probs are read on action tokens only: padding may hold anything (inf, NaN).
+    old_log_probs = torch.where(mask, old_log_probs, 0.0)
+    rollout_log_probs = torch.where(mask, rollout_log_probs, 0.0)
     log_is = (old_log_probs - rollout_log_probs).detach()
     if gating == "ratio":
         stat = masked_mean(log_is, mask, dim=-1).unsqueeze(-1) if level == "seq" else log_is
@@ -142,7 +145,9 @@ class PolicyLoss(nn.Module):
         batch_num_tokens: Optional[float] = None,
         global_batch_size: Optional[float] = None,
     ):
+        # OpenRLHF passes an int64 mask; bool selects, the float copy weighs (much faster than selecting).
         mask = torch.ones_like(log_probs, dtype=torch.bool) if action_mask is None else action_mask.bool()
+        mask_f = mask.to(log_probs.dtype)
         log_ratio, ratio = ratio_from_log_probs(log_probs, old_log_probs, mask)
         loss, metrics = self.surrogate(ratio, advantages, self.clip_eps_low, self.clip_eps_high, self.dual_clip)
 
@@ -157,10 +162,10 @@ class PolicyLoss(nn.Module):
             loss = corr.weight * loss
             vllm_kl, is_filter_ratio = corr.vllm_kl, corr.is_filter_ratio
 
-        loss = aggregate_loss(loss, mask, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size)
+        loss = aggregate_loss(loss, mask_f, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size)
         with torch.no_grad():
-            reduced = reduce_metrics(metrics, mask)
+            reduced = reduce_metrics(metrics, mask_f)
             clip_ratio = reduced.pop("clip_ratio")
-            ppo_kl = -log_ratio.sum() / mask.sum().clamp(min=1)
+            ppo_kl = -log_ratio.sum() / mask_f.sum().clamp(min=1)
             self.last_metrics = reduced
         return loss, clip_ratio, ppo_kl, vllm_kl, is_filter_ratio
