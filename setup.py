@@ -42,6 +42,7 @@ EXTRAS = {
         "langdetect==1.0.9",
         "immutabledict==4.3.1",
         "setuptools<82",  # alpaca-eval imports pkg_resources
+        "math-verify==0.9.0",  # MATH500, GSM8K, AIME24 answers (openrlhf_cfpo.eval.reasoning)
     ],
     # CFPO in TRL's GRPOTrainer (openrlhf_cfpo.trl); installs beside the openrlhf extra
     "trl": ["trl==1.16.0"],
@@ -49,6 +50,9 @@ EXTRAS = {
     "verl": ["verl==0.9.1"],
     # benchmark-only dependencies (benchmarks/)
     "bench": ["trl==1.16.0"],
+    # the paper's reasoning runs (openrlhf_cfpo.reasoning): MATH from the hub, math-verify's boxed-answer reward;
+    # installs beside the trl extra and beside the verl extra; datasets (with its pyarrow) writes the verl parquet
+    "reasoning": ["math-verify==0.9.0", "datasets==5.2.0"],
 }
 
 setup(

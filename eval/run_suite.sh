@@ -1,40 +1,54 @@
 #!/usr/bin/env bash
-# Runs every benchmark against CKPT (and the OpenLLM tasks against --baseline for the alignment tax),
-# then prints the paper's Tables 1 and 2. Reruns resume: finished answers and judgments are reused.
+# Runs every benchmark against each CKPT (and against --baseline), then prints the paper's tables.
+# Default: the RLHF suite (AlpacaEval, Arena-Hard, MT-Bench, IFEval, OpenLLM) and Tables 1 and 2, with the
+# alignment tax against --baseline. --reasoning: MATH500, GSM8K, GPQA-Diamond and AIME24 with the paper's
+# RLVR protocol and Table 5, one row per checkpoint (--baseline, e.g. the untrained model, first).
+# Reruns resume: finished answers and judgments are reused.
 #
-#   bash eval/run_suite.sh CKPT --baseline SFT_CKPT [--output DIR] [-- extra args for every benchmark]
-#   e.g. bash eval/run_suite.sh ckpt/cfpo --baseline ckpt/sft -- --limit 5   # smoke run
+#   bash eval/run_suite.sh CKPT [CKPT ...] [--baseline BASE_CKPT] [--output DIR] [--reasoning] [-- extra args for every benchmark]
+#   e.g. bash eval/run_suite.sh ckpt/cfpo --baseline ckpt/sft -- --limit 5                          # smoke run
+#        bash eval/run_suite.sh ckpt/cfpo-it2 ckpt/cfpo-it4 --baseline Qwen/Qwen2.5-3B-Instruct --reasoning
 set -euo pipefail
 
-usage() { echo "usage: bash eval/run_suite.sh CKPT [--baseline SFT_CKPT] [--output DIR] [-- EXTRA_ARGS...]" >&2; exit 2; }
+usage() { echo "usage: bash eval/run_suite.sh CKPT [CKPT ...] [--baseline BASE_CKPT] [--output DIR] [--reasoning] [-- EXTRA_ARGS...]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
-CKPT=$1; shift
-BASELINE=""; OUT="eval_results"; EXTRA=()
+CKPTS=(); BASELINE=""; OUT="eval_results"; EXTRA=(); REASONING=0
 while [ $# -gt 0 ]; do
   case $1 in
     --baseline) [ $# -ge 2 ] || usage; BASELINE=$2; shift 2 ;;
     --output) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
+    --reasoning) REASONING=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) echo "run_suite.sh: unknown option $1" >&2; usage ;;
+    -*) echo "run_suite.sh: unknown option $1" >&2; usage ;;
+    *) CKPTS+=("$1"); shift ;;
   esac
 done
+[ ${#CKPTS[@]} -ge 1 ] || usage
+if [ "$REASONING" = 1 ]; then
+  BENCHMARKS=(math500 gsm8k gpqa_diamond aime24)
+else
+  BENCHMARKS=(alpaca_eval arena_hard mt_bench ifeval openllm)
+fi
 EVAL=(python -m openrlhf_cfpo.cli.main eval)
 name() { basename "${1%/}"; }
 
-run_all() {  # MODEL DIR BENCHMARKS...
-  local model=$1 dir=$2; shift 2
-  for bench in "$@"; do
+run_all() {  # MODEL DIR
+  local model=$1 dir=$2
+  for bench in "${BENCHMARKS[@]}"; do
     echo "== $bench: $model -> $dir"
-    "${EVAL[@]}" "$bench" --model "$model" --output "$dir" "${EXTRA[@]}"
+    "${EVAL[@]}" "$bench" --model "$model" --output "$dir" ${EXTRA[@]+"${EXTRA[@]}"}
   done
 }
 
-MODEL_DIR="$OUT/$(name "$CKPT")"
-run_all "$CKPT" "$MODEL_DIR" alpaca_eval arena_hard mt_bench ifeval openllm
+DIRS=()
+for ckpt in "${CKPTS[@]}"; do
+  DIRS+=("$OUT/$(name "$ckpt")")
+  run_all "$ckpt" "${DIRS[-1]}"
+done
 if [ -n "$BASELINE" ]; then
   BASE_DIR="$OUT/$(name "$BASELINE")"
-  run_all "$BASELINE" "$BASE_DIR" alpaca_eval arena_hard mt_bench ifeval openllm
-  "${EVAL[@]}" report "$MODEL_DIR" --baseline "$BASE_DIR" --csv-dir "$OUT"
+  run_all "$BASELINE" "$BASE_DIR"
+  "${EVAL[@]}" report "${DIRS[@]}" --baseline "$BASE_DIR" --csv-dir "$OUT"
 else
-  "${EVAL[@]}" report "$MODEL_DIR" --csv-dir "$OUT"
+  "${EVAL[@]}" report "${DIRS[@]}" --csv-dir "$OUT"
 fi

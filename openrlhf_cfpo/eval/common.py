@@ -16,6 +16,9 @@ RESULT_KEYS = {
     "arena_hard": ("score", "ci_low", "ci_high"),
     "mt_bench": ("score", "turn1", "turn2"),
     "ifeval": ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"),
+    # the reasoning benchmarks (reasoning.py): pass@1 as a fraction, as the paper's Tables 5-10 print it
+    **{name: ("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed")
+       for name in ("math500", "gsm8k", "aime24", "gpqa_diamond")},
     # openllm: one key per task and "average"; see openllm.TASKS
 }
 

@@ -31,6 +31,7 @@ class Source:
     url: str = ""  # a plain HTTPS file
     hf_repo: str = ""  # or a file in a Hugging Face dataset repo
     hf_filename: str = ""
+    hint: str = ""  # what to do when the download fails (e.g. a gated dataset)
 
     def describe(self) -> str:
         return self.url or f"https://huggingface.co/datasets/{self.hf_repo} ({self.hf_filename})"
@@ -52,6 +53,20 @@ SOURCES = {
     ),
     "alpaca_eval/df_gamed.csv": Source(hf_repo="tatsu-lab/alpaca_eval", hf_filename="df_gamed.csv"),
     "ifeval/input_data.jsonl": Source(url=f"{_IFEVAL_RAW}/input_data.jsonl"),
+    # The reasoning benchmarks: each file as its Hugging Face dataset repo holds it (the split lighteval
+    # evaluates), kept at <repo id>/<file> so --data-dir takes a plain copy of the repo.
+    "HuggingFaceH4/MATH-500/test.jsonl": Source(hf_repo="HuggingFaceH4/MATH-500", hf_filename="test.jsonl"),
+    "openai/gsm8k/main/test-00000-of-00001.parquet": Source(
+        hf_repo="openai/gsm8k", hf_filename="main/test-00000-of-00001.parquet"
+    ),
+    "HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet": Source(
+        hf_repo="HuggingFaceH4/aime_2024", hf_filename="data/train-00000-of-00001.parquet"
+    ),
+    "Idavidrein/gpqa/gpqa_diamond.csv": Source(
+        hf_repo="Idavidrein/gpqa", hf_filename="gpqa_diamond.csv",
+        hint="GPQA is gated: accept its terms at https://huggingface.co/datasets/Idavidrein/gpqa and set HF_TOKEN "
+             "(or run `hf auth login`), or",
+    ),
 }
 
 
@@ -86,6 +101,25 @@ class DataFiles:
             return json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise EvalError(f"{path} is not valid JSON ({e}); replace it with the official {rel}") from None
+
+    def parquet(self, rel: str) -> list[dict]:
+        import pyarrow.parquet as pq
+
+        path = self.path(rel)
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise EvalError(f"{path} is not a readable parquet file ({_one_line(e)}); replace it with the official {rel}") from None
+
+    def csv(self, rel: str) -> list[dict]:
+        import csv
+
+        path = self.path(rel)
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                return list(csv.DictReader(f))
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise EvalError(f"{path} is not a readable CSV file ({_one_line(e)}); replace it with the official {rel}") from None
 
     def yaml(self, rel: str) -> dict:
         import yaml
@@ -129,9 +163,15 @@ def _download(source: Source, dest: Path, rel: str) -> None:
             shutil.copyfile(hf_hub_download(source.hf_repo, source.hf_filename, repo_type="dataset"), tmp)
     except Exception as e:  # any network or hub failure ends in the same advice
         tmp.unlink(missing_ok=True)
+        hint = f"{source.hint} " if source.hint else ""
         raise EvalError(
-            f"could not download {rel} from {source.describe()} ({type(e).__name__}: {e}); "
-            f"fetch it by hand into DIR/{rel} and pass --data-dir DIR"
+            f"could not download {rel} from {source.describe()} ({type(e).__name__}: {_one_line(e)}); "
+            f"{hint}fetch it by hand into DIR/{rel} and pass --data-dir DIR"
         ) from None
     # Renaming only a complete file keeps a killed download from leaving a truncated cache entry.
     os.replace(tmp, dest)
+
+
+def _one_line(e: Exception) -> str:
+    """An exception's message on one line: hub errors span several, and the CLI promises a single error line."""
+    return " ".join(str(e).split())

@@ -8,6 +8,10 @@ Each value follows the benchmark's official harness:
   (0.7 writing/roleplay, 0.1 stem/humanities, 0.0 extraction/math/coding/reasoning); the second turn
   is generated with the first question and answer in the conversation.
 - IFEval: lm-eval's `ifeval.yaml`: greedy, max_gen_toks 1280.
+- MATH500, GSM8K, AIME24, GPQA-Diamond (the paper's reasoning evaluation, section 4.1 "Evaluation"):
+  sampling at temperature 0.6 and top-p 0.95 "for all evaluations". The paper gives no evaluation length;
+  3072 new tokens is its training "Max Completion Length" (appendix B.1, Table 3), the length the trained
+  models learned to finish in. Each of k samples per problem (`--samples`) gets its own seed.
 
 `--max-new-tokens` overrides the length for smoke runs only; the override is recorded in results.json.
 """
@@ -25,13 +29,18 @@ class Decoding:
     max_new_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
+    seed: Optional[int] = None  # a sampling seed for these requests; None: the run's --seed
+
 
     @property
     def greedy(self) -> bool:
         return self.temperature < GREEDY_BELOW
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.seed is None:
+            del d["seed"]
+        return d
 
 
 DECODING = {
@@ -39,6 +48,8 @@ DECODING = {
     "arena_hard": Decoding(max_new_tokens=4096, temperature=0.0),
     "ifeval": Decoding(max_new_tokens=1280, temperature=0.0),
     "mt_bench": Decoding(max_new_tokens=1024, temperature=0.7),  # default; categories below override
+    **{name: Decoding(max_new_tokens=3072, temperature=0.6, top_p=0.95)
+       for name in ("math500", "gsm8k", "aime24", "gpqa_diamond")},
 }
 
 MT_BENCH_CATEGORY_TEMPERATURE = {

@@ -66,7 +66,8 @@ class HFBackend:
         # Sorting by length packs similar prompts together, so batches carry little padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[Optional[str]] = [None] * len(texts)
-        torch.manual_seed(self.seed)
+        # A per-request seed (one per sample of a multi-sample benchmark) keeps the samples distinct.
+        torch.manual_seed(self.seed if decoding.seed is None else decoding.seed)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             # The chat template already places BOS and other special tokens.
@@ -101,7 +102,7 @@ class VLLMBackend:
             max_tokens=decoding.max_new_tokens,
             temperature=0.0 if decoding.greedy else decoding.temperature,
             top_p=1.0 if decoding.greedy else decoding.top_p,
-            seed=self.seed,
+            seed=self.seed if decoding.seed is None else decoding.seed,
         )
         outputs = self.llm.chat(list(conversations), params, use_tqdm=False)
         return [o.outputs[0].text.strip() for o in outputs]
@@ -117,12 +118,16 @@ def make_backend(model: str, backend: str = "auto", batch_size: int = 8, dtype: 
 
 @dataclass
 class Item:
-    """One benchmark prompt: its user turns are answered in order, each seeing the earlier answers."""
+    """One benchmark prompt: its user turns are answered in order, each seeing the earlier answers.
+
+    `system`, when given, opens the conversation as a system turn (the reasoning benchmarks' training prompt).
+    """
 
     id: str
     turns: list[str]
     decoding: Decoding
     meta: dict = field(default_factory=dict)
+    system: Optional[str] = None
 
 
 def generate_resumable(
@@ -143,7 +148,8 @@ def generate_resumable(
 
         bar = tqdm(total=len(pending), desc=f"generating ({backend.name})", unit="item")
         # Items sharing settings are generated together; each chunk is saved before the next one starts.
-        keyed = sorted(pending, key=lambda it: (it.decoding.temperature, it.decoding.max_new_tokens, len(it.turns)))
+        keyed = sorted(pending, key=lambda it: (it.decoding.temperature, it.decoding.top_p, it.decoding.max_new_tokens,
+                                                -1 if it.decoding.seed is None else it.decoding.seed, len(it.turns)))
         for _, group in groupby(keyed, key=lambda it: (it.decoding, len(it.turns))):
             group = list(group)
             for start in range(0, len(group), chunk_size):
@@ -152,7 +158,7 @@ def generate_resumable(
                 for t in range(len(chunk[0].turns)):
                     convs = []
                     for it, ans in zip(chunk, answers):
-                        conv: Conversation = []
+                        conv: Conversation = [{"role": "system", "content": it.system}] if it.system else []
                         for q, a in zip(it.turns[:t], ans):
                             conv += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
                         conv.append({"role": "user", "content": it.turns[t]})

@@ -1,4 +1,5 @@
-"""The paper's Table 1 (instruction following) and Table 2 (capabilities, with the alignment tax) from results."""
+"""The paper's Table 1 (instruction following), Table 2 (capabilities, with the alignment tax) and Table 5
+(reasoning: pass@1 on MATH500, GSM8K, GPQA-Diamond, AIME24, one row per checkpoint) from results."""
 from __future__ import annotations
 
 import csv
@@ -25,6 +26,13 @@ TABLE2 = (
     ("TruthfulQA", "openllm", "truthfulqa"),
     ("Winogrande", "openllm", "winogrande"),
     ("Avg", "openllm", "average"),
+)
+# The column order of the paper's Tables 5-10; values are fractions, as the paper prints them.
+TABLE5 = (
+    ("MATH500", "math500", "pass_at_1"),
+    ("GSM8K", "gsm8k", "pass_at_1"),
+    ("GPQA-Diamond", "gpqa_diamond", "pass_at_1"),
+    ("AIME24", "aime24", "pass_at_1"),
 )
 
 
@@ -62,14 +70,22 @@ def _value(results: dict, bench: str, key: str) -> Optional[float]:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None) -> tuple[list[list], list[list]]:
+def _load(folders: Sequence[Path], baseline: Optional[Path]) -> list[tuple[Path, bool, dict]]:
     runs = ([(baseline, True)] if baseline else []) + [(f, False) for f in folders if f != baseline]
-    loaded = [(f, is_base, load_run(f)) for f, is_base in runs]
+    return [(f, is_base, load_run(f)) for f, is_base in runs]
+
+
+def _row_name(folder: Path, is_base: bool, res: dict) -> str:
+    return model_name(folder, res) + (" (baseline)" if is_base else "")
+
+
+def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> tuple[list[list], list[list]]:
+    loaded = loaded if loaded is not None else _load(folders, baseline)
     base_avg = _value(loaded[0][2], "openllm", "average") if baseline else None
     t1 = [["Model"] + [c for c, _, _ in TABLE1]]
     t2 = [["Model"] + [c for c, _, _ in TABLE2] + ["Alignment tax (%)"]]
     for folder, is_base, res in loaded:
-        name = model_name(folder, res) + (" (baseline)" if is_base else "")
+        name = _row_name(folder, is_base, res)
         t1.append([name] + [_value(res, b, k) for _, b, k in TABLE1])
         avg = _value(res, "openllm", "average")
         tax = None if is_base else alignment_tax(avg, base_avg)
@@ -77,12 +93,21 @@ def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None) -> tu
     return t1, t2
 
 
-def _fmt(v) -> str:
-    return "–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+def build_table5(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> list[list]:
+    """Reasoning pass@1 per checkpoint (the baseline, e.g. the untrained model, first), Table 5's columns."""
+    loaded = loaded if loaded is not None else _load(folders, baseline)
+    t5 = [["Model"] + [c for c, _, _ in TABLE5]]
+    for folder, is_base, res in loaded:
+        t5.append([_row_name(folder, is_base, res)] + [_value(res, b, k) for _, b, k in TABLE5])
+    return t5
 
 
-def markdown(table: list[list]) -> str:
-    rows = [[_fmt(v) for v in r] for r in table]
+def _fmt(v, digits: int = 2) -> str:
+    return "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def markdown(table: list[list], digits: int = 2) -> str:
+    rows = [[_fmt(v, digits) for v in r] for r in table]
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" for _ in rows[0]) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
@@ -94,8 +119,22 @@ def write_csv(path: Path, table: list[list]) -> None:
 
 
 def report(folders: Sequence[Path], baseline: Optional[Path], csv_dir: Path) -> str:
-    t1, t2 = build_tables(folders, baseline)
-    write_csv(csv_dir / "table1_instruction_following.csv", t1)
-    write_csv(csv_dir / "table2_capabilities.csv", t2)
-    return ("### Table 1: instruction following\n\n" + markdown(t1) + "\n\n### Table 2: capabilities (OpenLLM)"
-            + ("" if baseline else "; pass --baseline for the alignment tax") + "\n\n" + markdown(t2) + "\n")
+    """Markdown of the tables the runs have results for; each printed table is also written as CSV.
+
+    Tables 1 and 2 are printed unless the runs hold reasoning results only; Table 5 whenever any run has one.
+    """
+    loaded = _load(folders, baseline)
+    benches = {b for _, _, res in loaded for b in res}
+    reasoning = {b for _, b, _ in TABLE5}
+    parts = []
+    if benches - reasoning:
+        t1, t2 = build_tables(folders, baseline, loaded)
+        write_csv(csv_dir / "table1_instruction_following.csv", t1)
+        write_csv(csv_dir / "table2_capabilities.csv", t2)
+        parts.append("### Table 1: instruction following\n\n" + markdown(t1) + "\n\n### Table 2: capabilities (OpenLLM)"
+                     + ("" if baseline else "; pass --baseline for the alignment tax") + "\n\n" + markdown(t2) + "\n")
+    if benches & reasoning:
+        t5 = build_table5(folders, baseline, loaded)
+        write_csv(csv_dir / "table5_reasoning.csv", t5)
+        parts.append("### Table 5: reasoning (pass@1)\n\n" + markdown(t5, digits=3) + "\n")
+    return "\n".join(parts)
