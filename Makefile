@@ -37,7 +37,7 @@ $(VENV)/.core: $(VENV)/.torch setup.py
 
 $(VENV)/.test: $(VENV)/.torch setup.py
 	$(PIP) install $(PIP_FLAGS) "setuptools<82" wheel
-	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation -e ".[openrlhf-cpu,trl,test,eval,bench]" $(TORCH)
+	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation -e ".[openrlhf-cpu,trl,test,eval,bench,reasoning]" $(TORCH)
 	touch $@ $(VENV)/.core
 
 $(VERL_VENV)/.torch:
@@ -49,7 +49,7 @@ $(VERL_VENV)/.torch:
 # One resolve of verl, pytest and our own core pins (so pip checks that they agree), torch held; the
 # editable install registers our `verl.plugins` entry point, which is how verl finds loss_mode=cfpo.
 $(VERL_VENV)/.verl: $(VERL_VENV)/.torch setup.py
-	$(VERL_PIP) install $(PIP_FLAGS) -e ".[verl,test]" $(TORCH)
+	$(VERL_PIP) install $(PIP_FLAGS) -e ".[verl,test,reasoning]" $(TORCH)
 	touch $@
 
 setup-core: $(VENV)/.core

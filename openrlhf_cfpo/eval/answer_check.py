@@ -15,29 +15,13 @@ from __future__ import annotations
 import re
 from typing import Optional, Sequence
 
+from ..reasoning.data import last_boxed  # the training reward's reading of the final answer
+
 LETTERS = "ABCD"
 
-_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textrm)\s*\{([^{}]*)\}")
 _LETTER_IN_BOX = re.compile(r"^\(?([A-Da-d])\)?(?:[\s.:)]|$)")
 _LETTER_AFTER_ANSWER = re.compile(r"(?i:answer)\s*(?:(?i:is)\s*)?[:：]?\s*[*_$]*\(?([A-D])\b")
-
-
-def last_boxed(text: str) -> Optional[str]:
-    """The content of the last `\\boxed{...}` (braces balanced); None when there is none or it never closes
-    (a response cut off inside its final box has no final answer, whatever it boxed earlier)."""
-    starts = [m.end() for m in _BOX.finditer(text)]
-    if not starts:
-        return None
-    depth = 1
-    for i in range(starts[-1], len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[starts[-1]:i]
-    return None
 
 
 def _math_verify():

@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
+from ..reasoning.data import SYSTEM_PROMPTS as TRAINING_SYSTEM_PROMPTS
 from . import common
 from .answer_check import LETTERS, check_choice, check_math, parse_gold, pass_at_1
 from .decoding import decoding_for
@@ -33,18 +34,8 @@ from .errors import EvalError
 from .generation import Item, generate_resumable
 from .store import JsonlStore, write_json
 
-# Appendix B.1 of the paper, verbatim: the system prompts used in training, one per Qwen2.5 size (base and
-# instruct alike). The paper's text sets `\\boxed{Your Answer}` in code font (backquotes in the extracted text);
-# the quotes are typography, not part of the prompt. "to provided" is the paper's wording.
-_BASE = ("You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST "
-         "think about the reasoning process step by step and then provide the user with the answer. Please enclose "
-         "your final answer in the box: \\boxed{Your Answer}.")
-SYSTEM_PROMPTS = {
-    "paper-1.5b": _BASE,
-    "paper-3b": _BASE + " Please stop generation immediately after outputting the box.",
-    "paper-7b": ("You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. "
-                 "Please provide a step-by-step solution to the following problem."),
-}
+# The paper's training system prompts (appendix B.1), one per Qwen2.5 size: the same text the recipes train with.
+SYSTEM_PROMPTS = {f"paper-{size.lower()}": text for size, text in TRAINING_SYSTEM_PROMPTS.items()}
 # (hidden_size, num_hidden_layers) of the Qwen2.5 sizes the paper trained, for --system-prompt auto.
 QWEN25_SIZES = {(1536, 28): "paper-1.5b", (2048, 36): "paper-3b", (3584, 28): "paper-7b"}
 AUTO_FALLBACK = "paper-1.5b"

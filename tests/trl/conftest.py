@@ -7,38 +7,19 @@ own ``_compute_loss``. Outside tests/trl, load this file with ``importlib.util.s
 """
 from __future__ import annotations
 
-import os
-import sys
 from typing import Optional
 from unittest import mock
 
 import pytest
+from without_vllm_stub import import_without_vllm_stub  # tests/stubs, on the path (tests/conftest.py)
 import torch
 
 from openrlhf_cfpo.local.assets import build_tokenizer
 
-STUBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stubs")
 
 
-def _import_trl_as_without_vllm():
-    """Import TRL's GRPO trainer as on a CPU machine without vLLM, then put tests/stubs back.
-
-    tests/conftest.py puts a vLLM stand-in on sys.path for openrlhf; TRL would take it for the real vLLM and
-    import modules the stand-in does not have.
-    """
-    saved_path = list(sys.path)
-    saved_modules = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "vllm"}
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != STUBS]
-    try:
-        import trl.trainer.grpo_trainer  # noqa: F401
-
-        import openrlhf_cfpo.trl  # noqa: F401
-    finally:
-        sys.path[:] = saved_path
-        sys.modules.update(saved_modules)
-
-
-_import_trl_as_without_vllm()
+# TRL must not take openrlhf's vLLM stand-in (tests/stubs, on the path) for the real vLLM.
+import_without_vllm_stub("trl.trainer.grpo_trainer", "openrlhf_cfpo.trl")
 
 # 4 completions (2 prompts x 2 generations) of at most COMPLETION_LEN tokens; gradient accumulation 2, so the
 # accumulation scaling of every loss type is exercised.

@@ -1,0 +1,134 @@
+"""MATH problems as the paper trains on them: chat prompts with a per-model system prompt, the final answer as label.
+
+arXiv 2601.22801, section 4.1: "the training split of the MATH dataset (Hendrycks et al., 2021), which contains
+7,500 problems", "a chat-style prompting format", no separate reasoning/answer tags; appendix B.1 (Table 3): prompts
+of at most 512 tokens, and one system prompt per model size, the same for the base and the Instruct model.
+
+TRL 1.16 has no ``max_prompt_length``: prompts longer than the budget are dropped here, counted with the policy's
+own chat template exactly as TRL tokenizes a conversational prompt (``apply_chat_template`` with the generation
+prompt), so no prompt is truncated at training time. verl's ``data.filter_overlong_prompts`` counts the same way.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Optional
+
+logger = logging.getLogger(__name__)
+
+# The hub copy of Hendrycks et al.'s MATH that open-r1 (the paper's framework, section 4.1) trains on: splits
+# train (7,500 problems) and test (5,000); columns problem, level, type, solution.
+MATH_DATASET = "DigitalLearningGmbH/MATH-lighteval"
+MATH_CONFIG = "default"
+MATH_TRAIN_SIZE = 7500
+
+# Appendix B.1, verbatim (the extracted text shows `\boxed{Your Answer}` in backquotes: the paper's code font, not
+# characters of the prompt). "to provided" is the paper's wording. The 7B prompt does not ask for a box.
+SYSTEM_PROMPTS = {
+    "1.5B": (
+        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST think "
+        "about the reasoning process step by step and then provide the user with the answer. Please enclose your "
+        "final answer in the box: \\boxed{Your Answer}."
+    ),
+    "3B": (
+        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST think "
+        "about the reasoning process step by step and then provide the user with the answer. Please enclose your "
+        "final answer in the box: \\boxed{Your Answer}. Please stop generation immediately after outputting the box."
+    ),
+    "7B": (
+        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. Please provide a "
+        "step-by-step solution to the following problem."
+    ),
+}
+MODEL_SIZES = tuple(SYSTEM_PROMPTS)
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")  # MATH's solutions use \boxed{...}, a handful \fbox{...}
+
+
+def check_model_size(model_size: str) -> str:
+    """``model_size`` if the paper has a system prompt for it; else one line naming the sizes it has."""
+    if model_size not in SYSTEM_PROMPTS:
+        raise ValueError(f"model size {model_size!r} is not one of the paper's Qwen2.5 sizes: {', '.join(MODEL_SIZES)}")
+    return model_size
+
+
+def last_boxed(text: str) -> Optional[str]:
+    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, nested braces kept whole.
+
+    None when there is none, or when the last one is never closed (a completion cut off inside its box).
+    """
+    starts = [match.end() for match in _BOX.finditer(text)]
+    if not starts:
+        return None
+    depth = 1
+    for i in range(starts[-1], len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[starts[-1] : i]
+    return None
+
+
+def chat_prompt(problem: str, model_size: str) -> list[dict]:
+    """The conversation a policy of ``model_size`` is asked: the paper's system prompt, then the problem."""
+    return [
+        {"role": "system", "content": SYSTEM_PROMPTS[check_model_size(model_size)]},
+        {"role": "user", "content": problem},
+    ]
+
+
+def prompt_length(tokenizer, messages: list[dict]) -> int:
+    """Tokens of ``messages`` under ``tokenizer``'s chat template with the generation prompt, as TRL tokenizes them."""
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
+    return len(encoded["input_ids"])
+
+
+def load_math(name: str = MATH_DATASET, config: Optional[str] = MATH_CONFIG, split: str = "train"):
+    """One split of MATH from the Hugging Face hub, or a local copy with the same columns.
+
+    A local ``.json``/``.jsonl``/``.parquet``/``.csv`` file is read as that split; a local folder as a dataset.
+    """
+    from datasets import load_dataset
+
+    if os.path.isfile(name):
+        suffix = name.rsplit(".", 1)[-1].lower()
+        builder = {"jsonl": "json", "json": "json", "parquet": "parquet", "csv": "csv"}.get(suffix)
+        if builder is None:
+            raise ValueError(f"{name}: a local MATH file must be .json, .jsonl, .parquet or .csv")
+        return load_dataset(builder, data_files={split: name}, split=split)
+    return load_dataset(name, config, split=split)
+
+
+def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = 512):
+    """MATH rows -> ``prompt`` (chat list), ``answer`` (the solution's final boxed answer) and ``index``.
+
+    ``index`` is the row's position in ``dataset``. Rows whose solution has no boxed answer (nothing to check a
+    completion against) and rows whose prompt has more than ``max_prompt_length`` tokens are dropped; how many of
+    each is logged.
+    """
+    check_model_size(model_size)
+    if max_prompt_length < 1:
+        raise ValueError(f"max_prompt_length must be at least 1 (got {max_prompt_length})")
+
+    def convert(row, index):
+        prompt = chat_prompt(row["problem"], model_size)
+        answer = last_boxed(row["solution"])
+        return {
+            "prompt": prompt,
+            "answer": answer if answer is not None else "",
+            "index": index,
+            "_keep_answer": answer is not None and answer.strip() != "",
+            "_prompt_length": prompt_length(tokenizer, prompt),
+        }
+
+    converted = dataset.map(convert, with_indices=True, remove_columns=dataset.column_names)
+    with_answer = converted.filter(lambda row: row["_keep_answer"])
+    kept = with_answer.filter(lambda row: row["_prompt_length"] <= max_prompt_length)
+    logger.warning(
+        "MATH: %d problems, %d without a boxed answer and %d with a prompt over %d tokens dropped, %d kept",
+        len(dataset), len(converted) - len(with_answer), len(with_answer) - len(kept), max_prompt_length, len(kept),
+    )
+    return kept.remove_columns(["_keep_answer", "_prompt_length"])

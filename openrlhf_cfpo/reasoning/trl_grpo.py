@@ -1,0 +1,104 @@
+"""TRL 1.16 entry point of the reasoning runs: GRPO or CFPO on MATH with the boxed-answer reward.
+
+Run by ``train_scripts/cfpo_qwen25_math_trl.sh`` / ``grpo_qwen25_math_trl.sh`` under ``accelerate launch``; any
+field of :class:`MathScriptArguments` or of :class:`openrlhf_cfpo.trl.GRPOConfig` (TRL's, plus ``policy_loss_type``)
+is a ``--flag`` (or a key of ``--config file.yaml``), parsed by TRL's ``TrlParser``::
+
+    python -m openrlhf_cfpo.reasoning.trl_grpo --model_name_or_path Qwen/Qwen2.5-3B --model_size 3B \\
+        --policy_loss_type cfpo --loss_type grpo --num_generations 3 --output_dir runs/x ...
+
+The arguments are parsed and checked (unknown flags, an unknown model size, settings the CFPO trainer does not
+implement) before the tokenizer, the data or the model load.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+from trl import TrlParser
+
+from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, MODEL_SIZES, check_model_size, load_math, prepare_math
+from openrlhf_cfpo.reasoning.rewards import boxed_answer_reward
+from openrlhf_cfpo.trl import GRPOConfig, GRPOTrainer
+
+
+@dataclass
+class MathScriptArguments:
+    """The policy, and what it trains on: the MATH split, the system prompt (by model size), the prompt budget."""
+
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "The policy to train (hub name or folder), e.g. Qwen/Qwen2.5-3B. Required."}
+    )
+    dtype: str = field(
+        default="bfloat16",
+        metadata={"help": "dtype the policy is loaded in (as open-r1's recipes load it).",
+                  "choices": ["auto", "bfloat16", "float16", "float32"]},
+    )
+    attn_implementation: Optional[str] = field(
+        default=None, metadata={"help": "transformers attention implementation, e.g. sdpa or flash_attention_2."}
+    )
+    model_size: str = field(
+        default="3B",
+        metadata={"help": f"Qwen2.5 size of the policy, one of {', '.join(MODEL_SIZES)}: picks the paper's system "
+                          "prompt (arXiv 2601.22801, appendix B.1; the same for base and Instruct)."},
+    )
+    dataset_name: str = field(
+        default=MATH_DATASET, metadata={"help": "Hub name of MATH, or a local .json/.jsonl/.parquet/.csv with its columns."}
+    )
+    dataset_config: Optional[str] = field(default=MATH_CONFIG, metadata={"help": "Hub configuration of the dataset."})
+    dataset_split: str = field(default="train", metadata={"help": "Split to train on (MATH train: 7,500 problems)."})
+    max_prompt_length: int = field(
+        default=512,
+        metadata={"help": "Prompts with more tokens (system prompt and chat template included) are dropped before "
+                          "training (Table 3: 512); TRL 1.16 has no max_prompt_length of its own."},
+    )
+
+    def __post_init__(self):
+        if not self.model_name_or_path:
+            raise ValueError("--model_name_or_path is required (e.g. Qwen/Qwen2.5-3B)")
+        check_model_size(self.model_size)
+        if self.max_prompt_length < 1:
+            raise ValueError(f"max_prompt_length must be at least 1 (got {self.max_prompt_length})")
+
+
+def parse_args(argv: Optional[list[str]] = None) -> tuple[MathScriptArguments, GRPOConfig]:
+    """Both argument groups, as TRL's own scripts parse them; raises on an unknown flag or a bad value."""
+    parser = TrlParser((MathScriptArguments, GRPOConfig))
+    return parser.parse_args_and_config(args=argv)
+
+
+def build_trainer(script_args: MathScriptArguments, training_args: GRPOConfig) -> GRPOTrainer:
+    """Tokenizer, prepared MATH split and the CFPO-capable GRPOTrainer, the policy loaded by TRL from its name."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        script_args.model_name_or_path, revision=(training_args.model_init_kwargs or {}).get("revision"),
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    # under accelerate every process prepares the data: the main one first, the others then read datasets' cache
+    with training_args.main_process_first(desc="MATH preparation"):
+        dataset = prepare_math(
+            load_math(script_args.dataset_name, script_args.dataset_config, script_args.dataset_split),
+            tokenizer, script_args.model_size, script_args.max_prompt_length,
+        )
+    init_kwargs = {"dtype": script_args.dtype, "attn_implementation": script_args.attn_implementation}
+    training_args.model_init_kwargs = {
+        **{k: v for k, v in init_kwargs.items() if v is not None}, **(training_args.model_init_kwargs or {})
+    }
+    return GRPOTrainer(
+        model=script_args.model_name_or_path, reward_funcs=[boxed_answer_reward], args=training_args,
+        train_dataset=dataset, processing_class=tokenizer,
+    )
+
+
+def main(argv: Optional[list[str]] = None) -> GRPOTrainer:
+    script_args, training_args = parse_args(argv)
+    trainer = build_trainer(script_args, training_args)
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    return trainer
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

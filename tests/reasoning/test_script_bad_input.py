@@ -1,0 +1,73 @@
+"""Every qwen25_math script refuses bad input in one line, before it starts Python (so before any model loads)."""
+import os
+import stat
+import subprocess
+
+import pytest
+
+SCRIPTS = ["cfpo_qwen25_math_trl.sh", "grpo_qwen25_math_trl.sh", "cfpo_qwen25_math_verl.sh", "grpo_qwen25_math_verl.sh"]
+VERL = [s for s in SCRIPTS if "verl" in s]
+TRL = [s for s in SCRIPTS if "trl" in s]
+
+BAD_FOR_ALL = [
+    (["--model-size", "14B"], "--model-size"),
+    (["--model-size", "3b"], "--model-size"),
+    (["--iterations", "0"], "--iterations"),
+    (["--iterations", "-2"], "--iterations"),
+    (["--iterations", "two"], "--iterations"),
+    (["--iterations"], "--iterations"),
+    (["--max_steps", "5"], "--max_steps"),  # a framework flag before `--`
+    (["--dryrun"], "--dryrun"),
+]
+BAD_FOR_VERL = [
+    (["--batch-ratio", "3"], "--batch-ratio"),  # 128 problems do not split into 3 mini-batches
+    (["--batch-ratio", "256"], "--batch-ratio"),
+    (["--batch-ratio", "0"], "--batch-ratio"),
+    (["--batch-ratio", "8", "--gpus-per-node", "5"], "--batch-ratio"),  # 48-rollout mini-batches on 5 GPUs
+]
+
+BAD_FOR_TRL = [
+    (["--gpus-per-node", "5"], "--gpus-per-node"),  # 5 GPUs x 4 do not divide the 384 completions of an update
+    (["--micro-batch-size", "0"], "--micro-batch-size"),
+]
+
+
+@pytest.fixture
+def run_script(tmp_path):
+    """Run a script for real (no --dry-run) with PYTHON set to a stand-in that records each call."""
+    calls = tmp_path / "python_calls"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake_python.chmod(fake_python.stat().st_mode | stat.S_IEXEC)
+
+    def run(script, *args):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {k: v for k, v in os.environ.items() if k not in ("NUM_NODES", "GPUS_PER_NODE", "WANDB_API_KEY")}
+        env.update(PYTHON=str(fake_python), OUTPUT_DIR=str(tmp_path / "runs"))
+        proc = subprocess.run(["bash", os.path.join(root, "train_scripts", script), *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+        return proc, calls.read_text().splitlines() if calls.exists() else []
+
+    return run
+
+
+CASES = ([(s, a, f) for s in SCRIPTS for a, f in BAD_FOR_ALL] + [(s, a, f) for s in VERL for a, f in BAD_FOR_VERL]
+         + [(s, a, f) for s in TRL for a, f in BAD_FOR_TRL])
+
+
+@pytest.mark.parametrize("script,args,flag", CASES)
+def test_bad_input_is_one_line_on_stderr_and_nothing_starts(script, args, flag, run_script):
+    proc, calls = run_script(script, *args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and flag in proc.stderr, proc.stderr
+    assert calls == []  # Python never started: no data, no model
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_good_input_starts_the_printed_commands(script, run_script):
+    proc, calls = run_script(script, "--iterations", "2")
+    assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout.strip().split("\n")
+    expected = 2 if script in VERL else 1  # verl: data preparation, then main_ppo
+    assert len(printed) == expected and len(calls) == expected
+    assert "trl_grpo" in calls[-1] or "verl.trainer.main_ppo" in calls[-1]

@@ -1,0 +1,135 @@
+"""train_scripts/*_qwen25_math_trl.sh: the printed command is what TRL parses into paper Table 3, and runs."""
+import os
+
+import pytest
+
+from openrlhf_cfpo.reasoning import trl_grpo
+
+SCRIPTS = {"cfpo": "cfpo_qwen25_math_trl.sh", "ppo": "grpo_qwen25_math_trl.sh"}
+MODULE = "openrlhf_cfpo.reasoning.trl_grpo"
+
+
+def launch_and_script_args(argv):
+    """accelerate's launch arguments and the entry point's, from a printed command."""
+    assert argv[1:3] == ["-m", "accelerate.commands.launch"], argv
+    i = argv.index(MODULE)
+    return argv[3:i + 1], argv[i + 1:]
+
+
+@pytest.fixture
+def parse_as_launched(monkeypatch):
+    """Parse a printed command as each of its accelerate processes does, on a bf16 GPU node."""
+    import transformers
+    import transformers.training_args
+
+    def parse(argv):
+        from accelerate.commands.launch import launch_command_parser
+
+        launch, script = launch_and_script_args(argv)
+        launched = launch_command_parser().parse_args(launch)
+        assert launched.module and launched.training_script == MODULE
+        monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
+        monkeypatch.setattr(transformers.TrainingArguments, "world_size", property(lambda self: launched.num_processes))
+        script_args, training_args = trl_grpo.parse_args(script)
+        return launched, script_args, training_args
+
+    return parse
+
+
+@pytest.mark.parametrize("loss", ["cfpo", "ppo"])
+@pytest.mark.parametrize("size,instruct,iterations,lr", [("1.5B", False, 1, 3e-6), ("3B", True, 8, 3e-6), ("7B", False, 16, 1e-6)])
+def test_dry_run_parses_with_trl_into_table_3(loss, size, instruct, iterations, lr, helpers, parse_as_launched):
+    argv = helpers.trl_command(SCRIPTS[loss], "--model-size", size, "--iterations", str(iterations),
+                               *(["--instruct"] if instruct else []))
+    launched, script, args = parse_as_launched(argv)
+
+    assert script.model_name_or_path == f"Qwen/Qwen2.5-{size}{'-Instruct' if instruct else ''}"
+    assert script.model_size == size and script.dtype == "bfloat16"
+    assert (script.dataset_name, script.dataset_config, script.dataset_split) == ("DigitalLearningGmbH/MATH-lighteval", "default", "train")
+    assert script.max_prompt_length == 512
+    assert args.policy_loss_type == loss and args.loss_type == "grpo" and args.scale_rewards == "group"
+    assert args.epsilon == 0.2 and args.epsilon_high is None and args.beta == 0.0
+    assert args.num_iterations == iterations
+    # one update: 128 problems x 3 completions, generated once and trained in one optimizer step per iteration
+    assert args.num_generations == 3
+    assert args.generation_batch_size == 128 * 3
+    assert args.per_device_train_batch_size * launched.num_processes * args.gradient_accumulation_steps == 384
+    assert args.steps_per_generation == args.gradient_accumulation_steps
+    assert args.max_completion_length == 3072 and args.temperature == 0.9 and args.top_p == 1.0
+    assert args.use_vllm and args.vllm_mode == "colocate" and not args.vllm_importance_sampling_correction
+    assert args.learning_rate == lr and args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.1
+    assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.999, 1e-8) and "adamw" in args.optim
+    assert args.bf16 and launched.mixed_precision == "bf16" and launched.use_deepspeed and launched.zero_stage == 2
+    run_name = f"{'cfpo' if loss == 'cfpo' else 'grpo'}_qwen2.5-{size.lower()}{'-instruct' if instruct else ''}_trl_it{iterations}"
+    assert args.run_name == run_name and os.path.basename(args.output_dir) == run_name
+
+
+def test_cfpo_and_grpo_recipes_differ_only_in_the_policy_loss(helpers, parse_as_launched):
+    cfpo, grpo = (helpers.trl_command(SCRIPTS[loss], "--iterations", "4") for loss in ("cfpo", "ppo"))
+    assert len(cfpo) == len(grpo)
+    assert {(a, b) for a, b in zip(cfpo, grpo) if a != b} == {
+        ("cfpo", "ppo"), ("./runs/cfpo_qwen2.5-3b_trl_it4", "./runs/grpo_qwen2.5-3b_trl_it4"),
+        ("cfpo_qwen2.5-3b_trl_it4", "grpo_qwen2.5-3b_trl_it4"),
+    }
+    (_, script_c, args_c), (_, script_g, args_g) = parse_as_launched(cfpo), parse_as_launched(grpo)
+    assert script_c == script_g
+    differing = {k for k, v in args_c.to_dict().items() if args_g.to_dict()[k] != v}
+    assert differing == {"policy_loss_type", "output_dir", "run_name"}
+
+
+def test_flags_after_double_dash_reach_trl_last_and_override_the_recipe(helpers, parse_as_launched):
+    argv = helpers.trl_command(SCRIPTS["cfpo"], "--", "--num_train_epochs", "1", "--max_prompt_length", "256")
+    assert argv[-4:] == ["--num_train_epochs", "1", "--max_prompt_length", "256"]
+    _, script, args = parse_as_launched(argv)
+    assert args.num_train_epochs == 1 and script.max_prompt_length == 256
+
+
+def test_gpu_count_and_micro_batch_keep_the_update_at_384_completions(helpers, parse_as_launched):
+    launched, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--gpus-per-node", "4", "--micro-batch-size", "2"))
+    assert launched.num_processes == 4 and args.per_device_train_batch_size == 2
+    assert args.gradient_accumulation_steps == 48 and args.generation_batch_size == 384
+    launched, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["ppo"], env={"GPUS_PER_NODE": "6"}))
+    assert launched.num_processes == 6 and args.generation_batch_size == 384
+
+
+def test_wandb_key_switches_reporting_to_wandb_without_printing_the_key(helpers):
+    argv = helpers.trl_command(SCRIPTS["cfpo"], "--wandb-key", "secret-key")
+    assert argv[argv.index("--report_to") + 1] == "wandb" and "secret-key" not in argv
+    argv = helpers.trl_command(SCRIPTS["cfpo"])
+    assert argv[argv.index("--report_to") + 1] == "tensorboard"
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--model_size", "2B"], "1.5B, 3B, 7B"),
+    (["--max_prompt_length", "512", "--max_prompt_lenght", "9"], "not used by the HfArgumentParser"),
+    (["--policy_loss_type", "cfpo", "--loss_type", "cispo"], "surrogate of its own"),
+])
+def test_the_entry_point_rejects_bad_arguments_before_loading_anything(argv, match, monkeypatch, tmp_path):
+    monkeypatch.setattr("transformers.AutoTokenizer.from_pretrained", lambda *a, **k: pytest.fail("loaded a tokenizer"))
+    with pytest.raises(ValueError, match=match):
+        trl_grpo.main(["--model_name_or_path", "Qwen/Qwen2.5-3B", "--output_dir", str(tmp_path), "--use_cpu", "true",
+                       "--bf16", "false", *argv])
+
+
+def test_the_entry_point_trains_cfpo_on_prepared_math_with_the_boxed_reward(tmp_path, helpers, tiny_policy):
+    # the tiny policy's vocabulary has the words "\boxed{4}" and "\boxed{5}": some samples are right, some wrong
+    rows = [helpers.math_row(f"what is x = {i} ?", f"so $x = \\boxed{{{i}}}$") for i in (4, 5, 4, 5)]
+    rows.append(helpers.math_row(" ".join(["x"] * 400), "\\boxed{1}"))  # over the prompt budget: dropped
+    data = helpers.write_jsonl(tmp_path / "math.jsonl", rows)
+    out = tmp_path / "run"
+    trainer = trl_grpo.main([
+        "--model_name_or_path", tiny_policy, "--dtype", "float32", "--model_size", "3B",
+        "--dataset_name", data, "--max_prompt_length", "128",
+        "--policy_loss_type", "cfpo", "--loss_type", "grpo", "--epsilon", "0.2", "--beta", "0.0",
+        "--num_iterations", "2", "--num_generations", "3", "--per_device_train_batch_size", "12",
+        "--gradient_accumulation_steps", "1", "--max_completion_length", "6", "--temperature", "0.9",
+        "--max_steps", "2", "--learning_rate", "1e-2", "--lr_scheduler_type", "constant",
+        "--use_cpu", "true", "--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "none",
+        "--save_strategy", "no", "--logging_steps", "1", "--seed", "0", "--output_dir", str(out),
+    ])
+    assert len(trainer.train_dataset) == 4 and sorted(trainer.train_dataset["answer"]) == ["4", "4", "5", "5"]
+    first, second = [entry for entry in trainer.state.log_history if "loss" in entry]
+    # one generation (4 problems x 3 samples) trained twice (num_iterations=2): the second step is off-policy
+    assert 0 < first["rewards/boxed_answer_reward/mean"] < 1
+    assert first["cfpo_penalty"] == 0 and second["cfpo_penalty"] > 0
+    assert os.path.isfile(out / "model.safetensors")
