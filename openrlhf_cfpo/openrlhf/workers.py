@@ -17,12 +17,10 @@ of its vLLM engine processes on purpose. The policy worker's ``ppo_actor`` then 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import json
 import os
-import sys
 
+from openrlhf_cfpo.import_hooks import patch_on_import
 from openrlhf_cfpo.losses import POLICY_LOSSES
 from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
 
@@ -109,11 +107,7 @@ def build_policy_loss(*, policy_loss_type: str = "ppo", **kwargs):
 def install() -> None:
     """Worker setup hook: route OpenRLHF's PolicyLoss and ActorPPOTrainer through ours, then run the
     user's own hook if one was chained (:data:`USER_HOOK_ENV`). Idempotent."""
-    module = sys.modules.get(PPO_ACTOR)
-    if module is not None:
-        _patch(module)
-    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _PatchOnImport())
+    patch_on_import(PPO_ACTOR, _patch)
     theirs = os.environ.get(USER_HOOK_ENV)
     if theirs and theirs != SETUP_HOOK:
         module_name, _, func = theirs.rpartition(".")
@@ -121,23 +115,6 @@ def install() -> None:
         getattr(importlib.import_module(module_name), func)()
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Finds ppo_actor as the normal path finder does, and patches it right after it executes."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != PPO_ACTOR:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_and_patch(module):
-            exec_module(module)
-            _patch(module)
-
-        spec.loader.exec_module = exec_and_patch
-        return spec
 
 
 def _patch(ppo_actor) -> None:

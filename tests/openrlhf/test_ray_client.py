@@ -18,8 +18,8 @@ ray.init(address=sys.argv[1], runtime_env=with_cfpo_workers({"env_vars": {"PYTHO
 
 @ray.remote(num_cpus=0)
 def hook_ran():
-    from openrlhf_cfpo.openrlhf.workers import _PatchOnImport
-    return any(isinstance(f, _PatchOnImport) for f in sys.meta_path)
+    from openrlhf_cfpo.import_hooks import PatchAfterImport
+    return any(isinstance(f, PatchAfterImport) for f in sys.meta_path)
 
 print("HOOK_RAN", ray.get(hook_ran.remote(), timeout=120))
 """

@@ -159,8 +159,8 @@ class ActorLikeOpenRLHFs:
 USER_HOOK = """
 import os, sys
 def setup():
-    from openrlhf_cfpo.openrlhf.workers import _PatchOnImport
-    os.environ["USER_HOOK_SAW_OURS"] = str(any(isinstance(f, _PatchOnImport) for f in sys.meta_path))
+    from openrlhf_cfpo.import_hooks import PatchAfterImport
+    os.environ["USER_HOOK_SAW_OURS"] = str(any(isinstance(f, PatchAfterImport) for f in sys.meta_path))
 """
 
 
