@@ -12,6 +12,9 @@ def save_tiny_llama(path, seed: int) -> str:
     from openrlhf_cfpo.local.assets import build_tokenizer
 
     tokenizer = build_tokenizer()
+    # A chat template, as an SFT model's tokenizer has one: OpenRLHF saves it with the trained policy, and
+    # `openrlhf-cfpo eval` renders every benchmark prompt with it.
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,

@@ -170,3 +170,27 @@ def test_the_rollout_engine_receives_every_policy_weight_after_every_rollout(run
     received = [int(n) for n in re.findall(r"\[vllm-cpu-stand-in\] pid \d+: received (\d+) policy weights", engine_log)]
     n_weights = len(list(AutoModelForCausalLM.from_pretrained(run["policy"]).parameters()))
     assert received == [n_weights] * ROLLOUTS
+
+
+def test_openrlhf_cfpo_eval_evaluates_the_saved_checkpoint(run, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # GSM8K in its official layout, offline: two problems, answers after "####"
+    data = tmp_path / "data" / "openai/gsm8k/main/test-00000-of-00001.parquet"
+    data.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"},
+                                         {"question": "What is 4 * 2?", "answer": "4 * 2 = 8\n#### 8"}]), data)
+    out = tmp_path / "eval"
+    proc = subprocess.run(
+        [sys.executable, "-m", "openrlhf_cfpo.cli.main", "eval", "gsm8k", "--model", str(run["out"] / "final"),
+         "--output", str(out), "--data-dir", str(tmp_path / "data"), "--max-new-tokens", "4", "--system-prompt", "none"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "gsm8k" / "results.json").read_text())
+    assert results["n_problems"] == 2 and 0.0 <= results["pass_at_1"] <= 1.0
