@@ -48,8 +48,13 @@ def test_cfpo_reaches_the_workers_of_a_ray_client_connection():
                 if s.connect_ex(("127.0.0.1", client_port)) == 0:
                     break
             time.sleep(1)
-        proc = subprocess.run([sys.executable, "-c", PROBE, f"ray://127.0.0.1:{client_port}"],
-                              capture_output=True, text=True, timeout=240)
+        for _ in range(3):
+            proc = subprocess.run([sys.executable, "-c", PROBE, f"ray://127.0.0.1:{client_port}"],
+                                  capture_output=True, text=True, timeout=240)
+            # Ray's proxy forks the per-client server while its gRPC threads run, and on a loaded machine
+            # that server now and then dies at birth: a Ray flake, before our hook is involved; connect again.
+            if "Starting Ray client server failed" not in proc.stderr:
+                break
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
