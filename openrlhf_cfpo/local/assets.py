@@ -1,6 +1,13 @@
-"""The embedded default: a tokenizer, an SFT policy and a verbosity-biased reward model, built offline.
+"""The embedded defaults, built offline and cached: the machinery, and the chat default (a verbosity-biased reward model).
 
-Nothing here touches the Hugging Face hub. The task is a small synthetic language:
+Nothing here touches the Hugging Face hub. Each embedded default (:class:`EmbeddedDefault`) is a
+build function that writes ordinary Hugging Face folders and a ``prompts.jsonl`` into a folder; this
+module builds it next to its cache folder and renames it into place (so a killed build never leaves
+half a cache), names the cache folder by a digest of the build settings, and builds it once per
+machine. Two are registered: ``chat`` below, and ``arithmetic`` (:mod:`.arithmetic`, verifiable
+rewards for the paper's Figure 2).
+
+The chat default's task is a small synthetic language:
 
     prompt    "<s> tell me about cats :"
     response  "purr whiskers very kitten </s>"
@@ -33,7 +40,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -107,15 +114,20 @@ class BuildSettings:
 
 @dataclass(frozen=True)
 class Assets:
+    """A built embedded default: its folder, and the reward file and label field when its rewards are verifiable."""
+
     root: Path
+    reward_func: Optional[str] = None  # a reward_func(queries, prompts, labels) file (OpenRLHF's --reward.remote_url)
+    label_key: Optional[str] = None  # the prompts' field that reward_func gets as its label
 
     @property
     def policy(self) -> str:
         return str(self.root / "policy")
 
     @property
-    def reward(self) -> str:
-        return str(self.root / "reward")
+    def reward(self) -> Optional[str]:
+        """The reward model folder; None for a default with verifiable rewards."""
+        return str(self.root / "reward") if (self.root / "reward").is_dir() else None
 
     @property
     def prompts(self) -> str:
@@ -126,19 +138,50 @@ class Assets:
         return json.loads((self.root / "build_info.json").read_text())
 
 
-def build_tokenizer():
+def word_level_tokenizer(words: Sequence[str]):
+    """A whitespace word-level tokenizer over ``SPECIAL`` + ``words``; encoding puts ``<s>`` in front, as Llama's does."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    words = list(SPECIAL.values()) + PROMPT_WORDS + list(TOPICS) + [w for ws in TOPICS.values() for w in ws] + FILLER
-    vocab = {w: i for i, w in enumerate(words)}
+    vocab = {w: i for i, w in enumerate(list(SPECIAL.values()) + list(words))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    # Prompts are encoded with add_special_tokens=True and get <s> in front, as Llama's tokenizer does.
     tok.post_processor = processors.TemplateProcessing(
         single=f"{SPECIAL['bos_token']} $A", special_tokens=[(SPECIAL["bos_token"], vocab[SPECIAL["bos_token"]])]
     )
     return PreTrainedTokenizerFast(tokenizer_object=tok, padding_side="left", **SPECIAL)
+
+
+def build_tokenizer():
+    return word_level_tokenizer(PROMPT_WORDS + list(TOPICS) + [w for ws in TOPICS.values() for w in ws] + FILLER)
+
+
+def tiny_llama(tokenizer, hidden: int, layers: int, heads: int, max_positions: int = 128):
+    """A small ``LlamaForCausalLM`` (tied embeddings) for ``tokenizer``, freshly initialised from torch's RNG."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def train_lm(model, steps: int, lr: float, next_batch) -> float:
+    """Supervised fine-tuning: ``steps`` AdamW steps on ``next_batch() -> (ids, mask, labels)``; returns the last loss."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    loss = torch.tensor(0.0)
+    for _ in range(steps):
+        ids, mask, labels = next_batch()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    return float(loss.detach())
 
 
 def _sample_response(rng: random.Random, topic: str, length: int, p_on: float, p_filler: float) -> List[str]:
@@ -181,29 +224,15 @@ def _pad(batch: List[List[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _train_policy(tokenizer, s: BuildSettings, rng: random.Random) -> tuple[torch.nn.Module, float]:
-    from transformers import LlamaConfig, LlamaForCausalLM
+    model = tiny_llama(tokenizer, s.hidden, s.layers, s.heads)
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=s.hidden, intermediate_size=2 * s.hidden, num_hidden_layers=s.layers,
-        num_attention_heads=s.heads, num_key_value_heads=s.heads, max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    loss = torch.tensor(0.0)
-    for _ in range(s.sft_steps):
-        batch = [_encode(tokenizer, *_sft_demo(rng), eos=True) for _ in range(s.batch_size)]
-        ids, mask = _pad(batch, tokenizer.pad_token_id)
+    def next_batch():
+        ids, mask = _pad([_encode(tokenizer, *_sft_demo(rng), eos=True) for _ in range(s.batch_size)], tokenizer.pad_token_id)
         labels = ids.masked_fill(mask == 0, -100)
         labels[:, :6] = -100  # "<s> tell me about T :" is the prompt: no loss on it
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return model, float(loss.detach())
+        return ids, mask, labels
+
+    return model, train_lm(model, s.sft_steps, 3e-3, next_batch)
 
 
 def _train_reward(tokenizer, s: BuildSettings, rng: random.Random) -> tuple[torch.nn.Module, dict]:
@@ -239,8 +268,64 @@ def _train_reward(tokenizer, s: BuildSettings, rng: random.Random) -> tuple[torc
     return model, {"rm_heldout_mae": float((pred - target).abs().mean()), "rm_heldout_r2": float(r2)}
 
 
-def build_assets(out_dir: str | os.PathLike, settings: BuildSettings = BuildSettings()) -> Assets:
-    """Build the three artefacts into ``out_dir`` (replacing it). Deterministic for a given ``settings``."""
+def _build_chat(tmp: Path, settings: BuildSettings, rng: random.Random) -> dict:
+    tokenizer = build_tokenizer()
+    policy, sft_loss = _train_policy(tokenizer, settings, rng)
+    reward, fit = _train_reward(tokenizer, settings, rng)
+    for name, model in (("policy", policy), ("reward", reward)):
+        model.save_pretrained(tmp / name)
+        tokenizer.save_pretrained(tmp / name)
+    with open(tmp / "prompts.jsonl", "w") as f:
+        for _ in range(settings.n_prompts):
+            topic = rng.choice(list(TOPICS))
+            f.write(json.dumps({"input": prompt_text(topic), "topic": topic}) + "\n")
+    return {
+        "sft_final_loss": sft_loss, **fit,
+        "rule": f"quality + {LENGTH_BONUS} * min(L, {LENGTH_CAP}); quality = (n_on_topic - n_off_topic) / max(L, 1)",
+    }
+
+
+@dataclass(frozen=True)
+class EmbeddedDefault:
+    """One embedded default: how to build it, where it is cached, what its rewards are."""
+
+    name: str
+    version: str  # bump when the build changes: the cache folder changes with it
+    settings_type: type  # a frozen dataclass of build sizes with a ``seed``; its defaults are the default
+    build: Callable[[Path, Any, random.Random], dict]  # writes the artefacts into a folder, returns build info
+    cache_prefix: str
+    build_time: str  # for the one line printed before a build
+    done: Callable[[dict], str]  # the line printed after it, from the build info
+    reward_func: Optional[str] = None
+    label_key: Optional[str] = None
+
+    def assets(self, root: Path) -> Assets:
+        return Assets(Path(root), self.reward_func, self.label_key)
+
+
+CHAT = EmbeddedDefault(
+    "chat", ASSET_VERSION, BuildSettings, _build_chat, "assets", "about a minute on 2 CPU cores",
+    lambda info: f"reward model fit to the rule with held-out R^2 {info['rm_heldout_r2']:.3f}",
+)
+
+
+def embedded_defaults() -> Dict[str, EmbeddedDefault]:
+    """Every embedded default by name (``--embedded_default``)."""
+    from .arithmetic import ARITHMETIC
+
+    return {CHAT.name: CHAT, ARITHMETIC.name: ARITHMETIC}
+
+
+def _spec_of(settings) -> EmbeddedDefault:
+    for spec in embedded_defaults().values():
+        if isinstance(settings, spec.settings_type):
+            return spec
+    raise TypeError(f"no embedded default is built from {type(settings).__name__}")
+
+
+def build_assets(out_dir: str | os.PathLike, settings=BuildSettings()) -> Assets:
+    """Build the embedded default of ``settings`` into ``out_dir`` (replacing it). Deterministic for given ``settings``."""
+    spec = _spec_of(settings)
     t0 = time.time()
     threads = torch.get_num_threads()
     # Models this small run fastest on one thread: more threads only add OpenMP synchronisation.
@@ -254,21 +339,9 @@ def build_assets(out_dir: str | os.PathLike, settings: BuildSettings = BuildSett
     hf_logging.disable_progress_bar()
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent if out.parent.exists() else None))
     try:
-        tokenizer = build_tokenizer()
-        policy, sft_loss = _train_policy(tokenizer, settings, rng)
-        reward, fit = _train_reward(tokenizer, settings, rng)
-        for name, model in (("policy", policy), ("reward", reward)):
-            model.save_pretrained(tmp / name)
-            tokenizer.save_pretrained(tmp / name)
-        with open(tmp / "prompts.jsonl", "w") as f:
-            for _ in range(settings.n_prompts):
-                topic = rng.choice(list(TOPICS))
-                f.write(json.dumps({"input": prompt_text(topic), "topic": topic}) + "\n")
-        info = {
-            "version": ASSET_VERSION, "settings": settings.__dict__, "sft_final_loss": sft_loss, **fit,
-            "rule": f"quality + {LENGTH_BONUS} * min(L, {LENGTH_CAP}); quality = (n_on_topic - n_off_topic) / max(L, 1)",
-            "build_seconds": round(time.time() - t0, 1),
-        }
+        built = spec.build(tmp, settings, rng)
+        info = {"version": spec.version, "embedded_default": spec.name, "settings": settings.__dict__, **built,
+                "build_seconds": round(time.time() - t0, 1)}
         (tmp / "build_info.json").write_text(json.dumps(info, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -278,24 +351,31 @@ def build_assets(out_dir: str | os.PathLike, settings: BuildSettings = BuildSett
         torch.set_num_threads(threads)
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return Assets(out)
+    return spec.assets(out)
 
 
-def cache_name(settings: BuildSettings) -> str:
+def cache_name(settings=BuildSettings()) -> str:
     """The cache folder of ``settings``: the same in every process (a digest, not the salted hash())."""
-    if settings == BuildSettings():
-        return f"assets-{ASSET_VERSION}"
-    return f"assets-{ASSET_VERSION}-{hashlib.sha256(repr(sorted(settings.__dict__.items())).encode()).hexdigest()[:12]}"
+    spec = _spec_of(settings)
+    if settings == spec.settings_type():
+        return f"{spec.cache_prefix}-{spec.version}"
+    return f"{spec.cache_prefix}-{spec.version}-{hashlib.sha256(repr(sorted(settings.__dict__.items())).encode()).hexdigest()[:12]}"
 
 
-def default_assets(settings: BuildSettings = BuildSettings(), log=print) -> Assets:
-    """The cached embedded default, built on first use (about a minute on 2 CPU cores)."""
+def default_assets(settings=BuildSettings(), log=print) -> Assets:
+    """The cached embedded default of ``settings`` (the chat one unless told), built on first use."""
+    spec = _spec_of(settings)
     root = cache_dir() / cache_name(settings)
     if (root / "build_info.json").exists():
-        return Assets(root)
+        return spec.assets(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    log(f"building the embedded default assets into {root} (once; about a minute on 2 CPU cores) ...")
+    log(f"building the embedded {spec.name} default into {root} (once; {spec.build_time}) ...")
     assets = build_assets(root, settings)
     info = assets.build_info
-    log(f"built in {info['build_seconds']}s: reward model fit to the rule with held-out R^2 {info['rm_heldout_r2']:.3f}")
+    log(f"built in {info['build_seconds']}s: {spec.done(info)}")
     return assets
+
+
+def embedded_default(name: str, log=print) -> Assets:
+    """``--embedded_default NAME``, cached."""
+    return default_assets(embedded_defaults()[name].settings_type(), log=log)

@@ -1,4 +1,4 @@
-"""Entry points of `openrlhf-cfpo local`, `compare` and `plot` (dispatched by openrlhf_cfpo.cli.main)."""
+"""Entry points of `openrlhf-cfpo local`, `compare`, `sweep` and `plot` (dispatched by openrlhf_cfpo.cli.main)."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,7 @@ def main_local(argv: Optional[List[str]] = None) -> int:
     except ConfigError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    from .rewards import RewardFuncError
     from .trainer import LocalTrainer
 
     try:
@@ -30,6 +31,9 @@ def main_local(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         summary = trainer.fit()
+    except RewardFuncError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         last = trainer.global_step - trainer.global_step % max(cfg.args.ckpt.save_steps, 1)
         print(f"{prog}: interrupted at step {trainer.global_step}; `--resume` continues from the last checkpoint "
@@ -41,6 +45,12 @@ def main_local(argv: Optional[List[str]] = None) -> int:
 
 def main_compare(argv: Optional[List[str]] = None) -> int:
     from .compare import main
+
+    return main(list(sys.argv[1:] if argv is None else argv))
+
+
+def main_sweep(argv: Optional[List[str]] = None) -> int:
+    from .sweep import main
 
     return main(list(sys.argv[1:] if argv is None else argv))
 

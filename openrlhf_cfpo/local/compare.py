@@ -1,24 +1,20 @@
 """`openrlhf-cfpo compare`: CFPO and clipped RLOO trained side by side, same seed, then plots and a summary.
 
 Each run is a `openrlhf-cfpo local` child process with the same flags but ``--actor.policy_loss_type``
-(and ``--algo.kl.init_coef`` when several are asked for). Children run concurrently, one CPU
-thread each: the embedded default's tiny models use a core better that way than by splitting
-one run across cores.
+(and ``--algo.kl.init_coef`` when several are asked for), trained in parallel by :mod:`.runs`.
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
-from .config import ConfigError, parse_args
 from .logger import read_metrics
 from .plot import plot_runs, read_runs
+from .runs import run_all
 
 # The off-policy regime: 16 prompts x 4 samples = 64 per rollout, 16 per optimizer step, 2 epochs:
 # 8 optimizer steps per rollout, where PPO's clip and CFPO's penalty act differently; 64 rollouts.
@@ -108,37 +104,9 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
     flags = COMPARE_DEFAULTS + local_flags
     runs = {run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
             for kl in opts.kl_coefs for loss in opts.losses}
-    try:
-        # Every run's flags are checked before any of them trains.
-        configs = [parse_args(run_flags + ["--ckpt.output_dir", str(output / name)]) for name, run_flags in runs.items()]
-    except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    if not any(f.startswith("--actor.model_name_or_path") for f in local_flags) or not any(
-        f.startswith("--reward.model_name_or_path") for f in local_flags
-    ):
-        from .assets import default_assets
-
-        default_assets(log=lambda m: print(m, file=sys.stderr))  # built once here, not by each child at the same time
-    threads = max((os.cpu_count() or 1) // min(opts.jobs, len(runs)), 1)
-    pending = list(runs.items())
-    active: List[tuple[str, subprocess.Popen]] = []
-    failed = []
-    while pending or active:
-        while pending and len(active) < opts.jobs:
-            name, run_flags = pending.pop(0)
-            cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *run_flags, "--ckpt.output_dir", str(output / name),
-                   "--num_threads", str(threads), "--logger.progress", "none"]
-            active.append((name, subprocess.Popen(cmd)))
-        time.sleep(0.5)
-        for name, proc in list(active):
-            if proc.poll() is not None:
-                active.remove((name, proc))
-                if proc.returncode != 0:
-                    failed.append(name)
-    if failed:
-        print(f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}", file=sys.stderr)
-        return 1
+    configs, code = run_all(runs, output, opts.jobs, prog)
+    if configs is None:
+        return code
     curves = read_runs([str(output / name) for name in runs])
     title = describe(opts.losses, configs[0])
     plot_runs(curves, str(output / "training_dynamics.png"), smooth=opts.smooth, title=title)

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 from ..losses import POLICY_LOSSES, check_policy_loss_args
 
 ESTIMATORS = ("rloo", "reinforce_baseline", "group_norm")
+EMBEDDED_DEFAULTS = ("chat", "arithmetic")
 
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
 # change them. Everything else must match the checkpoint.
@@ -55,11 +56,22 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = p.add_argument
-    g = p.add_argument_group("models and data (default: the embedded default, built offline on first use)")
-    g.add_argument("--actor.model_name_or_path", default=None, help="local Hugging Face causal LM folder (the SFT policy)")
-    g.add_argument("--reward.model_name_or_path", default=None, help="local AutoModelForSequenceClassification folder (num_labels=1)")
-    g.add_argument("--data.prompt_dataset", default=None, help="prompts: a .jsonl/.json/.txt file or a datasets.save_to_disk folder")
+    g = p.add_argument_group("models and data (default: an embedded default, built offline on first use)")
+    g.add_argument("--embedded_default", default="chat", choices=EMBEDDED_DEFAULTS,
+                   help="what fills in the models and data not given: chat (a reward model with a verbosity bias, the paper's "
+                        "Figure 3) or arithmetic (verifiable rewards from a reward_func file, the paper's Figure 2)")
+    g.add_argument("--actor.model_name_or_path", default=None, help="the SFT policy: a local Hugging Face causal LM folder or a hub name")
+    g.add_argument("--reward.model_name_or_path", default=None,
+                   help="reward model: a local AutoModelForSequenceClassification folder (num_labels=1) or a hub name")
+    g.add_argument("--reward.remote_url", default=None,
+                   help="verifiable rewards instead of a reward model: a .py file defining OpenRLHF's "
+                        "reward_func(queries, prompts, labels) -> {'rewards', 'scores', 'extra_logs'}")
+    g.add_argument("--data.prompt_dataset", default=None,
+                   help="prompts: a .jsonl/.json/.txt/.parquet file, a dataset folder, or a hub dataset name (NAME@DIR: its sub-folder DIR)")
+    g.add_argument("--data.prompt_split", default="train", help="split of a dataset folder or hub dataset")
     g.add_argument("--data.input_key", default="input", help="field holding the prompt text")
+    g.add_argument("--data.label_key", default=None, help="field passed to reward_func as its label (e.g. the reference answer)")
+    g.add_argument("--data.input_template", default=None, help="format string with {} for the prompt text (without --data.apply_chat_template)")
     g.add_argument("--data.max_samples", type=int, default=int(1e8), help="use at most this many prompts")
     g.add_argument("--data.apply_chat_template", action="store_true", help="wrap each prompt in the tokenizer's chat template")
 
@@ -107,6 +119,9 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     g.add_argument("--logger.tensorboard_dir", default=None, help="TensorBoard folder (default: OUTPUT_DIR/tensorboard)")
     g.add_argument("--logger.progress", default="auto", choices=["auto", "bar", "none"], help="progress bar (auto: only on a terminal)")
     add("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
+    add("--ds.param_dtype", default="fp32", choices=["fp32", "bf16"],
+        help="bf16: mixed precision (bf16 compute under autocast, fp32 master weights and optimizer; the frozen reference "
+             "and reward model held in bf16), as OpenRLHF's bf16 on a GPU; also runs on a CPU, where it is rarely faster")
     add("--num_threads", type=int, default=0, help="CPU threads for torch; 0: 1 for models under 20M parameters, else torch's default")
     return p
 
@@ -221,12 +236,29 @@ def check_static(cfg: LocalConfig) -> None:
         raise ConfigError(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)") from None
     if a.algo.kl.init_coef < 0:
         raise ConfigError(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
+    from .hub import is_hub_name
+
     for key in ("actor.model_name_or_path", "reward.model_name_or_path"):
         path = f[key]
-        if path is not None and not os.path.isdir(path):
-            raise ConfigError(f"--{key} {path}: no such folder (give a local Hugging Face model folder, or omit it for the embedded default)")
-    if f["data.prompt_dataset"] is not None and not os.path.exists(f["data.prompt_dataset"]):
-        raise ConfigError(f"--data.prompt_dataset {f['data.prompt_dataset']}: no such file or folder")
+        if path is not None and not os.path.isdir(path) and not is_hub_name(path):
+            raise ConfigError(f"--{key} {path}: no such folder (give a local Hugging Face model folder, a hub name such as "
+                              f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)")
+    dataset = f["data.prompt_dataset"]
+    if dataset is not None and not os.path.exists(dataset.partition("@")[0]) and not is_hub_name(dataset.partition("@")[0]):
+        raise ConfigError(f"--data.prompt_dataset {dataset}: no such file or folder (nor a hub dataset name)")
+    template = f["data.input_template"]
+    if template is not None and "{}" not in template:
+        raise ConfigError(f"--data.input_template {template!r} has no {{}} for the prompt text")
+    url = f["reward.remote_url"]
+    if url is not None:
+        if f["reward.model_name_or_path"] is not None:
+            raise ConfigError("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
+        if not url.endswith(".py"):
+            raise ConfigError(f"--reward.remote_url {url}: the local engine calls reward_func from a .py file; "
+                              f"an HTTP reward server needs OpenRLHF itself")
+        from .rewards import load_reward_func
+
+        load_reward_func(url)  # a file without reward_func is reported here, before any model loads
     if not a.ckpt.load_enable and os.path.exists(os.path.join(a.ckpt.output_dir, "metrics.jsonl")):
         raise ConfigError(
             f"{a.ckpt.output_dir} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir"

@@ -46,10 +46,14 @@ class RunLogger:
         path = os.path.join(output_dir, METRICS_FILE)
         truncate_metrics(path, start_step)
         self.file = open(path, "a", buffering=1, encoding="utf-8")
+        from tensorboard.compat.proto.summary_pb2 import Summary
         from torch.utils.tensorboard import SummaryWriter
+
+        self.Summary = Summary
 
         # purge_step hides events a killed run wrote past the checkpoint.
         self.writer = SummaryWriter(tensorboard_dir, purge_step=start_step + 1 if start_step else None)
+        self.file_writer = self.writer._get_file_writer()
         self.total = total_steps
         self.start_step = start_step
         self.t0 = time.time()
@@ -64,9 +68,11 @@ class RunLogger:
     def log(self, metrics: Dict[str, float]) -> None:
         step = int(metrics["step"])
         self.file.write(json.dumps(metrics) + "\n")
-        for k, v in metrics.items():
-            if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                self.writer.add_scalar(f"train/{k}", v, step)
+        # One TensorBoard event per step holding every scalar (what add_scalar writes per value, one value per
+        # event): a tenth of the logging cost on a CPU, where 20 events per step were ~10% of a tiny run's time.
+        values = [self.Summary.Value(tag=f"train/{k}", simple_value=float(v)) for k, v in metrics.items()
+                  if k != "step" and isinstance(v, (int, float)) and math.isfinite(v)]
+        self.file_writer.add_summary(self.Summary(value=values), step)
         short = {name: f"{metrics[k]:.3g}" for k, name in SHORT.items() if k in metrics}
         if self.bar is not None:
             self.bar.set_postfix(short, refresh=False)

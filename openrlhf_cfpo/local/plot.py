@@ -1,4 +1,4 @@
-"""Figure-3-style training curves from this engine's run folders and OpenRLHF TensorBoard logs alike.
+"""Training curves from this engine's run folders and OpenRLHF TensorBoard logs alike: Figure 3 panels and Figure 2 grids.
 
 A RUN argument is either a folder with ``metrics.jsonl`` (this engine) or a folder holding
 TensorBoard event files somewhere below it (OpenRLHF's ``--logger.tensorboard_dir``; each
@@ -106,12 +106,31 @@ def _ema(values: List[float], weight: float) -> List[float]:
     return out
 
 
-def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None) -> str:
+def _draw(ax, steps, values, color, label, smooth: float, linestyle: str = "-") -> None:
+    """One run in one panel: the raw curve faint and its EMA on top (or the raw curve alone without smoothing)."""
+    if smooth > 0:
+        ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8, linestyle=linestyle)
+    ax.plot(steps, _ema(values, smooth) if smooth > 0 else values, color=color, linewidth=1.8, label=label, linestyle=linestyle)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, plt, output: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fig.savefig(output, dpi=110)
+    plt.close(fig)
+    return output
+
+
+def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None) -> str:
+    plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (metric, name) in zip(axes.flat, PANELS):
@@ -120,10 +139,7 @@ def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: st
             if metric not in run.series:
                 continue
             steps, values = run.series[metric]
-            c = colors[i % len(colors)]
-            if smooth > 0:
-                ax.plot(steps, values, color=c, alpha=0.2, linewidth=0.8)
-            ax.plot(steps, _ema(values, smooth) if smooth > 0 else values, color=c, linewidth=1.8, label=run.label)
+            _draw(ax, steps, values, colors[i % len(colors)], run.label, smooth)
             drawn = True
         ax.set_title(name)
         ax.set_xlabel("optimizer step")
@@ -135,7 +151,41 @@ def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: st
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
     fig.suptitle(title or "RLHF training dynamics (cf. CFPO paper, Figure 3)", fontsize=13)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
-    return output
+    return _save(fig, plt, output)
+
+
+def plot_grid(
+    columns: Sequence[Tuple[str, Sequence[RunCurves]]],
+    rows: Sequence[Tuple[str, str]],
+    output: str,
+    smooth: float = 0.6,
+    title: str | None = None,
+    linestyles: Dict[str, str] | None = None,
+) -> str:
+    """A Figure-2-style grid: one column per setting (``(column title, runs)``), one row per ``(metric, row title)``,
+    every run of a column in each of its panels. A run keeps its colour (and ``linestyles[label]``) in every column."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.4 * len(columns) + 1, 2.9 * len(rows) + 0.8), squeeze=False)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color_of: Dict[str, str] = {}
+    for j, (col_title, runs) in enumerate(columns):
+        for i, (metric, row_title) in enumerate(rows):
+            ax = axes[i][j]
+            for run in runs:
+                color = color_of.setdefault(run.label, palette[len(color_of) % len(palette)])
+                if metric in run.series:
+                    steps, values = run.series[metric]
+                    _draw(ax, steps, values, color, run.label, smooth, (linestyles or {}).get(run.label, "-"))
+            if i == 0:
+                ax.set_title(col_title)
+            if j == 0:
+                ax.set_ylabel(row_title)
+            if i == len(rows) - 1:
+                ax.set_xlabel("optimizer step")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
+    fig.suptitle(title or "Training dynamics per setting (cf. CFPO paper, Figure 2)", fontsize=12)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    return _save(fig, plt, output)

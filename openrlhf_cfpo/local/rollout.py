@@ -11,7 +11,6 @@ from dataclasses import dataclass, fields
 from typing import Dict, List
 
 import torch
-from transformers import GenerationConfig
 
 from .logprobs import sequence_logprobs
 
@@ -27,6 +26,8 @@ class Rollout:
     advantages: torch.Tensor | None = None  # (B, T)
     returns: torch.Tensor | None = None  # (B, T)
     kl: torch.Tensor | None = None  # (B, T) per-token KL estimate to the reference
+    # (B,) per-sample values logged as their mean over a step's samples: reward_func's "score" and extra_logs
+    info: Dict[str, torch.Tensor] | None = None
 
     @property
     def num_actions(self) -> int:
@@ -34,18 +35,38 @@ class Rollout:
 
     def select(self, idx: List[int]) -> "Rollout":
         index = torch.as_tensor(idx, dtype=torch.long)
-        return Rollout(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index] for f in fields(self)})
+
+        def pick(value):
+            if value is None:
+                return None
+            return {k: v[index] for k, v in value.items()} if isinstance(value, dict) else value[index]
+
+        return Rollout(**{f.name: pick(getattr(self, f.name)) for f in fields(self)})
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def tokenize_prompts(tokenizer, prompts: List[str], apply_chat_template: bool = False) -> List[List[int]]:
+def format_prompts(tokenizer, prompts: List[str], apply_chat_template: bool = False, input_template: str | None = None) -> List[str]:
+    """The prompt texts the policy is given (and reward_func gets as ``prompts``), as OpenRLHF's preprocess_data makes them."""
     if apply_chat_template:
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
-        # The template already holds the BOS token where the model wants one.
-        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    return [tokenizer(p)["input_ids"] for p in prompts]
+        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
+    return [input_template.format(p) for p in prompts] if input_template else list(prompts)
+
+
+def encode_prompts(tokenizer, texts: List[str], apply_chat_template: bool = False) -> List[List[int]]:
+    """Token ids of formatted prompts; a chat template already holds the BOS token where the model wants one."""
+    return [tokenizer(t, add_special_tokens=not apply_chat_template)["input_ids"] for t in texts]
+
+
+def tokenize_prompts(tokenizer, prompts: List[str], apply_chat_template: bool = False, input_template: str | None = None) -> List[List[int]]:
+    return encode_prompts(tokenizer, format_prompts(tokenizer, prompts, apply_chat_template, input_template), apply_chat_template)
+
+
+def decode_queries(tokenizer, rollout: "Rollout") -> List[str]:
+    """Prompt and response of each sample decoded together, special tokens kept, padding dropped: OpenRLHF's ``queries``."""
+    keep = rollout.attention_mask.bool()
+    return tokenizer.batch_decode([seq[m].tolist() for seq, m in zip(rollout.sequences, keep)], skip_special_tokens=False)
 
 
 def left_pad(seqs: List[List[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,6 +88,46 @@ def response_mask(responses: torch.Tensor, eos_id: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def sample(policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, temperature: float, top_p: float,
+           eos_id: int, pad_id: int) -> torch.Tensor:
+    """Multinomial sampling from ``softmax(logits / temperature)`` (nucleus-truncated when ``top_p < 1``), KV-cached.
+
+    The sampling distribution is exactly the one whose log-probs the trainer computes (temperature, top-p: what
+    OpenRLHF hands vLLM), whatever a model's ``generation_config.json`` adds (Qwen2.5-Instruct's repetition
+    penalty and top-k, say), which ``model.generate`` would apply. The steps are ``generate``'s own sampling loop
+    (its position ids, cache, logits warpers, padding after EOS; the same tokens for the same seed, tested), without
+    its per-token bookkeeping. Returns (B, T) response ids, T <= ``max_new_tokens``, ``pad_id`` after each EOS.
+    """
+    from transformers.generation.logits_process import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+    warpers = LogitsProcessorList()
+    if temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(temperature))
+    if top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    mask = attention_mask
+    position_ids = mask.long().cumsum(-1) - 1
+    position_ids.masked_fill_(mask == 0, 1)
+    out = policy(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=True, logits_to_keep=1)
+    unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+    ones = torch.ones_like(unfinished)[:, None]
+    tokens = []
+    for t in range(max_new_tokens):
+        scores = warpers(input_ids, out.logits[:, -1].to(dtype=torch.float32))
+        next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        next_tokens = next_tokens * unfinished + pad_id * (1 - unfinished)
+        tokens.append(next_tokens)
+        unfinished = unfinished & (next_tokens != eos_id).long()
+        if t == max_new_tokens - 1 or unfinished.max() == 0:
+            break
+        mask = torch.cat([mask, ones], dim=-1)
+        position_ids = position_ids[:, -1:] + 1
+        out = policy(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=position_ids,
+                     past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+    return torch.stack(tokens, dim=1)
+
+
+@torch.no_grad()
 def generate(
     policy, tokenizer, prompt_ids: List[List[int]], n_samples_per_prompt: int, max_new_tokens: int,
     temperature: float, top_p: float, micro_batch_size: int, device: torch.device,
@@ -74,15 +135,10 @@ def generate(
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     repeated = [p for p in prompt_ids for _ in range(n_samples_per_prompt)]
     prompts, prompt_mask = left_pad(repeated, pad_id)
-    gen_cfg = GenerationConfig(
-        do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=max_new_tokens,
-        pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=tokenizer.bos_token_id,
-    )
     responses = []
     for s in range(0, len(repeated), micro_batch_size):
-        ids = prompts[s : s + micro_batch_size].to(device)
-        out = policy.generate(input_ids=ids, attention_mask=prompt_mask[s : s + micro_batch_size].to(device), generation_config=gen_cfg)
-        responses.append(out[:, ids.shape[1] :].cpu())
+        ids, mask = prompts[s : s + micro_batch_size].to(device), prompt_mask[s : s + micro_batch_size].to(device)
+        responses.append(sample(policy, ids, mask, max_new_tokens, temperature, top_p, eos_id, pad_id).cpu())
     width = max(r.shape[1] for r in responses)
     response = torch.full((len(repeated), width), pad_id, dtype=torch.long)
     row = 0
@@ -117,17 +173,21 @@ def reward_scores(reward_model, rollout: Rollout, pad_id: int, micro_batch_size:
     Re-packing puts every sequence at positions 0..n-1, so a reward model with absolute position
     embeddings sees what it was trained on, and its last-non-pad pooling lands on the EOS.
     """
-    keep = rollout.attention_mask.bool()
-    packed = [seq[m].tolist() for seq, m in zip(rollout.sequences, keep)]
+    # Each row is [left padding | prompt | response | right padding] and attention_mask marks the middle, so
+    # re-packing is a left shift of each row by its left padding (rows stay in one tensor, no Python per row).
+    mask = rollout.attention_mask
+    width = mask.shape[1]
+    left = mask.argmax(1)  # first 1 of each row
+    lengths = mask.sum(1)
+    cols = torch.arange(width)
+    index = (cols[None, :] + left[:, None]).clamp(max=width - 1)
+    packed_mask = (cols[None, :] < lengths[:, None]).long()
+    packed = rollout.sequences.gather(1, index).masked_fill(packed_mask == 0, pad_id)
     scores = []
-    for s in range(0, len(packed), micro_batch_size):
-        chunk = packed[s : s + micro_batch_size]
-        width = max(map(len, chunk))
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, seq in enumerate(chunk):
-            ids[i, : len(seq)] = torch.tensor(seq)
-            mask[i, : len(seq)] = 1
-        logits = reward_model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    for s in range(0, packed.shape[0], micro_batch_size):
+        m = packed_mask[s : s + micro_batch_size]
+        w = int(m.sum(1).max())  # each micro-batch as wide as its longest sequence, as before
+        ids = packed[s : s + micro_batch_size, :w]
+        logits = reward_model(input_ids=ids.to(device), attention_mask=m[:, :w].to(device)).logits
         scores.append(logits[:, 0].float().cpu())
     return torch.cat(scores)

@@ -1,6 +1,7 @@
 """The single-process RLHF loop: rollout, reward, advantages, then several optimizer steps per rollout.
 
-One rollout = ``--rollout.batch_size`` prompts x ``--rollout.n_samples_per_prompt`` samples. Its
+One rollout = ``--rollout.batch_size`` prompts x ``--rollout.n_samples_per_prompt`` samples, scored by a
+reward model or, for verifiable rewards, by OpenRLHF's ``reward_func`` file (``--reward.remote_url``). Its
 log-probs under the sampling policy (pi_old) and the frozen reference are computed once; then
 ``--train.max_epochs`` passes of ``--train.batch_size``-sample optimizer steps follow, each with
 the loss of :class:`openrlhf_cfpo.openrlhf.PolicyLoss` (``ppo`` or ``cfpo``). With more than one
@@ -9,7 +10,9 @@ where CFPO and PPO's clip differ.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -24,11 +27,12 @@ from ..losses import aggregate_loss, masked_mean
 from ..openrlhf.policy_loss import PolicyLoss
 from . import checkpoint
 from .advantages import approx_kl, compute_advantages
-from .config import RESUME_FREE, ConfigError, LocalConfig, Sizes, check_sizes
-from .data import load_prompts, minibatch_plan, rollout_prompts
+from .config import RESUME_FREE, ConfigError, LocalConfig, Sizes, build_parser, check_sizes
+from .data import load_prompts, minibatch_plan, rollout_indices
 from .logger import RunLogger
 from .logprobs import sequence_logprobs
-from .rollout import Rollout, batched_logprobs, generate, reward_scores, tokenize_prompts
+from .rewards import RewardFunction
+from .rollout import Rollout, batched_logprobs, decode_queries, encode_prompts, format_prompts, generate, reward_scores
 
 RUN_CONFIG = "run_config.json"
 RUN_SUMMARY = "run_summary.json"
@@ -40,6 +44,24 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: no CUDA device is visible; use --device cpu or auto")
     return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``--ds.param_dtype``: the compute dtype. bf16 is mixed precision (see ``LocalTrainer``), fp32 plain."""
+    if name == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"--ds.param_dtype bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use --ds.param_dtype fp32")
+        return torch.bfloat16
+    return torch.float32
+
+
+def _load(kind, flag: str, folder: str, **kwargs):
+    """``from_pretrained`` on a resolved local folder, its failures as one line."""
+    try:
+        return kind.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"--{flag} {folder}: cannot load it as {kind.__name__} ({first})") from None
 
 
 def check_tokenizers_match(policy_tok, reward_tok, policy_path: str, reward_path: str) -> None:
@@ -78,33 +100,48 @@ class LocalTrainer:
         self.cfg, self.args, self.log = cfg, cfg.args, log
         a = self.args
         self.device = resolve_device(a.device)
+        self.dtype = resolve_dtype(a.ds.param_dtype, self.device)
         self.paths = self._resolve_paths()
-        self.prompts = load_prompts(self.paths["prompts"], a.data.input_key, a.data.max_samples)
-        self.sizes = Sizes.of(a, len(self.prompts))
+        self.prompt_set = load_prompts(
+            self.paths["prompts"], a.data.input_key, a.data.max_samples, self.paths["label_key"], a.data.prompt_split,
+            self.paths["prompts_data_dir"],
+        )
+        self.sizes = Sizes.of(a, len(self.prompt_set))
         check_sizes(cfg, self.sizes)
         self._check_resume_config()
+        # A reward file without reward_func was refused with the flags; loading it again here is cheap.
+        self.reward_fn = RewardFunction(self.paths["reward_func"]) if self.paths["reward_func"] else None
 
         hf_logging.disable_progress_bar()
-        self.tokenizer = AutoTokenizer.from_pretrained(self.paths["policy"])
-        reward_tok = AutoTokenizer.from_pretrained(self.paths["reward"])
-        check_tokenizers_match(self.tokenizer, reward_tok, self.paths["policy"], self.paths["reward"])
+        self.tokenizer = _load(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
         if self.tokenizer.eos_token_id is None:
             raise ConfigError(f"the policy tokenizer ({self.paths['policy']}) has no EOS token; generation could never stop")
         if self.tokenizer.pad_token_id is None:
             # Padding positions are masked everywhere, so any id serves; EOS is the usual stand-in.
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        reward_tok = None
+        if self.reward_fn is None:
+            reward_tok = _load(AutoTokenizer, "reward.model_name_or_path", self.paths["reward"])
+            check_tokenizers_match(self.tokenizer, reward_tok, self.paths["policy"], self.paths["reward"])
         # On a CPU, the small models this engine is for spend more time in SDPA's dispatch than in
         # attention itself; eager attention measured ~10% more trained tokens/s (benchmarks/).
-        load = dict(dtype=torch.float32, attn_implementation="eager" if self.device.type == "cpu" else None)
-        self.policy = AutoModelForCausalLM.from_pretrained(self.paths["policy"], **load).to(self.device)
-        self.ref = AutoModelForCausalLM.from_pretrained(self.paths["policy"], **load).to(self.device)
-        self.reward_model = AutoModelForSequenceClassification.from_pretrained(self.paths["reward"], **load).to(self.device)
-        if self.reward_model.config.num_labels != 1:
-            raise ConfigError(f"--reward.model_name_or_path {self.paths['reward']} has num_labels={self.reward_model.config.num_labels}; a reward model outputs one score (num_labels=1)")
-        self.reward_pad_id = self.reward_model.config.pad_token_id
-        if self.reward_pad_id is None:
-            self.reward_pad_id = reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id
-            self.reward_model.config.pad_token_id = self.reward_pad_id
+        attn = "eager" if self.device.type == "cpu" else None
+        # bf16 as OpenRLHF's DeepSpeed bf16 trains: the policy keeps fp32 master weights (AdamW updates
+        # of ~1e-6 vanish in bf16) and computes in bf16 under autocast; the frozen models are held in bf16.
+        frozen = dict(dtype=self.dtype, attn_implementation=attn)
+        self.policy = _load(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], dtype=torch.float32,
+                            attn_implementation=attn).to(self.device)
+        self.ref = _load(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], **frozen).to(self.device)
+        self.reward_model, self.reward_pad_id = None, None
+        if self.reward_fn is None:
+            self.reward_model = _load(AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"],
+                                      **frozen).to(self.device)
+            if self.reward_model.config.num_labels != 1:
+                raise ConfigError(f"--reward.model_name_or_path {self.paths['reward']} has num_labels={self.reward_model.config.num_labels}; a reward model outputs one score (num_labels=1)")
+            self.reward_pad_id = self.reward_model.config.pad_token_id
+            if self.reward_pad_id is None:
+                self.reward_pad_id = reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id
+                self.reward_model.config.pad_token_id = self.reward_pad_id
         n_params = sum(p.numel() for p in self.policy.parameters())
         if a.num_threads > 0:
             torch.set_num_threads(a.num_threads)
@@ -114,14 +151,17 @@ class LocalTrainer:
         # Dropout would make pi_theta differ from pi_old at the same weights, so the ratio of the
         # first step would not be 1: all three models stay in eval mode, gradients flow regardless.
         for m in (self.policy, self.ref, self.reward_model):
-            m.eval()
+            if m is not None:
+                m.eval()
         for m in (self.ref, self.reward_model):
-            m.requires_grad_(False)
+            if m is not None:
+                m.requires_grad_(False)
 
         eps_low, eps_high = cfg.eps_low_high
         self.loss_fn = PolicyLoss(eps_low, eps_high, a.actor.dual_clip, token_level_loss=True, policy_loss_type=a.actor.policy_loss_type)
+        self.params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            self.policy.parameters(), lr=a.actor.adam.lr, betas=tuple(a.actor.adam.betas), eps=a.actor.adam.eps,
+            self.params, lr=a.actor.adam.lr, betas=tuple(a.actor.adam.betas), eps=a.actor.adam.eps,
             weight_decay=a.actor.adam.weight_decay,
             # One fused kernel over all parameters instead of a Python loop per tensor (the CPU default).
             fused=True,
@@ -145,21 +185,46 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _resolve_paths(self) -> Dict[str, str]:
-        a = self.args
-        paths = {"policy": a.actor.model_name_or_path, "reward": a.reward.model_name_or_path, "prompts": a.data.prompt_dataset}
-        if None in paths.values():
-            from .assets import default_assets
+    def autocast(self):
+        """bf16 compute for --ds.param_dtype bf16 (on CUDA and CPU alike); nothing for fp32."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-            assets = default_assets(log=self.log)
-            defaults = {"policy": assets.policy, "reward": assets.reward, "prompts": assets.prompts}
-            paths = {k: v if v is not None else defaults[k] for k, v in paths.items()}
+    def _resolve_paths(self) -> Dict[str, Optional[str]]:
+        """Local folders and files for every model and data flag; hub names are fetched (or found cached) first,
+        so that a bad name stops the run before the embedded default is built."""
+        from .hub import resolve_dataset, resolve_model
+
+        a = self.args
+        paths = {"policy": a.actor.model_name_or_path, "reward": a.reward.model_name_or_path, "reward_func": a.reward.remote_url,
+                 "prompts": a.data.prompt_dataset, "prompts_data_dir": None, "label_key": a.data.label_key}
+        if paths["policy"] is not None:
+            paths["policy"] = resolve_model("actor.model_name_or_path", paths["policy"])
+        if paths["reward"] is not None:
+            paths["reward"] = resolve_model("reward.model_name_or_path", paths["reward"])
+        if paths["prompts"] is not None:
+            paths["prompts"], paths["prompts_data_dir"] = resolve_dataset("data.prompt_dataset", paths["prompts"])
+        no_reward = paths["reward"] is None and paths["reward_func"] is None
+        if paths["policy"] is None or paths["prompts"] is None or no_reward:
+            from .assets import embedded_default
+
+            assets = embedded_default(a.embedded_default, log=self.log)
+            if paths["policy"] is None:
+                paths["policy"] = assets.policy
+            if paths["prompts"] is None:
+                paths["prompts"] = assets.prompts
+                paths["label_key"] = paths["label_key"] or assets.label_key
+            if no_reward:
+                paths["reward"], paths["reward_func"] = assets.reward, assets.reward_func
         return paths
 
     def _check_resume_config(self) -> None:
         path = Path(self.args.ckpt.output_dir) / RUN_CONFIG
         if self.args.ckpt.load_enable and path.exists():
-            saved = json.loads(path.read_text())
+            # A flag the interrupted run's version did not have yet ran at its default there.
+            saved = {**build_parser().parse_args([]).__dict__, **json.loads(path.read_text())}
+            saved = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
             diff = [k for k in sorted(set(saved) | set(self.cfg.flat)) if k not in RESUME_FREE and saved.get(k) != self.cfg.flat.get(k)]
             if diff:
                 shown = ", ".join(f"--{k} {saved.get(k)} -> {self.cfg.flat.get(k)}" for k in diff)
@@ -195,17 +260,30 @@ class LocalTrainer:
     @torch.no_grad()
     def make_experience(self, rollout_idx: int) -> Rollout:
         a, t0 = self.args, time.time()
-        prompts = rollout_prompts(self.prompts, rollout_idx, a.rollout.batch_size, self.sizes.rollouts_per_episode, a.train.seed)
-        prompt_ids = tokenize_prompts(self.tokenizer, prompts, a.data.apply_chat_template)
-        ro = generate(
-            self.policy, self.tokenizer, prompt_ids, a.rollout.n_samples_per_prompt, a.rollout.max_new_tokens,
-            a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device,
-        )
-        t_gen = time.time() - t0
-        mb, chunk, temp = a.rollout.micro_batch_size, a.actor.logprobs_chunk_size, a.rollout.temperature
-        ro.old_log_probs = batched_logprobs(self.policy, ro, temp, mb, chunk, self.device)
-        ro.ref_log_probs = batched_logprobs(self.ref, ro, temp, mb, chunk, self.device)
-        ro.rewards = reward_scores(self.reward_model, ro, self.reward_pad_id, mb, self.device)
+        n = a.rollout.n_samples_per_prompt
+        idx = rollout_indices(len(self.prompt_set), rollout_idx, a.rollout.batch_size, self.sizes.rollouts_per_episode, a.train.seed)
+        texts = format_prompts(self.tokenizer, [self.prompt_set.prompts[i] for i in idx], a.data.apply_chat_template, a.data.input_template)
+        prompt_ids = encode_prompts(self.tokenizer, texts, a.data.apply_chat_template)
+        # One autocast region for the whole rollout: the policy's bf16 weight casts are made once and reused.
+        with self.autocast():
+            ro = generate(
+                self.policy, self.tokenizer, prompt_ids, n, a.rollout.max_new_tokens,
+                a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device,
+            )
+            t_gen = time.time() - t0
+            mb, chunk, temp = a.rollout.micro_batch_size, a.actor.logprobs_chunk_size, a.rollout.temperature
+            ro.old_log_probs = batched_logprobs(self.policy, ro, temp, mb, chunk, self.device)
+            ro.ref_log_probs = batched_logprobs(self.ref, ro, temp, mb, chunk, self.device)
+            if self.reward_fn is not None:
+                t_reward = time.time()
+                labels = [self.prompt_set.labels[i] for i in idx]
+                rewards, scores, extra = self.reward_fn(
+                    decode_queries(self.tokenizer, ro), [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)]
+                )
+                ro.rewards, ro.info = rewards, {"score": scores, **extra}
+                t_reward = time.time() - t_reward
+            else:
+                ro.rewards = reward_scores(self.reward_model, ro, self.reward_pad_id, mb, self.device)
         ro.kl = approx_kl(ro.old_log_probs, ro.ref_log_probs, a.algo.kl.estimator) * ro.action_mask
         ro.advantages, ro.returns = compute_advantages(
             ro.rewards, ro.kl, ro.action_mask, a.rollout.n_samples_per_prompt, a.algo.advantage.estimator,
@@ -215,6 +293,7 @@ class LocalTrainer:
         self.rollout_info = {
             "group_reward_std": groups.std(-1).mean().item(),
             "timing/generation": t_gen,
+            **({"timing/reward_func": t_reward} if self.reward_fn is not None else {}),
             "timing/make_experience": time.time() - t0,
         }
         return ro
@@ -224,13 +303,16 @@ class LocalTrainer:
     def train_step(self, batch: Rollout) -> Dict[str, float]:
         a = self.args
         n_tokens = batch.action_mask.sum().item()
-        self.optimizer.zero_grad(set_to_none=True)
+        # zero_grad(set_to_none=True) without the optimizer's profiling and dynamo wrappers (~3% of a tiny step).
+        for p in self.params:
+            p.grad = None
         sums = {"policy_loss": 0.0, "ppo_clip_ratio": 0.0, "ppo_kl": 0.0, "entropy": 0.0}
         # The surrogate's other diagnostics (token means, as the registry declares), over the whole step.
         extra = {k: 0.0 for k in self.loss_fn.surrogate.metrics if k != "clip_ratio"}
         mb = a.train.micro_batch_size
         for s in range(0, batch.sequences.shape[0], mb):
-            micro = batch.select(list(range(s, min(s + mb, batch.sequences.shape[0]))))
+            whole = s == 0 and mb >= batch.sequences.shape[0]
+            micro = batch if whole else batch.select(list(range(s, min(s + mb, batch.sequences.shape[0]))))
             # Drop response columns that are padding in every row of this micro-batch (causal
             # attention: later columns never change earlier positions).
             width = int(micro.action_mask.sum(0).nonzero().max().item()) + 1
@@ -238,10 +320,11 @@ class LocalTrainer:
             seq = micro.sequences[:, : micro.sequences.shape[1] - cut].to(self.device)
             attn = micro.attention_mask[:, : seq.shape[1]].to(self.device)
             mask = micro.action_mask[:, :width].to(self.device)
-            log_probs, entropy = sequence_logprobs(
-                self.policy, seq, attn, width, temperature=a.rollout.temperature, chunk_size=a.actor.logprobs_chunk_size,
-                entropy_grad=bool(a.actor.entropy_coef),
-            )
+            with self.autocast():
+                log_probs, entropy = sequence_logprobs(
+                    self.policy, seq, attn, width, temperature=a.rollout.temperature, chunk_size=a.actor.logprobs_chunk_size,
+                    entropy_grad=bool(a.actor.entropy_coef),
+                )
             # Normalised by the whole step's token count, so micro-batches add up to OpenRLHF's token mean.
             loss, clip_ratio, ppo_kl, _, _ = self.loss_fn(
                 log_probs, micro.old_log_probs[:, :width].to(self.device), micro.advantages[:, :width].to(self.device),
@@ -257,7 +340,7 @@ class LocalTrainer:
             sums["ppo_kl"] += ppo_kl.item() * share
             for k, value in self.loss_fn.last_metrics.items():
                 extra[k] += float(value) * share
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), a.actor.max_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, a.actor.max_norm)
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -278,6 +361,10 @@ class LocalTrainer:
             "kl": masked_mean(batch.kl, mask, dim=-1).mean().item(),
             "advantages": masked_mean(batch.advantages, mask).item(),
         }
+        # reward_func's score and extra_logs: sample means over the step, as OpenRLHF merges its info.
+        for k, v in (batch.info or {}).items():
+            finite = v[~v.isnan()]
+            metrics[k] = finite.mean().item() if finite.numel() else math.nan
         return metrics
 
     # ------------------------------------------------------------------ loop

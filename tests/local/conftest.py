@@ -18,3 +18,22 @@ def local_flags(tiny_assets):
         "--rollout.batch_size", "4", "--rollout.n_samples_per_prompt", "2", "--rollout.max_new_tokens", "6",
         "--train.batch_size", "4", "--train.micro_batch_size", "2", "--actor.adam.lr", "1e-3", "--logger.progress", "none",
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_arithmetic(tmp_path_factory):
+    from openrlhf_cfpo.local.arithmetic import ArithmeticSettings
+
+    return build_assets(tmp_path_factory.mktemp("assets") / "arithmetic", ArithmeticSettings.tiny())
+
+
+@pytest.fixture
+def arithmetic_flags(tiny_arithmetic):
+    """Flags for a seconds-long verifiable-reward run: the tiny arithmetic policy, its prompts and reward file."""
+    return [
+        "--actor.model_name_or_path", tiny_arithmetic.policy, "--data.prompt_dataset", tiny_arithmetic.prompts,
+        "--reward.remote_url", tiny_arithmetic.reward_func, "--data.label_key", "label", "--data.max_samples", "12",
+        "--rollout.batch_size", "4", "--rollout.n_samples_per_prompt", "2", "--rollout.max_new_tokens", "5",
+        "--train.batch_size", "4", "--train.micro_batch_size", "4", "--actor.adam.lr", "1e-3", "--logger.progress", "none",
+        "--algo.advantage.estimator", "group_norm",
+    ]

@@ -107,3 +107,15 @@ def test_metrics_records_cut_by_a_kill_inside_a_write_are_dropped_on_read_and_on
     assert [r["step"] for r in read_metrics(str(path))] == [1, 2]
     truncate_metrics(str(path), last_step=2)
     assert path.read_text() == '{"step": 1, "reward": 0.5}\n{"step": 2, "reward": 0.6}\n'
+
+
+def test_tensorboard_holds_every_logged_metric_of_every_step(local_flags, tmp_path):
+    from openrlhf_cfpo.local.plot import read_tensorboard_run
+
+    out = tmp_path / "run"
+    assert main_local([*local_flags, "--ckpt.output_dir", str(out)]) == 0
+    rows = read_metrics(str(out / "metrics.jsonl"))
+    tb = read_tensorboard_run(out / "tensorboard", "run")
+    for metric in ("reward", "response_length", "ppo_clip_ratio", "kl", "ppo_kl", "ratio_dev_mean"):
+        steps, values = tb.series[metric]
+        assert steps == [r["step"] for r in rows] and values == pytest.approx([r[metric] for r in rows], rel=1e-6)

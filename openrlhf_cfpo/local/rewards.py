@@ -1,0 +1,94 @@
+"""Verifiable rewards through OpenRLHF 0.11.2's own interface: ``--reward.remote_url FILE.py``.
+
+The file defines ``reward_func(queries, prompts, labels)`` and returns
+``{"rewards": tensor, "scores": tensor, "extra_logs": dict}``. It is loaded and called as OpenRLHF's
+``SingleTurnAgentExecutor`` does, so one file serves the laptop and the cluster unchanged:
+
+- loaded with ``importlib`` from the file path (a module named ``reward_func``);
+- called once per sample, with lists of length one: ``queries`` = the prompt's and the response's
+  tokens decoded together with special tokens kept (``skip_special_tokens=False``: an EOS the policy
+  generated shows, padding does not); ``prompts`` = the prompt text as formatted for the policy (chat
+  template or ``--data.input_template`` applied); ``labels`` = the dataset's ``--data.label_key`` field
+  (``""`` without one);
+- ``rewards`` is what training uses (the group baseline and advantages are computed from it);
+  ``scores`` (``rewards`` when absent) is OpenRLHF's score for dynamic filtering, logged here as
+  ``score``; each ``extra_logs`` entry is logged under its own name, as a mean over the step's samples.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+from typing import Any, Callable, Dict, List, Tuple
+
+import torch
+
+from .config import ConfigError
+
+
+class RewardFuncError(RuntimeError):
+    """``reward_func`` raised or returned something OpenRLHF could not use either; one line."""
+
+
+def load_reward_func(path: str) -> Callable:
+    """Import ``path`` as OpenRLHF does and return its ``reward_func``; bad files are one ConfigError line."""
+    flag = f"--reward.remote_url {path}"
+    if not os.path.isfile(path):
+        raise ConfigError(f"{flag}: no such file (give a Python file that defines reward_func(queries, prompts, labels))")
+    spec = importlib.util.spec_from_file_location("reward_func", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's module: any error while importing it is bad input
+        raise ConfigError(f"{flag}: importing it raised {type(e).__name__}: {e}") from None
+    fn = getattr(module, "reward_func", None)
+    if not callable(fn):
+        names = [n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))]
+        raise ConfigError(f"{flag} defines no reward_func(queries, prompts, labels) (OpenRLHF calls that name; it defines: "
+                          f"{', '.join(names) or 'no functions'})")
+    try:
+        inspect.signature(fn).bind([], [], [])
+    except TypeError:
+        raise ConfigError(f"{flag}: reward_func{inspect.signature(fn)} cannot be called as reward_func(queries, prompts, labels)") from None
+    except ValueError:  # builtins without a signature: let the first call tell
+        pass
+    return fn
+
+
+def _one_value(value: Any, what: str, path: str) -> float:
+    t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
+    if t.numel() != 1:
+        raise RewardFuncError(f"--reward.remote_url {path}: reward_func returned {t.numel()} {what} for one query "
+                              f"(OpenRLHF calls it with one sample at a time and reads one value)")
+    return float(t.reshape(-1)[0])
+
+
+class RewardFunction:
+    """``reward_func`` applied to a rollout, sample by sample as OpenRLHF applies it."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fn = load_reward_func(path)
+
+    def __call__(self, queries: List[str], prompts: List[str], labels: List[Any]) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        rewards, scores, extra = [], [], {}
+        for i, (q, p, y) in enumerate(zip(queries, prompts, labels)):
+            try:
+                out = self.fn([q], [p], [y])
+            except Exception as e:  # the user's code: name it, with the input that made it fail
+                raise RewardFuncError(f"--reward.remote_url {self.path}: reward_func raised {type(e).__name__}: {e} "
+                                      f"(on query {q!r}, label {y!r})") from e
+            if not isinstance(out, dict) or out.get("rewards") is None:
+                raise RewardFuncError(f"--reward.remote_url {self.path}: reward_func must return a dict with 'rewards' "
+                                      f"(and optionally 'scores', 'extra_logs'), got {type(out).__name__}")
+            r = _one_value(out["rewards"], "rewards", self.path)
+            rewards.append(r)
+            scores.append(r if out.get("scores") is None else _one_value(out["scores"], "scores", self.path))
+            for k, v in (out.get("extra_logs") or {}).items():
+                # OpenRLHF keeps the first element of a tensor (value.flatten()[0]) and logs the mean over samples.
+                extra.setdefault(k, [float("nan")] * i).append(float(v.flatten()[0]) if isinstance(v, torch.Tensor) else float(v))
+            for k in extra:
+                if len(extra[k]) < i + 1:
+                    extra[k].append(float("nan"))
+        return (torch.tensor(rewards), torch.tensor(scores),
+                {k: torch.tensor(v) for k, v in extra.items()})

@@ -1,0 +1,77 @@
+"""Several `openrlhf-cfpo local` runs as parallel child processes: what `compare` and `sweep` share.
+
+Every run's flags are checked before any run starts; the embedded default a run needs is built once
+here, not by each child at the same time; then the children train concurrently, ``jobs`` at a time,
+one CPU thread each when there are more runs than cores (the embedded defaults' tiny models use a core
+better that way than by splitting one run across cores).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from .config import ConfigError, LocalConfig, parse_args
+
+
+def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
+    """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``); the first bad one raises ConfigError."""
+    return [parse_args(flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
+
+
+def needs_embedded_default(cfg: LocalConfig) -> bool:
+    a = cfg.args
+    return (a.actor.model_name_or_path is None or a.data.prompt_dataset is None
+            or (a.reward.model_name_or_path is None and a.reward.remote_url is None))
+
+
+def prepare_embedded_defaults(configs: Sequence[LocalConfig], log: Callable[[str], None]) -> None:
+    from .assets import embedded_default
+
+    for name in sorted({c.args.embedded_default for c in configs if needs_embedded_default(c)}):
+        embedded_default(name, log=log)
+
+
+def train_children(runs: Dict[str, List[str]], output: Path, jobs: int, start_order: Optional[List[str]] = None) -> List[str]:
+    """Train every run as a child process, ``jobs`` at a time, in ``start_order``; returns the names of failed runs.
+
+    With more runs than jobs, start the longest first (``start_order``) so the last wave is short.
+    """
+    jobs = max(jobs, 1)
+    threads = max((os.cpu_count() or 1) // min(jobs, len(runs)), 1)
+    pending = list(start_order or runs)
+    active: List[tuple[str, subprocess.Popen]] = []
+    failed = []
+    while pending or active:
+        while pending and len(active) < jobs:
+            name = pending.pop(0)
+            cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *runs[name], "--ckpt.output_dir", str(output / name),
+                   "--num_threads", str(threads), "--logger.progress", "none"]
+            active.append((name, subprocess.Popen(cmd)))
+        time.sleep(0.2)
+        for name, proc in list(active):
+            if proc.poll() is not None:
+                active.remove((name, proc))
+                if proc.returncode != 0:
+                    failed.append(name)
+    return failed
+
+
+def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str,
+            start_order: Optional[List[str]] = None) -> Tuple[Optional[List[LocalConfig]], int]:
+    """Check, prepare and train ``runs``: ``(configs, 0)``, or ``(None, exit code)`` after one error line
+    (2: bad flags, nothing trained; 1: a run failed)."""
+    try:
+        configs = check_runs(runs, output)
+    except ConfigError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return None, 2
+    prepare_embedded_defaults(configs, log=lambda m: print(m, file=sys.stderr))
+    failed = train_children(runs, output, jobs, start_order)
+    if failed:
+        print(f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}", file=sys.stderr)
+        return None, 1
+    return configs, 0
