@@ -400,13 +400,18 @@ def test_report_prints_all_three_tables_for_runs_holding_both_kinds(cli, tmp_pat
         "table1_instruction_following.csv", "table2_capabilities.csv", "table5_reasoning.csv"]
 
 
-def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_table5(tmp_path):
+def python_that_logs_its_calls(tmp_path):
+    """An environment whose `python` only appends its arguments to the returned log (for run_suite.sh)."""
     fake = tmp_path / "bin"
     fake.mkdir()
     log = tmp_path / "calls.log"
     (fake / "python").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
     (fake / "python").chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    return {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, log
+
+
+def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_table5(tmp_path):
+    env, log = python_that_logs_its_calls(tmp_path)
     proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "ck/a", "ck/b/", "--baseline", "Qwen/base", "--reasoning",
                            "--output", "O", "--", "--samples", "2"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -420,12 +425,7 @@ def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_
 
 
 def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(tmp_path):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    log = tmp_path / "calls.log"
-    (fake / "python").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
-    (fake / "python").chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    env, log = python_that_logs_its_calls(tmp_path)
     proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "ck/a"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     calls = [line.split() for line in log.read_text().splitlines()]
