@@ -6,6 +6,10 @@ import pytest
 import torch
 
 STUBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stubs")
+# Independent references the tests compare the package against (`import cfpo_oracle`), in this process only.
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference")
+if REFERENCE not in sys.path:
+    sys.path.insert(0, REFERENCE)
 
 # In sys.path for this process, in PYTHONPATH for what it spawns (Ray workers, CLI subprocesses).
 if STUBS not in sys.path:

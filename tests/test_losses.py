@@ -2,9 +2,13 @@
 import pytest
 import torch
 
+import cfpo_oracle
+
 from openrlhf_cfpo.losses import (
-    POLICY_LOSSES, SHARED_METRICS, check_policy_loss_args, get_policy_loss, reduce_metrics, register_policy_loss,
+    LOGGED_AS, POLICY_LOSSES, SHARED_METRICS, check_policy_loss_args, get_policy_loss, logged_name,
+    register_policy_loss, token_policy_loss, trust_region,
 )
+from openrlhf_cfpo.ops import token_means
 
 EPS = 0.2
 
@@ -43,42 +47,58 @@ def test_cfpo_gradient_is_nonzero_where_clip_is_flat(ratio, advantage):
 
 
 
+def test_cfpo_per_token_loss_is_equation_7():
+    g = torch.Generator().manual_seed(0)
+    ratio = (0.5 + torch.rand(4, 5, generator=g, dtype=torch.float64)).tolist()
+    adv = torch.randn(4, 5, generator=g, dtype=torch.float64).tolist()
+    for eps_low, eps_high in [(EPS, EPS), (0.2, 0.28)]:
+        loss, _ = get_policy_loss("cfpo")(torch.tensor(ratio, dtype=torch.float64), torch.tensor(adv, dtype=torch.float64), eps_low, eps_high)
+        expected = torch.tensor(cfpo_oracle.cfpo_loss_grid(ratio, adv, eps_low, eps_high), dtype=torch.float64)
+        torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-15)
+
+
 def test_every_surrogate_returns_exactly_the_metrics_it_declares(random_batch):
-    logp, old, adv, _ = random_batch()
+    logp, old, adv, mask = random_batch()
     for name, surrogate in POLICY_LOSSES.items():
-        _, metrics = surrogate((logp - old).exp(), adv, EPS, EPS)
+        metrics = token_policy_loss(surrogate, logp, old, adv, mask, EPS, EPS).metrics
         assert set(metrics) == set(surrogate.metrics), name
         assert set(SHARED_METRICS) <= set(metrics)
     assert "cfpo_penalty" in POLICY_LOSSES["cfpo"].metrics and "cfpo_penalty" not in POLICY_LOSSES["ppo"].metrics
 
 
-def test_per_token_metrics_are_the_clip_indicator_the_ratio_deviation_and_the_penalty():
-    ratio = torch.tensor([1.3, 1.1, 0.7, 0.9, 1.3, 0.7], dtype=torch.float64)
-    adv = torch.tensor([1.0, 1.0, -1.0, -1.0, -1.0, 1.0], dtype=torch.float64)
-    _, metrics = get_policy_loss("cfpo")(ratio, adv, EPS, EPS)
+def test_per_token_metrics_are_the_clip_indicator_the_log_ratio_the_ratio_deviation_and_the_penalty():
+    ratio = torch.tensor([[1.3, 1.1, 0.7, 0.9, 1.3, 0.7]], dtype=torch.float64)
+    adv = torch.tensor([[1.0, 1.0, -1.0, -1.0, -1.0, 1.0]], dtype=torch.float64)
+    mask = torch.ones_like(ratio, dtype=torch.bool)
+    metrics = token_policy_loss(get_policy_loss("cfpo"), ratio.log(), torch.zeros_like(ratio), adv, mask, EPS, EPS).metrics
     # outside in A's direction: token 0 (r > 1.2, A > 0) and token 2 (r < 0.8, A < 0)
-    assert metrics["clip_ratio"].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert metrics["clip_ratio"].tolist() == [[1.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
+    torch.testing.assert_close(metrics["ppo_kl"], -ratio.log())
     torch.testing.assert_close(metrics["ratio_dev_mean"], (ratio - 1).abs())
-    assert metrics["ratio_outside_region"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
-    torch.testing.assert_close(metrics["cfpo_penalty"], adv.abs() / (2 * EPS) * (ratio - 1) ** 2)
+    assert metrics["ratio_outside_region"].tolist() == [[1.0, 0.0, 1.0, 0.0, 1.0, 1.0]]
+    expected = [[cfpo_oracle.cfpo_penalty(r, a) for r, a in zip(ratio[0].tolist(), adv[0].tolist())]]
+    torch.testing.assert_close(metrics["cfpo_penalty"], torch.tensor(expected, dtype=torch.float64))
 
 
-def test_reduce_metrics_takes_token_means_over_unmasked_tokens_only():
+def test_token_means_average_over_unmasked_tokens_only():
     values = torch.tensor([[0.1, 0.5, 7.0], [0.3, 0.0, 9.0]])
     mask = torch.tensor([[True, True, False], [True, False, False]])
     for as_given in (mask, mask.long(), mask.float()):  # OpenRLHF's action_mask is int64
-        out = reduce_metrics({"a": values, "b": 2 * values}, as_given)
+        out = token_means({"a": values, "b": 2 * values}, as_given)
         assert out["a"].item() == pytest.approx(0.3) and out["b"].item() == pytest.approx(0.6)
-    assert reduce_metrics({"a": values}, torch.zeros_like(mask))["a"].item() == 0.0
+    assert token_means({"a": values}, torch.zeros_like(mask))["a"].item() == 0.0
 
 
-def test_every_declared_metric_is_a_token_mean_so_averaging_over_micro_batches_keeps_its_meaning():
-    # OpenRLHF and verl merge logged values as (token-weighted) means over micro-batches and ranks;
-    # a max or a min would come out as a mean of maxima under the same name.
-    for surrogate in POLICY_LOSSES.values():
-        assert set(surrogate.metrics.values()) == {"mean"}
-    with pytest.raises(ValueError, match="reductions"):
-        register_policy_loss("bad", metrics={"ratio_max": "max"})
+def test_every_framework_logs_the_clip_ratio_under_its_own_name_and_the_rest_under_the_registry_name():
+    assert [logged_name(f, "clip_ratio") for f in ("openrlhf", "trl", "verl")] == [
+        "ppo_clip_ratio", "clip_ratio/region_mean", "actor/pg_clipfrac"]
+    assert [logged_name(f, "cfpo_penalty") for f in LOGGED_AS] == ["cfpo_penalty", "cfpo_penalty", "actor/cfpo_penalty"]
+
+
+def test_trust_region_takes_each_sides_width_where_given_else_the_symmetric_eps():
+    assert trust_region(0.2) == (0.2, 0.2)
+    assert trust_region(0.2, 0.1, 0.3) == (0.1, 0.3)
+    assert trust_region(0.2, eps_high=0.28) == (0.2, 0.28)
 
 
 @pytest.mark.parametrize("name", ["cfpo", "ppo"])
@@ -92,6 +112,8 @@ def test_dual_clip_is_accepted_only_by_surrogates_that_declare_it():
     check_policy_loss_args("ppo", 0.2, 0.2, dual_clip=3.0)
     with pytest.raises(ValueError, match="drop dual_clip"):
         check_policy_loss_args("cfpo", 0.2, 0.2, dual_clip=3.0)
+    with pytest.raises(ValueError, match="drop dual_clip"):  # called directly, too
+        get_policy_loss("cfpo")(torch.ones(2), torch.ones(2), 0.2, 0.2, dual_clip=3.0)
     with pytest.raises(ValueError, match="> 1.0"):
         check_policy_loss_args("ppo", 0.2, 0.2, dual_clip=0.5)
 
@@ -105,17 +127,16 @@ def test_a_newly_registered_loss_reaches_the_openrlhf_loss_and_the_local_engine_
     from openrlhf_cfpo.local.config import build_parser
     from openrlhf_cfpo.openrlhf import PolicyLoss
 
-    @register_policy_loss("half_pg", metrics={"half_pg_scale": "mean"})
+    @register_policy_loss("half_pg", metrics=("half_pg_scale",))
     def half_pg(ratio, advantages, eps_low, eps_high, dual_clip=None):
         return -0.5 * ratio * advantages, {"half_pg_scale": torch.full_like(ratio, 0.5)}
 
     try:
         logp, old, adv, mask = random_batch()
-        loss_fn = PolicyLoss(policy_loss_type="half_pg")
-        loss, *_ = loss_fn(logp, old, adv, action_mask=mask)
+        out = PolicyLoss(policy_loss_type="half_pg").compute(logp, old, adv, action_mask=mask)
         expected = (-0.5 * (logp - old).exp() * adv)[mask].mean()
-        assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
-        assert loss_fn.last_metrics["half_pg_scale"].item() == 0.5
+        assert out.loss.item() == pytest.approx(expected.item(), rel=1e-12)
+        assert out.metrics["half_pg_scale"].item() == 0.5
         args = build_parser().parse_args(["--actor.policy_loss_type", "half_pg"])
         assert getattr(args, "actor.policy_loss_type") == "half_pg"
     finally:
@@ -123,13 +144,14 @@ def test_a_newly_registered_loss_reaches_the_openrlhf_loss_and_the_local_engine_
 
 
 def test_the_ratio_is_one_on_padding_whatever_it_holds_and_its_gradient_is_r_on_action_tokens():
-    from openrlhf_cfpo.losses import ratio_from_log_probs
+    from openrlhf_cfpo.ops import ratio_from_log_probs
 
     logp = torch.tensor([[0.5, float("nan"), float("inf"), 30.0]], dtype=torch.float64, requires_grad=True)
     old = torch.tensor([[0.25, 0.0, float("-inf"), 0.0]], dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([[1, 0, 0, 1]])  # int64, as OpenRLHF passes it
     log_ratio, ratio = ratio_from_log_probs(logp, old, mask)
-    assert log_ratio.tolist() == [[0.25, 0.0, 0.0, 30.0]] and ratio[0, 1:3].tolist() == [1.0, 1.0]
+    # log r is clamped as r is, so ppo_kl reads the ratio the loss sees
+    assert log_ratio.tolist() == [[0.25, 0.0, 0.0, 20.0]] and ratio[0, 1:3].tolist() == [1.0, 1.0]
     assert ratio[0, 3].item() == pytest.approx(torch.tensor(20.0, dtype=torch.float64).exp().item())  # clamped
     (ratio * torch.tensor([[2.0, 3.0, 4.0, 5.0]], dtype=torch.float64)).sum().backward()
     r0 = torch.tensor(0.25, dtype=torch.float64).exp().item()

@@ -51,10 +51,9 @@ def openrlhf_side(batch, eps, token_level_loss):
     logp, old, adv, mask = batch
     x = logp.clone().requires_grad_(True)
     loss_fn = PolicyLoss(clip_eps_low=eps[0], clip_eps_high=eps[1], token_level_loss=token_level_loss, policy_loss_type="cfpo")
-    loss, clip_ratio, ppo_kl, _, _ = loss_fn(x, old, adv[:, None].expand_as(x), action_mask=mask)
-    (grad,) = torch.autograd.grad(loss, x)
-    return loss.item(), grad, {"clip_ratio": clip_ratio.item(), "ppo_kl": ppo_kl.item(),
-                               **{k: v.item() for k, v in loss_fn.last_metrics.items()}}
+    out = loss_fn.compute(x, old, adv[:, None].expand_as(x), action_mask=mask)
+    (grad,) = torch.autograd.grad(out.loss, x)
+    return out.loss.item(), grad, {k: v.item() for k, v in out.metrics.items()}
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,7 @@
 
 The steps, in OpenRLHF's order:
 
-1. group baseline on the scalar rewards, per prompt (``n`` samples each, grouped consecutively):
-   rloo ``r_i - mean_{j != i} r_j``; reinforce_baseline ``r_i - mean_j r_j``;
-   group_norm ``(r_i - mean_j r_j) / (std_j r_j + 1e-9)`` (unbiased std, as ``torch.std``);
+1. group baseline on the scalar rewards, per prompt (:func:`openrlhf_cfpo.advantages.group_baseline`);
 2. the shaped scalar is clipped to ``--reward.clip_range`` and placed on the last response token,
    and ``-kl_coef * kl_t`` is added at every response token (KL folded into the reward);
 3. returns are reverse cumulative sums (gamma = 1) over the masked per-token rewards, and the
@@ -17,25 +15,11 @@ from typing import Tuple
 
 import torch
 
-from ..losses import masked_mean
+from ..advantages import group_baseline
+from ..ops import masked_mean
 
 # OpenRLHF bounds each per-token KL estimate to this range before it enters the reward.
 KL_CLAMP = 10.0
-
-
-def group_baseline(rewards: torch.Tensor, n_samples_per_prompt: int, estimator: str) -> torch.Tensor:
-    """Step 1: the shaped scalar reward of each sample; ``rewards`` is (num_prompts * n,)."""
-    r = rewards.float().reshape(-1, n_samples_per_prompt)
-    if estimator == "rloo":
-        baseline = (r.sum(-1, keepdim=True) - r) / (n_samples_per_prompt - 1)
-        shaped = r - baseline
-    elif estimator == "reinforce_baseline":
-        shaped = r - r.mean(-1, keepdim=True)
-    elif estimator == "group_norm":
-        shaped = (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True) + 1e-9)
-    else:
-        raise ValueError(f"unknown advantage estimator {estimator!r}; choose rloo, reinforce_baseline or group_norm")
-    return shaped.reshape(-1)
 
 
 def approx_kl(log_probs: torch.Tensor, ref_log_probs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:

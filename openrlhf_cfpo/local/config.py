@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
-from ..losses import POLICY_LOSSES, check_policy_loss_args
-
-ESTIMATORS = ("rloo", "reinforce_baseline", "group_norm")
+from ..advantages import GROUP_BASELINES
+from ..losses import DEFAULT_POLICY_LOSS, POLICY_LOSSES, check_policy_loss_args, trust_region
 EMBEDDED_DEFAULTS = ("chat", "arithmetic")
 
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
@@ -91,11 +90,11 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     g.add_argument("--train.seed", "--seed", dest="train.seed", type=int, default=42, help="seed for data order, sampling and init")
 
     g = p.add_argument_group("algorithm")
-    g.add_argument("--algo.advantage.estimator", default="rloo", choices=ESTIMATORS, help="group baseline for the advantages")
+    g.add_argument("--algo.advantage.estimator", default="rloo", choices=list(GROUP_BASELINES), help="group baseline for the advantages")
     g.add_argument("--algo.kl.init_coef", type=float, default=0.01, help="KL-to-reference coefficient, folded into the per-token reward")
     g.add_argument("--algo.kl.estimator", default="k1", choices=["k1", "k2", "k3"], help="per-token KL estimator")
     g.add_argument("--reward.clip_range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"), help="reward clip range")
-    g.add_argument("--actor.policy_loss_type", default="ppo", choices=sorted(POLICY_LOSSES), help="ppo: clipped surrogate; cfpo: quadratic penalty")
+    g.add_argument("--actor.policy_loss_type", default=DEFAULT_POLICY_LOSS, choices=sorted(POLICY_LOSSES), help="ppo: clipped surrogate; cfpo: quadratic penalty")
     g.add_argument("--actor.eps_clip", type=float, default=0.2, help="trust-region half-width eps")
     g.add_argument("--actor.eps_clip_low_high", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="eps_low, eps_high")
     g.add_argument("--actor.dual_clip", type=float, default=None, help="dual-clip constant c > 1 (ppo only)")
@@ -180,7 +179,7 @@ class LocalConfig:
     @property
     def eps_low_high(self):
         a = self.args.actor
-        return tuple(a.eps_clip_low_high) if a.eps_clip_low_high else (a.eps_clip, a.eps_clip)
+        return trust_region(a.eps_clip, *(a.eps_clip_low_high or (None, None)))
 
     def to_json(self) -> str:
         return json.dumps(self.flat, indent=2, sort_keys=True)

@@ -23,7 +23,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from ..losses import aggregate_loss, masked_mean
+from ..losses import logged_name
+from ..ops import aggregate_loss, masked_mean
 from ..openrlhf.policy_loss import PolicyLoss
 from . import checkpoint
 from .advantages import approx_kl, compute_advantages
@@ -306,9 +307,9 @@ class LocalTrainer:
         # zero_grad(set_to_none=True) without the optimizer's profiling and dynamo wrappers (~3% of a tiny step).
         for p in self.params:
             p.grad = None
-        sums = {"policy_loss": 0.0, "ppo_clip_ratio": 0.0, "ppo_kl": 0.0, "entropy": 0.0}
-        # The surrogate's other diagnostics (token means, as the registry declares), over the whole step.
-        extra = {k: 0.0 for k in self.loss_fn.surrogate.metrics if k != "clip_ratio"}
+        sums = {"policy_loss": 0.0, "entropy": 0.0}
+        # The surrogate's diagnostics (token means, as the registry declares), over the whole step.
+        token_sums = {k: 0.0 for k in self.loss_fn.surrogate.metrics}
         mb = a.train.micro_batch_size
         for s in range(0, batch.sequences.shape[0], mb):
             whole = s == 0 and mb >= batch.sequences.shape[0]
@@ -326,20 +327,18 @@ class LocalTrainer:
                     entropy_grad=bool(a.actor.entropy_coef),
                 )
             # Normalised by the whole step's token count, so micro-batches add up to OpenRLHF's token mean.
-            loss, clip_ratio, ppo_kl, _, _ = self.loss_fn(
+            out = self.loss_fn.compute(
                 log_probs, micro.old_log_probs[:, :width].to(self.device), micro.advantages[:, :width].to(self.device),
                 action_mask=mask, batch_num_tokens=n_tokens,
             )
             entropy_mean = aggregate_loss(entropy, mask, batch_num_tokens=n_tokens)
-            total = loss - a.actor.entropy_coef * entropy_mean if a.actor.entropy_coef else loss
+            total = out.loss - a.actor.entropy_coef * entropy_mean if a.actor.entropy_coef else out.loss
             total.backward()
             share = mask.sum().item()
-            sums["policy_loss"] += loss.item()
+            sums["policy_loss"] += out.loss.item()
             sums["entropy"] += entropy_mean.item()
-            sums["ppo_clip_ratio"] += clip_ratio.item() * share
-            sums["ppo_kl"] += ppo_kl.item() * share
-            for k, value in self.loss_fn.last_metrics.items():
-                extra[k] += float(value) * share
+            for k, value in out.metrics.items():
+                token_sums[k] += float(value) * share
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, a.actor.max_norm)
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
@@ -349,9 +348,7 @@ class LocalTrainer:
         metrics = {
             "policy_loss": sums["policy_loss"],
             "entropy": sums["entropy"],
-            "ppo_clip_ratio": sums["ppo_clip_ratio"] / n_tokens,
-            "ppo_kl": sums["ppo_kl"] / n_tokens,
-            **{k: v / n_tokens for k, v in extra.items()},
+            **{logged_name("openrlhf", k): v / n_tokens for k, v in token_sums.items()},
             "actor_grad_norm": float(grad_norm),
             "actor_lr": lr,
             "reward": batch.rewards.mean().item(),

@@ -1,13 +1,20 @@
-"""CFPO in OpenRLHF 0.11.2: the drop-in ``PolicyLoss``, the Ray worker hook, and ``train_ppo_ray`` with cfpo.
+"""CFPO in OpenRLHF 0.11.2: the drop-in ``PolicyLoss`` and the entry point that puts it in every Ray worker.
 
     python -m openrlhf_cfpo.cli.train_ppo_ray <any OpenRLHF 0.11.2 flag> --actor.policy_loss_type cfpo
 
 - :mod:`.policy_loss`: ``PolicyLoss``, a drop-in for ``openrlhf.models.PolicyLoss``;
-- :mod:`.workers`: the ``worker_process_setup_hook`` that makes it the one every Ray worker builds;
-- :mod:`.train_ppo_ray`: OpenRLHF's own entry point with ``cfpo`` accepted and checked in the driver.
+- :mod:`.train_ppo_ray`: how it reaches every process of a run, top to bottom (entry point, driver checks,
+  the Ray worker hook, the patched ``ppo_actor``).
 
-Importing this package imports neither openrlhf nor Ray.
+Importing this package imports neither openrlhf, Ray nor torch; ``PolicyLoss`` loads on first access.
 """
-from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss, is_correction
 
-__all__ = ["PolicyLoss", "is_correction"]
+__all__ = ["PolicyLoss", "PolicyLossOutput", "is_correction"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from openrlhf_cfpo.openrlhf import policy_loss
+
+        return getattr(policy_loss, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

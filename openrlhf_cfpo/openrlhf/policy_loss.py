@@ -10,7 +10,8 @@ from typing import Dict, NamedTuple, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from openrlhf_cfpo.losses import aggregate_loss, check_policy_loss_args, masked_mean, ratio_from_log_probs, reduce_metrics
+from openrlhf_cfpo.losses import DEFAULT_POLICY_LOSS, check_policy_loss_args, token_policy_loss
+from openrlhf_cfpo.ops import aggregate_loss, masked_mean, token_means
 
 
 class ISCorrection(NamedTuple):
@@ -82,30 +83,35 @@ def check_is_correction_args(level: str, mode: str, gating: str, threshold: Sequ
         raise ValueError(f"is_correction_gating={gating} bounds a divergence from above: give a single HIGH threshold")
 
 
+class PolicyLossOutput(NamedTuple):
+    """What :meth:`PolicyLoss.compute` returns; its first five fields are OpenRLHF's 5-tuple."""
+
+    loss: torch.Tensor  # the aggregated scalar
+    clip_ratio: torch.Tensor  # token mean of the registry's clip_ratio
+    ppo_kl: torch.Tensor  # token mean of -log r
+    vllm_kl: Optional[torch.Tensor]  # IS-correction diagnostics, None when is_correction_level="off"
+    is_filter_ratio: Optional[torch.Tensor]
+    metrics: Dict[str, torch.Tensor]  # token means of every diagnostic the surrogate declares, registry names
+
+
 class PolicyLoss(nn.Module):
     """Drop-in for OpenRLHF 0.11.2's ``PolicyLoss``, with ``policy_loss_type`` any registered surrogate.
 
     Same constructor parameters, same ``forward`` arguments, same 5-tuple
-    ``(loss, clip_ratio, ppo_kl, vllm_kl, is_filter_ratio)``:
+    ``(loss, clip_ratio, ppo_kl, vllm_kl, is_filter_ratio)``; :meth:`compute` returns them with every
+    diagnostic as a :class:`PolicyLossOutput`.
 
     - ``log_probs``, ``old_log_probs``, ``advantages``, ``action_mask``, ``rollout_log_probs``:
       ``(batch, response_len)`` tensors; ``advantages`` already broadcast per token.
-    - ``loss``: the aggregated scalar (token-mean or seq-mean-token-mean, see
-      :func:`openrlhf_cfpo.losses.aggregate_loss`).
-    - ``clip_ratio``: fraction of action tokens outside the trust region in the direction of A
-      (where PPO's clip binds), for either loss type.
-    - ``ppo_kl``: mean of log(pi_old / pi_theta) over action tokens (the k1 estimate of
-      KL(pi_old || pi_theta)).
+    - ``loss``: the aggregated scalar (token-mean or seq-mean-token-mean, see :func:`openrlhf_cfpo.ops.aggregate_loss`).
+    - ``clip_ratio``, ``ppo_kl`` and the other metrics: token means over action tokens of the registry's
+      diagnostics (:data:`openrlhf_cfpo.losses.SHARED_METRICS`, and ``cfpo_penalty`` for CFPO).
     - ``vllm_kl``, ``is_filter_ratio``: the train/rollout IS-correction diagnostics, ``None`` when
       ``is_correction_level="off"``. The correction applies to CFPO exactly as to PPO.
 
-    Numerics: log r is clamped to +-20 before exp(), so log-ratios of +-50 with |A| = 1e4 still give
-    a finite loss and finite gradients (zero beyond the clamp); masked positions are zeroed *before*
-    exp(), so garbage (inf, NaN) in padding never reaches the loss or its gradient, and a fully
-    masked row contributes exactly 0.
-
-    ``self.last_metrics`` holds the surrogate's other diagnostics for the last call as token means over
-    action tokens (``ratio_dev_mean``, ``ratio_outside_region``, and ``cfpo_penalty`` for CFPO).
+    Numerics: log r is clamped to +-20 before exp(), so log-ratios of +-50 with |A| = 1e4 still give a finite loss
+    and finite gradients (zero beyond the clamp); masked positions are zeroed *before* exp(), so garbage (inf,
+    NaN) in padding never reaches the loss or its gradient, and a fully masked row contributes exactly 0.
     """
 
     def __init__(
@@ -114,7 +120,7 @@ class PolicyLoss(nn.Module):
         clip_eps_high: float = 0.2,
         dual_clip: float = None,
         token_level_loss: bool = True,
-        policy_loss_type: str = "ppo",
+        policy_loss_type: str = DEFAULT_POLICY_LOSS,
         is_correction_level: str = "off",
         is_correction_mode: str = "mask",
         is_correction_gating: str = "ratio",
@@ -132,9 +138,8 @@ class PolicyLoss(nn.Module):
         self.is_correction_mode = is_correction_mode
         self.is_correction_gating = is_correction_gating
         self.is_correction_threshold = tuple(is_correction_threshold)
-        self.last_metrics: Dict[str, torch.Tensor] = {}
 
-    def forward(
+    def compute(
         self,
         log_probs: torch.Tensor,
         old_log_probs: torch.Tensor,
@@ -144,13 +149,12 @@ class PolicyLoss(nn.Module):
         dp_size: int = 1,
         batch_num_tokens: Optional[float] = None,
         global_batch_size: Optional[float] = None,
-    ):
-        # OpenRLHF passes an int64 mask; bool selects, the float copy weighs (much faster than selecting).
+    ) -> PolicyLossOutput:
+        # OpenRLHF passes an int64 mask: converted once.
         mask = torch.ones_like(log_probs, dtype=torch.bool) if action_mask is None else action_mask.bool()
-        mask_f = mask.to(log_probs.dtype)
-        log_ratio, ratio = ratio_from_log_probs(log_probs, old_log_probs, mask)
-        loss, metrics = self.surrogate(ratio, advantages, self.clip_eps_low, self.clip_eps_high, self.dual_clip)
-
+        per_token = token_policy_loss(self.surrogate, log_probs, old_log_probs, advantages, mask,
+                                      self.clip_eps_low, self.clip_eps_high, self.dual_clip)
+        loss = per_token.loss
         vllm_kl = is_filter_ratio = None
         if self.is_correction_level != "off":
             if rollout_log_probs is None:
@@ -162,10 +166,11 @@ class PolicyLoss(nn.Module):
             loss = corr.weight * loss
             vllm_kl, is_filter_ratio = corr.vllm_kl, corr.is_filter_ratio
 
-        loss = aggregate_loss(loss, mask_f, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size)
+        loss = aggregate_loss(loss, mask, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size)
         with torch.no_grad():
-            reduced = reduce_metrics(metrics, mask_f)
-            clip_ratio = reduced.pop("clip_ratio")
-            ppo_kl = -log_ratio.sum() / mask_f.sum().clamp(min=1)
-            self.last_metrics = reduced
-        return loss, clip_ratio, ppo_kl, vllm_kl, is_filter_ratio
+            metrics = token_means(per_token.metrics, mask)
+        return PolicyLossOutput(loss, metrics["clip_ratio"], metrics["ppo_kl"], vllm_kl, is_filter_ratio, metrics)
+
+    def forward(self, *args, **kwargs):
+        """OpenRLHF's 5-tuple ``(loss, clip_ratio, ppo_kl, vllm_kl, is_filter_ratio)``; see :meth:`compute`."""
+        return tuple(self.compute(*args, **kwargs)[:5])

@@ -1,70 +1,86 @@
-"""OpenRLHF 0.11.2's ``train_ppo_ray`` with ``--actor.policy_loss_type cfpo``, active in every worker.
+"""How CFPO reaches every process of an OpenRLHF 0.11.2 run, top to bottom.
 
     python -m openrlhf_cfpo.cli.train_ppo_ray <any OpenRLHF 0.11.2 flag> --actor.policy_loss_type cfpo
 
-OpenRLHF builds its parser inside ``if __name__ == "__main__"``, so this entry point runs that
-very module as ``__main__`` (nothing of it is copied) with three additions, undone afterwards:
-
-1. ``--actor.policy_loss_type`` also accepts the losses of :data:`openrlhf_cfpo.losses.POLICY_LOSSES`;
-2. right after parsing, invalid combinations (cfpo with dual_clip, eps <= 0, group-baseline
-   estimators with fewer than 2 samples per prompt, bad IS-correction settings) end the run with
-   one error line, in the driver, before Ray starts or any GPU is requested;
-3. the ``ray.init`` OpenRLHF makes gets our worker setup hook
-   (:func:`openrlhf_cfpo.openrlhf.workers.with_cfpo_workers`), its own env_vars untouched, on a direct
-   connection and over Ray Client (``ray://``) alike; under ``ray job submit`` a job whose runtime_env
-   sets another hook is refused in the driver with the one line that chains both.
+1. :func:`main` runs OpenRLHF's own ``openrlhf.cli.train_ppo_ray`` as ``__main__`` (its parser is built inside
+   ``if __name__ == "__main__"``; nothing of it is copied), with argparse and ``ray.init`` patched for the run;
+2. argparse: ``--actor.policy_loss_type`` also accepts the registry's losses, and right after parsing
+   :func:`check_args` ends a bad combination with one error line, in the driver, before Ray starts or a GPU is
+   requested. Without the GPU-only extensions (a laptop: no vLLM, no flash-attn kernels) the module still
+   imports, so ``--help`` and the checks work there, and the run stops with one line before ``ray.init``;
+3. ``ray.init``: :func:`with_cfpo_workers` names :func:`install` as every worker's setup hook, through Ray's hook
+   environment variable, which reaches workers on a direct connection and over Ray Client (``ray://``) alike;
+4. in every worker, :func:`install` waits for OpenRLHF's ``ppo_actor`` to be imported (:func:`patch_on_import`;
+   importing it here would pull DeepSpeed into vLLM engine processes, which OpenRLHF keeps out of them);
+5. :func:`_patch`: ``ppo_actor.PolicyLoss`` becomes :func:`build_policy_loss` (our
+   :class:`~openrlhf_cfpo.openrlhf.PolicyLoss` for the registry's losses, OpenRLHF's own for others such as
+   ``gspo``), and ``ActorPPOTrainer.training_step`` logs every diagnostic the surrogate declares.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import functools
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
 import runpy
 import sys
-from typing import Iterator, List, Optional
+import types
+from typing import Callable, Dict, Iterator, List, Optional
 
-from openrlhf_cfpo.losses import POLICY_LOSSES
-from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
+# Nothing heavy at import: every Ray process (vLLM engines and Ray's own helpers too) runs install() at start, and
+# the CPU test stand-ins load patch_on_import into every process; torch comes with the loss, when it is needed.
 
 OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
+# Modules OpenRLHF imports at the top that only a GPU machine has: vLLM, and flash-attn's CUDA kernels (a
+# CPU install of flash-attn has its Python package but not this extension).
+GPU_ONLY_MODULES = ("vllm", "flash_attn_2_cuda")
+PPO_ACTOR = "openrlhf.trainer.ray.ppo_actor"
 LOSS_TYPE_FLAG = "--actor.policy_loss_type"
-GROUP_BASELINE_ESTIMATORS = ("rloo", "reinforce_baseline", "group_norm", "dr_grpo")
+SETUP_HOOK = f"{__name__}.install"
+# A user's own setup hook ("module.function"), run by ours right after it.
+USER_HOOK_ENV = "OPENRLHF_CFPO_USER_SETUP_HOOK"
+# What a Ray 2.55 worker reads to find its setup hook (ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR). A driver
+# connected directly turns the runtime_env field ``worker_process_setup_hook`` into this variable; a Ray Client
+# driver never does, so setting the variable ourselves, instead of the field, reaches the workers on both paths
+# (the field and the variable together make Ray Client's server fail to start).
+RAY_HOOK_ENV = "__RAY_WORKER_PROCESS_SETUP_HOOK_ENV_VAR"
+# The runtime_env of a job started by `ray job submit`, which Ray merges into the driver's ray.init.
+RAY_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Raise ValueError for combinations that would fail (or silently do nothing) on the GPUs."""
-    get = functools.partial(getattr, args)
-    eps_low, eps_high = get("actor.eps_clip_low_high") or (get("actor.eps_clip"),) * 2
-    estimator = get("algo.advantage.estimator")
-    if estimator in GROUP_BASELINE_ESTIMATORS and get("rollout.n_samples_per_prompt") < 2:
-        raise ValueError(
-            f"--algo.advantage.estimator {estimator} needs a baseline from the other samples of the same "
-            f"prompt: set --rollout.n_samples_per_prompt to 2 or more (got {get('rollout.n_samples_per_prompt')})"
-        )
-    if get("actor.policy_loss_type") in POLICY_LOSSES:
-        threshold = list(get("algo.advantage.is_correction_threshold"))
-        PolicyLoss(  # its constructor holds every check on the loss's own settings
-            clip_eps_low=eps_low,
-            clip_eps_high=eps_high,
-            dual_clip=get("actor.dual_clip"),
-            policy_loss_type=get("actor.policy_loss_type"),
-            is_correction_level=get("algo.advantage.is_correction_level"),
-            is_correction_mode=get("algo.advantage.is_correction_mode"),
-            is_correction_gating=get("algo.advantage.is_correction_gating"),
-            is_correction_threshold=[0.0] + threshold if len(threshold) == 1 else threshold,
-        )
+# ---------------------------------------------------------------------------------------------------------------
+# 1. The entry point
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    saved_argv = sys.argv
+    sys.argv = ["python -m openrlhf_cfpo.cli.train_ppo_ray", *argv]
+    try:
+        with openrlhf_with_cfpo():
+            runpy.run_module(OPENRLHF_MODULE, run_name="__main__", alter_sys=False)
+    finally:
+        sys.argv = saved_argv
+    return 0
 
 
 @contextlib.contextmanager
 def openrlhf_with_cfpo() -> Iterator[None]:
-    """Patch argparse and ray.init for the duration of one OpenRLHF run."""
+    """Patch argparse and ray.init (and let OpenRLHF import without its GPU-only modules) for one OpenRLHF run."""
     import ray
 
-    from openrlhf_cfpo.openrlhf.workers import check_job_setup_hook, runtime_env_for_driver
+    from openrlhf_cfpo.losses import POLICY_LOSSES
 
     add_argument = argparse.ArgumentParser.add_argument
     parse_args = argparse.ArgumentParser.parse_args
     ray_init = ray.init
+    absent = [name for name in GPU_ONLY_MODULES if importlib.util.find_spec(name) is None]
 
     def add_argument_with_our_losses(self, *names, **kwargs):
         if LOSS_TYPE_FLAG in names and kwargs.get("choices"):
@@ -84,30 +100,254 @@ def openrlhf_with_cfpo() -> Iterator[None]:
 
     @functools.wraps(ray_init)
     def init_with_cfpo_workers(*args, runtime_env=None, **kwargs):
+        if absent:
+            print(f"python -m openrlhf_cfpo.cli.train_ppo_ray: the flags passed every check, but this machine has no "
+                  f"{' and no '.join(absent)}, which OpenRLHF needs to train: run on a GPU machine with "
+                  f"`pip install '.[openrlhf]'`", file=sys.stderr)
+            sys.exit(2)
         return ray_init(*args, runtime_env=runtime_env_for_driver(runtime_env), **kwargs)
 
     argparse.ArgumentParser.add_argument = add_argument_with_our_losses
     argparse.ArgumentParser.parse_args = parse_and_check
     ray.init = init_with_cfpo_workers
     try:
-        yield
+        with _absent_until_used(absent):
+            yield
     finally:
         argparse.ArgumentParser.add_argument = add_argument
         argparse.ArgumentParser.parse_args = parse_args
         ray.init = ray_init
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    saved_argv = sys.argv
-    sys.argv = ["python -m openrlhf_cfpo.cli.train_ppo_ray", *argv]
+@contextlib.contextmanager
+def _absent_until_used(names: List[str]) -> Iterator[None]:
+    """Let OpenRLHF's module import on a machine without the GPU-only modules ``names`` (it imports them at the
+    top) so that its parser, ``--help`` and the checks run there. This is no stand-in: any *use* of such a module
+    raises, and the run stops with one line in ``ray.init``, before anything would use one."""
+
+    class Absent(types.ModuleType):
+        __path__: list = []
+
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Absent(f"{self.__name__}.{name}")
+
+        def __call__(self, *args, **kwargs):
+            raise ModuleNotFoundError(f"{self.__name__} is not installed (pip install '.[openrlhf]' on a GPU machine)")
+
+    def is_absent(fullname: str) -> bool:
+        return any(fullname == name or fullname.startswith(name + ".") for name in names)
+
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, fullname, path, target=None):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True) if is_absent(fullname) else None
+
+        def create_module(self, spec):
+            return Absent(spec.name)
+
+        def exec_module(self, module):
+            pass
+
+    if not names:
+        yield
+        return
+    finder = Finder()
+    sys.meta_path.append(finder)
     try:
-        with openrlhf_with_cfpo():
-            runpy.run_module(OPENRLHF_MODULE, run_name="__main__", alter_sys=False)
+        yield
     finally:
-        sys.argv = saved_argv
-    return 0
+        sys.meta_path.remove(finder)
+        for name in [n for n, module in sys.modules.items() if isinstance(module, Absent)]:
+            del sys.modules[name]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+# ---------------------------------------------------------------------------------------------------------------
+# 2. In the driver, right after parsing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raise ValueError for combinations that would fail (or silently do nothing) on the GPUs."""
+    from openrlhf_cfpo.advantages import GROUP_BASELINE_ESTIMATORS
+    from openrlhf_cfpo.losses import POLICY_LOSSES, trust_region
+    from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
+
+    get = functools.partial(getattr, args)
+    estimator = get("algo.advantage.estimator")
+    if estimator in GROUP_BASELINE_ESTIMATORS and get("rollout.n_samples_per_prompt") < 2:
+        raise ValueError(
+            f"--algo.advantage.estimator {estimator} needs a baseline from the other samples of the same "
+            f"prompt: set --rollout.n_samples_per_prompt to 2 or more (got {get('rollout.n_samples_per_prompt')})"
+        )
+    if get("actor.policy_loss_type") in POLICY_LOSSES:
+        eps_low, eps_high = trust_region(get("actor.eps_clip"), *(get("actor.eps_clip_low_high") or (None, None)))
+        threshold = list(get("algo.advantage.is_correction_threshold"))
+        PolicyLoss(  # its constructor holds every check on the loss's own settings
+            clip_eps_low=eps_low,
+            clip_eps_high=eps_high,
+            dual_clip=get("actor.dual_clip"),
+            policy_loss_type=get("actor.policy_loss_type"),
+            is_correction_level=get("algo.advantage.is_correction_level"),
+            is_correction_mode=get("algo.advantage.is_correction_mode"),
+            is_correction_gating=get("algo.advantage.is_correction_gating"),
+            is_correction_threshold=[0.0] + threshold if len(threshold) == 1 else threshold,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. ray.init: the hook travels to every worker
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def with_cfpo_workers(runtime_env: dict | None) -> dict:
+    """``runtime_env`` with :func:`install` as every worker's setup hook (:data:`RAY_HOOK_ENV`); its env_vars are
+    kept. A hook the caller already set ("module.function") is chained: ours runs first, then theirs."""
+    runtime_env = dict(runtime_env or {})
+    env_vars = dict(runtime_env.get("env_vars") or {})
+    theirs = runtime_env.pop("worker_process_setup_hook", None) or env_vars.get(RAY_HOOK_ENV)
+    if theirs not in (None, SETUP_HOOK):
+        if not isinstance(theirs, str):
+            raise ValueError(
+                f"worker_process_setup_hook is a callable ({getattr(theirs, '__name__', theirs)!r}); openrlhf-cfpo "
+                f"chains a user hook after its own only by name: give it as a 'module.function' string"
+            )
+        env_vars[USER_HOOK_ENV] = theirs
+    env_vars[RAY_HOOK_ENV] = SETUP_HOOK
+    runtime_env["env_vars"] = env_vars
+    return runtime_env
+
+
+def job_setup_hook() -> str | None:
+    """The setup hook of the `ray job submit` job this driver runs in, if any (from Ray's job config)."""
+    config = os.environ.get(RAY_JOB_CONFIG_ENV)
+    if not config:
+        return None
+    runtime_env = json.loads(config).get("runtime_env") or {}
+    return runtime_env.get("worker_process_setup_hook") or (runtime_env.get("env_vars") or {}).get(RAY_HOOK_ENV)
+
+
+def check_job_setup_hook() -> None:
+    """Under `ray job submit`, the job's own setup hook must be ours: Ray refuses to merge two hooks (and
+    RAY_OVERRIDE_JOB_RUNTIME_ENV=1 would silently drop one)."""
+    hook = job_setup_hook()
+    if hook not in (None, SETUP_HOOK):
+        raise ValueError(
+            f"this job's runtime_env sets worker_process_setup_hook={hook!r}, and CFPO needs its own hook in every "
+            f"worker: submit with --runtime-env-json '{{\"worker_process_setup_hook\": \"{SETUP_HOOK}\", "
+            f"\"env_vars\": {{\"{USER_HOOK_ENV}\": \"{hook}\"}}}}' (ours runs first, then yours)"
+        )
+
+
+def runtime_env_for_driver(runtime_env: dict | None) -> dict | None:
+    """What OpenRLHF's ``ray.init`` gets: our hook added, unless the submitted job already carries it."""
+    if job_setup_hook() == SETUP_HOOK:
+        return runtime_env  # Ray merges the job's runtime_env (with our hook) into this one
+    return with_cfpo_workers(runtime_env)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. In every worker: patch ppo_actor once it is imported
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def install() -> None:
+    """Worker setup hook: route OpenRLHF's PolicyLoss and ActorPPOTrainer through ours, then run the user's own
+    hook if one was chained (:data:`USER_HOOK_ENV`). Idempotent."""
+    patch_on_import(PPO_ACTOR, _patch)
+    theirs = os.environ.get(USER_HOOK_ENV)
+    if theirs and theirs != SETUP_HOOK:
+        module_name, _, func = theirs.rpartition(".")
+        print(f"[openrlhf-cfpo] worker setup hook {SETUP_HOOK} done in pid {os.getpid()}; running yours: {theirs}", flush=True)
+        getattr(importlib.import_module(module_name), func)()
+
+
+_PATCHES: Dict[str, Callable] = {}
+
+
+def patch_on_import(name: str, patch: Callable) -> None:
+    """Run ``patch(module)`` on module ``name`` right after it executes, or now if it already has."""
+    module = sys.modules.get(name)
+    if module is not None:
+        patch(module)
+        return
+    _PATCHES[name] = patch
+    if not any(isinstance(finder, PatchAfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, PatchAfterImport())
+
+
+class PatchAfterImport(importlib.abc.MetaPathFinder):
+    """Finds a module waiting in :func:`patch_on_import` as the path finder does, and patches it once it executed."""
+
+    def find_spec(self, fullname, path, target=None):
+        patch = _PATCHES.pop(fullname, None)
+        if patch is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. ppo_actor, patched
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def build_policy_loss(*, policy_loss_type: str = "ppo", **kwargs):
+    """What ActorPPOTrainer calls as ``PolicyLoss(...)``: ours for our registry's losses."""
+    from openrlhf_cfpo.losses import POLICY_LOSSES
+    from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
+
+    if policy_loss_type not in POLICY_LOSSES:
+        from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss
+
+        return OpenRLHFPolicyLoss(policy_loss_type=policy_loss_type, **kwargs)
+    loss_fn = PolicyLoss(policy_loss_type=policy_loss_type, **kwargs)
+    print(
+        f"[openrlhf-cfpo] {policy_loss_type.upper()} policy loss active in pid {os.getpid()} "
+        f"(eps_low={loss_fn.clip_eps_low}, eps_high={loss_fn.clip_eps_high}, token_level_loss={loss_fn.token_level_loss}, "
+        f"is_correction_level={loss_fn.is_correction_level})",
+        flush=True,  # Ray forwards worker stdout to the driver's console
+    )
+    return loss_fn
+
+
+def _patch(ppo_actor) -> None:
+    if getattr(ppo_actor, "_openrlhf_cfpo_installed", False):
+        return
+    from openrlhf_cfpo.losses import logged_name
+    from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
+
+    class ActorPPOTrainer(ppo_actor.ActorPPOTrainer):
+        def training_step(self, experience, kl_ctl, step, loss_batch_info=None):
+            """OpenRLHF's step; the loss's own diagnostics are logged beside its ppo_clip_ratio and ppo_kl."""
+            loss_fn = self.actor_loss_fn
+            if not isinstance(loss_fn, PolicyLoss):  # OpenRLHF's own loss (e.g. gspo): nothing of ours to log
+                return super().training_step(experience, kl_ctl, step, loss_batch_info)
+            outputs = []
+
+            def compute_and_keep(*args, **kwargs):
+                outputs.append(loss_fn.compute(*args, **kwargs))
+                return tuple(outputs[-1][:5])
+
+            self.actor_loss_fn = compute_and_keep
+            try:
+                status = super().training_step(experience, kl_ctl, step, loss_batch_info)
+            finally:
+                self.actor_loss_fn = loss_fn
+            for name, value in outputs[-1].metrics.items():
+                status["metrics"][logged_name("openrlhf", name)] = value.detach()
+                status["weights"][logged_name("openrlhf", name)] = "token"
+            return status
+
+    ppo_actor.PolicyLoss = build_policy_loss
+    ppo_actor.ActorPPOTrainer = ActorPPOTrainer
+    ppo_actor._openrlhf_cfpo_installed = True

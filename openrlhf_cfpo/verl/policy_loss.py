@@ -10,11 +10,11 @@ and conventions onto it:
 - ``rollout_is_weights`` multiply the per-token loss before aggregation, and aggregation is verl's
   ``agg_loss`` with ``config.global_batch_info``, both exactly as ``vanilla`` does;
 - metrics are floats, as ``vanilla`` returns them (verl mean-reduces them over micro-batches): the token
-  mean of every diagnostic the registry's surrogate declares, as ``actor/<name>``, except ``clip_ratio``,
-  which is verl's ``actor/pg_clipfrac`` (tokens outside [1-eps_low, 1+eps_high] in A's direction: where
-  PPO's clip would bind, the tokens ``vanilla`` counts); and ``actor/ppo_kl``, the token mean of -log r
-  with log r clamped as ``vanilla`` clamps it. ``vanilla``'s ``actor/pg_clipfrac_lower`` counts its dual
-  clip, which CFPO does not have, so it is not reported.
+  mean of every diagnostic the registry's surrogate declares, under verl's name for it
+  (:data:`openrlhf_cfpo.losses.LOGGED_AS`: ``clip_ratio`` is ``actor/pg_clipfrac``, the tokens where PPO's clip
+  would bind, as ``vanilla`` counts them; ``ppo_kl`` is ``actor/ppo_kl`` with log r clamped as ``vanilla``
+  clamps it; the others ``actor/<name>``). ``vanilla``'s ``actor/pg_clipfrac_lower`` counts its dual clip,
+  which CFPO does not have, so it is not reported.
 """
 from __future__ import annotations
 
@@ -26,18 +26,10 @@ import torch
 # verl's package __init__ has defined everything core_algos needs from it.
 from verl.trainer.ppo.core_algos import agg_loss, register_policy_loss
 
-from openrlhf_cfpo.losses import LOG_RATIO_CLAMP, check_policy_loss_args, masked_mean, ratio_from_log_probs, reduce_metrics
+from openrlhf_cfpo.losses import check_policy_loss_args, logged_name, token_policy_loss, trust_region
+from openrlhf_cfpo.ops import token_means
 
 LOSS_MODE = "cfpo"
-# Registry diagnostics that verl already names; every other one is logged as actor/<name>.
-VERL_METRIC_NAMES = {"clip_ratio": "actor/pg_clipfrac"}
-
-
-def clip_widths(config) -> tuple[float, float]:
-    """``(eps_low, eps_high)`` from a verl actor config: ``clip_ratio_low`` / ``_high``, else ``clip_ratio``."""
-    eps_low = config.clip_ratio_low if config.clip_ratio_low is not None else config.clip_ratio
-    eps_high = config.clip_ratio_high if config.clip_ratio_high is not None else config.clip_ratio
-    return float(eps_low), float(eps_high)
 
 
 def compute_policy_loss_cfpo(
@@ -68,19 +60,19 @@ def compute_policy_loss_cfpo(
     """
     if config is None:
         raise ValueError("the cfpo policy loss reads its trust-region widths from config (verl's ActorConfig)")
-    eps_low, eps_high = clip_widths(config)
+    # verl's vanilla reads each side's width, falling back to clip_ratio
+    eps_low, eps_high = trust_region(config.clip_ratio, config.clip_ratio_low, config.clip_ratio_high)
     surrogate = check_policy_loss_args(LOSS_MODE, eps_low, eps_high)  # clip_ratio_c is PPO's: not passed on
 
     mask = response_mask.bool()
-    log_ratio, ratio = ratio_from_log_probs(log_prob, old_log_prob, mask)
-    per_token_loss, per_token_metrics = surrogate(ratio, advantages, eps_low, eps_high)
+    per_token = token_policy_loss(surrogate, log_prob, old_log_prob, advantages, mask, eps_low, eps_high)
+    per_token_loss = per_token.loss
     if rollout_is_weights is not None:
         per_token_loss = per_token_loss * rollout_is_weights
     loss = agg_loss(loss_mat=per_token_loss, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **config.global_batch_info)
 
     with torch.no_grad():
-        metrics = {VERL_METRIC_NAMES.get(k, f"actor/{k}"): v.item() for k, v in reduce_metrics(per_token_metrics, mask).items()}
-        metrics["actor/ppo_kl"] = masked_mean(-log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP), mask).item()
+        metrics = {logged_name("verl", k): v.item() for k, v in token_means(per_token.metrics, mask).items()}
     return loss, metrics
 
 

@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from openrlhf_cfpo.local.advantages import approx_kl, compute_advantages, cumulative_returns, group_baseline, per_token_rewards
+from openrlhf_cfpo.advantages import group_baseline
+from openrlhf_cfpo.local.advantages import approx_kl, compute_advantages, cumulative_returns, per_token_rewards
 
 
 def test_rloo_advantages_match_the_leave_one_out_formula():

@@ -35,7 +35,7 @@ import importlib  # noqa: E402
 
 import torch  # noqa: E402
 
-from openrlhf_cfpo.openrlhf.workers import SETUP_HOOK  # noqa: E402
+from openrlhf_cfpo.openrlhf.train_ppo_ray import SETUP_HOOK  # noqa: E402
 
 # What a Ray worker does with the setup hook our entry point hands Ray ("module.function"): import
 # and call it, before anything of OpenRLHF is imported there. The test checks the hook handed is this one.

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import cfpo_oracle
+
 pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
 
-from openrlhf_cfpo.openrlhf.workers import SETUP_HOOK  # noqa: E402
+from openrlhf_cfpo.openrlhf.train_ppo_ray import SETUP_HOOK  # noqa: E402
 
 JOB = Path(__file__).with_name("openrlhf_training_step_job.py")
 LOSSES, REGIMES = ("cfpo", "ppo"), ("on_policy", "off_policy")
@@ -70,7 +72,7 @@ def expected_token_means(run):
         "ratio_outside_region": outside.double().mean(),
     }
     if run["loss_type"] == "cfpo":
-        expected["cfpo_penalty"] = (adv.abs() / (2 * EPS) * (ratio - 1).square()).mean()
+        expected["cfpo_penalty"] = torch.tensor([cfpo_oracle.cfpo_penalty(r, a) for r, a in zip(ratio.tolist(), adv.tolist())], dtype=torch.float64).mean()
     return {k: v.item() for k, v in expected.items()}
 
 
@@ -85,7 +87,7 @@ def test_openrlhfs_policy_worker_trains_with_our_loss_from_args_our_entry_point_
         assert hook_ray_gives_workers(run["runtime_env"]) == SETUP_HOOK
         assert run["loss_class"] == OUR_LOSS
         assert run["loss_type"] == loss and run["eps"] == (EPS, EPS)
-        assert run["trainer_module"] == "openrlhf_cfpo.openrlhf.workers"  # the trainer that logs our metrics
+        assert run["trainer_module"] == "openrlhf_cfpo.openrlhf.train_ppo_ray"  # the trainer that logs our metrics
     announced = [line for line in job["stdout"].splitlines() if line.startswith(f"[openrlhf-cfpo] {loss.upper()} policy loss active")]
     assert len(announced) == len(REGIMES)
 

@@ -4,6 +4,8 @@ import itertools
 import pytest
 import torch
 
+import cfpo_oracle
+
 from openrlhf_cfpo.openrlhf import PolicyLoss
 
 openrlhf_models = pytest.importorskip("openrlhf.models", reason="needs the openrlhf extra")
@@ -100,8 +102,7 @@ def test_is_correction_applies_to_cfpo_as_to_ppo(config):
         weight = stat.clamp(low, high)
     else:
         weight = torch.where((stat >= low) & (stat <= high), log_is.exp(), 0.0)
-    r = (logp - old).exp()
-    per_token = -(r * adv - adv.abs() / (2 * 0.2) * (r - 1) ** 2)
+    per_token = torch.tensor(cfpo_oracle.cfpo_loss_grid(cfpo_oracle.ratios(logp.tolist(), old.tolist()), adv.tolist()), dtype=torch.float64)
     expected = (weight * per_token)[mask].mean()
 
     loss, _, _, vllm_kl, is_filter_ratio = PolicyLoss(policy_loss_type="cfpo", **config)(

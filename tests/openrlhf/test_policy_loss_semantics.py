@@ -2,26 +2,29 @@
 import pytest
 import torch
 
+import cfpo_oracle
+
 from openrlhf_cfpo.losses import POLICY_LOSSES
 from openrlhf_cfpo.openrlhf import PolicyLoss
 
 EPS = 0.2
 
 
+def oracle_per_token(logp, old, adv):
+    return torch.tensor(cfpo_oracle.cfpo_loss_grid(cfpo_oracle.ratios(logp.tolist(), old.tolist()), adv.tolist()), dtype=torch.float64)
+
+
 def test_cfpo_loss_is_equation_7_averaged_over_action_tokens(random_batch):
     logp, old, adv, mask = random_batch()
     loss, *_ = PolicyLoss(policy_loss_type="cfpo")(logp, old, adv, action_mask=mask)
-    r = (logp - old).exp()
-    per_token = -(r * adv - adv.abs() / (2 * EPS) * (r - 1) ** 2)
-    expected = per_token[mask].mean()
+    expected = oracle_per_token(logp, old, adv)[mask].mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
 
 
 def test_cfpo_seq_mean_token_mean_averages_each_sequence_first(random_batch):
     logp, old, adv, mask = random_batch()
     loss, *_ = PolicyLoss(policy_loss_type="cfpo", token_level_loss=False)(logp, old, adv, action_mask=mask)
-    r = (logp - old).exp()
-    per_token = -(r * adv - adv.abs() / (2 * EPS) * (r - 1) ** 2)
+    per_token = oracle_per_token(logp, old, adv)
     expected = torch.stack([per_token[i][mask[i]].mean() for i in range(len(mask))]).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
 
@@ -54,14 +57,14 @@ def test_ppo_kl_is_the_mean_log_ratio_old_over_new(random_batch):
 
 def test_ratio_deviation_and_penalty_metrics_cover_action_tokens_only(random_batch):
     logp, old, adv, mask = random_batch()
-    loss_fn = PolicyLoss(policy_loss_type="cfpo")
-    loss_fn(logp, old, adv, action_mask=mask)
+    metrics = PolicyLoss(policy_loss_type="cfpo").compute(logp, old, adv, action_mask=mask).metrics
     dev = ((logp - old).exp() - 1).abs()[mask]
-    penalty = (adv.abs() / (2 * EPS) * ((logp - old).exp() - 1) ** 2)[mask]
-    assert loss_fn.last_metrics["ratio_dev_mean"].item() == pytest.approx(dev.mean().item(), rel=1e-12)
+    ratios = cfpo_oracle.ratios(logp.tolist(), old.tolist())
+    penalty = torch.tensor([[cfpo_oracle.cfpo_penalty(r, a) for r, a in zip(rr, aa)] for rr, aa in zip(ratios, adv.tolist())], dtype=torch.float64)[mask]
+    assert metrics["ratio_dev_mean"].item() == pytest.approx(dev.mean().item(), rel=1e-12)
     outside = ((logp - old).exp() - 1).abs()[mask] > EPS  # the widths are symmetric here
-    assert loss_fn.last_metrics["ratio_outside_region"].item() == pytest.approx(outside.double().mean().item(), rel=1e-12)
-    assert loss_fn.last_metrics["cfpo_penalty"].item() == pytest.approx(penalty.mean().item(), rel=1e-12)
+    assert metrics["ratio_outside_region"].item() == pytest.approx(outside.double().mean().item(), rel=1e-12)
+    assert metrics["cfpo_penalty"].item() == pytest.approx(penalty.double().mean().item(), rel=1e-12)
 
 
 def test_dual_clip_is_rejected_for_cfpo():

@@ -13,12 +13,12 @@ pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
 
 PROBE = """
 import os, sys, ray
-from openrlhf_cfpo.openrlhf.workers import with_cfpo_workers
+from openrlhf_cfpo.openrlhf.train_ppo_ray import with_cfpo_workers
 ray.init(address=sys.argv[1], runtime_env=with_cfpo_workers({"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}))
 
 @ray.remote(num_cpus=0)
 def hook_ran():
-    from openrlhf_cfpo.import_hooks import PatchAfterImport
+    from openrlhf_cfpo.openrlhf.train_ppo_ray import PatchAfterImport
     return any(isinstance(f, PatchAfterImport) for f in sys.meta_path)
 
 print("HOOK_RAN", ray.get(hook_ran.remote(), timeout=120))

@@ -9,7 +9,7 @@ import ray  # noqa: E402
 
 from openrlhf_cfpo.openrlhf import train_ppo_ray  # noqa: E402
 from openrlhf_cfpo.openrlhf import PolicyLoss  # noqa: E402
-from openrlhf_cfpo.openrlhf.workers import (  # noqa: E402
+from openrlhf_cfpo.openrlhf.train_ppo_ray import (  # noqa: E402
     RAY_HOOK_ENV, RAY_JOB_CONFIG_ENV, SETUP_HOOK, USER_HOOK_ENV, runtime_env_for_driver, with_cfpo_workers,
 )
 
@@ -145,13 +145,13 @@ class ActorLikeOpenRLHFs:
             is_correction_gating=args.algo.advantage.is_correction_gating,
             is_correction_threshold=args.algo.advantage.is_correction_threshold,
         )
-        loss, clip_ratio, *_ = loss_fn(log_probs, old_log_probs, advantages, action_mask=action_mask)
+        out = loss_fn.compute(log_probs, old_log_probs, advantages, action_mask=action_mask)
         return {
-            "loss": loss.item(),
-            "clip_ratio": clip_ratio.item(),
+            "loss": out.loss.item(),
+            "clip_ratio": out.clip_ratio.item(),
             "loss_class": f"{type(loss_fn).__module__}.{type(loss_fn).__qualname__}",
             "trainer_logs_extra_metrics": ppo_actor.ActorPPOTrainer.__module__ != "openrlhf.trainer.ray.ppo_actor",
-            "metrics": sorted(loss_fn.last_metrics),
+            "metrics": sorted(out.metrics),
             "user_hook": os.environ.get("USER_HOOK_SAW_OURS"),
         }
 
@@ -159,7 +159,7 @@ class ActorLikeOpenRLHFs:
 USER_HOOK = """
 import os, sys
 def setup():
-    from openrlhf_cfpo.import_hooks import PatchAfterImport
+    from openrlhf_cfpo.openrlhf.train_ppo_ray import PatchAfterImport
     os.environ["USER_HOOK_SAW_OURS"] = str(any(isinstance(f, PatchAfterImport) for f in sys.meta_path))
 """
 
@@ -193,7 +193,7 @@ def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss_and_ru
 def test_worker_loss_builder_announces_cfpo_once_and_leaves_gspo_to_openrlhf(capsys):
     from openrlhf.models.loss import PolicyLoss as OpenRLHFPolicyLoss
 
-    from openrlhf_cfpo.openrlhf.workers import build_policy_loss
+    from openrlhf_cfpo.openrlhf.train_ppo_ray import build_policy_loss
 
     ours = build_policy_loss(clip_eps_low=0.2, clip_eps_high=0.28, policy_loss_type="cfpo")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[openrlhf-cfpo]")]
@@ -209,12 +209,12 @@ def test_worker_hook_patches_ppo_actor_only_when_it_is_imported():
 
     code = (
         "import sys\n"
-        "from openrlhf_cfpo.openrlhf.workers import install, build_policy_loss\n"
+        "from openrlhf_cfpo.openrlhf.train_ppo_ray import install, build_policy_loss\n"
         "install(); install()\n"
         "assert 'openrlhf.trainer.ray.ppo_actor' not in sys.modules and 'deepspeed' not in sys.modules\n"
         "from openrlhf.trainer.ray import ppo_actor\n"
         "assert ppo_actor.PolicyLoss is build_policy_loss, ppo_actor.PolicyLoss\n"
-        "assert ppo_actor.ActorPPOTrainer.__module__ == 'openrlhf_cfpo.openrlhf.workers'\n"
+        "assert ppo_actor.ActorPPOTrainer.__module__ == 'openrlhf_cfpo.openrlhf.train_ppo_ray'\n"
         "print('patched')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from openrlhf_cfpo.import_hooks import patch_on_import
+from openrlhf_cfpo.openrlhf.train_ppo_ray import patch_on_import
 
 HOST = "cpu"
 _applied = False

@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+import cfpo_oracle
+
 EPS_LOW, EPS_HIGH = 0.2, 0.28
 MAX_COMPLETION_LEN = 6
 
@@ -19,12 +21,11 @@ def random_rollout(seed=0, batch=4, length=MAX_COMPLETION_LEN, spread=0.4):
 
 
 def cfpo_by_hand(log_probs, old_log_probs, advantages, mask, loss_type):
-    """Paper eq. 7, r A - |A| / (2 eps) (r - 1)^2 with eps = eps_high where A > 0, eps_low where A < 0, negated."""
+    """The oracle's eq. 7 per token, aggregated as TRL's loss_type says by hand."""
     ratio = torch.exp(log_probs - old_log_probs)
     a = advantages[:, None]
-    eps = torch.where(a > 0, torch.tensor(EPS_HIGH), torch.tensor(EPS_LOW))
-    penalty = a.abs() / (2 * eps) * (ratio - 1) ** 2
-    per_token = -(ratio * a - penalty) * mask
+    penalty = cfpo_oracle.cfpo_penalty(ratio, a, EPS_LOW, EPS_HIGH)
+    per_token = cfpo_oracle.cfpo_token_loss(ratio, a, EPS_LOW, EPS_HIGH) * mask
     if loss_type == "grpo":
         loss = (per_token.sum(1) / mask.sum(1)).mean()
     elif loss_type == "bnpo":

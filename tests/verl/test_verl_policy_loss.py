@@ -12,6 +12,8 @@ import sys
 import pytest
 import torch
 
+import cfpo_oracle
+
 import verl  # noqa: F401  (loads the verl.plugins entry points: this is how cfpo gets registered)
 from tensordict import TensorDict
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
@@ -53,13 +55,11 @@ def make_batch(seed=0, batch=5, length=6):
 
 
 def eq7_loss_per_token(new, old, adv, eps_low, eps_high):
-    """-(r A - |A| / (2 eps) (r - 1)^2), eps = eps_high where A > 0 else eps_low, one token at a time."""
+    """The oracle's eq. 7 per token (r = 1 on padding, where old holds NaN)."""
     out = torch.zeros_like(new)
     for idx in itertools.product(*map(range, new.shape)):
         r = math.exp(new[idx].item() - old[idx].item()) if not math.isnan(old[idx].item()) else 1.0
-        a = adv[idx].item()
-        eps = eps_high if a > 0 else eps_low
-        out[idx] = -(r * a - abs(a) / (2 * eps) * (r - 1) ** 2)
+        out[idx] = cfpo_oracle.cfpo_token_loss(r, adv[idx].item(), eps_low, eps_high)
     return out
 
 
@@ -156,8 +156,7 @@ def test_metrics_are_floats_with_token_means_as_verl_names_them():
     assert metrics["actor/pg_clipfrac"] == pytest.approx(2 / 4)  # tokens 0 and 2 left the region in A's direction
     assert metrics["actor/ppo_kl"] == pytest.approx(sum(-math.log(x) for x in r) / 4)
     assert metrics["actor/ratio_dev_mean"] == pytest.approx(sum(abs(x - 1) for x in r) / 4)
-    widths = [EPS_HIGH if x > 0 else EPS_LOW for x in a]
-    penalty = [abs(x) / (2 * e) * (y - 1) ** 2 for x, e, y in zip(a, widths, r)]
+    penalty = [cfpo_oracle.cfpo_penalty(y, x, EPS_LOW, EPS_HIGH) for x, y in zip(a, r)]
     assert metrics["actor/cfpo_penalty"] == pytest.approx(sum(penalty) / 4)
 
 

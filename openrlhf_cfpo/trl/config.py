@@ -1,0 +1,62 @@
+"""``GRPOConfig``: TRL 1.16's, plus ``policy_loss_type``, with the settings this trainer cannot honour refused."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trl
+
+from openrlhf_cfpo.losses import DEFAULT_POLICY_LOSS, PolicySurrogate, check_policy_loss_args, trust_region
+
+# TRL loss types that only aggregate the per-token surrogate (the ones this trainer implements), and those that
+# bring a surrogate of their own (TRL 1.16's grpo_config.py lists all eight in loss_type's help).
+AGGREGATIONS = ("grpo", "bnpo", "dr_grpo", "dapo")
+OWN_SURROGATE_LOSS_TYPES = ("cispo", "sapo", "luspo", "vespo")
+
+
+def check_grpo_args(args) -> PolicySurrogate:
+    """The surrogate ``args`` select; a setting this adapter does not implement raises one line saying what to do."""
+    if args.loss_type in OWN_SURROGATE_LOSS_TYPES:
+        raise ValueError(
+            f"loss_type={args.loss_type!r} is a surrogate of its own; here the surrogate is policy_loss_type and "
+            f"loss_type only aggregates it: use one of {', '.join(AGGREGATIONS)} (or trl.GRPOTrainer for {args.loss_type})"
+        )
+    if args.loss_type not in AGGREGATIONS:
+        raise ValueError(
+            f"unknown loss_type={args.loss_type!r}: TRL {trl.__version__} has {', '.join(AGGREGATIONS)} (aggregations of "
+            f"policy_loss_type, usable here) and {', '.join(OWN_SURROGATE_LOSS_TYPES)} (surrogates of their own)"
+        )
+    if args.importance_sampling_level != "token":
+        raise ValueError(
+            f"importance_sampling_level={args.importance_sampling_level!r} (GSPO) is not supported: policy_loss_type "
+            "works on per-token ratios; set importance_sampling_level='token' (or use trl.GRPOTrainer)"
+        )
+    if args.delta is not None:
+        raise ValueError(
+            f"delta={args.delta} (two-sided clipping) is not supported: policy_loss_type sets the trust region "
+            "by itself; set delta=None (or use trl.GRPOTrainer)"
+        )
+    return check_policy_loss_args(args.policy_loss_type, *epsilons(args))
+
+
+def epsilons(args) -> tuple[float, float]:
+    """``(eps_low, eps_high)``: TRL's ``epsilon`` below r = 1 (A < 0), ``epsilon_high`` (else ``epsilon``) above."""
+    return trust_region(args.epsilon, eps_high=args.epsilon_high)
+
+
+@dataclass
+class GRPOConfig(trl.GRPOConfig):
+    """TRL's ``GRPOConfig`` plus ``policy_loss_type``."""
+
+    policy_loss_type: str = field(
+        default=DEFAULT_POLICY_LOSS,
+        metadata={
+            "help": "Per-token policy surrogate, from openrlhf_cfpo.losses: 'ppo' (default: TRL's clipped surrogate) or "
+            "'cfpo' (Clipping-Free Policy Optimization, arXiv 2601.22801: r*A - |A|/(2*eps)*(r-1)^2). `loss_type` then "
+            "only picks the aggregation (grpo, bnpo, dr_grpo, dapo); `epsilon` / `epsilon_high` are the trust-region "
+            "widths where A < 0 / A > 0."
+        },
+    )
+
+    def __post_init__(self):
+        check_grpo_args(self)
+        super().__post_init__()
