@@ -5,6 +5,7 @@ Each sub-command lives in its own module and is imported only when asked for, so
 """
 import importlib
 import sys
+import warnings
 
 SUBCOMMANDS = {
     "local": ("openrlhf_cfpo.local.cli", "main_local", "train with the single-process RLHF engine"),
@@ -16,6 +17,12 @@ SUBCOMMANDS = {
 }
 
 
+def quiet_startup() -> None:
+    """Silence start-up noise that says nothing about the user's run: pynvml 13 (an OpenRLHF requirement) warns
+    that it is deprecated whenever torch imports it, in every command."""
+    warnings.filterwarnings("ignore", message="The pynvml package is deprecated", category=FutureWarning)
+
+
 def _usage() -> str:
     lines = ["usage: openrlhf-cfpo COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<14} {help_}" for name, (_, _, help_) in SUBCOMMANDS.items()]
@@ -24,6 +31,7 @@ def _usage() -> str:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_startup()
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
