@@ -11,7 +11,7 @@ names (:data:`LOGGED_AS`) onto it. Tensor plumbing is in :mod:`openrlhf_cfpo.ops
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 
