@@ -16,7 +16,7 @@
 # policy_loss_type, and its MathScriptArguments) unchanged and, coming last, override the defaults below; any
 # other unknown flag is an error. Environment: GPUS_PER_NODE, OUTPUT_DIR, WANDB_API_KEY, PYTHON.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/qwen25_math_common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 loss=""
 model_size="3B"
@@ -43,31 +43,15 @@ while [ "$#" -gt 0 ]; do
     --dry-run) dry_run=1; shift ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
-    *) die "unknown flag '$1' (see --help; TRL flags go after --)" ;;
+    *) unknown_flag "$1" "TRL flags go after --" ;;
   esac
 done
 
-case "$loss" in
-  cfpo) label="cfpo" ;;
-  ppo) label="grpo" ;;  # group-relative advantages with PPO's clipped surrogate: the paper's GRPO baseline
-  *) die "--loss must be cfpo or ppo (got '${loss}'); use cfpo_qwen25_math_trl.sh or grpo_qwen25_math_trl.sh" ;;
-esac
-check_model_size "$model_size"
-check_positive_int --iterations "$iterations"
-check_positive_int --gpus-per-node "$gpus"
-check_positive_int --micro-batch-size "$micro_batch"
+# Table 3 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
+settings="$(recipe_settings qwen25-math-trl --loss "$loss" --model-size "$model_size" ${instruct:+--instruct} \
+  --iterations "$iterations" --gpus-per-node "$gpus" --micro-batch-size "$micro_batch")" || exit $?
+eval "$settings"
 
-# Section 4.1: "Each training update processes 128 problems, and we generate 3 candidate solutions per problem".
-prompts_per_update=128
-group_size=3
-completions_per_update=$(( prompts_per_update * group_size ))
-(( completions_per_update % (gpus * micro_batch) == 0 )) \
-  || die "--gpus-per-node $gpus x --micro-batch-size $micro_batch must divide the" \
-         "$completions_per_update completions of an update"
-accumulation=$(( completions_per_update / (gpus * micro_batch) ))
-
-model="Qwen/Qwen2.5-${model_size}${instruct:+-Instruct}"
-run_name="${label}_$(model_tag "$model_size" "$instruct")_trl_it${iterations}"
 run_dir="${output_dir%/}/${run_name}"
 report_to="tensorboard"
 if [ -n "$wandb_key" ]; then
@@ -84,27 +68,27 @@ cmd=(
   # open-r1 uses; chat prompts with the size's system prompt (appendix B.1); the last \boxed{} answer is the label
   --model_name_or_path "$model" --model_size "$model_size" --dtype bfloat16
   --dataset_name DigitalLearningGmbH/MATH-lighteval --dataset_config default --dataset_split train
-  --max_prompt_length 512                   # Table 3 "Max Prompt Length": longer prompts are dropped, not cut
+  --max_prompt_length "$max_prompt_length"  # Table 3 "Max Prompt Length": longer prompts are dropped, not cut
   # the objective: the policy loss is the one difference between the CFPO and the GRPO run
   --policy_loss_type "$loss"                # cfpo: eq. 7; ppo: the clipped surrogate, eq. 6
-  --epsilon 0.2                             # Table 3 "Clip Ratio": PPO's eps, and CFPO's trust-region width
+  --epsilon "$clip_ratio"                   # Table 3 "Clip Ratio": PPO's eps, and CFPO's trust-region width
   --loss_type grpo                          # eq. 8 / eq. 3: token mean per completion, then mean over completions
   --scale_rewards group                     # eq. 9: (R - group mean) / group std
-  --beta 0.0                                # Table 3 "KL Penalty" 0 (section 4.1: beta = 0.0)
+  --beta "$kl_beta"                         # Table 3 "KL Penalty" 0 (section 4.1: beta = 0.0)
   --num_iterations "$iterations"            # section 4.1: reuse of each batch ("iterations")
-  # an update: 128 problems (Table 3 "Batch Size") x 3 completions (Table 3 "Group Size") in one optimizer step
+  # an update: Table 3 "Batch Size" problems x "Group Size" completions in one optimizer step
   --num_generations "$group_size"
   --per_device_train_batch_size "$micro_batch" --gradient_accumulation_steps "$accumulation"
   # generation (Table 3)
-  --max_completion_length 3072 --temperature 0.9
+  --max_completion_length "$max_completion_length" --temperature "$temperature"
   --use_vllm true --vllm_mode colocate
   # open-r1, the paper's framework, pins TRL 0.18, which has no vLLM importance-sampling correction; TRL 1.16
   # turns it on by default and it would reweight eq. 8: off.
   --vllm_importance_sampling_correction false
-  # optimizer (Table 3): AdamW (0.9, 0.999, 1e-8); lr 3e-6 (1.5B, 3B) or 1e-6 (7B); cosine schedule with 10%
+  # optimizer (Table 3): AdamW with its betas and eps, the learning rate of the model size, cosine schedule with
   # warm-up (transformers 5 reads warmup_steps < 1 as a ratio of the run)
-  --learning_rate "$(learning_rate_for "$model_size")" --lr_scheduler_type cosine --warmup_steps 0.1
-  --adam_beta1 0.9 --adam_beta2 0.999 --adam_epsilon 1e-8
+  --learning_rate "$learning_rate" --lr_scheduler_type "$lr_scheduler" --warmup_steps "$warmup_ratio"
+  --adam_beta1 "$adam_beta1" --adam_beta2 "$adam_beta2" --adam_epsilon "$adam_epsilon"
   # Not in the paper ("unspecified fields inherit the TRL defaults"): written out so both frameworks agree.
   --num_train_epochs 3
   # outputs

@@ -16,7 +16,7 @@
 # Hydra overrides after `--` go to verl unchanged and, coming last, win over the defaults below; any other
 # unknown flag is an error. Environment: NUM_NODES, GPUS_PER_NODE, OUTPUT_DIR, WANDB_API_KEY, PYTHON.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/qwen25_math_common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 loss=""
 model_size="3B"  # section 4.1: "For some ablations, we also use the verl framework with Qwen2.5-3B" (base: cold start)
@@ -47,34 +47,15 @@ while [ "$#" -gt 0 ]; do
     --dry-run) dry_run=1; shift ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
-    *) die "unknown flag '$1' (see --help; Hydra overrides go after --)" ;;
+    *) unknown_flag "$1" "Hydra overrides go after --" ;;
   esac
 done
 
-case "$loss" in
-  cfpo) label="cfpo" ;;
-  vanilla) label="grpo" ;;  # verl's clipped PPO surrogate with GRPO advantages: the paper's GRPO baseline
-  *) die "--loss must be cfpo or vanilla (got '${loss}'); use cfpo_qwen25_math_verl.sh or grpo_qwen25_math_verl.sh" ;;
-esac
-check_model_size "$model_size"
-check_positive_int --iterations "$iterations"
-check_positive_int --batch-ratio "$batch_ratio"
-check_positive_int --nodes "$nodes"
-check_positive_int --gpus-per-node "$gpus"
+# Table 3 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
+settings="$(recipe_settings qwen25-math-verl --loss "$loss" --model-size "$model_size" ${instruct:+--instruct} \
+  --iterations "$iterations" --batch-ratio "$batch_ratio" --nodes "$nodes" --gpus-per-node "$gpus")" || exit $?
+eval "$settings"
 
-# Section 4.1 / Table 3: 128 problems per update, 3 completions each.
-prompts_per_update=128
-group_size=3
-(( prompts_per_update % batch_ratio == 0 )) \
-  || die "--batch-ratio $batch_ratio must divide the $prompts_per_update problems of an update (1, 2, 4, 8, ...)"
-mini_batch=$(( prompts_per_update / batch_ratio ))
-(( (mini_batch * group_size) % (nodes * gpus) == 0 )) \
-  || die "--batch-ratio $batch_ratio gives mini-batches of $(( mini_batch * group_size )) rollouts," \
-         "not divisible by the $(( nodes * gpus )) GPUs"
-
-model="Qwen/Qwen2.5-${model_size}${instruct:+-Instruct}"
-tag="$(model_tag "$model_size" "$instruct")"
-run_name="${label}_${tag}_verl_it${iterations}_br${batch_ratio}"
 run_dir="${output_dir%/}/${run_name}"
 data_dir="${data_dir:-${output_dir%/}/data/math_${tag}}"
 loggers="[console,tensorboard]"
@@ -85,39 +66,41 @@ fi
 
 prepare=(
   "$python" -m openrlhf_cfpo.reasoning.verl_data
-  --model "$model" --model-size "$model_size" --output-dir "$data_dir" --max-prompt-length 512
+  --model "$model" --model-size "$model_size" --output-dir "$data_dir" --max-prompt-length "$max_prompt_length"
 )
 train=(
   env TENSORBOARD_DIR="${run_dir}/tensorboard" "$python" -m verl.trainer.main_ppo
   # data: MATH train (7,500 problems), the test split for validation curves (its first 500 problems)
   data.train_files="${data_dir}/train.parquet" data.val_files="${data_dir}/test.parquet" data.val_max_samples=500
-  data.train_batch_size="$prompts_per_update"          # Table 3 "Batch Size" 128
-  data.max_prompt_length=512 data.filter_overlong_prompts=true data.truncation=error  # Table 3 "Max Prompt Length"
-  data.max_response_length=3072                          # Table 3 "Max Completion Length"
+  data.train_batch_size="$batch_size"                   # Table 3 "Batch Size"
+  data.max_prompt_length="$max_prompt_length" data.filter_overlong_prompts=true data.truncation=error  # Table 3
+  data.max_response_length="$max_completion_length"     # Table 3 "Max Completion Length"
   actor_rollout_ref.model.path="$model"
   # the objective: the policy loss is the one difference between the CFPO and the GRPO run
   # cfpo: eq. 7 (registered by our verl.plugins entry point); vanilla: eq. 6, with verl's dual clip (clip_ratio_c 3)
   actor_rollout_ref.actor.policy_loss.loss_mode="$loss"
-  actor_rollout_ref.actor.clip_ratio_low=0.2 actor_rollout_ref.actor.clip_ratio_high=0.2  # Table 3 "Clip Ratio"
+  actor_rollout_ref.actor.clip_ratio_low="$clip_ratio" actor_rollout_ref.actor.clip_ratio_high="$clip_ratio"  # Table 3
   actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean  # eq. 8: token mean per completion, then mean
   algorithm.adv_estimator=grpo algorithm.norm_adv_by_std_in_grpo=true  # eq. 9
   # Table 3 "KL Penalty" 0: no KL in the reward, no KL loss (and so no reference model)
-  algorithm.use_kl_in_reward=false actor_rollout_ref.actor.use_kl_loss=false actor_rollout_ref.actor.kl_loss_coef=0.0
+  algorithm.use_kl_in_reward=false actor_rollout_ref.actor.use_kl_loss=false actor_rollout_ref.actor.kl_loss_coef="$kl_beta"
   actor_rollout_ref.actor.entropy_coeff=0
   # off-policy pressure (section 4.1): batch ratio = train_batch_size / ppo_mini_batch_size, iterations = ppo_epochs
-  actor_rollout_ref.actor.ppo_mini_batch_size="$mini_batch"
+  actor_rollout_ref.actor.ppo_mini_batch_size="$mini_batch_size"
   actor_rollout_ref.actor.ppo_epochs="$iterations"
   # memory and throughput only (micro-batches packed to 16k tokens per GPU): no effect on the objective
   actor_rollout_ref.actor.use_dynamic_bsz=true actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384
-  # optimizer (Table 3): AdamW (0.9, 0.999, 1e-8), lr 3e-6 (1e-6 for 7B), cosine with 10% warm-up; weight decay 0
+  # optimizer (Table 3): AdamW with its betas and eps, the learning rate of the model size, cosine with warm-up; weight decay 0
   # as TRL's default (verl's own default is 0.01), so both frameworks train the same objective
-  actor_rollout_ref.actor.optim.lr="$(learning_rate_for "$model_size")"
-  actor_rollout_ref.actor.optim.lr_scheduler_type=cosine actor_rollout_ref.actor.optim.lr_warmup_steps_ratio=0.1
-  actor_rollout_ref.actor.optim.betas=[0.9,0.999] actor_rollout_ref.actor.optim.override_optimizer_config={eps:1e-8}
+  actor_rollout_ref.actor.optim.lr="$learning_rate"
+  actor_rollout_ref.actor.optim.lr_scheduler_type="$lr_scheduler"
+  actor_rollout_ref.actor.optim.lr_warmup_steps_ratio="$warmup_ratio"
+  actor_rollout_ref.actor.optim.betas="[$adam_beta1,$adam_beta2]"
+  actor_rollout_ref.actor.optim.override_optimizer_config="{eps:$adam_epsilon}"
   actor_rollout_ref.actor.optim.weight_decay=0.0
-  # rollouts (Table 3): 3 per problem ("Group Size"), temperature 0.9, vLLM
+  # rollouts (Table 3): "Group Size" per problem, "Temperature", vLLM
   actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.n="$group_size"
-  actor_rollout_ref.rollout.temperature=0.9
+  actor_rollout_ref.rollout.temperature="$temperature"
   actor_rollout_ref.rollout.tensor_model_parallel_size=1 actor_rollout_ref.rollout.gpu_memory_utilization=0.6  # ours
   # reward: math-verify on the final \boxed{} answer
   reward.custom_reward_function.path=pkg://openrlhf_cfpo.reasoning.rewards

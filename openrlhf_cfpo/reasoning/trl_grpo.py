@@ -18,8 +18,9 @@ from typing import Optional
 
 from trl import TrlParser
 
-from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, MODEL_SIZES, check_model_size, load_math, prepare_math
+from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, load_math, prepare_math
 from openrlhf_cfpo.reasoning.rewards import boxed_answer_reward
+from openrlhf_cfpo.recipes import MODEL_SIZES, TABLE_3, check_max_prompt_length, check_model_size
 from openrlhf_cfpo.trl import GRPOConfig, GRPOTrainer
 
 
@@ -49,17 +50,16 @@ class MathScriptArguments:
     dataset_config: Optional[str] = field(default=MATH_CONFIG, metadata={"help": "Hub configuration of the dataset."})
     dataset_split: str = field(default="train", metadata={"help": "Split to train on (MATH train: 7,500 problems)."})
     max_prompt_length: int = field(
-        default=512,
+        default=TABLE_3.max_prompt_length,
         metadata={"help": "Prompts with more tokens (system prompt and chat template included) are dropped before "
-                          "training (Table 3: 512); TRL 1.16 has no max_prompt_length of its own."},
+                          "training (Table 3); TRL 1.16 has no max_prompt_length of its own."},
     )
 
     def __post_init__(self):
         if not self.model_name_or_path:
             raise ValueError("--model_name_or_path is required (e.g. Qwen/Qwen2.5-3B)")
         check_model_size(self.model_size)
-        if self.max_prompt_length < 1:
-            raise ValueError(f"max_prompt_length must be at least 1 (got {self.max_prompt_length})")
+        check_max_prompt_length(self.max_prompt_length)
 
 
 def parse_args(argv: Optional[list[str]] = None) -> tuple[MathScriptArguments, GRPOConfig]:

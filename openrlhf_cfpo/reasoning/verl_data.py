@@ -16,7 +16,8 @@ import os
 import sys
 from typing import Optional
 
-from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, MODEL_SIZES, load_math, prepare_math
+from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, load_math, prepare_math
+from openrlhf_cfpo.recipes import MODEL_SIZES, TABLE_3, check_max_prompt_length
 
 ABILITY = "math"
 
@@ -37,7 +38,8 @@ def to_verl(prepared, split: str, data_source: str = MATH_DATASET):
 
 
 def write_split(tokenizer, model_size: str, split: str, output_dir: str, dataset: str = MATH_DATASET,
-                dataset_config: Optional[str] = MATH_CONFIG, max_prompt_length: int = 512) -> str:
+                dataset_config: Optional[str] = MATH_CONFIG,
+                max_prompt_length: int = TABLE_3.max_prompt_length) -> str:
     """Prepare one split and write it to ``output_dir/<split>.parquet``; returns the path."""
     prepared = prepare_math(load_math(dataset, dataset_config, split), tokenizer, model_size, max_prompt_length)
     path = os.path.join(output_dir, f"{split}.parquet")
@@ -55,10 +57,13 @@ def main(argv: Optional[list[str]] = None) -> list[str]:
                         help="hub name, a local folder of <split>.jsonl/.parquet files, or one local file (every split)")
     parser.add_argument("--dataset-config", default=MATH_CONFIG)
     parser.add_argument("--splits", nargs="+", default=["train", "test"])
-    parser.add_argument("--max-prompt-length", type=int, default=512, help="longer prompts are dropped (Table 3: 512)")
+    parser.add_argument("--max-prompt-length", type=int, default=TABLE_3.max_prompt_length,
+                        help="longer prompts are dropped (Table 3)")
     args = parser.parse_args(argv)
-    if args.max_prompt_length < 1:
-        parser.error(f"--max-prompt-length must be at least 1 (got {args.max_prompt_length})")
+    try:
+        check_max_prompt_length(args.max_prompt_length)
+    except ValueError as error:
+        parser.error(str(error))
 
     from transformers import AutoTokenizer
 

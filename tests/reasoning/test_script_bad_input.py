@@ -1,7 +1,8 @@
-"""Every qwen25_math script refuses bad input in one line, before it starts Python (so before any model loads)."""
+"""Every qwen25_math script refuses bad input in one line, before any data or model loads."""
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -34,10 +35,15 @@ BAD_FOR_TRL = [
 
 @pytest.fixture
 def run_script(tmp_path):
-    """Run a script for real (no --dry-run) with PYTHON set to a stand-in that records each call."""
+    """Run a script for real (no --dry-run) with PYTHON set to a stand-in that records each call.
+
+    The scripts' reads of the paper's tables (``-m openrlhf_cfpo.recipes``) go to the real Python: they are how the
+    scripts check their flags; every other call (data preparation, training) is only recorded.
+    """
     calls = tmp_path / "python_calls"
     fake_python = tmp_path / "python"
-    fake_python.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake_python.write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.recipes ] && exec {sys.executable} "$@"\n'
+                           f'echo "$@" >> {calls}\n')
     fake_python.chmod(fake_python.stat().st_mode | stat.S_IEXEC)
 
     def run(script, *args):
@@ -60,7 +66,7 @@ def test_bad_input_is_one_line_on_stderr_and_nothing_starts(script, args, flag, 
     proc, calls = run_script(script, *args)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and flag in proc.stderr, proc.stderr
-    assert calls == []  # Python never started: no data, no model
+    assert calls == []  # nothing started: no data, no model
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -1,0 +1,282 @@
+"""The paper's training recipes in one place: Tables 3 and 4, the system prompts, and each run's derived sizes.
+
+Every number a train script uses comes from here, with its source. arXiv 2601.22801 (CFPO): section 4.1 and
+appendix B.1 (Table 3, the Qwen2.5 reasoning runs, and the system prompts), section 4.2 and appendix B.2 (Table 4,
+the Llama-3-8B RLHF runs).
+
+The shell scripts in ``train_scripts/`` read it through ``python -m openrlhf_cfpo.recipes RECIPE --prog NAME
+FLAGS...``: it checks the script's flags (one line on stderr and exit status 2 for a bad one) and prints the run's
+settings as shell assignments (``name='value'``, one per line) for the script to ``eval``. Standard library only, so
+that the call costs milliseconds and works before any extra is installed.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class ReasoningTable:
+    """Table 3: "Training hyperparameters for Qwen2.5 reasoning experiments", the same for base and Instruct."""
+
+    learning_rate: dict  # by model size
+    batch_size: int  # problems per update; section 4.1: "Each training update processes 128 problems"
+    group_size: int  # completions per problem; section 4.1: "we generate 3 candidate solutions per problem"
+    kl_beta: float  # section 4.1: "we use a KL penalty coefficient of beta = 0.0"
+    max_prompt_length: int
+    max_completion_length: int
+    temperature: float
+    clip_ratio: float  # PPO's eps; CFPO's trust-region width
+    lr_scheduler: str
+    warmup_ratio: float
+    adam_betas: tuple
+    adam_epsilon: float
+
+
+TABLE_3 = ReasoningTable(
+    learning_rate={"1.5B": 3e-6, "3B": 3e-6, "7B": 1e-6},
+    batch_size=128,
+    group_size=3,
+    kl_beta=0.0,
+    max_prompt_length=512,
+    max_completion_length=3072,
+    temperature=0.9,
+    clip_ratio=0.2,
+    lr_scheduler="cosine",
+    warmup_ratio=0.1,
+    adam_betas=(0.9, 0.999),
+    adam_epsilon=1e-8,
+)
+
+
+@dataclass(frozen=True)
+class RlhfTable:
+    """Table 4: "RLHF training hyperparameters for Llama-3-8B experiments" (everything else OpenRLHF's defaults)."""
+
+    actor_learning_rate: float
+    train_batch_size: int  # samples per optimizer step
+    rollout_batch_size: int  # prompts per rollout
+    samples_per_prompt: int  # section 4.2: "k = 2 rollouts per prompt"
+    max_prompt_length: int
+    max_generation_length: int
+    kl_coef: float  # "1e-4 / 0e-4": the KL run and, with --kl0, the KL-free run
+    advantage_estimator: str
+    clip_ratio: float  # not in Table 4: OpenRLHF's default eps_clip, which CFPO reads as its eps
+
+
+TABLE_4 = RlhfTable(
+    actor_learning_rate=5e-7,
+    train_batch_size=64,
+    rollout_batch_size=512,
+    samples_per_prompt=2,
+    max_prompt_length=1024,
+    max_generation_length=1024,
+    kl_coef=1e-4,
+    advantage_estimator="rloo",
+    clip_ratio=0.2,
+)
+
+# Appendix B.1, verbatim, one per Qwen2.5 size, "the same prompts are used for both base and instruct model
+# variants". The extracted text shows `\boxed{Your Answer}` in backquotes: the paper's code font, not characters of
+# the prompt. "to provided" is the paper's wording; the reference recipe's 3B prompt (Zhao et al.'s open-r1 fork,
+# recipes/Qwen2.5-3B/grpo/config_demo.yaml) spells "outputing" where the paper prints "outputting": the paper's
+# text is kept. The 7B prompt does not ask for a box.
+SYSTEM_PROMPTS = {
+    "1.5B": (
+        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST think "
+        "about the reasoning process step by step and then provide the user with the answer. Please enclose your "
+        "final answer in the box: \\boxed{Your Answer}."
+    ),
+    "3B": (
+        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST think "
+        "about the reasoning process step by step and then provide the user with the answer. Please enclose your "
+        "final answer in the box: \\boxed{Your Answer}. Please stop generation immediately after outputting the box."
+    ),
+    "7B": (
+        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. Please provide a "
+        "step-by-step solution to the following problem."
+    ),
+}
+MODEL_SIZES = tuple(SYSTEM_PROMPTS)  # section 4.1: Qwen2.5-1.5B, -3B and -7B
+
+
+def check_model_size(model_size: str) -> str:
+    """``model_size`` if the paper has a system prompt for it; else one line naming the sizes it has."""
+    if model_size not in SYSTEM_PROMPTS:
+        raise ValueError(f"model size {model_size!r} is not one of the paper's Qwen2.5 sizes: {', '.join(MODEL_SIZES)}")
+    return model_size
+
+
+def check_max_prompt_length(max_prompt_length: int) -> int:
+    """The prompt budget in tokens, if it is one (at least 1)."""
+    if max_prompt_length < 1:
+        raise ValueError(f"max_prompt_length must be at least 1 (got {max_prompt_length})")
+    return max_prompt_length
+
+
+def qwen_model(model_size: str, instruct: bool) -> str:
+    """Hub name of the policy: Qwen/Qwen2.5-3B, Qwen/Qwen2.5-7B-Instruct, ..."""
+    return f"Qwen/Qwen2.5-{check_model_size(model_size)}{'-Instruct' if instruct else ''}"
+
+
+def qwen_tag(model_size: str, instruct: bool) -> str:
+    """Lower-case tag of a Qwen2.5 policy for run names: qwen2.5-3b, qwen2.5-7b-instruct."""
+    return f"qwen2.5-{model_size.lower()}{'-instruct' if instruct else ''}"
+
+
+# --- the train scripts' interface -----------------------------------------------------------------------------------
+
+
+class BadFlag(ValueError):
+    """A train-script flag with a value the recipe cannot run: the message is the one line the user sees."""
+
+
+def _positive_int(flag: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise BadFlag(f"{flag} must be a positive integer (got '{value}')")
+    return int(value)
+
+
+def _model_size(value: str) -> str:
+    if value not in MODEL_SIZES:
+        raise BadFlag(f"--model-size must be {', '.join(MODEL_SIZES[:-1])} or {MODEL_SIZES[-1]} (got '{value}')")
+    return value
+
+
+def number(x: float) -> str:
+    """``x`` as the tables write it: 3e-6, 1e-8, 0.2, 0."""
+    if x and abs(x) < 1e-2:
+        mantissa, exponent = f"{x:.6e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{x:g}"
+
+
+def _loss(value: str, labels: dict, scripts: str) -> str:
+    if value not in labels:
+        raise BadFlag(f"--loss must be {' or '.join(labels)} (got '{value}'); use {scripts}")
+    return value
+
+
+def llama3_rlhf(args) -> dict:
+    """Table 4 on ``nodes`` x ``gpus`` GPUs with one hybrid engine (actor, reference, reward and vLLM colocated)."""
+    labels = {"cfpo": "cfpo", "ppo": "rloo"}  # ppo: RLOO advantages with PPO's clipped surrogate, the baseline
+    _loss(args.loss, labels, "cfpo_llama3.sh or rloo_llama3.sh")
+    nodes = _positive_int("--nodes", args.nodes)
+    gpus = _positive_int("--gpus-per-node", args.gpus_per_node)
+    vllm_tp = _positive_int("VLLM_TP", args.vllm_tp)
+    if (nodes * gpus) % vllm_tp:
+        raise BadFlag(f"VLLM_TP={vllm_tp} must divide the {nodes * gpus} GPUs")
+    table = TABLE_4
+    kl_coef = number(0.0 if args.kl0 else table.kl_coef)
+    return {
+        "run_name": f"{labels[args.loss]}_llama3-8b_kl{kl_coef}",
+        "kl_coef": kl_coef,
+        "actor_lr": number(table.actor_learning_rate),
+        "train_batch_size": table.train_batch_size,
+        "rollout_batch_size": table.rollout_batch_size,
+        "samples_per_prompt": table.samples_per_prompt,
+        # OpenRLHF 0.11.2 bounds prompt + generation together (--data.max_len), not the prompt alone
+        "max_len": table.max_prompt_length + table.max_generation_length,
+        "max_new_tokens": table.max_generation_length,
+        "advantage_estimator": table.advantage_estimator,
+        "eps_clip": number(table.clip_ratio),
+        "vllm_engines": nodes * gpus // vllm_tp,
+    }
+
+
+def _reasoning_common(args, labels: dict, scripts: str) -> dict:
+    _loss(args.loss, labels, scripts)
+    size = _model_size(args.model_size)
+    iterations = _positive_int("--iterations", args.iterations)
+    table = TABLE_3
+    return {
+        "label": labels[args.loss],
+        "model": qwen_model(size, args.instruct),
+        "tag": qwen_tag(size, args.instruct),
+        "iterations": iterations,
+        "learning_rate": number(table.learning_rate[size]),
+        "batch_size": table.batch_size,
+        "group_size": table.group_size,
+        "kl_beta": number(table.kl_beta),
+        "max_prompt_length": table.max_prompt_length,
+        "max_completion_length": table.max_completion_length,
+        "temperature": number(table.temperature),
+        "clip_ratio": number(table.clip_ratio),
+        "lr_scheduler": table.lr_scheduler,
+        "warmup_ratio": number(table.warmup_ratio),
+        "adam_beta1": number(table.adam_betas[0]),
+        "adam_beta2": number(table.adam_betas[1]),
+        "adam_epsilon": number(table.adam_epsilon),
+    }
+
+
+def qwen25_math_trl(args) -> dict:
+    """Table 3 in TRL on one node: one update = batch_size x group_size completions in one optimizer step."""
+    plan = _reasoning_common(args, {"cfpo": "cfpo", "ppo": "grpo"}, "cfpo_qwen25_math_trl.sh or grpo_qwen25_math_trl.sh")
+    gpus = _positive_int("--gpus-per-node", args.gpus_per_node)
+    micro_batch = _positive_int("--micro-batch-size", args.micro_batch_size)
+    completions = plan["batch_size"] * plan["group_size"]
+    if completions % (gpus * micro_batch):
+        raise BadFlag(f"--gpus-per-node {gpus} x --micro-batch-size {micro_batch} must divide the {completions} "
+                      "completions of an update")
+    plan["accumulation"] = completions // (gpus * micro_batch)
+    plan["run_name"] = f"{plan['label']}_{plan['tag']}_trl_it{plan['iterations']}"
+    return plan
+
+
+def qwen25_math_verl(args) -> dict:
+    """Table 3 in verl: each update split into ``batch_ratio`` mini-batches, each passed over ``iterations`` times."""
+    plan = _reasoning_common(args, {"cfpo": "cfpo", "vanilla": "grpo"},
+                             "cfpo_qwen25_math_verl.sh or grpo_qwen25_math_verl.sh")
+    batch_ratio = _positive_int("--batch-ratio", args.batch_ratio)
+    nodes = _positive_int("--nodes", args.nodes)
+    gpus = _positive_int("--gpus-per-node", args.gpus_per_node)
+    if plan["batch_size"] % batch_ratio:
+        raise BadFlag(f"--batch-ratio {batch_ratio} must divide the {plan['batch_size']} problems of an update "
+                      "(1, 2, 4, 8, ...)")
+    mini_batch = plan["batch_size"] // batch_ratio
+    if (mini_batch * plan["group_size"]) % (nodes * gpus):
+        raise BadFlag(f"--batch-ratio {batch_ratio} gives mini-batches of {mini_batch * plan['group_size']} rollouts, "
+                      f"not divisible by the {nodes * gpus} GPUs")
+    plan["mini_batch_size"] = mini_batch
+    plan["run_name"] = f"{plan['label']}_{plan['tag']}_verl_it{plan['iterations']}_br{batch_ratio}"
+    return plan
+
+
+RECIPES = {"llama3-rlhf": llama3_rlhf, "qwen25-math-trl": qwen25_math_trl, "qwen25-math-verl": qwen25_math_verl}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m openrlhf_cfpo.recipes", description=__doc__.split("\n")[0])
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("--prog", default="openrlhf_cfpo.recipes", help="the calling script, named in error lines")
+    # every value arrives as the user typed it: the recipe checks it and names the flag in its one error line
+    for flag in ("--loss", "--model-size", "--iterations", "--batch-ratio", "--nodes", "--gpus-per-node",
+                 "--micro-batch-size", "--vllm-tp"):
+        parser.add_argument(flag, default="1")
+    for flag in ("--instruct", "--kl0"):
+        parser.add_argument(flag, action="store_true")
+    return parser
+
+
+def shell_assignments(plan: dict) -> str:
+    """``name='value'`` lines that a shell ``eval`` turns into variables."""
+    return "".join(f"{name}={shlex.quote(str(value))}\n" for name, value in plan.items())
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        plan = RECIPES[args.recipe](args)
+    except BadFlag as error:
+        print(f"{args.prog}: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(shell_assignments(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
