@@ -12,6 +12,7 @@ that the call costs milliseconds and works before any extra is installed.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import dataclass
@@ -103,6 +104,46 @@ SYSTEM_PROMPTS = {
 MODEL_SIZES = tuple(SYSTEM_PROMPTS)  # section 4.1: Qwen2.5-1.5B, -3B and -7B
 
 
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A setting Table 3 does not give, the value the recipes use, and where that value comes from."""
+
+    value: object
+    source: str
+
+
+# Where Table 3 is silent ("unspecified fields inherit the TRL defaults"), the recipes follow the reference recipe:
+# section 4.1 "follow[s] the training setup of Zhao et al. (2025)", whose open-r1 fork (sunblaze-ucb/Intuitor,
+# open-r1-intuitor/recipes/Qwen2.5-{3B,7B}/grpo/config_demo.yaml) pins TRL at commit 1bca495 (0.17.0 + 5 commits),
+# and whose verl script (verl-intuitor/math_grpo.sh) runs verl 0.4.1.
+_INTUITOR = "the reference recipe (Zhao et al.'s open-r1 fork, recipes/Qwen2.5-{3B,7B}/grpo/config_demo.yaml)"
+FILLED = {
+    "epochs": Filled(1, f"{_INTUITOR}: num_train_epochs 1, and its verl script trainer.total_epochs=1 (TRL's own "
+                        "default, 3, would triple the optimizer steps)"),
+    # The reference sets no loss_type, so its runs aggregated with TRL's default at its pinned commit: bnpo, a token
+    # mean over each micro-batch (grpo_config.py there). Eq. 8 writes the per-completion mean (TRL's grpo); Table 3
+    # says unspecified fields are TRL's defaults, and the runs behind the paper's numbers are what a comparison needs.
+    "trl_loss_type": Filled("bnpo", f"TRL's default at the commit {_INTUITOR} pins (it sets no loss_type); eq. 8's "
+                                    "per-completion mean is --loss-type grpo"),
+    "verl_loss_agg_mode": Filled("token-mean", "verl's default (0.4.1, the reference's verl script sets none), the "
+                                               "token mean TRL's bnpo takes; eq. 8 is --loss-agg-mode "
+                                               "seq-mean-token-mean"),
+    # TRL 0.17 cut prompts over max_prompt_length from the left (grpo_trainer.py at the pinned commit:
+    # prompt_ids[:, -max_prompt_length:]), which drops the system prompt and the start of the problem: the policy
+    # would be trained on prompts that no longer say what to do. TRL 1.16 has no prompt budget at all; the reference's
+    # verl script drops them (data.filter_overlong_prompts=True, truncation=error). Dropped here in both frameworks.
+    "prompts_over_max_prompt_length": Filled(
+        "dropped", "the reference's verl script (filter_overlong_prompts); its TRL cut them from the left, losing the "
+                   "system prompt"),
+}
+
+# TRL's and verl's names of the aggregations the scripts accept (TRL: GRPOConfig.loss_type; verl: loss_agg_mode).
+TRL_LOSS_TYPES = ("bnpo", "grpo", "dr_grpo", "dapo")
+VERL_LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+
+
 def check_model_size(model_size: str) -> str:
     """``model_size`` if the paper has a system prompt for it; else one line naming the sizes it has."""
     if model_size not in SYSTEM_PROMPTS:
@@ -157,6 +198,32 @@ def number(x: float) -> str:
 def _loss(value: str, labels: dict, scripts: str) -> str:
     if value not in labels:
         raise BadFlag(f"--loss must be {' or '.join(labels)} (got '{value}'); use {scripts}")
+    return value
+
+
+def _trl_flags(argv: list) -> dict:
+    """TRL flags given after ``--`` as {name: value}, the last one winning as in TRL's parser; dashes read as
+    underscores (HfArgumentParser takes both spellings)."""
+    flags, i = {}, 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("--"):
+            name, eq, value = token[2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value, i = argv[i + 1], i + 1
+            flags[name.replace("-", "_")] = value
+        i += 1
+    return flags
+
+
+def _hydra_overrides(argv: list) -> dict:
+    """Hydra overrides given after ``--`` (``key=value``, ``+key=value``, ``++key=value``) as {key: value}."""
+    return {k.lstrip("+"): v for k, eq, v in (item.partition("=") for item in argv) if eq and not k.startswith("~")}
+
+
+def _one_of(flag: str, value: str, choices: tuple) -> str:
+    if value not in choices:
+        raise BadFlag(f"{flag} must be one of {', '.join(choices)} (got '{value}')")
     return value
 
 
@@ -224,6 +291,29 @@ def qwen25_math_trl(args) -> dict:
                       "completions of an update")
     plan["accumulation"] = completions // (gpus * micro_batch)
     plan["run_name"] = f"{plan['label']}_{plan['tag']}_trl_it{plan['iterations']}"
+    plan["loss_type"] = _one_of("--loss-type", args.loss_type or FILLED["trl_loss_type"].value, TRL_LOSS_TYPES)
+    plan["epochs"] = FILLED["epochs"].value
+
+    # TRL flags after `--` win over the recipe's: those that size an update must keep Table 3's.
+    passed = _trl_flags(args.passthrough)
+    per_device = _positive_int("--per_device_train_batch_size", passed.get("per_device_train_batch_size", str(micro_batch)))
+    accumulation = _positive_int("--gradient_accumulation_steps",
+                                 passed.get("gradient_accumulation_steps", str(plan["accumulation"])))
+    group = _positive_int("--num_generations", passed.get("num_generations", str(plan["group_size"])))
+    if "generation_batch_size" in passed:
+        generated = _positive_int("--generation_batch_size", passed["generation_batch_size"])
+    else:
+        generated = per_device * gpus * _positive_int("--steps_per_generation",
+                                                      passed.get("steps_per_generation", str(accumulation)))
+    if (group, per_device * gpus * accumulation, generated) != (plan["group_size"], completions, completions):
+        sizing = [f"--{name} {passed[name]}" for name in ("per_device_train_batch_size", "gradient_accumulation_steps",
+                  "num_generations", "generation_batch_size", "steps_per_generation") if name in passed]
+        raise BadFlag(f"{' '.join(sizing)} after -- would make an update {per_device * gpus * accumulation} "
+                      f"completions in groups of {group}, generated {generated} at a time, not Table 3's "
+                      f"{plan['batch_size']} problems x {plan['group_size']} = {completions} in one optimizer step: "
+                      "size the micro-batch with --micro-batch-size (the gradient accumulation follows)")
+    plan["loss_type"] = passed.get("loss_type", plan["loss_type"])
+    plan["epochs"] = passed.get("num_train_epochs", plan["epochs"])
     return plan
 
 
@@ -243,6 +333,21 @@ def qwen25_math_verl(args) -> dict:
                       f"not divisible by the {nodes * gpus} GPUs")
     plan["mini_batch_size"] = mini_batch
     plan["run_name"] = f"{plan['label']}_{plan['tag']}_verl_it{plan['iterations']}_br{batch_ratio}"
+    plan["loss_agg_mode"] = _one_of("--loss-agg-mode", args.loss_agg_mode or FILLED["verl_loss_agg_mode"].value,
+                                    VERL_LOSS_AGG_MODES)
+    plan["epochs"] = FILLED["epochs"].value
+
+    # Hydra overrides after `--` win over the recipe's: those that size an update must keep Table 3's.
+    passed = _hydra_overrides(args.passthrough)
+    update = f"Table 3's update is {plan['batch_size']} problems x {plan['group_size']} rollouts"
+    sizes = {"data.train_batch_size": (plan["batch_size"], update),
+             "actor_rollout_ref.rollout.n": (plan["group_size"], update),
+             "actor_rollout_ref.actor.ppo_mini_batch_size": (mini_batch, "the mini-batch is set by --batch-ratio")}
+    for key, (value, fix) in sizes.items():
+        if key in passed and passed[key] != str(value):
+            raise BadFlag(f"{key}={passed[key]} after -- would change the update size ({value} here): {fix}")
+    plan["loss_agg_mode"] = passed.get("actor_rollout_ref.actor.loss_agg_mode", plan["loss_agg_mode"])
+    plan["epochs"] = passed.get("trainer.total_epochs", plan["epochs"])
     return plan
 
 
@@ -257,9 +362,18 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("--loss", "--model-size", "--iterations", "--batch-ratio", "--nodes", "--gpus-per-node",
                  "--micro-batch-size", "--vllm-tp"):
         parser.add_argument(flag, default="1")
+    for flag in ("--loss-type", "--loss-agg-mode"):
+        parser.add_argument(flag)
     for flag in ("--instruct", "--kl0"):
         parser.add_argument(flag, action="store_true")
     return parser
+
+
+def run_record(recipe: str, plan: dict, passthrough: list) -> str:
+    """What a run folder keeps of its recipe (``recipe.json``): the settings, where the gap-filling ones come from,
+    and the flags given after ``--``."""
+    return json.dumps({"recipe": recipe, "settings": plan, "passthrough": passthrough,
+                       "filled_from_the_reference": {k: vars(v) for k, v in FILLED.items()}}, indent=1)
 
 
 def shell_assignments(plan: dict) -> str:
@@ -268,12 +382,17 @@ def shell_assignments(plan: dict) -> str:
 
 
 def main(argv: Optional[list] = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # after `--`: the flags the script hands to the framework, read only for what they change of the recipe
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = _parser().parse_args(argv[:split])
+    args.passthrough = argv[split + 1:]
     try:
         plan = RECIPES[args.recipe](args)
     except BadFlag as error:
         print(f"{args.prog}: {error}", file=sys.stderr)
         return 2
+    plan["record"] = run_record(args.recipe, dict(plan), args.passthrough)
     sys.stdout.write(shell_assignments(plan))
     return 0
 

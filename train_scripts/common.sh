@@ -16,7 +16,7 @@ unknown_flag() {
 # flag is the recipe module's one error line and exit status 2. Use: settings="$(recipe_settings ...)" || exit $?
 recipe_settings() {
   PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}" \
-    "$python" -m openrlhf_cfpo.recipes "$@" --prog "$(basename "$0")"
+    "$python" -m openrlhf_cfpo.recipes --prog "$(basename "$0")" "$@"
 }
 
 # Prints a command shell-quoted on one line.

@@ -4,7 +4,8 @@
 # differ in the policy loss only.
 #
 #   bash train_scripts/cfpo_qwen25_math_trl.sh [--model-size 1.5B|3B|7B] [--instruct] [--iterations N]
-#        [--gpus-per-node N] [--micro-batch-size N] [--output-dir DIR] [--wandb-key KEY] [--dry-run] [-- TRL FLAGS ...]
+#        [--gpus-per-node N] [--micro-batch-size N] [--loss-type bnpo|grpo|dr_grpo|dapo] [--output-dir DIR]
+#        [--wandb-key KEY] [--dry-run] [-- TRL FLAGS ...]
 #
 # One node; accelerate starts one process per GPU (DeepSpeed ZeRO-2), each with a colocated vLLM engine for the
 # rollouts. Every update is 128 MATH problems x 3 completions = 384 completions in one optimizer step
@@ -22,6 +23,7 @@ loss=""
 model_size="3B"
 instruct=""
 iterations=1
+loss_type=""
 dry_run=0
 gpus="${GPUS_PER_NODE:-8}"
 micro_batch=4
@@ -38,10 +40,11 @@ while [ "$#" -gt 0 ]; do
     --iterations) need_value "$@"; iterations="$2"; shift 2 ;;
     --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
     --micro-batch-size) need_value "$@"; micro_batch="$2"; shift 2 ;;
+    --loss-type) need_value "$@"; loss_type="$2"; shift 2 ;;
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
     *) unknown_flag "$1" "TRL flags go after --" ;;
   esac
@@ -49,7 +52,8 @@ done
 
 # Table 3 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
 settings="$(recipe_settings qwen25-math-trl --loss "$loss" --model-size "$model_size" ${instruct:+--instruct} \
-  --iterations "$iterations" --gpus-per-node "$gpus" --micro-batch-size "$micro_batch")" || exit $?
+  --iterations "$iterations" --gpus-per-node "$gpus" --micro-batch-size "$micro_batch" ${loss_type:+--loss-type "$loss_type"} \
+  -- "${passthrough[@]+"${passthrough[@]}"}")" || exit $?
 eval "$settings"
 
 run_dir="${output_dir%/}/${run_name}"
@@ -72,7 +76,7 @@ cmd=(
   # the objective: the policy loss is the one difference between the CFPO and the GRPO run
   --policy_loss_type "$loss"                # cfpo: eq. 7; ppo: the clipped surrogate, eq. 6
   --epsilon "$clip_ratio"                   # Table 3 "Clip Ratio": PPO's eps, and CFPO's trust-region width
-  --loss_type grpo                          # eq. 8 / eq. 3: token mean per completion, then mean over completions
+  --loss_type "$loss_type"                  # the aggregation: Table 3 is silent, see openrlhf_cfpo/recipes.py FILLED
   --scale_rewards group                     # eq. 9: (R - group mean) / group std
   --beta "$kl_beta"                         # Table 3 "KL Penalty" 0 (section 4.1: beta = 0.0)
   --num_iterations "$iterations"            # section 4.1: reuse of each batch ("iterations")
@@ -89,8 +93,8 @@ cmd=(
   # warm-up (transformers 5 reads warmup_steps < 1 as a ratio of the run)
   --learning_rate "$learning_rate" --lr_scheduler_type "$lr_scheduler" --warmup_steps "$warmup_ratio"
   --adam_beta1 "$adam_beta1" --adam_beta2 "$adam_beta2" --adam_epsilon "$adam_epsilon"
-  # Not in the paper ("unspecified fields inherit the TRL defaults"): written out so both frameworks agree.
-  --num_train_epochs 3
+  # Not in Table 3: the reference recipe's (openrlhf_cfpo/recipes.py FILLED)
+  --num_train_epochs "$epochs"
   # outputs
   --seed 42 --output_dir "$run_dir" --run_name "$run_name" --logging_steps 1 --report_to "$report_to"
 )
@@ -101,4 +105,5 @@ if [ "$dry_run" = 1 ]; then
   exit 0
 fi
 mkdir -p "$run_dir"
+printf '%s\n' "$record" > "$run_dir/recipe.json"  # the settings this run was started with, and their sources
 exec "${cmd[@]}"

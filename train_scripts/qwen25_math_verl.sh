@@ -5,8 +5,8 @@
 # the two runs differ in the policy loss only.
 #
 #   bash train_scripts/cfpo_qwen25_math_verl.sh [--iterations N] [--batch-ratio R] [--model-size 1.5B|3B|7B]
-#        [--instruct] [--nodes N] [--gpus-per-node N] [--output-dir DIR] [--data-dir DIR] [--wandb-key KEY]
-#        [--dry-run] [-- HYDRA OVERRIDES ...]
+#        [--instruct] [--loss-agg-mode token-mean|seq-mean-token-mean|...] [--nodes N] [--gpus-per-node N]
+#        [--output-dir DIR] [--data-dir DIR] [--wandb-key KEY] [--dry-run] [-- HYDRA OVERRIDES ...]
 #
 # Two commands, both printed: our data preparation (MATH -> verl parquet with the paper's system prompt, prompts
 # over 512 tokens dropped), then verl's main_ppo. Each update takes 128 problems x 3 rollouts; --batch-ratio R
@@ -23,6 +23,7 @@ model_size="3B"  # section 4.1: "For some ablations, we also use the verl framew
 instruct=""
 iterations=1
 batch_ratio=1
+loss_agg_mode=""
 dry_run=0
 nodes="${NUM_NODES:-1}"
 gpus="${GPUS_PER_NODE:-8}"
@@ -39,6 +40,7 @@ while [ "$#" -gt 0 ]; do
     --instruct) instruct=1; shift ;;
     --iterations) need_value "$@"; iterations="$2"; shift 2 ;;
     --batch-ratio) need_value "$@"; batch_ratio="$2"; shift 2 ;;
+    --loss-agg-mode) need_value "$@"; loss_agg_mode="$2"; shift 2 ;;
     --nodes) need_value "$@"; nodes="$2"; shift 2 ;;
     --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
@@ -53,7 +55,8 @@ done
 
 # Table 3 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
 settings="$(recipe_settings qwen25-math-verl --loss "$loss" --model-size "$model_size" ${instruct:+--instruct} \
-  --iterations "$iterations" --batch-ratio "$batch_ratio" --nodes "$nodes" --gpus-per-node "$gpus")" || exit $?
+  --iterations "$iterations" --batch-ratio "$batch_ratio" --nodes "$nodes" --gpus-per-node "$gpus" \
+  ${loss_agg_mode:+--loss-agg-mode "$loss_agg_mode"} -- "${passthrough[@]+"${passthrough[@]}"}")" || exit $?
 eval "$settings"
 
 run_dir="${output_dir%/}/${run_name}"
@@ -80,7 +83,7 @@ train=(
   # cfpo: eq. 7 (registered by our verl.plugins entry point); vanilla: eq. 6, with verl's dual clip (clip_ratio_c 3)
   actor_rollout_ref.actor.policy_loss.loss_mode="$loss"
   actor_rollout_ref.actor.clip_ratio_low="$clip_ratio" actor_rollout_ref.actor.clip_ratio_high="$clip_ratio"  # Table 3
-  actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean  # eq. 8: token mean per completion, then mean
+  actor_rollout_ref.actor.loss_agg_mode="$loss_agg_mode"  # Table 3 is silent: see openrlhf_cfpo/recipes.py FILLED
   algorithm.adv_estimator=grpo algorithm.norm_adv_by_std_in_grpo=true  # eq. 9
   # Table 3 "KL Penalty" 0: no KL in the reward, no KL loss (and so no reference model)
   algorithm.use_kl_in_reward=false actor_rollout_ref.actor.use_kl_loss=false actor_rollout_ref.actor.kl_loss_coef="$kl_beta"
@@ -105,8 +108,9 @@ train=(
   # reward: math-verify on the final \boxed{} answer
   reward.custom_reward_function.path=pkg://openrlhf_cfpo.reasoning.rewards
   reward.custom_reward_function.name=compute_score
-  # Not in the paper: 3 epochs, as the TRL runs (TRL's default); checkpoints, validation and logging are ours
-  trainer.total_epochs=3
+  # Not in Table 3: epochs as the reference recipe (openrlhf_cfpo/recipes.py FILLED); checkpoints, validation and
+  # logging are ours
+  trainer.total_epochs="$epochs"
   trainer.nnodes="$nodes" trainer.n_gpus_per_node="$gpus"
   trainer.project_name=openrlhf_cfpo trainer.experiment_name="$run_name" trainer.logger="$loggers"
   trainer.default_local_dir="${run_dir}/checkpoints" trainer.save_freq=50 trainer.test_freq=10
@@ -119,5 +123,6 @@ if [ "$dry_run" = 1 ]; then
   exit 0
 fi
 mkdir -p "$run_dir"
+printf '%s\n' "$record" > "$run_dir/recipe.json"  # the settings this run was started with, and their sources
 "${prepare[@]}"
 exec "${train[@]}"

@@ -47,7 +47,9 @@ def test_dry_run_parses_with_trl_into_table_3(loss, size, instruct, iterations, 
     assert script.model_size == size and script.dtype == "bfloat16"
     assert (script.dataset_name, script.dataset_config, script.dataset_split) == ("DigitalLearningGmbH/MATH-lighteval", "default", "train")
     assert script.max_prompt_length == 512
-    assert args.policy_loss_type == loss and args.loss_type == "grpo" and args.scale_rewards == "group"
+    assert args.policy_loss_type == loss and args.scale_rewards == "group"
+    # where Table 3 is silent, the reference recipe: its TRL's default aggregation (bnpo) and 1 epoch
+    assert args.loss_type == "bnpo" and args.num_train_epochs == 1
     assert args.epsilon == 0.2 and args.epsilon_high is None and args.beta == 0.0
     assert args.num_iterations == iterations
     # one update: 128 problems x 3 completions, generated once and trained in one optimizer step per iteration
@@ -82,6 +84,22 @@ def test_flags_after_double_dash_reach_trl_last_and_override_the_recipe(helpers,
     assert argv[-4:] == ["--num_train_epochs", "1", "--max_prompt_length", "256"]
     _, script, args = parse_as_launched(argv)
     assert args.num_train_epochs == 1 and script.max_prompt_length == 256
+
+
+def test_loss_type_flag_chooses_the_aggregation(helpers, parse_as_launched):
+    _, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--loss-type", "grpo"))
+    assert args.loss_type == "grpo"  # eq. 8 as written: per-completion token mean, then the mean over completions
+
+
+@pytest.mark.parametrize("after", [
+    ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "24"],
+    ["--per-device-train-batch-size=8", "--gradient_accumulation_steps=6", "--num_generations", "3"],
+    ["--generation_batch_size", "384"],
+])
+def test_sizing_flags_after_double_dash_that_keep_the_update_are_accepted(after, helpers, parse_as_launched):
+    launched, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--", *after))
+    assert args.per_device_train_batch_size * launched.num_processes * args.gradient_accumulation_steps == 384
+    assert args.generation_batch_size == 384 and args.num_generations == 3
 
 
 def test_gpu_count_and_micro_batch_keep_the_update_at_384_completions(helpers, parse_as_launched):

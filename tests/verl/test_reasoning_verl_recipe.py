@@ -74,7 +74,8 @@ def test_dry_run_composes_into_verls_config_with_the_papers_settings(loss, itera
 
     assert actor.policy_loss.loss_mode == loss and get_policy_loss_fn(loss) is not None
     assert (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.2)
-    assert actor.loss_agg_mode == "seq-mean-token-mean"
+    # where Table 3 is silent, the reference recipe: token-mean (TRL's bnpo, verl's default) and 1 epoch
+    assert actor.loss_agg_mode == "token-mean" and config.trainer.total_epochs == 1
     assert config.algorithm.adv_estimator == "grpo" and config.algorithm.norm_adv_by_std_in_grpo
     assert not need_reference_policy(config) and not actor.use_kl_loss and not config.algorithm.use_kl_in_reward
     # off-policy pressure: iterations = ppo_epochs, batch ratio = train_batch_size / ppo_mini_batch_size
@@ -105,6 +106,16 @@ def test_cfpo_and_grpo_verl_recipes_differ_only_in_the_loss_mode():
         "actor_rollout_ref.actor.policy_loss.loss_mode", "trainer.experiment_name", "trainer.default_local_dir",
     }
     assert train_c[1].replace("cfpo_", "grpo_") == train_g[1]  # the TensorBoard folder is the run's
+
+
+def test_loss_agg_mode_flag_chooses_the_aggregation():
+    _, train = dry_run(SCRIPTS["cfpo"], "--loss-agg-mode", "seq-mean-token-mean")  # eq. 8 as written
+    assert compose(overrides(train)).actor_rollout_ref.actor.loss_agg_mode == "seq-mean-token-mean"
+
+
+def test_mini_batch_after_double_dash_that_matches_the_batch_ratio_is_accepted():
+    _, train = dry_run(SCRIPTS["cfpo"], "--batch-ratio", "4", "--", "actor_rollout_ref.actor.ppo_mini_batch_size=32")
+    assert compose(overrides(train)).actor_rollout_ref.actor.ppo_mini_batch_size == 32
 
 
 def test_model_size_sets_the_policy_and_the_7b_learning_rate():
