@@ -9,9 +9,10 @@
 #        [--output-dir DIR] [--data-dir DIR] [--wandb-key KEY] [--dry-run] [-- HYDRA OVERRIDES ...]
 #
 # Two commands, both printed: our data preparation (MATH -> verl parquet with the paper's system prompt, prompts
-# over 512 tokens dropped), then verl's main_ppo. Each update takes 128 problems x 3 rollouts; --batch-ratio R
-# splits them into R mini-batches (ppo_mini_batch_size = 128 / R problems), --iterations N passes over them N
-# times (ppo_epochs): R x N optimizer steps per rollout batch, all but the first off-policy.
+# over 512 tokens dropped; the model's generation config, stopping at the end of a chat turn), then verl's
+# main_ppo. Each update takes 128 problems x 3 rollouts; --batch-ratio R splits them into R mini-batches
+# (ppo_mini_batch_size = 128 / R problems), --iterations N passes over them N times (ppo_epochs): R x N optimizer
+# steps per rollout batch, all but the first off-policy.
 #
 # Hydra overrides after `--` go to verl unchanged and, coming last, win over the defaults below; any other
 # unknown flag is an error. Environment: NUM_NODES, GPUS_PER_NODE, OUTPUT_DIR, WANDB_API_KEY, PYTHON.
@@ -47,7 +48,7 @@ while [ "$#" -gt 0 ]; do
     --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
     *) unknown_flag "$1" "Hydra overrides go after --" ;;
   esac
@@ -105,6 +106,9 @@ train=(
   actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.n="$group_size"
   actor_rollout_ref.rollout.temperature="$temperature"
   actor_rollout_ref.rollout.tensor_model_parallel_size=1 actor_rollout_ref.rollout.gpu_memory_utilization=0.6  # ours
+  # completions end where the chat turn ends (<|im_end|>), not only at a base model's eos: vLLM reads its stop ids
+  # from the generation config the data preparation writes (openrlhf_cfpo/reasoning/verl_data.py)
+  +actor_rollout_ref.rollout.engine_kwargs.vllm.generation_config="${data_dir}/generation_config"
   # reward: math-verify on the final \boxed{} answer
   reward.custom_reward_function.path=pkg://openrlhf_cfpo.reasoning.rewards
   reward.custom_reward_function.name=compute_score

@@ -8,6 +8,13 @@ here, as for TRL (see :mod:`openrlhf_cfpo.reasoning.data`)::
 
     python -m openrlhf_cfpo.reasoning.verl_data --model Qwen/Qwen2.5-3B --model-size 3B --output-dir DIR
     # -> DIR/train.parquet (MATH train, 7,500 problems before filtering), DIR/test.parquet (MATH test, validation)
+    #    DIR/generation_config/generation_config.json (the model's, stopping at the end of a chat turn)
+
+verl 0.9.1's vLLM rollout stops where vLLM's generation config says (the model's ``generation_config.json``, whose
+eos ids vLLM adds to every request's ``stop_token_ids``; verl's ``override_generation_config`` sets only sampling
+values, vllm_async_server.py:1197-1207), and a Qwen2.5 base model's says ``<|endoftext|>`` while its chat turns end
+at ``<|im_end|>``. The recipe points vLLM (``engine_kwargs.vllm.generation_config``) at the copy written here, which
+adds the end of a turn (:func:`openrlhf_cfpo.chat.stop_token_ids`).
 """
 from __future__ import annotations
 
@@ -48,6 +55,25 @@ def write_split(tokenizer, model_size: str, split: str, output_dir: str, dataset
     return path
 
 
+GENERATION_CONFIG_DIR = "generation_config"
+
+
+def write_generation_config(model: str, tokenizer, output_dir: str) -> str:
+    """``model``'s generation config with every end-of-completion id as eos, in ``output_dir/generation_config/``."""
+    from transformers import GenerationConfig
+
+    from openrlhf_cfpo.chat import stop_token_ids
+
+    try:
+        config = GenerationConfig.from_pretrained(model)
+    except OSError:  # a model without generation_config.json: vLLM would fall back to the tokenizer's eos alone
+        config = GenerationConfig()
+    config.eos_token_id = stop_token_ids(tokenizer, config)
+    path = os.path.join(output_dir, GENERATION_CONFIG_DIR)
+    config.save_pretrained(path)
+    return path
+
+
 def main(argv: Optional[list[str]] = None) -> list[str]:
     parser = argparse.ArgumentParser(prog="python -m openrlhf_cfpo.reasoning.verl_data", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="the policy (hub name or folder): its tokenizer counts prompt tokens")
@@ -73,6 +99,7 @@ def main(argv: Optional[list[str]] = None) -> list[str]:
                     args.max_prompt_length)
         for split in args.splits
     ]
+    paths.append(write_generation_config(args.model, tokenizer, args.output_dir))
     for path in paths:
         print(path)
     return paths

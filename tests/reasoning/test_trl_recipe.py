@@ -151,3 +151,51 @@ def test_the_entry_point_trains_cfpo_on_prepared_math_with_the_boxed_reward(tmp_
     assert 0 < first["rewards/boxed_answer_reward/mean"] < 1
     assert first["cfpo_penalty"] == 0 and second["cfpo_penalty"] > 0
     assert os.path.isfile(out / "model.safetensors")
+
+
+TRAIN_ONE_STEP = ["--policy_loss_type", "cfpo", "--num_generations", "3", "--per_device_train_batch_size", "12",
+                  "--gradient_accumulation_steps", "1", "--max_steps", "1", "--learning_rate", "1e-3",
+                  "--use_cpu", "true", "--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "none",
+                  "--save_strategy", "no", "--seed", "0"]
+
+
+def test_completions_end_where_the_chat_turn_ends_when_the_eos_is_another_token(tmp_path, helpers, tiny_base_policy,
+                                                                                  monkeypatch):
+    # A base model's eos (<|endoftext|>) is not where its chat turn ends (<|im_end|>): TRL's transformers path must
+    # stop, and mask, at <|im_end|> too. The rewards see the completion ids as TRL trains on them.
+    seen = []
+
+    def recording_reward(completions, answer, completion_ids, **kwargs):
+        seen.extend(completion_ids)
+        return [0.0] * len(completions)
+
+    monkeypatch.setattr(trl_grpo, "boxed_answer_reward", recording_reward)
+    rows = [helpers.math_row(f"what is x = {i} ?", f"\\boxed{{{i}}}") for i in (4, 5, 4, 5)]
+    out = tmp_path / "run"
+    trl_grpo.main(["--model_name_or_path", tiny_base_policy, "--dtype", "float32", "--model_size", "3B",
+                   "--dataset_name", helpers.write_jsonl(tmp_path / "math.jsonl", rows), "--max_completion_length", "24",
+                   "--temperature", "1.0", "--output_dir", str(out), *TRAIN_ONE_STEP])
+    tokenizer = helpers.build_chat_tokenizer(base_eos=True)
+    im_end, eos = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id
+    assert im_end != eos and len(seen) == 12
+    ended = [ids for ids in seen if im_end in ids]
+    assert ended, "no sample reached <|im_end|>: the check below would prove nothing"
+    assert all(ids.index(im_end) == len(ids) - 1 for ids in ended)  # nothing generated or trained after the turn
+    # the checkpoint stops there too, in whatever generates from it next
+    from transformers import GenerationConfig
+    assert im_end in GenerationConfig.from_pretrained(out).eos_token_id
+
+
+def test_vllm_generation_gets_the_end_of_turn_as_a_stop_id(tiny_base_policy, helpers, tmp_path):
+    # TRL hands GRPOConfig.generation_kwargs to vLLM's SamplingParams in colocate and server mode alike
+    # (trl/generation/vllm_generation.py:627 and 672); vLLM itself would stop only at the hub's generation config.
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = helpers.build_chat_tokenizer(base_eos=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_policy)
+    args = trl_grpo.GRPOConfig(output_dir=str(tmp_path), use_vllm=True, use_cpu=True, bf16=False,
+                               generation_kwargs={"stop_token_ids": [5], "top_k": 3})
+    ids = trl_grpo.stop_at_the_end_of_a_turn(model, tokenizer, args)
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert ids == [tokenizer.eos_token_id, im_end] == model.generation_config.eos_token_id
+    assert args.generation_kwargs == {"stop_token_ids": [5, tokenizer.eos_token_id, im_end], "top_k": 3}

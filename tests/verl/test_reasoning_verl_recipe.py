@@ -167,7 +167,7 @@ def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
     offline.write_jsonl(math_dir / "test.jsonl", [offline.math_row("what is 5 ?", "\\boxed{5}")])
     paths = verl_data.main(["--model", str(tokenizer_dir), "--model-size", "3B", "--output-dir", str(tmp_path / "data"),
                             "--dataset", str(math_dir)])
-    assert [os.path.basename(p) for p in paths] == ["train.parquet", "test.parquet"]
+    assert [os.path.basename(p) for p in paths] == ["train.parquet", "test.parquet", "generation_config"]
 
     _, train = dry_run(SCRIPTS["cfpo"], "--data-dir", str(tmp_path / "data"))
     data_config = compose(overrides(train)).data
@@ -183,3 +183,34 @@ def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
     assert first["reward_model"] == {"style": "rule", "ground_truth": "4"}
     assert first["extra_info"] == {"split": "train", "index": 0} and first["index"] == 0
     assert second["reward_model"]["ground_truth"] == "\\frac{1}{2}" and second["index"] == 2
+
+
+def test_verl_rollouts_stop_where_the_chat_turn_ends_when_the_eos_is_another_token(tmp_path):
+    # A Qwen2.5 base model: eos <|endoftext|> in its tokenizer and generation config, chat turns closed by <|im_end|>.
+    # vLLM adds the eos ids of the generation config it is pointed at to every request's stop_token_ids
+    # (vllm/config/model.py try_get_generation_config, vllm/sampling_params.py update_from_generation_config).
+    from transformers import GenerationConfig
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from openrlhf_cfpo.reasoning import verl_data
+
+    tokenizer = offline.build_chat_tokenizer(base_eos=True)
+    model_dir = tmp_path / "base-model"
+    tokenizer.save_pretrained(model_dir)
+    GenerationConfig(eos_token_id=tokenizer.eos_token_id, do_sample=False, max_new_tokens=2048).save_pretrained(model_dir)
+    math_dir = tmp_path / "math"
+    math_dir.mkdir()
+    for split in ("train", "test"):
+        offline.write_jsonl(math_dir / f"{split}.jsonl", [offline.math_row("what is x = 4 ?", "so $x = \\boxed{4}$")])
+    data_dir = tmp_path / "data"
+    verl_data.main(["--model", str(model_dir), "--model-size", "3B", "--output-dir", str(data_dir), "--dataset",
+                    str(math_dir)])
+
+    _, train = dry_run(SCRIPTS["cfpo"], "--data-dir", str(data_dir))
+    rollout = omega_conf_to_dataclass(compose(overrides(train)).actor_rollout_ref.rollout)  # as verl's workers read it
+    generation_dir = rollout.engine_kwargs["vllm"]["generation_config"]  # handed to `vllm serve --generation_config`
+    read_by_vllm = GenerationConfig.from_pretrained(generation_dir).to_diff_dict()
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert im_end != tokenizer.eos_token_id
+    assert read_by_vllm["eos_token_id"] == [tokenizer.eos_token_id, im_end]
+    assert read_by_vllm["max_new_tokens"] == 2048  # the rest of the model's own generation config is kept
