@@ -80,6 +80,9 @@ train=(
   data.max_prompt_length="$max_prompt_length" data.filter_overlong_prompts=true data.truncation=error  # Table 3
   data.max_response_length="$max_completion_length"     # Table 3 "Max Completion Length"
   actor_rollout_ref.model.path="$model"
+  # verl 0.9.1 defaults to flash_attention_2 (verl/workers/config/model.py:185), which the verl-gpu extra (verl's
+  # tested vllm stack) does not install; transformers' sdpa also runs verl's padding-free packed micro-batches
+  +actor_rollout_ref.model.override_config.attn_implementation=sdpa
   # the objective: the policy loss is the one difference between the CFPO and the GRPO run
   # cfpo: eq. 7 (registered by our verl.plugins entry point); vanilla: eq. 6, with verl's dual clip (clip_ratio_c 3)
   actor_rollout_ref.actor.policy_loss.loss_mode="$loss"

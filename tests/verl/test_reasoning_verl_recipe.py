@@ -214,3 +214,32 @@ def test_verl_rollouts_stop_where_the_chat_turn_ends_when_the_eos_is_another_tok
     assert im_end != tokenizer.eos_token_id
     assert read_by_vllm["eos_token_id"] == [tokenizer.eos_token_id, im_end]
     assert read_by_vllm["max_new_tokens"] == 2048  # the rest of the model's own generation config is kept
+
+
+def test_the_policy_loads_with_the_recipes_attention_where_flash_attn_is_not_installed(tmp_path):
+    # verl 0.9.1 builds the policy's config with flash_attention_2 unless told otherwise (workers/config/model.py:185);
+    # the verl-gpu extra installs no flash-attn. The recipe's sdpa must load and compute verl's padding-free packed
+    # micro-batches (several sequences in one row, positions restarting) as separate sequences.
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from verl.utils.config import omega_conf_to_dataclass
+
+    tokenizer = offline.build_chat_tokenizer(base_eos=True)
+    model_dir = tmp_path / "tiny-qwen2"
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+                     ).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    _, train = dry_run(SCRIPTS["cfpo"], "--", f"actor_rollout_ref.model.path={model_dir}")
+    model_config = omega_conf_to_dataclass(compose(overrides(train)).actor_rollout_ref.model)  # as verl's workers do
+    assert model_config.hf_config._attn_implementation == "sdpa"
+    model = AutoModelForCausalLM.from_config(model_config.hf_config).eval()
+
+    first, second = torch.tensor([[3, 4, 5, 6, 7]]), torch.tensor([[8, 9, 10]])
+    packed = torch.cat([first, second], dim=1)
+    positions = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2]])
+    with torch.no_grad():
+        together = model(input_ids=packed, position_ids=positions, use_cache=False).logits  # as verl calls it
+        apart = torch.cat([model(input_ids=first).logits, model(input_ids=second).logits], dim=1)
+    torch.testing.assert_close(together, apart)
