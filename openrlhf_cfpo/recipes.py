@@ -144,6 +144,38 @@ TRL_LOSS_TYPES = ("bnpo", "grpo", "dr_grpo", "dapo")
 VERL_LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 
 
+# --- what a run keeps on disk ----------------------------------------------------------------------------------------
+
+# Parameters of the policies the recipes train (their model cards), for the disk plan.
+PARAMETERS = {"Qwen2.5-1.5B": 1.54e9, "Qwen2.5-3B": 3.09e9, "Qwen2.5-7B": 7.62e9, "Llama-3-8B": 8.03e9}
+# Bytes per parameter of what a checkpoint holds, in bf16 mixed precision with AdamW.
+BF16_WEIGHTS = 2
+ZERO_STATE = 2 + 4 + 8  # DeepSpeed: the bf16 module weights, the fp32 master weights, Adam's two fp32 moments
+FSDP_STATE = 4 + 8  # verl's FSDP: fp32 parameters and Adam's two fp32 moments
+KEEP_CHECKPOINTS = 2  # the newest two: a resume point even while the next one is being written
+_GIB = 2 ** 30
+
+
+@dataclass(frozen=True)
+class DiskPlan:
+    """The most a run keeps: ``keep`` checkpoints of ``per_checkpoint`` bytes per parameter, plus a final model."""
+
+    parameters: float
+    keep: int
+    per_checkpoint: int
+    final: int
+    what: str  # what one checkpoint holds, in words
+
+    @property
+    def gib(self) -> float:
+        return self.parameters * (self.keep * self.per_checkpoint + self.final) / _GIB
+
+    def describe(self) -> str:
+        final = f" + final model {self.final} B" if self.final else ""
+        return (f"about {self.gib:.0f} GiB kept = {self.parameters / 1e9:.2f}e9 parameters x ({self.keep} checkpoints "
+                f"x {self.per_checkpoint} B ({self.what}){final}); --keep-checkpoints changes the count")
+
+
 def check_model_size(model_size: str) -> str:
     """``model_size`` if the paper has a system prompt for it; else one line naming the sizes it has."""
     if model_size not in SYSTEM_PROMPTS:
@@ -227,6 +259,17 @@ def _one_of(flag: str, value: str, choices: tuple) -> str:
     return value
 
 
+def _keep(args) -> int:
+    return _positive_int("--keep-checkpoints", args.keep_checkpoints)
+
+
+def _disk(plan: dict, disk: DiskPlan) -> dict:
+    plan["keep_checkpoints"] = disk.keep
+    plan["disk_gib"] = f"{disk.gib:.0f}"
+    plan["disk_estimate"] = disk.describe()
+    return plan
+
+
 def llama3_rlhf(args) -> dict:
     """Table 4 on ``nodes`` x ``gpus`` GPUs with one hybrid engine (actor, reference, reward and vLLM colocated)."""
     labels = {"cfpo": "cfpo", "ppo": "rloo"}  # ppo: RLOO advantages with PPO's clipped surrogate, the baseline
@@ -238,7 +281,7 @@ def llama3_rlhf(args) -> dict:
         raise BadFlag(f"VLLM_TP={vllm_tp} must divide the {nodes * gpus} GPUs")
     table = TABLE_4
     kl_coef = number(0.0 if args.kl0 else table.kl_coef)
-    return {
+    plan = {
         "run_name": f"{labels[args.loss]}_llama3-8b_kl{kl_coef}",
         "kl_coef": kl_coef,
         "actor_lr": number(table.actor_learning_rate),
@@ -252,6 +295,9 @@ def llama3_rlhf(args) -> dict:
         "eps_clip": number(table.clip_ratio),
         "vllm_engines": nodes * gpus // vllm_tp,
     }
+    # OpenRLHF rotates its DeepSpeed checkpoints (--ckpt.max_num) and writes the final HF model once
+    return _disk(plan, DiskPlan(PARAMETERS["Llama-3-8B"], _keep(args), ZERO_STATE, BF16_WEIGHTS,
+                                "ZeRO-3: bf16 weights 2 + fp32 master 4 + Adam moments 8"))
 
 
 def _reasoning_common(args, labels: dict, scripts: str) -> dict:
@@ -262,6 +308,7 @@ def _reasoning_common(args, labels: dict, scripts: str) -> dict:
     return {
         "label": labels[args.loss],
         "model": qwen_model(size, args.instruct),
+        "parameters": PARAMETERS[f"Qwen2.5-{size}"],
         "tag": qwen_tag(size, args.instruct),
         "iterations": iterations,
         "learning_rate": number(table.learning_rate[size]),
@@ -282,7 +329,8 @@ def _reasoning_common(args, labels: dict, scripts: str) -> dict:
 
 def qwen25_math_trl(args) -> dict:
     """Table 3 in TRL on one node: one update = batch_size x group_size completions in one optimizer step."""
-    plan = _reasoning_common(args, {"cfpo": "cfpo", "ppo": "grpo"}, "cfpo_qwen25_math_trl.sh or grpo_qwen25_math_trl.sh")
+    plan = _reasoning_common(args, {"cfpo": "cfpo", "ppo": "grpo"},
+                             "cfpo_qwen25_math_trl.sh or grpo_qwen25_math_trl.sh")
     gpus = _positive_int("--gpus-per-node", args.gpus_per_node)
     micro_batch = _positive_int("--micro-batch-size", args.micro_batch_size)
     completions = plan["batch_size"] * plan["group_size"]
@@ -296,7 +344,8 @@ def qwen25_math_trl(args) -> dict:
 
     # TRL flags after `--` win over the recipe's: those that size an update must keep Table 3's.
     passed = _trl_flags(args.passthrough)
-    per_device = _positive_int("--per_device_train_batch_size", passed.get("per_device_train_batch_size", str(micro_batch)))
+    per_device = _positive_int("--per_device_train_batch_size",
+                               passed.get("per_device_train_batch_size", str(micro_batch)))
     accumulation = _positive_int("--gradient_accumulation_steps",
                                  passed.get("gradient_accumulation_steps", str(plan["accumulation"])))
     group = _positive_int("--num_generations", passed.get("num_generations", str(plan["group_size"])))
@@ -314,7 +363,10 @@ def qwen25_math_trl(args) -> dict:
                       "size the micro-batch with --micro-batch-size (the gradient accumulation follows)")
     plan["loss_type"] = passed.get("loss_type", plan["loss_type"])
     plan["epochs"] = passed.get("num_train_epochs", plan["epochs"])
-    return plan
+    # each TRL checkpoint holds the model's weights and DeepSpeed's states (save_total_limit rotates them); the
+    # final model is saved once more at the end
+    return _disk(plan, DiskPlan(plan.pop("parameters"), _keep(args), BF16_WEIGHTS + ZERO_STATE, BF16_WEIGHTS,
+                                "bf16 weights 2 + ZeRO-2: bf16 weights 2 + fp32 master 4 + Adam moments 8"))
 
 
 def qwen25_math_verl(args) -> dict:
@@ -348,7 +400,10 @@ def qwen25_math_verl(args) -> dict:
             raise BadFlag(f"{key}={passed[key]} after -- would change the update size ({value} here): {fix}")
     plan["loss_agg_mode"] = passed.get("actor_rollout_ref.actor.loss_agg_mode", plan["loss_agg_mode"])
     plan["epochs"] = passed.get("trainer.total_epochs", plan["epochs"])
-    return plan
+    # verl's actor checkpoints (model, optimizer, extra; trainer.max_actor_ckpt_to_keep rotates them) are the run's
+    # only copies of the weights
+    return _disk(plan, DiskPlan(plan.pop("parameters"), _keep(args), FSDP_STATE, 0,
+                                "FSDP: fp32 parameters 4 + Adam moments 8"))
 
 
 RECIPES = {"llama3-rlhf": llama3_rlhf, "qwen25-math-trl": qwen25_math_trl, "qwen25-math-verl": qwen25_math_verl}
@@ -362,6 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("--loss", "--model-size", "--iterations", "--batch-ratio", "--nodes", "--gpus-per-node",
                  "--micro-batch-size", "--vllm-tp"):
         parser.add_argument(flag, default="1")
+    parser.add_argument("--keep-checkpoints", default=str(KEEP_CHECKPOINTS))
     for flag in ("--loss-type", "--loss-agg-mode"):
         parser.add_argument(flag)
     for flag in ("--instruct", "--kl0"):

@@ -130,3 +130,61 @@ def test_script_flags_are_spelled_with_dashes_and_the_underscore_spelling_is_poi
         return
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "--output-dir" in proc.stderr, proc.stderr
+
+
+KEEP_FLAG = {"cfpo_llama3.sh": "--ckpt.max_num", "cfpo_qwen25_math_trl.sh": "--save_total_limit",
+             "cfpo_qwen25_math_verl.sh": "trainer.max_actor_ckpt_to_keep"}
+
+
+def dry_run_with_stderr(script, *args):
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def kept(argv_lines, flag):
+    for argv in argv_lines:
+        for i, token in enumerate(argv):
+            if token == flag:
+                return int(argv[i + 1])
+            if token.startswith(flag + "="):
+                return int(token.split("=", 1)[1])
+    raise AssertionError(f"{flag} not in the printed command")
+
+
+def disk_gib(stderr):
+    (line,) = [line for line in stderr.splitlines() if ": disk: about " in line]
+    return int(line.split("about ")[1].split(" GiB")[0]), line
+
+
+@pytest.mark.parametrize("script", KEEP_FLAG)
+def test_checkpoints_kept_are_bounded_and_the_dry_run_prints_the_disk_they_take(script):
+    two = dry_run_with_stderr(script, "--model-size", "7B") if "qwen" in script else dry_run_with_stderr(script)
+    five = dry_run_with_stderr(script, "--keep-checkpoints", "5", *(["--model-size", "7B"] if "qwen" in script else []))
+    lines = lambda proc: [shlex.split(line) for line in proc.stdout.strip().split("\n")]  # noqa: E731
+    assert kept(lines(two), KEEP_FLAG[script]) == 2 and kept(lines(five), KEEP_FLAG[script]) == 5
+    (gib_two, line), (gib_five, _) = disk_gib(two.stderr), disk_gib(five.stderr)
+    # each checkpoint holds the weights and AdamW's states: 14 bytes per parameter in DeepSpeed (bf16 weights, fp32
+    # master, two fp32 moments), 16 with TRL's copy of the weights, 12 in verl's FSDP (fp32 weights, two moments)
+    per_checkpoint = {"--ckpt.max_num": 14 * 8.03e9, "--save_total_limit": 16 * 7.62e9,
+                      "trainer.max_actor_ckpt_to_keep": 12 * 7.62e9}[KEEP_FLAG[script]]
+    assert abs((gib_five - gib_two) - 3 * per_checkpoint / 2**30) <= 1, line
+    assert "--keep-checkpoints" in line
+
+
+def test_the_llama3_run_keeps_no_unrotated_hf_copy_per_checkpoint():
+    # OpenRLHF 0.11.2 writes {tag}_hf beside every DeepSpeed checkpoint with --ckpt.save_hf and never rotates them
+    # (ppo_actor.py:675-680); the final HF model is written whatever it says (cli/train_ppo_ray.py:191)
+    argv = shlex.split(dry_run_with_stderr("cfpo_llama3.sh").stdout)
+    assert "--ckpt.save_hf" not in argv and argv[argv.index("--ckpt.output_dir") + 1].endswith("/final")
+
+
+@pytest.mark.parametrize("script", KEEP_FLAG)
+def test_keeping_no_checkpoint_is_one_clear_error(script):
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", "--keep-checkpoints", "0"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert "--keep-checkpoints" in proc.stderr

@@ -20,6 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 loss=""
 kl0=""
 dry_run=0
+keep_checkpoints=""
 nodes="${NUM_NODES:-1}"
 gpus="${GPUS_PER_NODE:-8}"
 output_dir="${OUTPUT_DIR:-./runs}"
@@ -34,6 +35,7 @@ while [ "$#" -gt 0 ]; do
     --loss) need_value "$@"; loss="$2"; shift 2 ;;
     --kl0) kl0=1; shift ;;
     --dry-run) dry_run=1; shift ;;
+    --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     --nodes) need_value "$@"; nodes="$2"; shift 2 ;;
     --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
@@ -46,7 +48,7 @@ done
 
 # Table 4 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
 settings="$(recipe_settings llama3-rlhf --loss "$loss" ${kl0:+--kl0} --nodes "$nodes" --gpus-per-node "$gpus" \
-  --vllm-tp "$vllm_tp")" || exit $?
+  --vllm-tp "$vllm_tp" ${keep_checkpoints:+--keep-checkpoints "$keep_checkpoints"})" || exit $?
 eval "$settings"
 
 run_dir="${output_dir%/}/${run_name}"
@@ -84,8 +86,10 @@ cmd=(
   --train.micro_batch_size 4 --rollout.micro_batch_size 8
   # outputs
   --train.seed 42
-  --ckpt.output_dir "${run_dir}/final" --ckpt.save_hf
-  --ckpt.path "${run_dir}/checkpoints" --ckpt.save_steps 20
+  # the final model in Hugging Face format (OpenRLHF writes it at the end whatever --ckpt.save_hf says; with it, every
+  # checkpoint would also keep an HF copy that nothing rotates); the newest --keep-checkpoints DeepSpeed states
+  --ckpt.output_dir "${run_dir}/final"
+  --ckpt.path "${run_dir}/checkpoints" --ckpt.save_steps 20 --ckpt.max_num "$keep_checkpoints"
   --logger.tensorboard_dir "$tensorboard_dir"
 )
 if [ -n "$wandb_key" ]; then
@@ -93,6 +97,7 @@ if [ -n "$wandb_key" ]; then
 fi
 cmd+=("${passthrough[@]+"${passthrough[@]}"}")
 
+echo "$(basename "$0"): disk: $disk_estimate" >&2
 print_command "${cmd[@]}"
 if [ "$dry_run" = 1 ]; then
   exit 0

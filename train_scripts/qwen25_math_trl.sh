@@ -25,6 +25,7 @@ instruct=""
 iterations=1
 loss_type=""
 dry_run=0
+keep_checkpoints=""
 gpus="${GPUS_PER_NODE:-8}"
 micro_batch=4
 output_dir="${OUTPUT_DIR:-./runs}"
@@ -44,6 +45,7 @@ while [ "$#" -gt 0 ]; do
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
+    --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
     *) unknown_flag "$1" "TRL flags go after --" ;;
@@ -52,7 +54,8 @@ done
 
 # Table 3 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
 settings="$(recipe_settings qwen25-math-trl --loss "$loss" --model-size "$model_size" ${instruct:+--instruct} \
-  --iterations "$iterations" --gpus-per-node "$gpus" --micro-batch-size "$micro_batch" ${loss_type:+--loss-type "$loss_type"} \
+  --iterations "$iterations" --gpus-per-node "$gpus" --micro-batch-size "$micro_batch" \
+  ${loss_type:+--loss-type "$loss_type"} ${keep_checkpoints:+--keep-checkpoints "$keep_checkpoints"} \
   -- "${passthrough[@]+"${passthrough[@]}"}")" || exit $?
 eval "$settings"
 
@@ -97,9 +100,11 @@ cmd=(
   --num_train_epochs "$epochs"
   # outputs
   --seed 42 --output_dir "$run_dir" --run_name "$run_name" --logging_steps 1 --report_to "$report_to"
+  --save_total_limit "$keep_checkpoints"  # the newest checkpoints only (TRL keeps every one by default)
 )
 cmd+=("${passthrough[@]+"${passthrough[@]}"}")
 
+echo "$(basename "$0"): disk: $disk_estimate" >&2
 print_command "${cmd[@]}"
 if [ "$dry_run" = 1 ]; then
   exit 0

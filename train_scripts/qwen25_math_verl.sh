@@ -26,6 +26,7 @@ iterations=1
 batch_ratio=1
 loss_agg_mode=""
 dry_run=0
+keep_checkpoints=""
 nodes="${NUM_NODES:-1}"
 gpus="${GPUS_PER_NODE:-8}"
 output_dir="${OUTPUT_DIR:-./runs}"
@@ -48,6 +49,7 @@ while [ "$#" -gt 0 ]; do
     --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
+    --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
     *) unknown_flag "$1" "Hydra overrides go after --" ;;
@@ -57,7 +59,8 @@ done
 # Table 3 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
 settings="$(recipe_settings qwen25-math-verl --loss "$loss" --model-size "$model_size" ${instruct:+--instruct} \
   --iterations "$iterations" --batch-ratio "$batch_ratio" --nodes "$nodes" --gpus-per-node "$gpus" \
-  ${loss_agg_mode:+--loss-agg-mode "$loss_agg_mode"} -- "${passthrough[@]+"${passthrough[@]}"}")" || exit $?
+  ${loss_agg_mode:+--loss-agg-mode "$loss_agg_mode"} ${keep_checkpoints:+--keep-checkpoints "$keep_checkpoints"} \
+  -- "${passthrough[@]+"${passthrough[@]}"}")" || exit $?
 eval "$settings"
 
 run_dir="${output_dir%/}/${run_name}"
@@ -90,15 +93,16 @@ train=(
   actor_rollout_ref.actor.loss_agg_mode="$loss_agg_mode"  # Table 3 is silent: see openrlhf_cfpo/recipes.py FILLED
   algorithm.adv_estimator=grpo algorithm.norm_adv_by_std_in_grpo=true  # eq. 9
   # Table 3 "KL Penalty" 0: no KL in the reward, no KL loss (and so no reference model)
-  algorithm.use_kl_in_reward=false actor_rollout_ref.actor.use_kl_loss=false actor_rollout_ref.actor.kl_loss_coef="$kl_beta"
+  algorithm.use_kl_in_reward=false actor_rollout_ref.actor.use_kl_loss=false
+  actor_rollout_ref.actor.kl_loss_coef="$kl_beta"
   actor_rollout_ref.actor.entropy_coeff=0
   # off-policy pressure (section 4.1): batch ratio = train_batch_size / ppo_mini_batch_size, iterations = ppo_epochs
   actor_rollout_ref.actor.ppo_mini_batch_size="$mini_batch_size"
   actor_rollout_ref.actor.ppo_epochs="$iterations"
   # memory and throughput only (micro-batches packed to 16k tokens per GPU): no effect on the objective
   actor_rollout_ref.actor.use_dynamic_bsz=true actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384
-  # optimizer (Table 3): AdamW with its betas and eps, the learning rate of the model size, cosine with warm-up; weight decay 0
-  # as TRL's default (verl's own default is 0.01), so both frameworks train the same objective
+  # optimizer (Table 3): AdamW with its betas and eps, the learning rate of the model size, cosine with warm-up;
+  # weight decay 0 as TRL's default (verl's own default is 0.01), so both frameworks train the same objective
   actor_rollout_ref.actor.optim.lr="$learning_rate"
   actor_rollout_ref.actor.optim.lr_scheduler_type="$lr_scheduler"
   actor_rollout_ref.actor.optim.lr_warmup_steps_ratio="$warmup_ratio"
@@ -121,9 +125,11 @@ train=(
   trainer.nnodes="$nodes" trainer.n_gpus_per_node="$gpus"
   trainer.project_name=openrlhf_cfpo trainer.experiment_name="$run_name" trainer.logger="$loggers"
   trainer.default_local_dir="${run_dir}/checkpoints" trainer.save_freq=50 trainer.test_freq=10
+  trainer.max_actor_ckpt_to_keep="$keep_checkpoints"  # the newest checkpoints only (verl keeps every one by default)
 )
 train+=("${passthrough[@]+"${passthrough[@]}"}")
 
+echo "$(basename "$0"): disk: $disk_estimate" >&2
 print_command "${prepare[@]}"
 print_command "${train[@]}"
 if [ "$dry_run" = 1 ]; then

@@ -59,6 +59,7 @@ def test_dry_run_parses_with_trl_into_table_3(loss, size, instruct, iterations, 
     assert args.steps_per_generation == args.gradient_accumulation_steps
     assert args.max_completion_length == 3072 and args.temperature == 0.9 and args.top_p == 1.0
     assert args.use_vllm and args.vllm_mode == "colocate" and not args.vllm_importance_sampling_correction
+    assert args.save_total_limit == 2  # the newest two checkpoints, not every one
     assert args.learning_rate == lr and args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.1
     assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.999, 1e-8) and "adamw" in args.optim
     assert args.bf16 and launched.mixed_precision == "bf16" and launched.use_deepspeed and launched.zero_stage == 2

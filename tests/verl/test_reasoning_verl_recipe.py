@@ -94,6 +94,7 @@ def test_dry_run_composes_into_verls_config_with_the_papers_settings(loss, itera
     assert config.reward.custom_reward_function.name == "compute_score"
     run_name = f"{'cfpo' if loss == 'cfpo' else 'grpo'}_qwen2.5-3b_verl_it{iterations}_br{batch_ratio}"
     assert config.trainer.experiment_name == run_name and run_name in config.trainer.default_local_dir
+    assert config.trainer.max_actor_ckpt_to_keep == 2  # the newest two checkpoints, not every one
 
 
 def test_cfpo_and_grpo_verl_recipes_differ_only_in_the_loss_mode():
