@@ -270,6 +270,9 @@ def _disk(plan: dict, disk: DiskPlan) -> dict:
     return plan
 
 
+LLAMA3_MICRO_BATCH_SIZE = 4  # samples per GPU per forward pass in training: memory only, not in Table 4
+
+
 def llama3_rlhf(args) -> dict:
     """Table 4 on ``nodes`` x ``gpus`` GPUs with one hybrid engine (actor, reference, reward and vLLM colocated)."""
     labels = {"cfpo": "cfpo", "ppo": "rloo"}  # ppo: RLOO advantages with PPO's clipped surrogate, the baseline
@@ -280,6 +283,11 @@ def llama3_rlhf(args) -> dict:
     if (nodes * gpus) % vllm_tp:
         raise BadFlag(f"VLLM_TP={vllm_tp} must divide the {nodes * gpus} GPUs")
     table = TABLE_4
+    # DeepSpeed splits each optimizer step's samples into micro-batches on every GPU: they must divide evenly
+    micro_batch = LLAMA3_MICRO_BATCH_SIZE
+    if table.train_batch_size % (nodes * gpus * micro_batch):
+        raise BadFlag(f"--nodes {nodes} x --gpus-per-node {gpus} x micro-batch {micro_batch} must divide Table 4's "
+                      f"train batch of {table.train_batch_size} samples (e.g. 1, 2, 4, 8 or 16 GPUs in all)")
     kl_coef = number(0.0 if args.kl0 else table.kl_coef)
     plan = {
         "run_name": f"{labels[args.loss]}_llama3-8b_kl{kl_coef}",
@@ -294,6 +302,7 @@ def llama3_rlhf(args) -> dict:
         "advantage_estimator": table.advantage_estimator,
         "eps_clip": number(table.clip_ratio),
         "vllm_engines": nodes * gpus // vllm_tp,
+        "train_micro_batch_size": micro_batch,
     }
     # OpenRLHF rotates its DeepSpeed checkpoints (--ckpt.max_num) and writes the final HF model once
     return _disk(plan, DiskPlan(PARAMETERS["Llama-3-8B"], _keep(args), ZERO_STATE, BF16_WEIGHTS,

@@ -19,5 +19,8 @@ recipe_settings() {
     "$python" -m openrlhf_cfpo.recipes --prog "$(basename "$0")" "$@"
 }
 
+# --help: the calling script's header comment (its usage), without the script itself.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+
 # Prints a command shell-quoted on one line.
 print_command() { printf '%q ' "$@" | sed 's/ $//'; echo; }

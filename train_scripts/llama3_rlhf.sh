@@ -3,8 +3,16 @@
 # Called by cfpo_llama3.sh (--loss cfpo) and rloo_llama3.sh (--loss ppo): the two runs differ in
 # the policy loss only.
 #
-#   bash train_scripts/cfpo_llama3.sh [--kl0] [--dry-run] [--nodes N] [--gpus-per-node N]
-#        [--output-dir DIR] [--tensorboard-dir DIR] [--wandb-key KEY] [ANY OPENRLHF FLAG ...]
+# Usage: bash train_scripts/cfpo_llama3.sh [options] [ANY OPENRLHF FLAG ...]   (or rloo_llama3.sh)
+#   --kl0                  the KL-free variant (Table 4's KL coefficient 0 instead of 1e-4)
+#   --nodes N              nodes of the Ray cluster (default 1; NUM_NODES)
+#   --gpus-per-node N      GPUs per node (default 8; GPUS_PER_NODE); with the nodes, must divide the train batch
+#   --output-dir DIR       where the run folder goes (default ./runs; OUTPUT_DIR)
+#   --tensorboard-dir DIR  TensorBoard folder (default <run>/tensorboard; TENSORBOARD_DIR)
+#   --wandb-key KEY        log to Weights & Biases too (WANDB_API_KEY)
+#   --keep-checkpoints N   DeepSpeed checkpoints kept, the newest (default 2)
+#   --dry-run              print the disk estimate and the OpenRLHF command, start nothing
+#   -h, --help             this text
 #
 # Off-policy on purpose: each rollout is 512 prompts x 2 samples = 1024 samples, trained in
 # batches of 64, so every rollout gets 1024 / 64 = 16 optimizer steps. Only with several steps
@@ -41,7 +49,7 @@ while [ "$#" -gt 0 ]; do
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
     --tensorboard-dir) need_value "$@"; tensorboard_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) passthrough+=("$1"); shift ;;
   esac
 done
@@ -83,7 +91,7 @@ cmd=(
   --train.colocate_all --vllm.enable_sleep --ds.enable_sleep --vllm.gpu_memory_utilization 0.5
   --ds.zero_stage 3 --ds.param_dtype bf16 --actor.gradient_checkpointing_enable
   --ds.packing_samples --ds.attn_implementation flash_attention_2
-  --train.micro_batch_size 4 --rollout.micro_batch_size 8
+  --train.micro_batch_size "$train_micro_batch_size" --rollout.micro_batch_size 8
   # outputs
   --train.seed 42
   # the final model in Hugging Face format (OpenRLHF writes it at the end whatever --ckpt.save_hf says; with it, every

@@ -3,9 +3,18 @@
 # Table 3). Called by cfpo_qwen25_math_trl.sh (--loss cfpo) and grpo_qwen25_math_trl.sh (--loss ppo): the two runs
 # differ in the policy loss only.
 #
-#   bash train_scripts/cfpo_qwen25_math_trl.sh [--model-size 1.5B|3B|7B] [--instruct] [--iterations N]
-#        [--gpus-per-node N] [--micro-batch-size N] [--loss-type bnpo|grpo|dr_grpo|dapo] [--output-dir DIR]
-#        [--wandb-key KEY] [--dry-run] [-- TRL FLAGS ...]
+# Usage: bash train_scripts/cfpo_qwen25_math_trl.sh [options] [-- TRL FLAGS ...]   (or grpo_qwen25_math_trl.sh)
+#   --model-size 1.5B|3B|7B   Qwen2.5 size (default 3B): the model, its system prompt, its learning rate
+#   --instruct                the Instruct model instead of the base model
+#   --iterations N            optimizer steps per batch of completions (TRL's num_iterations; default 1)
+#   --gpus-per-node N         GPUs of this node, one process each (default 8; GPUS_PER_NODE)
+#   --micro-batch-size N      completions per GPU per forward pass (default 4); gradient accumulation makes up the rest
+#   --loss-type T             TRL's aggregation: bnpo (default, the reference recipe's), grpo (eq. 8), dr_grpo, dapo
+#   --output-dir DIR          where the run folder goes (default ./runs; OUTPUT_DIR)
+#   --wandb-key KEY           log to Weights & Biases instead of TensorBoard (WANDB_API_KEY)
+#   --keep-checkpoints N      checkpoints kept, the newest (default 2)
+#   --dry-run                 print the disk estimate and the command, start nothing
+#   -h, --help                this text
 #
 # One node; accelerate starts one process per GPU (DeepSpeed ZeRO-2), each with a colocated vLLM engine for the
 # rollouts. Every update is 128 MATH problems x 3 completions = 384 completions in one optimizer step
@@ -46,7 +55,7 @@ while [ "$#" -gt 0 ]; do
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
     *) unknown_flag "$1" "TRL flags go after --" ;;
   esac

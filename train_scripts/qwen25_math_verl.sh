@@ -4,9 +4,20 @@
 # cfpo_qwen25_math_verl.sh (--loss cfpo) and grpo_qwen25_math_verl.sh (--loss vanilla, verl's clipped PPO loss):
 # the two runs differ in the policy loss only.
 #
-#   bash train_scripts/cfpo_qwen25_math_verl.sh [--iterations N] [--batch-ratio R] [--model-size 1.5B|3B|7B]
-#        [--instruct] [--loss-agg-mode token-mean|seq-mean-token-mean|...] [--nodes N] [--gpus-per-node N]
-#        [--output-dir DIR] [--data-dir DIR] [--wandb-key KEY] [--dry-run] [-- HYDRA OVERRIDES ...]
+# Usage: bash train_scripts/cfpo_qwen25_math_verl.sh [options] [-- HYDRA OVERRIDES ...]   (or grpo_qwen25_math_verl.sh)
+#   --iterations N            passes over each rollout batch (verl's ppo_epochs; default 1)
+#   --batch-ratio R           mini-batches per rollout batch: train_batch_size / ppo_mini_batch_size (default 1)
+#   --model-size 1.5B|3B|7B   Qwen2.5 size (default 3B, the paper's verl ablation)
+#   --instruct                the Instruct model instead of the base model
+#   --loss-agg-mode M         verl's aggregation: token-mean (default, the reference's), seq-mean-token-mean (eq. 8)
+#   --nodes N                 nodes of the Ray cluster (default 1; NUM_NODES)
+#   --gpus-per-node N         GPUs per node (default 8; GPUS_PER_NODE)
+#   --output-dir DIR          where the run folder goes (default ./runs; OUTPUT_DIR)
+#   --data-dir DIR            the prepared parquet files (default <output-dir>/data/math_<model>)
+#   --wandb-key KEY           log to Weights & Biases too (WANDB_API_KEY)
+#   --keep-checkpoints N      checkpoints kept, the newest (default 2)
+#   --dry-run                 print the disk estimate and both commands, start nothing
+#   -h, --help                this text
 #
 # Two commands, both printed: our data preparation (MATH -> verl parquet with the paper's system prompt, prompts
 # over 512 tokens dropped; the model's generation config, stopping at the end of a chat turn), then verl's
@@ -50,7 +61,7 @@ while [ "$#" -gt 0 ]; do
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
     *) unknown_flag "$1" "Hydra overrides go after --" ;;
   esac
