@@ -176,6 +176,22 @@ class DiskPlan:
                 f"x {self.per_checkpoint} B ({self.what}){final}); --keep-checkpoints changes the count")
 
 
+# --- what the preflight (openrlhf-cfpo doctor) checks before a run starts ------------------------------------------
+
+# Memory each GPU needs: the recipes are sized for 80 GB GPUs (A100/H100 80GB; NVML reports 79.1-79.6 GiB of
+# them): the vLLM memory fractions they give (OpenRLHF 0.5 of the GPU, verl 0.6, TRL's default 0.3) and their
+# micro-batches assume it, with Llama-3-8B's policy, reference and reward model colocated under ZeRO-3 and
+# Qwen2.5-7B's ZeRO-2 states (a full bf16 copy of the weights per GPU, 15 GiB, plus its share of 14 B per parameter)
+# beside vLLM's share. Not a measured peak: a smaller GPU may run the small models with other fractions.
+GPU_MEMORY_GIB = 79.0
+# What each recipe imports on the node, in the doctor's names.
+NEEDS = {
+    "llama3-rlhf": ("flash_attn", "vllm", "deepspeed", "ray", "nccl"),
+    "qwen25-math-trl": ("vllm", "deepspeed", "nccl", "trl", "math_verify"),
+    "qwen25-math-verl": ("vllm", "ray", "nccl", "verl", "math_verify"),
+}
+
+
 def check_model_size(model_size: str) -> str:
     """``model_size`` if the paper has a system prompt for it; else one line naming the sizes it has."""
     if model_size not in SYSTEM_PROMPTS:
@@ -347,6 +363,7 @@ def qwen25_math_trl(args) -> dict:
         raise BadFlag(f"--gpus-per-node {gpus} x --micro-batch-size {micro_batch} must divide the {completions} "
                       "completions of an update")
     plan["accumulation"] = completions // (gpus * micro_batch)
+    plan["nodes"] = 1  # accelerate starts the processes on this node
     plan["run_name"] = f"{plan['label']}_{plan['tag']}_trl_it{plan['iterations']}"
     plan["loss_type"] = _one_of("--loss-type", args.loss_type or FILLED["trl_loss_type"].value, TRL_LOSS_TYPES)
     plan["epochs"] = FILLED["epochs"].value
@@ -457,6 +474,7 @@ def main(argv: Optional[list] = None) -> int:
     except BadFlag as error:
         print(f"{args.prog}: {error}", file=sys.stderr)
         return 2
+    plan.update(recipe=args.recipe, gpu_memory_gib=number(GPU_MEMORY_GIB), needs=",".join(NEEDS[args.recipe]))
     plan["record"] = run_record(args.recipe, dict(plan), args.passthrough)
     sys.stdout.write(shell_assignments(plan))
     return 0

@@ -214,3 +214,62 @@ def test_help_prints_the_usage_of_every_flag_and_no_script_source(script):
     assert {"--dry-run", "--help", "--keep-checkpoints"} <= flags_handled(script)
     missing = [flag for flag in flags_handled(script) if flag not in proc.stdout]
     assert missing == []
+
+
+DOCTOR = {"cfpo_llama3.sh": ("llama3-rlhf", "flash_attn,vllm,deepspeed,ray,nccl"),
+          "cfpo_qwen25_math_trl.sh": ("qwen25-math-trl", "vllm,deepspeed,nccl,trl,math_verify"),
+          "cfpo_qwen25_math_verl.sh": ("qwen25-math-verl", "vllm,ray,nccl,verl,math_verify")}
+
+
+@pytest.fixture
+def run_for_real(tmp_path):
+    """Run a script without --dry-run, PYTHON a stand-in: the recipe reads go to the real Python, the doctor answers
+    with $DOCTOR_STATUS, every call but the recipe reads is recorded (one line each, in order)."""
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.recipes ] && exec {sys.executable} "$@"\n'
+                      f'echo "$@" >> {calls}\n'
+                      '[ "$2" = openrlhf_cfpo.doctor ] && exit "${DOCTOR_STATUS:-0}"\nexit 0\n')
+    python.chmod(python.stat().st_mode | stat.S_IEXEC)
+
+    def run(script, *args, env=None):
+        clean = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV + ("OPENRLHF_CFPO_SKIP_DOCTOR",)}
+        clean.update(PYTHON=str(python), OUTPUT_DIR=str(tmp_path / "runs"), **(env or {}))
+        proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), *args], capture_output=True,
+                              text=True, env=clean, timeout=60)
+        return proc, [shlex.split(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+
+    return run
+
+
+@pytest.mark.parametrize("script", DOCTOR)
+def test_the_preflight_runs_first_with_the_recipes_plan(script, run_for_real, tmp_path):
+    proc, calls = run_for_real(script, "--gpus-per-node", "4", "--keep-checkpoints", "3")
+    assert proc.returncode == 0, proc.stderr
+    doctor, *started = calls
+    assert doctor[:2] == ["-m", "openrlhf_cfpo.doctor"] and started  # then data preparation / training
+    got = flag_values(doctor)
+    recipe, needs = DOCTOR[script]
+    assert (got["--recipe"], got["--needs"], got["--nodes"], got["--gpus-per-node"]) == (recipe, needs, "1", "4")
+    assert float(got["--gpu-memory-gib"]) == recipes.GPU_MEMORY_GIB
+    (line,) = [line for line in proc.stderr.splitlines() if ": disk: about " in line]
+    assert got["--disk-gib"] == line.split("about ")[1].split(" GiB")[0]  # the estimate the script printed
+    assert os.path.dirname(got["--output-dir"]) == str(tmp_path / "runs")  # the run folder
+
+
+@pytest.mark.parametrize("script", DOCTOR)
+def test_a_failed_preflight_stops_the_script_before_anything_starts(script, run_for_real, tmp_path):
+    proc, calls = run_for_real(script, env={"DOCTOR_STATUS": "1"})
+    assert proc.returncode == 1
+    assert [call[1] for call in calls] == ["openrlhf_cfpo.doctor"]  # no data preparation, no training
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("script", DOCTOR)
+@pytest.mark.parametrize("skip", [["--skip-doctor"], ["--dry-run"], "env"])
+def test_the_preflight_is_skipped_on_request_and_in_a_dry_run(script, skip, run_for_real):
+    args, env = ([], {"OPENRLHF_CFPO_SKIP_DOCTOR": "1"}) if skip == "env" else (skip, {})
+    proc, calls = run_for_real(script, *args, env={"DOCTOR_STATUS": "1", **env})
+    assert proc.returncode == 0, proc.stderr
+    assert "openrlhf_cfpo.doctor" not in [call[1] for call in calls]
+    assert calls if skip != ["--dry-run"] else calls == []

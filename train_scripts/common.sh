@@ -19,6 +19,17 @@ recipe_settings() {
     "$python" -m openrlhf_cfpo.recipes --prog "$(basename "$0")" "$@"
 }
 
+# The preflight before anything starts (openrlhf-cfpo doctor: driver, GPUs and their memory, packages, NCCL, free
+# disk for the checkpoints kept), for the recipe's plan; the script stops with its status if it finds a problem.
+# Not with --dry-run, --skip-doctor or OPENRLHF_CFPO_SKIP_DOCTOR=1. Use: run_doctor RUN_DIR (after the settings)
+run_doctor() {
+  if [ "$dry_run" = 1 ] || [ "$skip_doctor" = 1 ] || [ "${OPENRLHF_CFPO_SKIP_DOCTOR:-0}" = 1 ]; then return 0; fi
+  local status=0
+  "$python" -m openrlhf_cfpo.doctor --recipe "$recipe" --nodes "$nodes" --gpus-per-node "$gpus" \
+    --gpu-memory-gib "$gpu_memory_gib" --disk-gib "$disk_gib" --output-dir "$1" --needs "$needs" || status=$?
+  [ "$status" = 0 ] || exit "$status"
+}
+
 # --help: the calling script's header comment (its usage), without the script itself.
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 

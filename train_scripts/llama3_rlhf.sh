@@ -11,6 +11,7 @@
 #   --tensorboard-dir DIR  TensorBoard folder (default <run>/tensorboard; TENSORBOARD_DIR)
 #   --wandb-key KEY        log to Weights & Biases too (WANDB_API_KEY)
 #   --keep-checkpoints N   DeepSpeed checkpoints kept, the newest (default 2)
+#   --skip-doctor          start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
 #   --dry-run              print the disk estimate and the OpenRLHF command, start nothing
 #   -h, --help             this text
 #
@@ -28,6 +29,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 loss=""
 kl0=""
 dry_run=0
+skip_doctor=0
 keep_checkpoints=""
 nodes="${NUM_NODES:-1}"
 gpus="${GPUS_PER_NODE:-8}"
@@ -43,6 +45,7 @@ while [ "$#" -gt 0 ]; do
     --loss) need_value "$@"; loss="$2"; shift 2 ;;
     --kl0) kl0=1; shift ;;
     --dry-run) dry_run=1; shift ;;
+    --skip-doctor) skip_doctor=1; shift ;;
     --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     --nodes) need_value "$@"; nodes="$2"; shift 2 ;;
     --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
@@ -110,5 +113,6 @@ print_command "${cmd[@]}"
 if [ "$dry_run" = 1 ]; then
   exit 0
 fi
+run_doctor "$run_dir"
 mkdir -p "$run_dir"
 exec "${cmd[@]}"

@@ -13,6 +13,7 @@
 #   --output-dir DIR          where the run folder goes (default ./runs; OUTPUT_DIR)
 #   --wandb-key KEY           log to Weights & Biases instead of TensorBoard (WANDB_API_KEY)
 #   --keep-checkpoints N      checkpoints kept, the newest (default 2)
+#   --skip-doctor             start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
 #   --dry-run                 print the disk estimate and the command, start nothing
 #   -h, --help                this text
 #
@@ -34,6 +35,7 @@ instruct=""
 iterations=1
 loss_type=""
 dry_run=0
+skip_doctor=0
 keep_checkpoints=""
 gpus="${GPUS_PER_NODE:-8}"
 micro_batch=4
@@ -54,6 +56,7 @@ while [ "$#" -gt 0 ]; do
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
+    --skip-doctor) skip_doctor=1; shift ;;
     --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
@@ -118,6 +121,7 @@ print_command "${cmd[@]}"
 if [ "$dry_run" = 1 ]; then
   exit 0
 fi
+run_doctor "$run_dir"
 mkdir -p "$run_dir"
 printf '%s\n' "$record" > "$run_dir/recipe.json"  # the settings this run was started with, and their sources
 exec "${cmd[@]}"

@@ -16,6 +16,7 @@
 #   --data-dir DIR            the prepared parquet files (default <output-dir>/data/math_<model>)
 #   --wandb-key KEY           log to Weights & Biases too (WANDB_API_KEY)
 #   --keep-checkpoints N      checkpoints kept, the newest (default 2)
+#   --skip-doctor             start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
 #   --dry-run                 print the disk estimate and both commands, start nothing
 #   -h, --help                this text
 #
@@ -37,6 +38,7 @@ iterations=1
 batch_ratio=1
 loss_agg_mode=""
 dry_run=0
+skip_doctor=0
 keep_checkpoints=""
 nodes="${NUM_NODES:-1}"
 gpus="${GPUS_PER_NODE:-8}"
@@ -60,6 +62,7 @@ while [ "$#" -gt 0 ]; do
     --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
+    --skip-doctor) skip_doctor=1; shift ;;
     --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
@@ -146,6 +149,7 @@ print_command "${train[@]}"
 if [ "$dry_run" = 1 ]; then
   exit 0
 fi
+run_doctor "$run_dir"
 mkdir -p "$run_dir"
 printf '%s\n' "$record" > "$run_dir/recipe.json"  # the settings this run was started with, and their sources
 "${prepare[@]}"

@@ -87,8 +87,10 @@ def test_good_input_starts_the_printed_commands(script, run_script, tmp_path):
     assert proc.returncode == 0, proc.stderr
     printed = proc.stdout.strip().split("\n")
     expected = 2 if script in VERL else 1  # verl: data preparation, then main_ppo
-    assert len(printed) == expected and len(calls) == expected
-    assert "trl_grpo" in calls[-1] or "verl.trainer.main_ppo" in calls[-1]
+    doctor, *started = calls  # the preflight first
+    assert "openrlhf_cfpo.doctor" in doctor
+    assert len(printed) == expected and len(started) == expected
+    assert "trl_grpo" in started[-1] or "verl.trainer.main_ppo" in started[-1]
     # the run folder records what it was started with, the settings Table 3 leaves open among them
     (record,) = (tmp_path / "runs").glob("*/recipe.json")
     settings = json.loads(record.read_text())["settings"]
