@@ -4,6 +4,7 @@
 #   make test      the test suite (installs the openrlhf and eval extras CPU-style first)
 #   make bench     the benchmarks under benchmarks/
 #   make test-verl the verl adapter's tests alone, in .venv-verl/ (make test runs them too)
+#   make check-verl-resolve  pip's resolver on the verl recipe's GPU environment (.[verl-gpu,reasoning])
 #
 # torch is pinned to 2.13.0 (what openrlhf 0.11.2 and vllm 0.29 expect) and installed first: on a
 # CPU machine that is a CPU build, and nothing later may pull a multi-GB CUDA build instead.
@@ -23,7 +24,7 @@ VERL_PY := $(VERL_VENV)/bin/python
 VERL_PIP := $(VERL_PY) -m pip
 
 .PHONY: compare test bench setup-core setup-test clean
-.PHONY: test-verl setup-verl
+.PHONY: test-verl setup-verl check-verl-resolve
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,21 @@ compare: $(VENV)/.core
 test: $(VENV)/.test $(VERL_VENV)/.verl
 	$(PY) -m pytest -q --ignore=tests/verl
 	OPENRLHF_CFPO_REQUIRE_VERL=1 $(VERL_PY) -m pytest -q tests/verl
+	$(MAKE) check-verl-resolve
+
+# The verl recipe runs in an environment of verl's own tested GPU stack (the verl-gpu extra: verl[vllm], with its
+# torch, vLLM and transformers pins; CUDA 13 wheels). pip resolves it for this Python from the registry and installs
+# nothing; the check prints what it would install. About 70 s on 2 cores (fresh venv, pip upgraded, cold cache).
+VERL_GPU_RESOLVE := build/verl-gpu-resolve
+check-verl-resolve:
+	rm -rf $(VERL_GPU_RESOLVE) && $(PYTHON) -m venv $(VERL_GPU_RESOLVE)/venv
+	$(VERL_GPU_RESOLVE)/venv/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VERL_GPU_RESOLVE)/venv/bin/python -m pip install $(PIP_FLAGS) --dry-run --ignore-installed \
+		--report $(VERL_GPU_RESOLVE)/report.json ".[verl-gpu,reasoning]"
+	$(PYTHON) -c "import json, sys; got = {i['metadata']['name'].lower(): i['metadata']['version'] \
+		for i in json.load(open('$(VERL_GPU_RESOLVE)/report.json'))['install']}; \
+		print('verl-gpu resolves:', ', '.join(f'{n} {got.get(n)}' for n in ('verl', 'vllm', 'torch', 'transformers', 'math-verify'))); \
+		sys.exit(0 if got.get('vllm') and got.get('verl') and got.get('openrlhf-cfpo') else 'vllm, verl or openrlhf-cfpo missing')"
 
 test-verl: $(VERL_VENV)/.verl
 	OPENRLHF_CFPO_REQUIRE_VERL=1 $(VERL_PY) -m pytest -q tests/verl

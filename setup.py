@@ -48,6 +48,10 @@ EXTRAS = {
     "trl": ["trl==1.16.0"],
     # CFPO in verl's policy-loss registry (openrlhf_cfpo.verl); its own environment (transformers<5.11)
     "verl": ["verl==0.9.1"],
+    # verl's own tested GPU stack, which the verl recipe runs on (rollout.name=vllm): vllm 0.24.0, torch 2.11.0,
+    # transformers 5.9.0, as verl 0.9.1's `vllm` extra pins them. Its own environment: not torch 2.13 / vllm 0.29 of
+    # the openrlhf extra. No flash-attn (an sdist to compile against torch 2.11): the recipe trains with sdpa.
+    "verl-gpu": ["verl[vllm]==0.9.1"],
     # benchmark-only dependencies (benchmarks/)
     "bench": ["trl==1.16.0"],
     # the paper's reasoning runs (openrlhf_cfpo.reasoning): MATH from the hub, math-verify's boxed-answer reward;

@@ -3,8 +3,17 @@
 # Called by cfpo_llama3.sh (--loss cfpo) and rloo_llama3.sh (--loss ppo): the two runs differ in
 # the policy loss only.
 #
-#   bash train_scripts/cfpo_llama3.sh [--kl0] [--dry-run] [--nodes N] [--gpus-per-node N]
-#        [--output-dir DIR] [--tensorboard-dir DIR] [--wandb-key KEY] [ANY OPENRLHF FLAG ...]
+# Usage: bash train_scripts/cfpo_llama3.sh [options] [ANY OPENRLHF FLAG ...]   (or rloo_llama3.sh)
+#   --kl0                  the KL-free variant (Table 4's KL coefficient 0 instead of 1e-4)
+#   --nodes N              nodes of the Ray cluster (default 1; NUM_NODES)
+#   --gpus-per-node N      GPUs per node (default 8; GPUS_PER_NODE); with the nodes, must divide the train batch
+#   --output-dir DIR       where the run folder goes (default ./runs; OUTPUT_DIR)
+#   --tensorboard-dir DIR  TensorBoard folder (default <run>/tensorboard; TENSORBOARD_DIR)
+#   --wandb-key KEY        log to Weights & Biases too (WANDB_API_KEY)
+#   --keep-checkpoints N   DeepSpeed checkpoints kept, the newest (default 2)
+#   --skip-doctor          start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
+#   --dry-run              print the disk estimate and the OpenRLHF command, start nothing
+#   -h, --help             this text
 #
 # Off-policy on purpose: each rollout is 512 prompts x 2 samples = 1024 samples, trained in
 # batches of 64, so every rollout gets 1024 / 64 = 16 optimizer steps. Only with several steps
@@ -15,10 +24,13 @@
 # Environment variables give the same settings: NUM_NODES, GPUS_PER_NODE, OUTPUT_DIR,
 # TENSORBOARD_DIR, WANDB_API_KEY, VLLM_TP (vLLM tensor parallel size), PYTHON.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 loss=""
-kl_coef="1e-4"
+kl0=""
 dry_run=0
+skip_doctor=0
+keep_checkpoints=""
 nodes="${NUM_NODES:-1}"
 gpus="${GPUS_PER_NODE:-8}"
 output_dir="${OUTPUT_DIR:-./runs}"
@@ -28,34 +40,28 @@ vllm_tp="${VLLM_TP:-1}"
 python="${PYTHON:-python3}"
 passthrough=()
 
-die() { echo "$(basename "$0"): $*" >&2; exit 2; }
-need_value() { [ "$#" -ge 2 ] && [ -n "$2" ] || die "$1 needs a value"; }
-
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --loss) need_value "$@"; loss="$2"; shift 2 ;;
-    --kl0) kl_coef="0"; shift ;;
+    --kl0) kl0=1; shift ;;
     --dry-run) dry_run=1; shift ;;
+    --skip-doctor) skip_doctor=1; shift ;;
+    --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     --nodes) need_value "$@"; nodes="$2"; shift 2 ;;
     --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
     --tensorboard-dir) need_value "$@"; tensorboard_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) passthrough+=("$1"); shift ;;
   esac
 done
 
-case "$loss" in
-  cfpo) label="cfpo" ;;
-  ppo) label="rloo" ;;  # RLOO advantages with PPO's clipped surrogate: the paper's baseline
-  *) die "--loss must be cfpo or ppo (got '${loss}'); use cfpo_llama3.sh or rloo_llama3.sh" ;;
-esac
-[[ "$nodes" =~ ^[1-9][0-9]*$ ]] || die "--nodes must be a positive integer (got '$nodes')"
-[[ "$gpus" =~ ^[1-9][0-9]*$ ]] || die "--gpus-per-node must be a positive integer (got '$gpus')"
-(( (nodes * gpus) % vllm_tp == 0 )) || die "VLLM_TP=$vllm_tp must divide the $((nodes * gpus)) GPUs"
+# Table 4 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
+settings="$(recipe_settings llama3-rlhf --loss "$loss" ${kl0:+--kl0} --nodes "$nodes" --gpus-per-node "$gpus" \
+  --vllm-tp "$vllm_tp" ${keep_checkpoints:+--keep-checkpoints "$keep_checkpoints"})" || exit $?
+eval "$settings"
 
-run_name="${label}_llama3-8b_kl${kl_coef}"
 run_dir="${output_dir%/}/${run_name}"
 tensorboard_dir="${tensorboard_dir:-${run_dir}/tensorboard}"
 
@@ -68,31 +74,33 @@ cmd=(
   --data.prompt_dataset OpenRLHF/prompt-collection-v0.1
   --data.input_key context_messages
   --data.apply_chat_template
-  # lengths: 1024 prompt + 1024 generated tokens (0.11.2 bounds the total, not the prompt alone)
-  --data.max_len 2048
-  --rollout.max_new_tokens 1024
+  # lengths (Table 4): prompt + generated tokens (0.11.2 bounds the total, not the prompt alone), generated tokens
+  --data.max_len "$max_len"
+  --rollout.max_new_tokens "$max_new_tokens"
   # Table 4
   --actor.policy_loss_type "$loss"
-  --actor.eps_clip 0.2
-  --algo.advantage.estimator rloo
+  --actor.eps_clip "$eps_clip"
+  --algo.advantage.estimator "$advantage_estimator"
   --algo.kl.init_coef "$kl_coef"
-  --actor.adam.lr 5e-7
-  --train.batch_size 64
-  --rollout.batch_size 512
-  --rollout.n_samples_per_prompt 2
+  --actor.adam.lr "$actor_lr"
+  --train.batch_size "$train_batch_size"
+  --rollout.batch_size "$rollout_batch_size"
+  --rollout.n_samples_per_prompt "$samples_per_prompt"
   # placement: one hybrid engine over all GPUs (actor, ref, reward and vLLM colocated)
   --actor.num_nodes "$nodes" --actor.num_gpus_per_node "$gpus"
   --ref.num_nodes "$nodes" --ref.num_gpus_per_node "$gpus"
   --reward.num_nodes "$nodes" --reward.num_gpus_per_node "$gpus"
-  --vllm.num_engines "$(( nodes * gpus / vllm_tp ))" --vllm.tensor_parallel_size "$vllm_tp"
+  --vllm.num_engines "$vllm_engines" --vllm.tensor_parallel_size "$vllm_tp"
   --train.colocate_all --vllm.enable_sleep --ds.enable_sleep --vllm.gpu_memory_utilization 0.5
   --ds.zero_stage 3 --ds.param_dtype bf16 --actor.gradient_checkpointing_enable
   --ds.packing_samples --ds.attn_implementation flash_attention_2
-  --train.micro_batch_size 4 --rollout.micro_batch_size 8
+  --train.micro_batch_size "$train_micro_batch_size" --rollout.micro_batch_size 8
   # outputs
   --train.seed 42
-  --ckpt.output_dir "${run_dir}/final" --ckpt.save_hf
-  --ckpt.path "${run_dir}/checkpoints" --ckpt.save_steps 20
+  # the final model in Hugging Face format (OpenRLHF writes it at the end whatever --ckpt.save_hf says; with it, every
+  # checkpoint would also keep an HF copy that nothing rotates); the newest --keep-checkpoints DeepSpeed states
+  --ckpt.output_dir "${run_dir}/final"
+  --ckpt.path "${run_dir}/checkpoints" --ckpt.save_steps 20 --ckpt.max_num "$keep_checkpoints"
   --logger.tensorboard_dir "$tensorboard_dir"
 )
 if [ -n "$wandb_key" ]; then
@@ -100,10 +108,11 @@ if [ -n "$wandb_key" ]; then
 fi
 cmd+=("${passthrough[@]+"${passthrough[@]}"}")
 
-printf '%q ' "${cmd[@]}" | sed 's/ $//'
-echo
+echo "$(basename "$0"): disk: $disk_estimate" >&2
+print_command "${cmd[@]}"
 if [ "$dry_run" = 1 ]; then
   exit 0
 fi
+run_doctor "$run_dir"
 mkdir -p "$run_dir"
 exec "${cmd[@]}"

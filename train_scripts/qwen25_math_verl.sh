@@ -4,26 +4,42 @@
 # cfpo_qwen25_math_verl.sh (--loss cfpo) and grpo_qwen25_math_verl.sh (--loss vanilla, verl's clipped PPO loss):
 # the two runs differ in the policy loss only.
 #
-#   bash train_scripts/cfpo_qwen25_math_verl.sh [--iterations N] [--batch-ratio R] [--model-size 1.5B|3B|7B]
-#        [--instruct] [--nodes N] [--gpus-per-node N] [--output-dir DIR] [--data-dir DIR] [--wandb-key KEY]
-#        [--dry-run] [-- HYDRA OVERRIDES ...]
+# Usage: bash train_scripts/cfpo_qwen25_math_verl.sh [options] [-- HYDRA OVERRIDES ...]   (or grpo_qwen25_math_verl.sh)
+#   --iterations N            passes over each rollout batch (verl's ppo_epochs; default 1)
+#   --batch-ratio R           mini-batches per rollout batch: train_batch_size / ppo_mini_batch_size (default 1)
+#   --model-size 1.5B|3B|7B   Qwen2.5 size (default 3B, the paper's verl ablation)
+#   --instruct                the Instruct model instead of the base model
+#   --loss-agg-mode M         verl's aggregation: token-mean (default, the reference's), seq-mean-token-mean (eq. 8)
+#   --nodes N                 nodes of the Ray cluster (default 1; NUM_NODES)
+#   --gpus-per-node N         GPUs per node (default 8; GPUS_PER_NODE)
+#   --output-dir DIR          where the run folder goes (default ./runs; OUTPUT_DIR)
+#   --data-dir DIR            the prepared parquet files (default <output-dir>/data/math_<model>)
+#   --wandb-key KEY           log to Weights & Biases too (WANDB_API_KEY)
+#   --keep-checkpoints N      checkpoints kept, the newest (default 2)
+#   --skip-doctor             start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
+#   --dry-run                 print the disk estimate and both commands, start nothing
+#   -h, --help                this text
 #
 # Two commands, both printed: our data preparation (MATH -> verl parquet with the paper's system prompt, prompts
-# over 512 tokens dropped), then verl's main_ppo. Each update takes 128 problems x 3 rollouts; --batch-ratio R
-# splits them into R mini-batches (ppo_mini_batch_size = 128 / R problems), --iterations N passes over them N
-# times (ppo_epochs): R x N optimizer steps per rollout batch, all but the first off-policy.
+# over 512 tokens dropped; the model's generation config, stopping at the end of a chat turn), then verl's
+# main_ppo. Each update takes 128 problems x 3 rollouts; --batch-ratio R splits them into R mini-batches
+# (ppo_mini_batch_size = 128 / R problems), --iterations N passes over them N times (ppo_epochs): R x N optimizer
+# steps per rollout batch, all but the first off-policy.
 #
 # Hydra overrides after `--` go to verl unchanged and, coming last, win over the defaults below; any other
 # unknown flag is an error. Environment: NUM_NODES, GPUS_PER_NODE, OUTPUT_DIR, WANDB_API_KEY, PYTHON.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/qwen25_math_common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 loss=""
 model_size="3B"  # section 4.1: "For some ablations, we also use the verl framework with Qwen2.5-3B" (base: cold start)
 instruct=""
 iterations=1
 batch_ratio=1
+loss_agg_mode=""
 dry_run=0
+skip_doctor=0
+keep_checkpoints=""
 nodes="${NUM_NODES:-1}"
 gpus="${GPUS_PER_NODE:-8}"
 output_dir="${OUTPUT_DIR:-./runs}"
@@ -39,42 +55,28 @@ while [ "$#" -gt 0 ]; do
     --instruct) instruct=1; shift ;;
     --iterations) need_value "$@"; iterations="$2"; shift 2 ;;
     --batch-ratio) need_value "$@"; batch_ratio="$2"; shift 2 ;;
+    --loss-agg-mode) need_value "$@"; loss_agg_mode="$2"; shift 2 ;;
     --nodes) need_value "$@"; nodes="$2"; shift 2 ;;
     --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
     --output-dir) need_value "$@"; output_dir="$2"; shift 2 ;;
     --data-dir) need_value "$@"; data_dir="$2"; shift 2 ;;
     --wandb-key) need_value "$@"; wandb_key="$2"; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --skip-doctor) skip_doctor=1; shift ;;
+    --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
     --) shift; passthrough=("$@"); break ;;
-    *) die "unknown flag '$1' (see --help; Hydra overrides go after --)" ;;
+    *) unknown_flag "$1" "Hydra overrides go after --" ;;
   esac
 done
 
-case "$loss" in
-  cfpo) label="cfpo" ;;
-  vanilla) label="grpo" ;;  # verl's clipped PPO surrogate with GRPO advantages: the paper's GRPO baseline
-  *) die "--loss must be cfpo or vanilla (got '${loss}'); use cfpo_qwen25_math_verl.sh or grpo_qwen25_math_verl.sh" ;;
-esac
-check_model_size "$model_size"
-check_positive_int --iterations "$iterations"
-check_positive_int --batch-ratio "$batch_ratio"
-check_positive_int --nodes "$nodes"
-check_positive_int --gpus-per-node "$gpus"
+# Table 3 and the sizes derived from it (openrlhf_cfpo/recipes.py); checks the flags above
+settings="$(recipe_settings qwen25-math-verl --loss "$loss" --model-size "$model_size" ${instruct:+--instruct} \
+  --iterations "$iterations" --batch-ratio "$batch_ratio" --nodes "$nodes" --gpus-per-node "$gpus" \
+  ${loss_agg_mode:+--loss-agg-mode "$loss_agg_mode"} ${keep_checkpoints:+--keep-checkpoints "$keep_checkpoints"} \
+  -- "${passthrough[@]+"${passthrough[@]}"}")" || exit $?
+eval "$settings"
 
-# Section 4.1 / Table 3: 128 problems per update, 3 completions each.
-prompts_per_update=128
-group_size=3
-(( prompts_per_update % batch_ratio == 0 )) \
-  || die "--batch-ratio $batch_ratio must divide the $prompts_per_update problems of an update (1, 2, 4, 8, ...)"
-mini_batch=$(( prompts_per_update / batch_ratio ))
-(( (mini_batch * group_size) % (nodes * gpus) == 0 )) \
-  || die "--batch-ratio $batch_ratio gives mini-batches of $(( mini_batch * group_size )) rollouts," \
-         "not divisible by the $(( nodes * gpus )) GPUs"
-
-model="Qwen/Qwen2.5-${model_size}${instruct:+-Instruct}"
-tag="$(model_tag "$model_size" "$instruct")"
-run_name="${label}_${tag}_verl_it${iterations}_br${batch_ratio}"
 run_dir="${output_dir%/}/${run_name}"
 data_dir="${data_dir:-${output_dir%/}/data/math_${tag}}"
 loggers="[console,tensorboard]"
@@ -85,56 +87,70 @@ fi
 
 prepare=(
   "$python" -m openrlhf_cfpo.reasoning.verl_data
-  --model "$model" --model-size "$model_size" --output-dir "$data_dir" --max-prompt-length 512
+  --model "$model" --model-size "$model_size" --output-dir "$data_dir" --max-prompt-length "$max_prompt_length"
 )
 train=(
   env TENSORBOARD_DIR="${run_dir}/tensorboard" "$python" -m verl.trainer.main_ppo
   # data: MATH train (7,500 problems), the test split for validation curves (its first 500 problems)
   data.train_files="${data_dir}/train.parquet" data.val_files="${data_dir}/test.parquet" data.val_max_samples=500
-  data.train_batch_size="$prompts_per_update"          # Table 3 "Batch Size" 128
-  data.max_prompt_length=512 data.filter_overlong_prompts=true data.truncation=error  # Table 3 "Max Prompt Length"
-  data.max_response_length=3072                          # Table 3 "Max Completion Length"
+  data.train_batch_size="$batch_size"                   # Table 3 "Batch Size"
+  data.max_prompt_length="$max_prompt_length" data.filter_overlong_prompts=true data.truncation=error  # Table 3
+  data.max_response_length="$max_completion_length"     # Table 3 "Max Completion Length"
   actor_rollout_ref.model.path="$model"
+  # verl 0.9.1 defaults to flash_attention_2 (verl/workers/config/model.py:185), which the verl-gpu extra (verl's
+  # tested vllm stack) does not install; transformers' sdpa also runs verl's padding-free packed micro-batches
+  +actor_rollout_ref.model.override_config.attn_implementation=sdpa
   # the objective: the policy loss is the one difference between the CFPO and the GRPO run
   # cfpo: eq. 7 (registered by our verl.plugins entry point); vanilla: eq. 6, with verl's dual clip (clip_ratio_c 3)
   actor_rollout_ref.actor.policy_loss.loss_mode="$loss"
-  actor_rollout_ref.actor.clip_ratio_low=0.2 actor_rollout_ref.actor.clip_ratio_high=0.2  # Table 3 "Clip Ratio"
-  actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean  # eq. 8: token mean per completion, then mean
+  actor_rollout_ref.actor.clip_ratio_low="$clip_ratio" actor_rollout_ref.actor.clip_ratio_high="$clip_ratio"  # Table 3
+  actor_rollout_ref.actor.loss_agg_mode="$loss_agg_mode"  # Table 3 is silent: see openrlhf_cfpo/recipes.py FILLED
   algorithm.adv_estimator=grpo algorithm.norm_adv_by_std_in_grpo=true  # eq. 9
   # Table 3 "KL Penalty" 0: no KL in the reward, no KL loss (and so no reference model)
-  algorithm.use_kl_in_reward=false actor_rollout_ref.actor.use_kl_loss=false actor_rollout_ref.actor.kl_loss_coef=0.0
+  algorithm.use_kl_in_reward=false actor_rollout_ref.actor.use_kl_loss=false
+  actor_rollout_ref.actor.kl_loss_coef="$kl_beta"
   actor_rollout_ref.actor.entropy_coeff=0
   # off-policy pressure (section 4.1): batch ratio = train_batch_size / ppo_mini_batch_size, iterations = ppo_epochs
-  actor_rollout_ref.actor.ppo_mini_batch_size="$mini_batch"
+  actor_rollout_ref.actor.ppo_mini_batch_size="$mini_batch_size"
   actor_rollout_ref.actor.ppo_epochs="$iterations"
   # memory and throughput only (micro-batches packed to 16k tokens per GPU): no effect on the objective
   actor_rollout_ref.actor.use_dynamic_bsz=true actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384
-  # optimizer (Table 3): AdamW (0.9, 0.999, 1e-8), lr 3e-6 (1e-6 for 7B), cosine with 10% warm-up; weight decay 0
-  # as TRL's default (verl's own default is 0.01), so both frameworks train the same objective
-  actor_rollout_ref.actor.optim.lr="$(learning_rate_for "$model_size")"
-  actor_rollout_ref.actor.optim.lr_scheduler_type=cosine actor_rollout_ref.actor.optim.lr_warmup_steps_ratio=0.1
-  actor_rollout_ref.actor.optim.betas=[0.9,0.999] actor_rollout_ref.actor.optim.override_optimizer_config={eps:1e-8}
+  # optimizer (Table 3): AdamW with its betas and eps, the learning rate of the model size, cosine with warm-up;
+  # weight decay 0 as TRL's default (verl's own default is 0.01), so both frameworks train the same objective
+  actor_rollout_ref.actor.optim.lr="$learning_rate"
+  actor_rollout_ref.actor.optim.lr_scheduler_type="$lr_scheduler"
+  actor_rollout_ref.actor.optim.lr_warmup_steps_ratio="$warmup_ratio"
+  actor_rollout_ref.actor.optim.betas="[$adam_beta1,$adam_beta2]"
+  actor_rollout_ref.actor.optim.override_optimizer_config="{eps:$adam_epsilon}"
   actor_rollout_ref.actor.optim.weight_decay=0.0
-  # rollouts (Table 3): 3 per problem ("Group Size"), temperature 0.9, vLLM
+  # rollouts (Table 3): "Group Size" per problem, "Temperature", vLLM
   actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.n="$group_size"
-  actor_rollout_ref.rollout.temperature=0.9
+  actor_rollout_ref.rollout.temperature="$temperature"
   actor_rollout_ref.rollout.tensor_model_parallel_size=1 actor_rollout_ref.rollout.gpu_memory_utilization=0.6  # ours
+  # completions end where the chat turn ends (<|im_end|>), not only at a base model's eos: vLLM reads its stop ids
+  # from the generation config the data preparation writes (openrlhf_cfpo/reasoning/verl_data.py)
+  +actor_rollout_ref.rollout.engine_kwargs.vllm.generation_config="${data_dir}/generation_config"
   # reward: math-verify on the final \boxed{} answer
   reward.custom_reward_function.path=pkg://openrlhf_cfpo.reasoning.rewards
   reward.custom_reward_function.name=compute_score
-  # Not in the paper: 3 epochs, as the TRL runs (TRL's default); checkpoints, validation and logging are ours
-  trainer.total_epochs=3
+  # Not in Table 3: epochs as the reference recipe (openrlhf_cfpo/recipes.py FILLED); checkpoints, validation and
+  # logging are ours
+  trainer.total_epochs="$epochs"
   trainer.nnodes="$nodes" trainer.n_gpus_per_node="$gpus"
   trainer.project_name=openrlhf_cfpo trainer.experiment_name="$run_name" trainer.logger="$loggers"
   trainer.default_local_dir="${run_dir}/checkpoints" trainer.save_freq=50 trainer.test_freq=10
+  trainer.max_actor_ckpt_to_keep="$keep_checkpoints"  # the newest checkpoints only (verl keeps every one by default)
 )
 train+=("${passthrough[@]+"${passthrough[@]}"}")
 
+echo "$(basename "$0"): disk: $disk_estimate" >&2
 print_command "${prepare[@]}"
 print_command "${train[@]}"
 if [ "$dry_run" = 1 ]; then
   exit 0
 fi
+run_doctor "$run_dir"
 mkdir -p "$run_dir"
+printf '%s\n' "$record" > "$run_dir/recipe.json"  # the settings this run was started with, and their sources
 "${prepare[@]}"
 exec "${train[@]}"

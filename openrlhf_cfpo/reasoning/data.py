@@ -15,42 +15,16 @@ import os
 import re
 from typing import Optional
 
+from openrlhf_cfpo.recipes import SYSTEM_PROMPTS, TABLE_3, check_max_prompt_length, check_model_size
+
 logger = logging.getLogger(__name__)
 
 # The hub copy of Hendrycks et al.'s MATH that open-r1 (the paper's framework, section 4.1) trains on: splits
 # train (7,500 problems) and test (5,000); columns problem, level, type, solution.
 MATH_DATASET = "DigitalLearningGmbH/MATH-lighteval"
 MATH_CONFIG = "default"
-MATH_TRAIN_SIZE = 7500
-
-# Appendix B.1, verbatim (the extracted text shows `\boxed{Your Answer}` in backquotes: the paper's code font, not
-# characters of the prompt). "to provided" is the paper's wording. The 7B prompt does not ask for a box.
-SYSTEM_PROMPTS = {
-    "1.5B": (
-        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST think "
-        "about the reasoning process step by step and then provide the user with the answer. Please enclose your "
-        "final answer in the box: \\boxed{Your Answer}."
-    ),
-    "3B": (
-        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. You FIRST think "
-        "about the reasoning process step by step and then provide the user with the answer. Please enclose your "
-        "final answer in the box: \\boxed{Your Answer}. Please stop generation immediately after outputting the box."
-    ),
-    "7B": (
-        "You are a helpful AI Assistant, designed to provided well-reasoned and detailed responses. Please provide a "
-        "step-by-step solution to the following problem."
-    ),
-}
-MODEL_SIZES = tuple(SYSTEM_PROMPTS)
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")  # MATH's solutions use \boxed{...}, a handful \fbox{...}
-
-
-def check_model_size(model_size: str) -> str:
-    """``model_size`` if the paper has a system prompt for it; else one line naming the sizes it has."""
-    if model_size not in SYSTEM_PROMPTS:
-        raise ValueError(f"model size {model_size!r} is not one of the paper's Qwen2.5 sizes: {', '.join(MODEL_SIZES)}")
-    return model_size
 
 
 def last_boxed(text: str) -> Optional[str]:
@@ -102,7 +76,7 @@ def load_math(name: str = MATH_DATASET, config: Optional[str] = MATH_CONFIG, spl
     return load_dataset(name, config, split=split)
 
 
-def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = 512):
+def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = TABLE_3.max_prompt_length):
     """MATH rows -> ``prompt`` (chat list), ``answer`` (the solution's final boxed answer) and ``index``.
 
     ``index`` is the row's position in ``dataset``. Rows whose solution has no boxed answer (nothing to check a
@@ -110,8 +84,7 @@ def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = 5
     each is logged.
     """
     check_model_size(model_size)
-    if max_prompt_length < 1:
-        raise ValueError(f"max_prompt_length must be at least 1 (got {max_prompt_length})")
+    check_max_prompt_length(max_prompt_length)
 
     def convert(row, index):
         prompt = chat_prompt(row["problem"], model_size)

@@ -18,8 +18,10 @@ from typing import Optional
 
 from trl import TrlParser
 
-from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, MODEL_SIZES, check_model_size, load_math, prepare_math
+from openrlhf_cfpo.chat import stop_token_ids
+from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, load_math, prepare_math
 from openrlhf_cfpo.reasoning.rewards import boxed_answer_reward
+from openrlhf_cfpo.recipes import MODEL_SIZES, TABLE_3, check_max_prompt_length, check_model_size
 from openrlhf_cfpo.trl import GRPOConfig, GRPOTrainer
 
 
@@ -49,17 +51,16 @@ class MathScriptArguments:
     dataset_config: Optional[str] = field(default=MATH_CONFIG, metadata={"help": "Hub configuration of the dataset."})
     dataset_split: str = field(default="train", metadata={"help": "Split to train on (MATH train: 7,500 problems)."})
     max_prompt_length: int = field(
-        default=512,
+        default=TABLE_3.max_prompt_length,
         metadata={"help": "Prompts with more tokens (system prompt and chat template included) are dropped before "
-                          "training (Table 3: 512); TRL 1.16 has no max_prompt_length of its own."},
+                          "training (Table 3); TRL 1.16 has no max_prompt_length of its own."},
     )
 
     def __post_init__(self):
         if not self.model_name_or_path:
             raise ValueError("--model_name_or_path is required (e.g. Qwen/Qwen2.5-3B)")
         check_model_size(self.model_size)
-        if self.max_prompt_length < 1:
-            raise ValueError(f"max_prompt_length must be at least 1 (got {self.max_prompt_length})")
+        check_max_prompt_length(self.max_prompt_length)
 
 
 def parse_args(argv: Optional[list[str]] = None) -> tuple[MathScriptArguments, GRPOConfig]:
@@ -68,12 +69,33 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[MathScriptArguments, G
     return parser.parse_args_and_config(args=argv)
 
 
-def build_trainer(script_args: MathScriptArguments, training_args: GRPOConfig) -> GRPOTrainer:
-    """Tokenizer, prepared MATH split and the CFPO-capable GRPOTrainer, the policy loaded by TRL from its name."""
-    from transformers import AutoTokenizer
+def stop_at_the_end_of_a_turn(model, tokenizer, training_args: GRPOConfig) -> list[int]:
+    """Make TRL end every completion where the chat turn ends, on both of its generation paths; returns the ids.
 
+    TRL 1.16 stops only at the model's ``generation_config.eos_token_id`` and the tokenizer's eos
+    (grpo_trainer.py:409-416, which also masks everything after the first of them), and its vLLM gets no stop ids of
+    its own (vllm_generation.py:662-683: only ``generation_kwargs`` reach ``SamplingParams``). A Qwen2.5 base
+    model's eos is ``<|endoftext|>``, while its chat turns end at ``<|im_end|>``: the turn's end goes into the
+    model's generation config (so also into the saved checkpoint) and, for vLLM, into ``stop_token_ids``.
+    """
+    ids = stop_token_ids(tokenizer, model.generation_config)
+    model.generation_config.eos_token_id = ids
+    if training_args.use_vllm:
+        kwargs = dict(training_args.generation_kwargs or {})
+        kwargs["stop_token_ids"] = list(dict.fromkeys([*kwargs.get("stop_token_ids", []), *ids]))
+        training_args.generation_kwargs = kwargs
+    return ids
+
+
+def build_trainer(script_args: MathScriptArguments, training_args: GRPOConfig) -> GRPOTrainer:
+    """Tokenizer, prepared MATH split, the policy (loaded as TRL loads it) and the CFPO-capable GRPOTrainer."""
+    from transformers import AutoTokenizer
+    from trl.trainer.utils import create_model_from_path
+
+    init_kwargs = {"dtype": script_args.dtype, "attn_implementation": script_args.attn_implementation}
+    init_kwargs = {**{k: v for k, v in init_kwargs.items() if v is not None}, **(training_args.model_init_kwargs or {})}
     tokenizer = AutoTokenizer.from_pretrained(
-        script_args.model_name_or_path, revision=(training_args.model_init_kwargs or {}).get("revision"),
+        script_args.model_name_or_path, revision=init_kwargs.get("revision"),
         trust_remote_code=training_args.trust_remote_code,
     )
     # under accelerate every process prepares the data: the main one first, the others then read datasets' cache
@@ -82,13 +104,16 @@ def build_trainer(script_args: MathScriptArguments, training_args: GRPOConfig) -
             load_math(script_args.dataset_name, script_args.dataset_config, script_args.dataset_split),
             tokenizer, script_args.model_size, script_args.max_prompt_length,
         )
-    init_kwargs = {"dtype": script_args.dtype, "attn_implementation": script_args.attn_implementation}
-    training_args.model_init_kwargs = {
-        **{k: v for k, v in init_kwargs.items() if v is not None}, **(training_args.model_init_kwargs or {})
-    }
+    # Loaded here rather than by name inside GRPOTrainer, so that its generation config says where a turn ends
+    # before TRL reads it. The Trainer places the model (TRL passes device_map=None under accelerate too).
+    init_kwargs.setdefault("device_map", None)
+    init_kwargs.setdefault("trust_remote_code", training_args.trust_remote_code)
+    model = create_model_from_path(script_args.model_name_or_path, **init_kwargs)
+    training_args.model_init_kwargs = None  # used above; TRL would warn that a loaded model ignores them
+    stop_at_the_end_of_a_turn(model, tokenizer, training_args)
     return GRPOTrainer(
-        model=script_args.model_name_or_path, reward_funcs=[boxed_answer_reward], args=training_args,
-        train_dataset=dataset, processing_class=tokenizer,
+        model=model, reward_funcs=[boxed_answer_reward], args=training_args, train_dataset=dataset,
+        processing_class=tokenizer,
     )
 
 

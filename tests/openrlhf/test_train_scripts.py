@@ -91,10 +91,15 @@ def test_gpu_counts_outputs_and_wandb_come_from_flags_or_environment():
     assert "--logger.wandb.key" not in got
 
 
-def test_bad_gpu_count_is_one_clear_error():
-    proc = dry_run("cfpo_llama3.sh", "--nodes", "zero")
+@pytest.mark.parametrize("args,flag", [
+    (["--nodes", "zero"], "--nodes"),
+    (["--gpus-per-node", "3"], "--gpus-per-node"),  # 3 GPUs x micro-batch 4 do not divide Table 4's 64 samples
+    (["--nodes", "4"], "--nodes"),  # 32 GPUs x 4 is more than a train batch
+])
+def test_bad_gpu_count_is_one_clear_error(args, flag):
+    proc = dry_run("cfpo_llama3.sh", *args)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and "--nodes" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and flag in proc.stderr
 
 
 def test_the_dry_run_command_parses_with_openrlhf_and_passes_our_checks(monkeypatch):

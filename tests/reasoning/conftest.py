@@ -37,14 +37,11 @@ def chat_tokenizer():
     return build_chat_tokenizer()
 
 
-@pytest.fixture(scope="session")
-def tiny_policy(tmp_path_factory) -> str:
-    """A 1-layer Llama over :func:`build_chat_tokenizer`'s vocabulary, saved with the tokenizer."""
+def _tiny_policy(path, tokenizer) -> str:
+    """A 1-layer Llama over ``tokenizer``'s vocabulary, saved with it; its eos is the tokenizer's."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    path = tmp_path_factory.mktemp("tiny-chat-llama")
-    tokenizer = build_chat_tokenizer()
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
@@ -54,6 +51,18 @@ def tiny_policy(tmp_path_factory) -> str:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory) -> str:
+    """A 1-layer Llama over :func:`build_chat_tokenizer`'s vocabulary (eos <|im_end|>, as an Instruct model)."""
+    return _tiny_policy(tmp_path_factory.mktemp("tiny-chat-llama"), build_chat_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def tiny_base_policy(tmp_path_factory) -> str:
+    """The same with a base model's eos, <|endoftext|>, while its chat turns end at <|im_end|> (Qwen2.5 base)."""
+    return _tiny_policy(tmp_path_factory.mktemp("tiny-base-llama"), build_chat_tokenizer(base_eos=True))
 
 
 def dry_run(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -12,7 +12,9 @@ CHATML = (
 WORDS = ["system", "user", "assistant", "the", "answer", "is", "\\boxed{4}", "\\boxed{5}", "so", "x", "=", "4", "5"]
 
 
-def build_chat_tokenizer():
+def build_chat_tokenizer(base_eos: bool = False):
+    """ChatML turns closed by <|im_end|>, which is also the eos, as Qwen2.5-Instruct has it; with ``base_eos`` the
+    eos is <|endoftext|>, as Qwen2.5 base models have it (the turn still ends at <|im_end|>)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -22,6 +24,9 @@ def build_chat_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>")
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>"]})
+    if base_eos:
+        tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>"]})
+        tokenizer.eos_token = "<|endoftext|>"
     tokenizer.chat_template = CHATML
     return tokenizer
 

@@ -1,7 +1,6 @@
 """MATH -> chat prompts and labels: the paper's system prompt per size, the final boxed answer, the 512-token budget."""
 import pytest
 
-from openrlhf_cfpo.reasoning import data
 from openrlhf_cfpo.reasoning.data import SYSTEM_PROMPTS, chat_prompt, last_boxed, load_math, prepare_math, prompt_length
 
 ROWS = [
@@ -76,7 +75,6 @@ def test_the_hub_dataset_is_the_math_training_split_open_r1_uses(monkeypatch):
     monkeypatch.setattr("datasets.load_dataset", lambda *a, **k: calls.append((a, k)))
     load_math()
     assert calls == [(("DigitalLearningGmbH/MATH-lighteval", "default"), {"split": "train"})]
-    assert data.MATH_TRAIN_SIZE == 7500
 
 
 @pytest.mark.parametrize("size", ["2B", "3b", ""])

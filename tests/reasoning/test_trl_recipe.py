@@ -47,7 +47,9 @@ def test_dry_run_parses_with_trl_into_table_3(loss, size, instruct, iterations, 
     assert script.model_size == size and script.dtype == "bfloat16"
     assert (script.dataset_name, script.dataset_config, script.dataset_split) == ("DigitalLearningGmbH/MATH-lighteval", "default", "train")
     assert script.max_prompt_length == 512
-    assert args.policy_loss_type == loss and args.loss_type == "grpo" and args.scale_rewards == "group"
+    assert args.policy_loss_type == loss and args.scale_rewards == "group"
+    # where Table 3 is silent, the reference recipe: its TRL's default aggregation (bnpo) and 1 epoch
+    assert args.loss_type == "bnpo" and args.num_train_epochs == 1
     assert args.epsilon == 0.2 and args.epsilon_high is None and args.beta == 0.0
     assert args.num_iterations == iterations
     # one update: 128 problems x 3 completions, generated once and trained in one optimizer step per iteration
@@ -57,6 +59,7 @@ def test_dry_run_parses_with_trl_into_table_3(loss, size, instruct, iterations, 
     assert args.steps_per_generation == args.gradient_accumulation_steps
     assert args.max_completion_length == 3072 and args.temperature == 0.9 and args.top_p == 1.0
     assert args.use_vllm and args.vllm_mode == "colocate" and not args.vllm_importance_sampling_correction
+    assert args.save_total_limit == 2  # the newest two checkpoints, not every one
     assert args.learning_rate == lr and args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.1
     assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.999, 1e-8) and "adamw" in args.optim
     assert args.bf16 and launched.mixed_precision == "bf16" and launched.use_deepspeed and launched.zero_stage == 2
@@ -82,6 +85,22 @@ def test_flags_after_double_dash_reach_trl_last_and_override_the_recipe(helpers,
     assert argv[-4:] == ["--num_train_epochs", "1", "--max_prompt_length", "256"]
     _, script, args = parse_as_launched(argv)
     assert args.num_train_epochs == 1 and script.max_prompt_length == 256
+
+
+def test_loss_type_flag_chooses_the_aggregation(helpers, parse_as_launched):
+    _, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--loss-type", "grpo"))
+    assert args.loss_type == "grpo"  # eq. 8 as written: per-completion token mean, then the mean over completions
+
+
+@pytest.mark.parametrize("after", [
+    ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "24"],
+    ["--per-device-train-batch-size=8", "--gradient_accumulation_steps=6", "--num_generations", "3"],
+    ["--generation_batch_size", "384"],
+])
+def test_sizing_flags_after_double_dash_that_keep_the_update_are_accepted(after, helpers, parse_as_launched):
+    launched, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--", *after))
+    assert args.per_device_train_batch_size * launched.num_processes * args.gradient_accumulation_steps == 384
+    assert args.generation_batch_size == 384 and args.num_generations == 3
 
 
 def test_gpu_count_and_micro_batch_keep_the_update_at_384_completions(helpers, parse_as_launched):
@@ -133,3 +152,51 @@ def test_the_entry_point_trains_cfpo_on_prepared_math_with_the_boxed_reward(tmp_
     assert 0 < first["rewards/boxed_answer_reward/mean"] < 1
     assert first["cfpo_penalty"] == 0 and second["cfpo_penalty"] > 0
     assert os.path.isfile(out / "model.safetensors")
+
+
+TRAIN_ONE_STEP = ["--policy_loss_type", "cfpo", "--num_generations", "3", "--per_device_train_batch_size", "12",
+                  "--gradient_accumulation_steps", "1", "--max_steps", "1", "--learning_rate", "1e-3",
+                  "--use_cpu", "true", "--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "none",
+                  "--save_strategy", "no", "--seed", "0"]
+
+
+def test_completions_end_where_the_chat_turn_ends_when_the_eos_is_another_token(tmp_path, helpers, tiny_base_policy,
+                                                                                  monkeypatch):
+    # A base model's eos (<|endoftext|>) is not where its chat turn ends (<|im_end|>): TRL's transformers path must
+    # stop, and mask, at <|im_end|> too. The rewards see the completion ids as TRL trains on them.
+    seen = []
+
+    def recording_reward(completions, answer, completion_ids, **kwargs):
+        seen.extend(completion_ids)
+        return [0.0] * len(completions)
+
+    monkeypatch.setattr(trl_grpo, "boxed_answer_reward", recording_reward)
+    rows = [helpers.math_row(f"what is x = {i} ?", f"\\boxed{{{i}}}") for i in (4, 5, 4, 5)]
+    out = tmp_path / "run"
+    trl_grpo.main(["--model_name_or_path", tiny_base_policy, "--dtype", "float32", "--model_size", "3B",
+                   "--dataset_name", helpers.write_jsonl(tmp_path / "math.jsonl", rows), "--max_completion_length", "24",
+                   "--temperature", "1.0", "--output_dir", str(out), *TRAIN_ONE_STEP])
+    tokenizer = helpers.build_chat_tokenizer(base_eos=True)
+    im_end, eos = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id
+    assert im_end != eos and len(seen) == 12
+    ended = [ids for ids in seen if im_end in ids]
+    assert ended, "no sample reached <|im_end|>: the check below would prove nothing"
+    assert all(ids.index(im_end) == len(ids) - 1 for ids in ended)  # nothing generated or trained after the turn
+    # the checkpoint stops there too, in whatever generates from it next
+    from transformers import GenerationConfig
+    assert im_end in GenerationConfig.from_pretrained(out).eos_token_id
+
+
+def test_vllm_generation_gets_the_end_of_turn_as_a_stop_id(tiny_base_policy, helpers, tmp_path):
+    # TRL hands GRPOConfig.generation_kwargs to vLLM's SamplingParams in colocate and server mode alike
+    # (trl/generation/vllm_generation.py:627 and 672); vLLM itself would stop only at the hub's generation config.
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = helpers.build_chat_tokenizer(base_eos=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base_policy)
+    args = trl_grpo.GRPOConfig(output_dir=str(tmp_path), use_vllm=True, use_cpu=True, bf16=False,
+                               generation_kwargs={"stop_token_ids": [5], "top_k": 3})
+    ids = trl_grpo.stop_at_the_end_of_a_turn(model, tokenizer, args)
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert ids == [tokenizer.eos_token_id, im_end] == model.generation_config.eos_token_id
+    assert args.generation_kwargs == {"stop_token_ids": [5, tokenizer.eos_token_id, im_end], "top_k": 3}

@@ -74,7 +74,8 @@ def test_dry_run_composes_into_verls_config_with_the_papers_settings(loss, itera
 
     assert actor.policy_loss.loss_mode == loss and get_policy_loss_fn(loss) is not None
     assert (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.2)
-    assert actor.loss_agg_mode == "seq-mean-token-mean"
+    # where Table 3 is silent, the reference recipe: token-mean (TRL's bnpo, verl's default) and 1 epoch
+    assert actor.loss_agg_mode == "token-mean" and config.trainer.total_epochs == 1
     assert config.algorithm.adv_estimator == "grpo" and config.algorithm.norm_adv_by_std_in_grpo
     assert not need_reference_policy(config) and not actor.use_kl_loss and not config.algorithm.use_kl_in_reward
     # off-policy pressure: iterations = ppo_epochs, batch ratio = train_batch_size / ppo_mini_batch_size
@@ -93,6 +94,7 @@ def test_dry_run_composes_into_verls_config_with_the_papers_settings(loss, itera
     assert config.reward.custom_reward_function.name == "compute_score"
     run_name = f"{'cfpo' if loss == 'cfpo' else 'grpo'}_qwen2.5-3b_verl_it{iterations}_br{batch_ratio}"
     assert config.trainer.experiment_name == run_name and run_name in config.trainer.default_local_dir
+    assert config.trainer.max_actor_ckpt_to_keep == 2  # the newest two checkpoints, not every one
 
 
 def test_cfpo_and_grpo_verl_recipes_differ_only_in_the_loss_mode():
@@ -105,6 +107,16 @@ def test_cfpo_and_grpo_verl_recipes_differ_only_in_the_loss_mode():
         "actor_rollout_ref.actor.policy_loss.loss_mode", "trainer.experiment_name", "trainer.default_local_dir",
     }
     assert train_c[1].replace("cfpo_", "grpo_") == train_g[1]  # the TensorBoard folder is the run's
+
+
+def test_loss_agg_mode_flag_chooses_the_aggregation():
+    _, train = dry_run(SCRIPTS["cfpo"], "--loss-agg-mode", "seq-mean-token-mean")  # eq. 8 as written
+    assert compose(overrides(train)).actor_rollout_ref.actor.loss_agg_mode == "seq-mean-token-mean"
+
+
+def test_mini_batch_after_double_dash_that_matches_the_batch_ratio_is_accepted():
+    _, train = dry_run(SCRIPTS["cfpo"], "--batch-ratio", "4", "--", "actor_rollout_ref.actor.ppo_mini_batch_size=32")
+    assert compose(overrides(train)).actor_rollout_ref.actor.ppo_mini_batch_size == 32
 
 
 def test_model_size_sets_the_policy_and_the_7b_learning_rate():
@@ -156,7 +168,7 @@ def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
     offline.write_jsonl(math_dir / "test.jsonl", [offline.math_row("what is 5 ?", "\\boxed{5}")])
     paths = verl_data.main(["--model", str(tokenizer_dir), "--model-size", "3B", "--output-dir", str(tmp_path / "data"),
                             "--dataset", str(math_dir)])
-    assert [os.path.basename(p) for p in paths] == ["train.parquet", "test.parquet"]
+    assert [os.path.basename(p) for p in paths] == ["train.parquet", "test.parquet", "generation_config"]
 
     _, train = dry_run(SCRIPTS["cfpo"], "--data-dir", str(tmp_path / "data"))
     data_config = compose(overrides(train)).data
@@ -172,3 +184,63 @@ def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
     assert first["reward_model"] == {"style": "rule", "ground_truth": "4"}
     assert first["extra_info"] == {"split": "train", "index": 0} and first["index"] == 0
     assert second["reward_model"]["ground_truth"] == "\\frac{1}{2}" and second["index"] == 2
+
+
+def test_verl_rollouts_stop_where_the_chat_turn_ends_when_the_eos_is_another_token(tmp_path):
+    # A Qwen2.5 base model: eos <|endoftext|> in its tokenizer and generation config, chat turns closed by <|im_end|>.
+    # vLLM adds the eos ids of the generation config it is pointed at to every request's stop_token_ids
+    # (vllm/config/model.py try_get_generation_config, vllm/sampling_params.py update_from_generation_config).
+    from transformers import GenerationConfig
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from openrlhf_cfpo.reasoning import verl_data
+
+    tokenizer = offline.build_chat_tokenizer(base_eos=True)
+    model_dir = tmp_path / "base-model"
+    tokenizer.save_pretrained(model_dir)
+    GenerationConfig(eos_token_id=tokenizer.eos_token_id, do_sample=False, max_new_tokens=2048).save_pretrained(model_dir)
+    math_dir = tmp_path / "math"
+    math_dir.mkdir()
+    for split in ("train", "test"):
+        offline.write_jsonl(math_dir / f"{split}.jsonl", [offline.math_row("what is x = 4 ?", "so $x = \\boxed{4}$")])
+    data_dir = tmp_path / "data"
+    verl_data.main(["--model", str(model_dir), "--model-size", "3B", "--output-dir", str(data_dir), "--dataset",
+                    str(math_dir)])
+
+    _, train = dry_run(SCRIPTS["cfpo"], "--data-dir", str(data_dir))
+    rollout = omega_conf_to_dataclass(compose(overrides(train)).actor_rollout_ref.rollout)  # as verl's workers read it
+    generation_dir = rollout.engine_kwargs["vllm"]["generation_config"]  # handed to `vllm serve --generation_config`
+    read_by_vllm = GenerationConfig.from_pretrained(generation_dir).to_diff_dict()
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert im_end != tokenizer.eos_token_id
+    assert read_by_vllm["eos_token_id"] == [tokenizer.eos_token_id, im_end]
+    assert read_by_vllm["max_new_tokens"] == 2048  # the rest of the model's own generation config is kept
+
+
+def test_the_policy_loads_with_the_recipes_attention_where_flash_attn_is_not_installed(tmp_path):
+    # verl 0.9.1 builds the policy's config with flash_attention_2 unless told otherwise (workers/config/model.py:185);
+    # the verl-gpu extra installs no flash-attn. The recipe's sdpa must load and compute verl's padding-free packed
+    # micro-batches (several sequences in one row, positions restarting) as separate sequences.
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from verl.utils.config import omega_conf_to_dataclass
+
+    tokenizer = offline.build_chat_tokenizer(base_eos=True)
+    model_dir = tmp_path / "tiny-qwen2"
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+                     ).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    _, train = dry_run(SCRIPTS["cfpo"], "--", f"actor_rollout_ref.model.path={model_dir}")
+    model_config = omega_conf_to_dataclass(compose(overrides(train)).actor_rollout_ref.model)  # as verl's workers do
+    assert model_config.hf_config._attn_implementation == "sdpa"
+    model = AutoModelForCausalLM.from_config(model_config.hf_config).eval()
+
+    first, second = torch.tensor([[3, 4, 5, 6, 7]]), torch.tensor([[8, 9, 10]])
+    packed = torch.cat([first, second], dim=1)
+    positions = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2]])
+    with torch.no_grad():
+        together = model(input_ids=packed, position_ids=positions, use_cache=False).logits  # as verl calls it
+        apart = torch.cat([model(input_ids=first).logits, model(input_ids=second).logits], dim=1)
+    torch.testing.assert_close(together, apart)
