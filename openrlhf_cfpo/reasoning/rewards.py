@@ -19,12 +19,8 @@ import logging
 import threading
 from typing import Optional
 
-try:
-    from math_verify import LatexExtractionConfig, parse, verify
-except ImportError as error:  # the one dependency this module has beyond the core install
-    raise ImportError(f"{error}: the reasoning reward needs math-verify: pip install 'openrlhf-cfpo[reasoning]'") from error
-
 from openrlhf_cfpo.reasoning.data import last_boxed
+from openrlhf_cfpo.reasoning.verifier import LatexExtractionConfig, parse, verify
 
 PARSE_TIMEOUT_S = 5
 VERIFY_TIMEOUT_S = 5
