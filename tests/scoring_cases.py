@@ -29,6 +29,8 @@ MATH500_ROWS = [
     ("What is $3-6$?", r"We get $\boxed{-3}$.", "-3"),
     ("What is $\pi$ to two decimal places?", r"Since $\pi = 3.14159\ldots$, it is $\boxed{3.14}$.", "3.14"),
     ("Find the line through $(0,3)$ with slope 2.", r"The line is $\boxed{y = 2x + 3}$.", "y = 2x + 3"),
+    ("Solve $x^2-5x+6=0$.", r"It factors as $(x-2)(x-3)=0$, so the roots are $\boxed{2}$ and $\boxed{3}$.", "2, 3"),
+    ("How many cases are there?", r"Counting them, the final answer is $\boxed{5}$.", "5"),
 ]
 
 MATH_FORMS = [  # {a}: the gold answer as written in the row, {w}: a wrong one
@@ -45,7 +47,7 @@ MATH_FORMS = [  # {a}: the gold answer as written in the row, {w}: a wrong one
     r"So the answer is \boxed{{{a}",
     r"I am not sure.",
 ]
-MATH_WRONG = {"y = 2x + 3": "y = 2x - 3", "3.14": "3.15", "18": "19", r"\frac{1}{2}": r"\frac{1}{3}", r"1,\!234": "1,243", "(3,0)": "(0,3)", r"\sqrt{2}": r"\sqrt{3}",
+MATH_WRONG = {"2, 3": "2, 4", "5": "6", "y = 2x + 3": "y = 2x - 3", "3.14": "3.15", "18": "19", r"\frac{1}{2}": r"\frac{1}{3}", r"1,\!234": "1,243", "(3,0)": "(0,3)", r"\sqrt{2}": r"\sqrt{3}",
               r"\text{(C)}": r"\text{(D)}", "x^2+1": "x^2-1", "[1,3)": "[1,3]", "2.5": "25", "-3": "3"}
 
 MATH500_EXTRA = [  # (row index, response): equivalent, unit-bearing, unboxed and malformed answers
@@ -152,6 +154,14 @@ MATH500_EXTRA = [  # (row index, response): equivalent, unit-bearing, unboxed an
     (0, r"Maybe \boxed{19}. The final answer is $18$."),
     (0, r"The final answer is $19$. Then again, maybe \boxed{18}."),
     (0, r"Answer: $19$, no: \boxed{18}"),
+    (12, r"\boxed{3, 2}"),  # a gold of two boxes
+    (12, r"$\boxed{2}$ and $\boxed{3}$"),
+    (12, r"\boxed{3}"),
+    (12, r"The roots are $x = 2$ or $x = 3$."),
+    (12, r"\boxed{\{2, 3\}}"),
+    (12, r"\boxed{x = 2, 3}"),
+    (13, r"The final answer is $5$."),  # a gold after "final answer"
+    (13, r"\boxed{5.0}"),
 ]
 
 # ---------------------------------------------------------------- GSM8K (question, answer with its '#### n' line)

@@ -119,7 +119,7 @@ train=(
   actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.n="$group_size"
   actor_rollout_ref.rollout.temperature=0.9
   actor_rollout_ref.rollout.tensor_model_parallel_size=1 actor_rollout_ref.rollout.gpu_memory_utilization=0.6  # ours
-  # reward: math-verify on the final \boxed{} answer
+  # reward: the reference recipe's accuracy reward (math-verify; the gold read from the solution)
   reward.custom_reward_function.path=pkg://openrlhf_cfpo.reasoning.rewards
   reward.custom_reward_function.name=compute_score
   # Not in the paper: 3 epochs, as the TRL runs (TRL's default); checkpoints, validation and logging are ours

@@ -51,6 +51,9 @@ class _DocInPlaceOfPrecision:
     """What lighteval 0.9.2's math pass@1 hands over as the rounding precision: not a number, so rounding raises."""
 
 
+DOC_AS_PRECISION = _DocInPlaceOfPrecision()
+
+
 def _parse(text: str, targets: list, fallback_mode: str) -> list:
     return _verifier().parse(text, targets, fallback_mode=fallback_mode, extraction_mode="any_match",
                              parsing_timeout=PARSE_TIMEOUT_S)
@@ -73,22 +76,22 @@ def _shown(extracted: list) -> Optional[str]:
     return str(extracted[0]) if extracted else None
 
 
-def parse_math_gold(gold: str) -> list:
-    """MATH-500's solution or AIME's answer as ``math_pass@1`` reads it (no fall-back: an unread gold matches nothing)."""
-    return _parse(gold.strip(), _math_targets(), "no_fallback")
+def read_math(text: str) -> list:
+    """What ``math_pass@1`` reads from MATH-500's solution, AIME's answer or a response (no fall-back string)."""
+    return _parse(text.strip(), _math_targets(), "no_fallback")
 
 
 def check_math(response: str, gold) -> tuple[Optional[str], bool]:
     """MATH-500 / AIME24: (the extracted answer or None when unparsed, whether lighteval counts it correct).
 
-    ``gold`` is the gold text (MATH-500's solution, AIME's answer) or :func:`parse_math_gold` of it.
+    ``gold`` is the gold text (MATH-500's solution, AIME's answer) or :func:`read_math` of it.
     """
-    gold_parsed = parse_math_gold(gold) if isinstance(gold, str) else gold
+    gold_parsed = read_math(gold) if isinstance(gold, str) else gold
     if not response:
         return None, False
-    predicted = _parse(response.strip(), _math_targets(), "no_fallback")
+    predicted = read_math(response)
     # lighteval's PassAtK calls compare_gold_target(prediction, gold, doc): both bugs kept, see the module docstring
-    correct = _verifier().verify(predicted, gold_parsed, float_rounding=_DocInPlaceOfPrecision())
+    correct = _verifier().verify(predicted, gold_parsed, float_rounding=DOC_AS_PRECISION)
     return _shown(predicted), bool(correct)
 
 
@@ -148,7 +151,7 @@ class Metric:
 METRICS = {  # Benchmark.kind -> its metric
     "math": Metric("math_pass@1:1_samples", "math-verify expression and LaTeX extraction of gold and response "
                    "('final answer is', box, 'answer:', any), as lighteval 0.9.2, its two comparison bugs kept",
-                   parse_math_gold, check_math),
+                   read_math, check_math),
     "gsm8k": Metric("expr_gold_metric", "gold: the solution's last number; response: box first, then numbers and "
                     "expressions, as lighteval 0.9.2 (5 decimals)", parse_gsm8k_gold, check_gsm8k),
     "choice": Metric("gpqa_pass@1:1_samples", "the letter A-D by lighteval 0.9.2's tiers ('final answer is', "

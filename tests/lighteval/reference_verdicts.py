@@ -19,6 +19,7 @@ prompt or extraction code).
 import json
 import random
 import sys
+from importlib.metadata import version
 from unittest import mock
 
 from lighteval.metrics import apply_generative_metric
@@ -26,6 +27,7 @@ from lighteval.models.model_output import GenerativeResponse
 from lighteval.tasks import default_prompts, default_tasks
 from lighteval.tasks.prompt_manager import PromptManager
 
+VERSIONS = {"lighteval": "0.9.2", "math-verify": "0.5.2", "latex2sympy2_extended": "1.0.6"}
 TASKS = {  # our benchmark name -> lighteval's task config ("lighteval|<name>|0|0")
     "math500": default_tasks.math_500,
     "gsm8k": default_tasks.gsm8k_lighteval,
@@ -92,6 +94,9 @@ def open_r1_reward(response, solution):
 
 
 def main(src, dst):
+    found = {name: version(name) for name in VERSIONS}
+    if found != VERSIONS:  # e.g. another environment's packages on PYTHONPATH
+        sys.exit(f"the references need {VERSIONS}, this environment has {found}")
     spec = json.load(open(src, encoding="utf-8"))
     out = {}
     for case in spec["cases"]:
