@@ -33,15 +33,19 @@ MATH500_ROWS = [
     ("How many cases are there?", r"Counting them, the final answer is $\boxed{5}$.", "5"),
 ]
 
-MATH_FORMS = [  # {a}: the gold answer as written in the row, {w}: a wrong one
+FORMS = [  # every math task: {a}: the gold answer as the row writes it, {w}: a wrong one
     r"Step by step: ... Therefore, the final answer is: $\boxed{{{a}}}$. I hope it is correct",
     r"So the answer is $\boxed{{{a}}}$.",
     r"\boxed{{{a}}}",
     r"\[\boxed{{{a}}}\]",
+    r"The answer is {a}.",
     r"The answer is ${a}$.",
     r"Therefore, the final answer is: ${a}$",
     r"ANSWER: {a}",
+    r"#### {a}",
+    r"Reasoning: step one gives 3, step two gives {a}.",
     r"So the answer is $\boxed{{{w}}}$.",
+    r"The answer is {w}.",
     r"First I got \boxed{{{w}}}, but rechecking gives \boxed{{{a}}}.",
     r"First I got \boxed{{{a}}}, but rechecking gives \boxed{{{w}}}.",
     r"So the answer is \boxed{{{a}",
@@ -51,9 +55,6 @@ MATH_WRONG = {"2, 3": "2, 4", "5": "6", "y = 2x + 3": "y = 2x - 3", "3.14": "3.1
               r"\text{(C)}": r"\text{(D)}", "x^2+1": "x^2-1", "[1,3)": "[1,3]", "2.5": "25", "-3": "3"}
 
 MATH500_EXTRA = [  # (row index, response): equivalent, unit-bearing, unboxed and malformed answers
-    (0, "The answer is 18."),
-    (0, "#### 18"),
-    (0, "Therefore, the final answer is: $18$"),
     (0, r"so $x = \boxed{18}$"),
     (0, r"\boxed{x = 18}"),
     (0, r"\boxed{18 \text{ apples}}"),
@@ -109,7 +110,6 @@ MATH500_EXTRA = [  # (row index, response): equivalent, unit-bearing, unboxed an
     (8, r"The speed is 2.5 m/s."),
     (9, r"\boxed{-3}"),
     (9, r"\boxed{- 3}"),
-    (9, r"The answer is $-3$."),
     (10, r"\boxed{\approx 3.14}"),
     (10, r"\boxed{\pi}"),
     (10, r"The value is about 3.14159."),
@@ -174,21 +174,6 @@ GSM8K_ROWS = [
     ("Half of 9 dollars is how much?", "Half is 9 / 2 = <<9/2=4.5>>4.5 dollars.\n#### 4.5", "4.5"),
 ]
 GSM8K_WRONG = {"18": "17", "1234": "1243", "4.5": "5"}
-GSM8K_FORMS = [
-    r"... so the answer is {a}.",
-    r"The answer is {a}.",
-    r"#### {a}",
-    r"Therefore, the final answer is: $\boxed{{{a}}}$. I hope it is correct",
-    r"Therefore, the final answer is: ${a}$",
-    r"\boxed{{{a}}}",
-    r"ANSWER: {a}",
-    r"Reasoning: step one gives 3, step two gives {a}.",
-    r"The answer is {w}.",
-    r"\boxed{{{w}}}",
-    r"First \boxed{{{w}}}, rechecking gives \boxed{{{a}}}.",
-    r"So the answer is \boxed{{{a}",
-    r"I cannot tell.",
-]
 GSM8K_EXTRA = [
     (0, "So the total is $18$ apples."),
     (0, "**18**"),
@@ -221,19 +206,6 @@ AIME_ROWS = [("Find the remainder when 2024 is divided by 1000.", "24"),
              ("Compute seventeen times twelve.", "204"),
              ("How many ordered pairs are there?", "33")]
 AIME_WRONG = {"24": "42", "204": "240", "33": "3"}
-AIME_FORMS = [
-    r"Therefore, the final answer is: $\boxed{{{a}}}$. I hope it is correct",
-    r"\boxed{{{a}}}",
-    r"The answer is {a}.",
-    r"Therefore, the final answer is: ${a}$",
-    r"ANSWER: {a}",
-    r"#### {a}",
-    r"\boxed{{{w}}}",
-    r"First \boxed{{{w}}}, rechecking gives \boxed{{{a}}}.",
-    r"First \boxed{{{a}}}, rechecking gives \boxed{{{w}}}.",
-    r"So \boxed{{{a}",
-    r"The answer is {w}.",
-]
 AIME_EXTRA = [
     (0, r"\boxed{024}"),
     (0, r"\boxed{24.0}"),
@@ -323,7 +295,7 @@ def cases() -> list[dict]:
 
     for i, (problem, solution, answer) in enumerate(MATH500_ROWS):
         row = {"problem": problem, "solution": solution, "answer": answer, "unique_id": f"test/x/{i}.json"}
-        forms = MATH_FORMS if i < 4 else MATH_FORMS[:1] + MATH_FORMS[4:10]  # every form on four rows, a few on the rest
+        forms = FORMS if i < 4 else FORMS[:1] + FORMS[4:8] + FORMS[10:14]  # every form on four rows, some on the rest
         for form in forms:
             add("math500", row, form.format(a=answer, w=MATH_WRONG[answer]))
     for i, response in MATH500_EXTRA:
@@ -331,12 +303,12 @@ def cases() -> list[dict]:
         add("math500", {"problem": problem, "solution": solution, "answer": answer, "unique_id": f"test/x/{i}.json"},
             response)
     for question, answer, final in GSM8K_ROWS:
-        for form in GSM8K_FORMS:
+        for form in FORMS:
             add("gsm8k", {"question": question, "answer": answer}, form.format(a=final, w=GSM8K_WRONG[final]))
     for i, response in GSM8K_EXTRA:
         add("gsm8k", {"question": GSM8K_ROWS[i][0], "answer": GSM8K_ROWS[i][1]}, response)
     for i, (problem, answer) in enumerate(AIME_ROWS):
-        for form in AIME_FORMS:
+        for form in FORMS:
             add("aime24", {"id": i, "problem": problem, "answer": answer}, form.format(a=answer, w=AIME_WRONG[answer]))
     for i, response in AIME_EXTRA:
         add("aime24", {"id": i, "problem": AIME_ROWS[i][0], "answer": AIME_ROWS[i][1]}, response)
