@@ -51,7 +51,8 @@ FORMS = [  # every math task: {a}: the gold answer as the row writes it, {w}: a 
     r"So the answer is \boxed{{{a}",
     r"I am not sure.",
 ]
-MATH_WRONG = {"2, 3": "2, 4", "5": "6", "y = 2x + 3": "y = 2x - 3", "3.14": "3.15", "18": "19", r"\frac{1}{2}": r"\frac{1}{3}", r"1,\!234": "1,243", "(3,0)": "(0,3)", r"\sqrt{2}": r"\sqrt{3}",
+MATH_WRONG = {"2, 3": "2, 4", "5": "6", "y = 2x + 3": "y = 2x - 3", "3.14": "3.15", "18": "19",
+              r"\frac{1}{2}": r"\frac{1}{3}", r"1,\!234": "1,243", "(3,0)": "(0,3)", r"\sqrt{2}": r"\sqrt{3}",
               r"\text{(C)}": r"\text{(D)}", "x^2+1": "x^2-1", "[1,3)": "[1,3]", "2.5": "25", "-3": "3"}
 
 MATH500_EXTRA = [  # (row index, response): equivalent, unit-bearing, unboxed and malformed answers

@@ -102,7 +102,7 @@ def test_every_conversation_is_the_one_lighteval_builds_with_the_chat_template(t
 @pytest.mark.parametrize("task", MATH_TASKS)
 def test_every_reward_is_the_reference_recipes_own(task, reference, monkeypatch):
     cases = [c for c in CASES if c["task"] == task]
-    # the reference's solution column is the gold text the eval reads too: MATH-500's solution, GSM8K's and AIME's answer
+    # the reference's solution column: the gold text the eval reads too (MATH-500's solution, GSM8K's, AIME's answer)
     ours = {c["id"]: rewards.score(c["response"], our_problem(c, monkeypatch).gold) for c in cases}
     differ = [(c["response"], ours[c["id"]], reference[c["id"]]["open_r1"]) for c in cases
               if ours[c["id"]] != reference[c["id"]]["open_r1"]]

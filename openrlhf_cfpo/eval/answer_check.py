@@ -108,7 +108,8 @@ def check_gsm8k(response: str, gold) -> tuple[Optional[str], bool]:
     """
     gold_parsed = parse_gsm8k_gold(gold) if isinstance(gold, str) else gold
     predicted = _parse(response, _gsm8k_targets(), "first_match")
-    return _shown(predicted), bool(predicted) and bool(_verifier().verify(gold_parsed, predicted, float_rounding=5, timeout_seconds=5))
+    correct = bool(predicted) and _verifier().verify(gold_parsed, predicted, float_rounding=5, timeout_seconds=5)
+    return _shown(predicted), bool(correct)
 
 
 # GPQA's letter: lighteval's tiers in priority order. Its "space" is the sentence space, a plain " ".

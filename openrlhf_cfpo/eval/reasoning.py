@@ -76,7 +76,8 @@ def _gsm8k(rows: list[dict]) -> list[Problem]:
             raise EvalError(f"a GSM8K answer has no '#### <number>' line ({r['answer'][:60]!r}); "
                             "use the official openai/gsm8k test split")
     # GSM8K has no ids; the row number in the official test split is stable. lighteval's gold choice: " " + answer.
-    return [Problem(f"test-{i}", GSM8K_PROMPT.format(question=r["question"]), f" {r['answer']}") for i, r in enumerate(rows)]
+    return [Problem(f"test-{i}", GSM8K_PROMPT.format(question=r["question"]), f" {r['answer']}")
+            for i, r in enumerate(rows)]
 
 
 def _aime24(rows: list[dict]) -> list[Problem]:

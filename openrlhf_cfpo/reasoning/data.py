@@ -80,7 +80,7 @@ def load_math(name: str = MATH_DATASET, config: Optional[str] = MATH_CONFIG, spl
 
 
 def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = 512):
-    """MATH rows -> ``prompt`` (chat list), ``answer`` (the solution, from which the reward reads the gold) and ``index``.
+    """MATH rows -> ``prompt`` (chat list), ``answer`` (the solution: the reward reads the gold from it), ``index``.
 
     ``index`` is the row's position in ``dataset``. The reward reads the gold answer from the whole solution, as the
     reference recipe's reward does (:mod:`openrlhf_cfpo.reasoning.rewards`). Rows from whose solution it reads none

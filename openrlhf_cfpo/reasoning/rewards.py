@@ -74,7 +74,7 @@ def _text(completion) -> str:
 
 
 def boxed_answer_reward(completions, answer, **kwargs) -> list[Optional[float]]:
-    """TRL reward function: :func:`score` of each completion against the ``answer`` column (the solution) of its prompt."""
+    """TRL reward function: :func:`score` of each completion against its prompt's ``answer`` column (the solution)."""
     return [score(_text(completion), label) for completion, label in zip(completions, answer, strict=True)]
 
 

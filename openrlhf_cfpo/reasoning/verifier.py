@@ -28,7 +28,6 @@ import threading
 MATH_VERIFY_VERSION = "0.6.0"
 INSTALL_HINT = f"pip install math-verify=={MATH_VERIFY_VERSION} (the reasoning and eval extras of openrlhf-cfpo)"
 
-
 try:
     import math_verify.grader
     import math_verify.parser
@@ -48,7 +47,8 @@ def _check_version() -> None:
     except PackageNotFoundError:  # importable but not installed as a distribution (a source tree on the path)
         installed = "unknown"
     if installed != MATH_VERIFY_VERSION:
-        raise ImportError(f"math-verify {installed} is installed; reading answers as the references do needs {INSTALL_HINT}")
+        raise ImportError(f"math-verify {installed} is installed; reading answers as the references do needs "
+                          f"{INSTALL_HINT}")
 
 
 def _bound_on_main_thread(timeout_seconds):
@@ -64,6 +64,7 @@ math_verify.parser.timeout = _bound_on_main_thread
 math_verify.grader.timeout = _bound_on_main_thread
 for _name in ("math_verify.grader", "math_verify.parser", "latex2sympy2_extended.math_normalization"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
+
 
 def verify(gold, target, float_rounding: int = 6, numeric_precision: int = 15, timeout_seconds: int = 3) -> bool:
     """math-verify's ``verify``, with two equations compared as equations, as 0.5.2 and lighteval 0.9.2 compare them.
