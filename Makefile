@@ -5,6 +5,8 @@
 #   make bench     the benchmarks under benchmarks/
 #   make test-verl the verl adapter's tests alone, in .venv-verl/ (make test runs them too)
 #   make check-verl-resolve  pip's resolver on the verl recipe's GPU environment (.[verl-gpu,reasoning])
+#   make setup-lighteval  .venv-lighteval/: lighteval 0.9.2 and math-verify 0.5.2, the references the scoring
+#                  parity tests run (make test builds it)
 #
 # torch is pinned to 2.13.0 (what openrlhf 0.11.2 and vllm 0.29 expect) and installed first: on a
 # CPU machine that is a CPU build, and nothing later may pull a multi-GB CUDA build instead.
@@ -22,9 +24,13 @@ OUTPUT ?= runs/compare
 VERL_VENV ?= .venv-verl
 VERL_PY := $(VERL_VENV)/bin/python
 VERL_PIP := $(VERL_PY) -m pip
+# lighteval 0.9.2 pins numpy<2 and latex2sympy2_extended==1.0.6: the references of the scoring parity tests get their
+# own venv, in which only tests/lighteval/reference_verdicts.py runs (the tests themselves run in .venv).
+LIGHTEVAL_VENV ?= .venv-lighteval
+LIGHTEVAL_PY := $(LIGHTEVAL_VENV)/bin/python
 
 .PHONY: compare test bench setup-core setup-test clean
-.PHONY: test-verl setup-verl check-verl-resolve
+.PHONY: test-verl setup-verl check-verl-resolve setup-lighteval
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -53,15 +59,24 @@ $(VERL_VENV)/.verl: $(VERL_VENV)/.torch setup.py
 	$(VERL_PIP) install $(PIP_FLAGS) -e ".[verl,test,reasoning]" $(TORCH)
 	touch $@
 
+# One resolve of lighteval's pins with our core pins, torch held (lighteval pulls torch).
+$(LIGHTEVAL_VENV)/.lighteval: setup.py
+	$(PYTHON) -m venv $(LIGHTEVAL_VENV)
+	$(LIGHTEVAL_PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(LIGHTEVAL_PY) -m pip install $(PIP_FLAGS) $(TORCH)
+	$(LIGHTEVAL_PY) -m pip install $(PIP_FLAGS) -e ".[lighteval-reference]" $(TORCH)
+	touch $@
+
 setup-core: $(VENV)/.core
 setup-test: $(VENV)/.test
 setup-verl: $(VERL_VENV)/.verl
+setup-lighteval: $(LIGHTEVAL_VENV)/.lighteval
 
 compare: $(VENV)/.core
 	$(VENV)/bin/openrlhf-cfpo compare --output $(OUTPUT)
 
 # tests/verl import verl, which only .venv-verl has: the main run leaves them to the second one.
-test: $(VENV)/.test $(VERL_VENV)/.verl
+test: $(VENV)/.test $(VERL_VENV)/.verl $(LIGHTEVAL_VENV)/.lighteval
 	$(PY) -m pytest -q --ignore=tests/verl
 	OPENRLHF_CFPO_REQUIRE_VERL=1 $(VERL_PY) -m pytest -q tests/verl
 	$(MAKE) check-verl-resolve
@@ -88,4 +103,4 @@ bench: $(VENV)/.test
 	for b in benchmarks/bench_*.py; do [ "$$b" = benchmarks/bench_policy_loss.py ] || $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VERL_VENV) build *.egg-info
+	rm -rf $(VENV) $(VERL_VENV) $(LIGHTEVAL_VENV) build *.egg-info

@@ -27,6 +27,10 @@ OPENRLHF_STACK = [
     "flash-attn==2.8.3",
 ]
 
+# The first release after the one the paper's references read answers with (0.5.2) that also runs beside verl's Hydra
+# (antlr4 4.9); later releases read several boxes and some LaTeX differently (openrlhf_cfpo.reasoning.verifier).
+MATH_VERIFY = "math-verify==0.6.0"
+
 EXTRAS = {
     "openrlhf": OPENRLHF_STACK + ["vllm==0.29.0"],  # the GPU stack (vllm 0.29 is built for CUDA 13)
     "openrlhf-cpu": OPENRLHF_STACK,
@@ -42,7 +46,7 @@ EXTRAS = {
         "langdetect==1.0.9",
         "immutabledict==4.3.1",
         "setuptools<82",  # alpaca-eval imports pkg_resources
-        "math-verify==0.9.0",  # MATH500, GSM8K, AIME24 answers (openrlhf_cfpo.eval.reasoning)
+        MATH_VERIFY,  # MATH500, GSM8K, AIME24 answers (openrlhf_cfpo.eval.answer_check)
     ],
     # CFPO in TRL's GRPOTrainer (openrlhf_cfpo.trl); installs beside the openrlhf extra
     "trl": ["trl==1.16.0"],
@@ -56,7 +60,13 @@ EXTRAS = {
     "bench": ["trl==1.16.0"],
     # the paper's reasoning runs (openrlhf_cfpo.reasoning): MATH from the hub, math-verify's boxed-answer reward;
     # installs beside the trl extra and beside the verl extra; datasets (with its pyarrow) writes the verl parquet
-    "reasoning": ["math-verify==0.9.0", "datasets==5.2.0"],
+    "reasoning": [MATH_VERIFY, "datasets==5.2.0"],
+    # The paper's references at their own versions, run by the parity tests in their own environment
+    # (.venv-lighteval, see Makefile): lighteval 0.9.2 (the release equal to the commit the paper's reference recipe
+    # pins; it pins numpy<2, nltk==3.9.1, latex2sympy2_extended==1.0.6) and the recipe's math-verify for its reward;
+    # datasets and pyarrow pinned to releases that still take numpy<2.
+    "lighteval-reference": ["lighteval[math]==0.9.2", "math-verify==0.5.2", "datasets==3.6.0", "pyarrow==20.0.0",
+                            "requests==2.34.2"],
 }
 
 setup(

@@ -84,7 +84,7 @@ cmd=(
   --num_processes "$gpus" --num_machines 1 --mixed_precision bf16 --use_deepspeed --zero_stage 2
   -m openrlhf_cfpo.reasoning.trl_grpo
   # policy and data (section 4.1): Qwen2.5 base or Instruct; MATH train split, 7,500 problems, on the hub copy
-  # open-r1 uses; chat prompts with the size's system prompt (appendix B.1); the last \boxed{} answer is the label
+  # open-r1 uses; chat prompts with the size's system prompt (appendix B.1); the solution is the label
   --model_name_or_path "$model" --model_size "$model_size" --dtype bfloat16
   --dataset_name DigitalLearningGmbH/MATH-lighteval --dataset_config default --dataset_split train
   --max_prompt_length "$max_prompt_length"  # Table 3 "Max Prompt Length": longer prompts are dropped, not cut

@@ -130,7 +130,7 @@ train=(
   # completions end where the chat turn ends (<|im_end|>), not only at a base model's eos: vLLM reads its stop ids
   # from the generation config the data preparation writes (openrlhf_cfpo/reasoning/verl_data.py)
   +actor_rollout_ref.rollout.engine_kwargs.vllm.generation_config="${data_dir}/generation_config"
-  # reward: math-verify on the final \boxed{} answer
+  # reward: the reference recipe's accuracy reward (math-verify; the gold read from the solution)
   reward.custom_reward_function.path=pkg://openrlhf_cfpo.reasoning.rewards
   reward.custom_reward_function.name=compute_score
   # Not in Table 3: epochs as the reference recipe (openrlhf_cfpo/recipes.py FILLED); checkpoints, validation and

@@ -1,20 +1,22 @@
 """MATH500, GSM8K, AIME24 and GPQA-Diamond with the paper's reasoning (RLVR) evaluation protocol (Tables 5-10).
 
-Protocol (paper, section 4.1 "Evaluation" and appendix B.1):
-- The chat format of training: the paper's system prompt for the model size (appendix B.1, verbatim; chosen
-  from the checkpoint's Qwen2.5 size by `--system-prompt auto`) and a user turn holding the problem text
-  alone, as OpenR1's GRPO recipe builds it from the dataset's problem column. GPQA's user turn is the
-  question, its four choices as `A) ...` to `D) ...`, and one line asking for the letter.
-- Sampling at temperature 0.6, top-p 0.95 (`decoding.py`), `--samples k` per problem, pass@1 averaged over
-  the k samples (the paper reports neither k nor a length; its trained rows fit one sample per problem).
-- Math answers: the last `\\boxed{}` checked against the gold answer with math-verify; GPQA: the chosen
-  letter, with the choices in a fixed per-question order (`choice_order`). See `answer_check.py`.
+Protocol (paper, section 4.1 "Evaluation" and appendix B.1): "the same chat-style prompting format used during
+training", sampling at temperature 0.6 and top-p 0.95, "all using the lighteval library". The paper's reference
+recipe (Zhao et al. 2025's open-r1 fork) runs ``lighteval vllm ... "lighteval|<task>|0|0" --use-chat-template
+--system-prompt <the training system prompt>`` with lighteval pinned at commit d3da6b9, whose tasks and metrics are
+those of lighteval 0.9.2. So here:
+- the conversation is the one lighteval 0.9.2 builds: the paper's system prompt for the model size (appendix B.1,
+  verbatim; chosen from the checkpoint's Qwen2.5 size by `--system-prompt auto`), then lighteval's prompt for the
+  task as the user turn (`*_PROMPT` below). For GPQA lighteval files its whole prompt as the "instruction", which it
+  appends to the system prompt with no separator, leaving the user turn empty; a lighteval bug, kept for parity
+  (without a system prompt the prompt is the user turn);
+- the answers are scored as lighteval scores them (`answer_check.py`: its extraction and pass@1, bugs included);
+- `--samples k` per problem, pass@1 averaged over the k samples (the paper reports neither k nor a length).
 
-The paper ran these through lighteval. lighteval 0.13.0 would install beside torch 2.13 and transformers
-5.15, but it pins nltk==3.9.1 (the eval extra pins 3.10.4), latex2sympy2_extended==1.0.6 (math-verify 0.9.0
-needs 1.11.0) and vllm<0.10.2 (the openrlhf extra pins 0.29.0), and it builds its own user prompts; so the
-benchmarks run on this package's generation (chat template, resumable answers, vLLM or HF) and math-verify,
-and results.json says so under settings.implementation.
+lighteval itself is not a dependency: its pins clash with ours (vllm<0.10.2, nltk==3.9.1, numpy<2), so the
+benchmarks run on this package's generation (chat template, resumable answers, vLLM or HF) and math-verify
+configured as lighteval's tasks configure their extraction; tests/test_scoring_parity.py runs lighteval's own prompt
+functions and metrics in .venv-lighteval on a fixed set of responses and checks every verdict and conversation.
 
 Data: the official files of each Hugging Face dataset repo (`data.SOURCES`), downloaded on first use into
 the cache; `--data-dir D` reads `D/<repo id>/<file>` instead. GPQA is gated (needs HF_TOKEN).
@@ -27,8 +29,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..reasoning.data import SYSTEM_PROMPTS as TRAINING_SYSTEM_PROMPTS
-from . import common
-from .answer_check import LETTERS, check_choice, check_math, parse_gold, pass_at_1
+from . import answer_check, common
+from .answer_check import LETTERS, METRICS, pass_at_1
 from .decoding import decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
@@ -40,58 +42,77 @@ SYSTEM_PROMPTS = {f"paper-{size.lower()}": text for size, text in TRAINING_SYSTE
 QWEN25_SIZES = {(1536, 28): "paper-1.5b", (2048, 36): "paper-3b", (3584, 28): "paper-7b"}
 AUTO_FALLBACK = "paper-1.5b"
 
-# Our wording: the training prompts ask for a boxed answer, and a letter is what GPQA is scored by.
-GPQA_INSTRUCTION = "Answer with the letter (A, B, C or D) of the correct choice."
-IMPLEMENTATION = "openrlhf_cfpo (own generation + math-verify; the paper used lighteval)"
+# lighteval 0.9.2's user turns (its prompt functions math_500 and aime_prompt_fn, gsm8k, gpqa_instruct).
+MATH_PROMPT = (
+    "Solve the following math problem efficiently and clearly.  The last line of your response should be of the "
+    "following format: 'Therefore, the final answer is: $\\boxed{{ANSWER}}$. I hope it is correct' (without quotes) "
+    "where ANSWER is just the final number or expression that solves the problem. Think step by step before "
+    "answering.\n\n{problem}"
+)
+GSM8K_PROMPT = "Question: {question}\nAnswer:"
+GPQA_PROMPT = (
+    "Answer the following multiple choice question. The last line of your response should be of the following "
+    "format: 'Answer: $LETTER' (without quotes) where LETTER is one of ABCD. Think step by step before answering."
+    "\n\n{question}\n\nA) {A}\nB) {B}\nC) {C}\nD) {D}"
+)
+IMPLEMENTATION = "openrlhf_cfpo (own generation; lighteval 0.9.2's prompts and scoring, on math-verify)"
 
 
 @dataclass(frozen=True)
 class Problem:
     id: str
-    prompt: str  # the user turn
-    gold: str  # the gold answer (a letter for GPQA)
+    prompt: str  # lighteval's prompt for the task
+    gold: str  # the text lighteval reads the gold answer from (a letter for GPQA)
 
 
 def _math500(rows: list[dict]) -> list[Problem]:
-    return [Problem(str(r["unique_id"]), r["problem"], str(r["answer"])) for r in rows]
-
-
-def gsm8k_gold(answer: str) -> str:
-    """GSM8K's final answer: what follows `####` in the reference solution, thousands separators dropped."""
-    if "####" not in answer:
-        raise EvalError(f"a GSM8K answer has no '#### <number>' line ({answer[:60]!r}); use the official openai/gsm8k test split")
-    return answer.rsplit("####", 1)[1].strip().replace(",", "")
+    # lighteval reads MATH-500's gold from the reference solution, not from its answer column
+    return [Problem(str(r["unique_id"]), MATH_PROMPT.format(problem=r["problem"]), str(r["solution"])) for r in rows]
 
 
 def _gsm8k(rows: list[dict]) -> list[Problem]:
-    # GSM8K has no ids; the row number in the official test split is stable.
-    return [Problem(f"test-{i}", r["question"], gsm8k_gold(r["answer"])) for i, r in enumerate(rows)]
+    for r in rows:
+        if "####" not in r["answer"]:
+            raise EvalError(f"a GSM8K answer has no '#### <number>' line ({r['answer'][:60]!r}); "
+                            "use the official openai/gsm8k test split")
+    # GSM8K has no ids; the row number in the official test split is stable. lighteval's gold choice: " " + answer.
+    return [Problem(f"test-{i}", GSM8K_PROMPT.format(question=r["question"]), f" {r['answer']}")
+            for i, r in enumerate(rows)]
 
 
 def _aime24(rows: list[dict]) -> list[Problem]:
-    return [Problem(str(r.get("id", i)), r["problem"], str(r["answer"]).strip()) for i, r in enumerate(rows)]
+    return [Problem(str(r.get("id", i)), MATH_PROMPT.format(problem=r["problem"]), str(r["answer"]))
+            for i, r in enumerate(rows)]
 
 
-def choice_order(key: str) -> list[int]:
-    """A fixed shuffle of GPQA's four choices for one question (0 is the correct answer, 1-3 the incorrect).
+def gold_position(key: str) -> int:
+    """Where the correct answer goes among GPQA's choices (0-3), the same on every run, seed and machine.
 
-    The official file always lists the correct answer first, so the order must be shuffled; hashing the
-    question's id makes it the same on every run, seed and machine, and independent of --limit.
+    The official file lists the correct answer first. lighteval inserts it at a random position among the three
+    incorrect ones (kept in file order); here the position is drawn from the question's id, so it is independent of
+    --limit and of any random state.
     """
-    return sorted(range(4), key=lambda i: hashlib.sha256(f"gpqa/{key}/{i}".encode()).hexdigest())
+    return int(hashlib.sha256(f"gpqa/{key}".encode()).hexdigest(), 16) % 4
 
 
 def gpqa_problem(row: dict) -> Problem:
     key = str(row.get("Record ID") or row["Question"])
-    options = [row["Correct Answer"], row["Incorrect Answer 1"], row["Incorrect Answer 2"], row["Incorrect Answer 3"]]
-    order = choice_order(key)
-    lines = [f"{LETTERS[pos]}) {str(options[i]).strip()}" for pos, i in enumerate(order)]
-    prompt = f"{str(row['Question']).strip()}\n\n" + "\n".join(lines) + f"\n\n{GPQA_INSTRUCTION}"
-    return Problem(key, prompt, LETTERS[order.index(0)])
+    choices = [row["Incorrect Answer 1"], row["Incorrect Answer 2"], row["Incorrect Answer 3"]]
+    gold = gold_position(key)
+    choices.insert(gold, row["Correct Answer"])
+    prompt = GPQA_PROMPT.format(question=row["Question"], **dict(zip(LETTERS, choices)))
+    return Problem(key, prompt, LETTERS[gold])
 
 
 def _gpqa(rows: list[dict]) -> list[Problem]:
     return [gpqa_problem(r) for r in rows]
+
+
+def conversation(bench: "Benchmark", problem: Problem, system: Optional[str]) -> tuple[Optional[str], list[str]]:
+    """(system turn, user turns) as lighteval 0.9.2 builds them with --use-chat-template [--system-prompt]."""
+    if system is not None and bench.kind == "choice":
+        return system + problem.prompt, [""]  # GPQA's prompt is all "instruction": lighteval's bug, kept (see above)
+    return system, [problem.prompt]
 
 
 @dataclass(frozen=True)
@@ -102,18 +123,20 @@ class Benchmark:
     fmt: str  # jsonl | parquet | csv
     split: str  # which split of the hub dataset that file is
     load: Callable[[list[dict]], list[Problem]]
-    kind: str  # math | choice
+    kind: str  # its lighteval metric, a key of answer_check.METRICS: math | gsm8k | choice
+    lighteval: str = ""  # the lighteval task it reproduces
 
 
 BENCHMARKS = {
     "math500": Benchmark("math500", "MATH500", "HuggingFaceH4/MATH-500/test.jsonl", "jsonl",
-                         "HuggingFaceH4/MATH-500 test", _math500, "math"),
+                         "HuggingFaceH4/MATH-500 test", _math500, "math", lighteval="lighteval|math_500|0|0"),
     "gsm8k": Benchmark("gsm8k", "GSM8K", "openai/gsm8k/main/test-00000-of-00001.parquet", "parquet",
-                       "openai/gsm8k main test", _gsm8k, "math"),
+                       "openai/gsm8k main test", _gsm8k, "gsm8k", lighteval="lighteval|gsm8k|0|0"),
     "aime24": Benchmark("aime24", "AIME24", "HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet", "parquet",
-                        "HuggingFaceH4/aime_2024 train", _aime24, "math"),
+                        "HuggingFaceH4/aime_2024 train", _aime24, "math", lighteval="lighteval|aime24|0|0"),
     "gpqa_diamond": Benchmark("gpqa_diamond", "GPQA-Diamond", "Idavidrein/gpqa/gpqa_diamond.csv", "csv",
-                              "Idavidrein/gpqa gpqa_diamond train", _gpqa, "choice"),
+                              "Idavidrein/gpqa gpqa_diamond train", _gpqa, "choice",
+                              lighteval="lighteval|gpqa:diamond|0|0"),
 }
 
 
@@ -175,17 +198,18 @@ def score(bench: Benchmark, problems: list[Problem], answers: dict, samples: int
     correct_by_problem, records = [], []
     by_sample = [0] * samples
     n_unparsed = 0
+    metric = METRICS[bench.kind]
     for p in problems:
-        gold = parse_gold(p.gold) if bench.kind == "math" else p.gold
+        gold = metric.read_gold(p.gold)
         flags = []
         for j in range(samples):
             response = answers[item_id(p.id, j)]["turns"][0]
-            extracted, ok = check_math(response, gold) if bench.kind == "math" else check_choice(response, gold)
+            extracted, ok = metric.check(response, gold)
             flags.append(ok)
             by_sample[j] += ok
             n_unparsed += extracted is None
             records.append({"id": item_id(p.id, j), "problem_id": p.id, "sample": j, "gold": p.gold,
-                            "extracted": extracted, "correct": ok})
+                            "gold_extracted": str(gold[0]) if gold else None, "extracted": extracted, "correct": ok})
         correct_by_problem.append(flags)
     metrics = {
         "pass_at_1": pass_at_1(correct_by_problem),
@@ -210,16 +234,18 @@ def run(args) -> dict:
     out = common.bench_dir(args, bench.name)
     dec = decoding_for(bench.name, max_new_tokens=args.max_new_tokens)
     protocol = {"system_prompt": system, "decoding": dec.to_dict(), "seed": args.seed,
-                "gpqa_instruction": GPQA_INSTRUCTION if bench.kind == "choice" else None}
+                "prompt": f"{answer_check.REFERENCE} {bench.lighteval}"}
     _check_protocol(out, protocol)
 
     # Sample-major order with one seed per sample: each sample is a batch-friendly group of its own, and no
     # two samples of a problem can share a random stream.
-    items = [Item(item_id(p.id, j), [p.prompt], replace(dec, seed=args.seed + j),
-                  {"problem_id": p.id, "sample": j}, system=system)
+    turns = {p.id: conversation(bench, p, system) for p in problems}
+    items = [Item(item_id(p.id, j), turns[p.id][1], replace(dec, seed=args.seed + j),
+                  {"problem_id": p.id, "sample": j}, system=turns[p.id][0])
              for j in range(args.samples) for p in problems]
     answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
 
+    metric = METRICS[bench.kind]
     metrics, records = score(bench, problems, answers, args.samples)
     scored = JsonlStore(out / "scored.jsonl")
     scored.path.unlink(missing_ok=True)
@@ -231,12 +257,19 @@ def run(args) -> dict:
         "data_file": bench.data,
         "system_prompt": system,
         "system_prompt_choice": system_source,
-        "user_turn": "the problem text" if bench.kind == "math" else "question, choices A)-D), then gpqa_instruction",
-        "gpqa_instruction": protocol["gpqa_instruction"],
-        "choice_order": "sha256 of the Record ID per question (choice_order())" if bench.kind == "choice" else None,
+        "protocol": {
+            "reference": answer_check.REFERENCE,
+            "task": bench.lighteval,
+            "conversation": ("system prompt + lighteval's prompt as one system turn, an empty user turn (lighteval's "
+                             "GPQA placement)" if system is not None and bench.kind == "choice"
+                             else "system prompt, then lighteval's prompt as the user turn" if system is not None
+                             else "lighteval's prompt as the user turn"),
+            "metric": metric.name,
+            "answer_extraction": metric.extraction,
+            "gold_position": "sha256 of the Record ID (gold_position())" if bench.kind == "choice" else None,
+        },
         "decoding": dec.to_dict(),
         "sample_seeds": [args.seed + j for j in range(args.samples)],
-        "answer_extraction": "last \\boxed{}, math-verify" if bench.kind == "math" else "letter in last \\boxed{}, else 'Answer: X'",
         "chat_template_applied": True,
         **common.versions("math-verify", "latex2sympy2_extended"),
     }

@@ -1,4 +1,4 @@
-"""MATH problems as the paper trains on them: chat prompts with a per-model system prompt, the final answer as label.
+"""MATH problems as the paper trains on them: chat prompts with a per-model system prompt, the solution as label.
 
 arXiv 2601.22801, section 4.1: "the training split of the MATH dataset (Hendrycks et al., 2021), which contains
 7,500 problems", "a chat-style prompting format", no separate reasoning/answer tags; appendix B.1 (Table 3): prompts
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Optional
 
 from openrlhf_cfpo.recipes import SYSTEM_PROMPTS, TABLE_3, check_max_prompt_length, check_model_size
@@ -23,27 +22,6 @@ logger = logging.getLogger(__name__)
 # train (7,500 problems) and test (5,000); columns problem, level, type, solution.
 MATH_DATASET = "DigitalLearningGmbH/MATH-lighteval"
 MATH_CONFIG = "default"
-
-_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")  # MATH's solutions use \boxed{...}, a handful \fbox{...}
-
-
-def last_boxed(text: str) -> Optional[str]:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, nested braces kept whole.
-
-    None when there is none, or when the last one is never closed (a completion cut off inside its box).
-    """
-    starts = [match.end() for match in _BOX.finditer(text)]
-    if not starts:
-        return None
-    depth = 1
-    for i in range(starts[-1], len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[starts[-1] : i]
-    return None
 
 
 def chat_prompt(problem: str, model_size: str) -> list[dict]:
@@ -77,23 +55,25 @@ def load_math(name: str = MATH_DATASET, config: Optional[str] = MATH_CONFIG, spl
 
 
 def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = TABLE_3.max_prompt_length):
-    """MATH rows -> ``prompt`` (chat list), ``answer`` (the solution's final boxed answer) and ``index``.
+    """MATH rows -> ``prompt`` (chat list), ``answer`` (the solution: the reward reads the gold from it), ``index``.
 
-    ``index`` is the row's position in ``dataset``. Rows whose solution has no boxed answer (nothing to check a
-    completion against) and rows whose prompt has more than ``max_prompt_length`` tokens are dropped; how many of
-    each is logged.
+    ``index`` is the row's position in ``dataset``. The reward reads the gold answer from the whole solution, as the
+    reference recipe's reward does (:mod:`openrlhf_cfpo.reasoning.rewards`). Rows from whose solution it reads none
+    (every completion would get no reward) and rows whose prompt has more than ``max_prompt_length`` tokens are
+    dropped; how many of each is logged.
     """
+    from .rewards import read_gold  # math-verify: the reasoning extra
+
     check_model_size(model_size)
     check_max_prompt_length(max_prompt_length)
 
     def convert(row, index):
         prompt = chat_prompt(row["problem"], model_size)
-        answer = last_boxed(row["solution"])
         return {
             "prompt": prompt,
-            "answer": answer if answer is not None else "",
+            "answer": row["solution"],
             "index": index,
-            "_keep_answer": answer is not None and answer.strip() != "",
+            "_keep_answer": bool(read_gold(row["solution"])),
             "_prompt_length": prompt_length(tokenizer, prompt),
         }
 
@@ -101,7 +81,8 @@ def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = T
     with_answer = converted.filter(lambda row: row["_keep_answer"])
     kept = with_answer.filter(lambda row: row["_prompt_length"] <= max_prompt_length)
     logger.warning(
-        "MATH: %d problems, %d without a boxed answer and %d with a prompt over %d tokens dropped, %d kept",
-        len(dataset), len(converted) - len(with_answer), len(with_answer) - len(kept), max_prompt_length, len(kept),
+        "MATH: %d problems, %d whose solution gives no answer to check and %d with a prompt over %d tokens dropped, "
+        "%d kept", len(dataset), len(converted) - len(with_answer), len(with_answer) - len(kept), max_prompt_length,
+        len(kept),
     )
     return kept.remove_columns(["_keep_answer", "_prompt_length"])

@@ -1,60 +1,69 @@
-"""The verifiable reward of the reasoning runs: is the completion's final ``\\boxed{}`` answer the right one?
+"""The verifiable reward of the reasoning runs, with the paper's reference recipe's semantics.
 
-1.0 when math-verify finds the completion's last boxed expression equal to the label (the MATH solution's last
-boxed expression, see :mod:`openrlhf_cfpo.reasoning.data`), else 0.0; a completion with no closed box scores 0.0.
-Both sides are parsed as ``\\boxed{...}``, so math-verify reads them the same way (LaTeX, units dropped), and
-only the last box counts: math-verify alone would read every box of "\\boxed{3}, no: \\boxed{4}" as the set {3, 4}.
+The paper trains "following the training setup of Zhao et al. (2025)", whose open-r1 fork rewards completions with
+open-r1's ``accuracy_reward`` (``reward_funcs: [accuracy]`` in its recipes) on math-verify 0.5.2. Read from its code:
+- the gold answer is read from the MATH solution as a whole, the label of every prompt (:mod:`.data`): LaTeX first,
+  then plain expressions, from the first tier that has a match ("final answer is $x$. I hope", "final answer ... is",
+  a box, "answer: $x$", "answer ... $x$", any LaTeX or number), the rightmost match within it;
+- the completion's answer must be LaTeX: a box first (of several, the last; a box cut off before its closing brace is
+  none), else ``$x$``, ``\\(x\\)`` or ``\\[x\\]`` after "final answer ... is" or "answer"; plain text ("The answer is
+  18.") and LaTeX with no such anchor are no answer. Malformed operators (``\\dfrac12``) are not repaired;
+- 1.0 when math-verify finds the two equal, else 0.0; None when the gold cannot be read (TRL leaves None out of the
+  reward, verl gets 0.0: it needs a number) or the comparison raises.
+The 7B system prompt asks for no box: a completion that ends "the answer is $18$" is rewarded, "the answer is 18" is
+not, as in the reference. tests/test_scoring_parity.py checks every reward against the reference's own function
+(math-verify 0.5.2, in .venv-lighteval) on a fixed set of responses, and against the eval's verdicts.
 
-The same rule in each framework's calling convention: :func:`boxed_answer_reward` for TRL's ``reward_funcs``
-(a label math-verify cannot parse gives None, which TRL leaves out of the reward), :func:`compute_score` for
-verl's ``reward.custom_reward_function`` (0.0 there: verl needs a number).
-
-math-verify bounds its parsing and comparison with ``signal.alarm``, which only the main thread may use; verl's
-reward manager calls ``compute_score`` from a thread pool, where the bound is switched off (as TRL's own
-``accuracy_reward`` does).
+The same rule in each framework's calling convention: :func:`boxed_answer_reward` for TRL's ``reward_funcs``,
+:func:`compute_score` for verl's ``reward.custom_reward_function`` (called from verl's worker threads: see
+:mod:`.verifier`).
 """
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Optional
 
-try:
-    from math_verify import LatexExtractionConfig, parse, verify
-except ImportError as error:  # the one dependency this module has beyond the core install
-    raise ImportError(f"{error}: the reasoning reward needs math-verify: pip install 'openrlhf-cfpo[reasoning]'") from error
+from openrlhf_cfpo.reasoning.verifier import (
+    REFERENCE_NORMALIZATION,
+    ExprExtractionConfig,
+    LatexExtractionConfig,
+    NormalizationConfig,
+    parse,
+    verify,
+)
 
-from openrlhf_cfpo.reasoning.data import last_boxed
+# math-verify 0.5.2's defaults, which the reference uses: 3 s to parse one expression, 3 s to compare.
+PARSE_TIMEOUT_S = 3
+VERIFY_TIMEOUT_S = 3
 
-PARSE_TIMEOUT_S = 5
-VERIFY_TIMEOUT_S = 5
-
-# Only \boxed{...}: the text handed to math-verify is a box we cut out ourselves. math-verify's default LaTeX
-# normalisation on both sides (units dropped, TeX shorthands such as \frac12 or \sqrt3 read as written).
-_BOXED_ONLY = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
-
-
-def _timeouts() -> tuple[Optional[int], Optional[int]]:
-    if threading.current_thread() is threading.main_thread():
-        return PARSE_TIMEOUT_S, VERIFY_TIMEOUT_S
-    for name in ("math_verify.parser", "math_verify.grader"):  # their "timeout is disabled" warning, once per call
-        logging.getLogger(name).setLevel(logging.ERROR)
-    return None, None
+# The reference's reading of a gold solution: math-verify's default targets (as 0.5.2 had them) in first-match mode.
+_GOLD_TARGETS = [LatexExtractionConfig(normalization_config=REFERENCE_NORMALIZATION, boxed_match_priority=50),
+                 ExprExtractionConfig()]
+# ... and of a completion: LaTeX only, boxed first, anchored, with no repair of malformed operators or nits.
+_ANSWER_TARGETS = [LatexExtractionConfig(
+    normalization_config=NormalizationConfig(nits=False, malformed_operators=False, basic_latex=True, equations=True,
+                                             boxed="all", units=True),
+    boxed_match_priority=0, try_extract_without_anchor=False)]
 
 
-def score(completion: str, answer: str) -> Optional[float]:
-    """1.0 / 0.0: is ``completion``'s last ``\\boxed{}`` equal to ``answer``? None if ``answer`` does not parse."""
-    parse_timeout, verify_timeout = _timeouts()
-    gold = parse(f"\\boxed{{{answer}}}", extraction_config=_BOXED_ONLY, parsing_timeout=parse_timeout)
+def read_gold(solution: str) -> list:
+    """The gold answer the reference reads from a MATH solution ([] when none)."""
+    return parse(solution, _GOLD_TARGETS, extraction_mode="first_match", parsing_timeout=PARSE_TIMEOUT_S)
+
+
+def read_answer(completion: str) -> list:
+    """The answer the reference reads from a completion ([] when none)."""
+    return parse(completion, _ANSWER_TARGETS, extraction_mode="first_match", parsing_timeout=PARSE_TIMEOUT_S)
+
+
+def score(completion: str, solution: str) -> Optional[float]:
+    """1.0 / 0.0: does ``completion``'s answer equal the one in ``solution``? None if the gold cannot be read."""
+    gold = read_gold(solution)
     if not gold:
         return None
-    boxed = last_boxed(completion)
-    if boxed is None:
-        return 0.0
-    predicted = parse(f"\\boxed{{{boxed}}}", extraction_config=_BOXED_ONLY, parsing_timeout=parse_timeout)
-    if not predicted:
-        return 0.0
-    return float(verify(gold, predicted, timeout_seconds=verify_timeout))
+    try:
+        return float(verify(gold, read_answer(completion), timeout_seconds=VERIFY_TIMEOUT_S))
+    except Exception:  # the reference skips a completion whose comparison raises
+        return None
 
 
 def _text(completion) -> str:
@@ -65,7 +74,7 @@ def _text(completion) -> str:
 
 
 def boxed_answer_reward(completions, answer, **kwargs) -> list[Optional[float]]:
-    """TRL reward function: :func:`score` of each completion against the ``answer`` column of its prompt."""
+    """TRL reward function: :func:`score` of each completion against its prompt's ``answer`` column (the solution)."""
     return [score(_text(completion), label) for completion, label in zip(completions, answer, strict=True)]
 
 

@@ -2,7 +2,7 @@
 
 Columns (verl's ``RLHFDataset`` and reward manager): ``data_source`` (the dataset's hub name), ``prompt`` (the chat
 list: the paper's system prompt, then the problem), ``ability`` ("math"), ``reward_model`` (``{"style": "rule",
-"ground_truth": final boxed answer}``, what :func:`openrlhf_cfpo.reasoning.rewards.compute_score` receives) and
+"ground_truth": the MATH solution}``, what :func:`openrlhf_cfpo.reasoning.rewards.compute_score` receives) and
 ``extra_info`` (``{"split", "index"}``, the row's index in the hub split). Prompts over the token budget are dropped
 here, as for TRL (see :mod:`openrlhf_cfpo.reasoning.data`)::
 

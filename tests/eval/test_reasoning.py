@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from openrlhf_cfpo.eval import answer_check, reasoning
-from openrlhf_cfpo.eval.answer_check import check_choice, check_math, choice_letter, last_boxed, pass_at_1
+from openrlhf_cfpo.eval.answer_check import LETTERS, METRICS, check_choice, check_gsm8k, check_math, choice_letter, pass_at_1
+from openrlhf_cfpo.reasoning.verifier import MATH_VERIFY_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ("--max-new-tokens", 4, "--batch-size", 2)
@@ -44,7 +45,7 @@ def write_reasoning_data(root: Path) -> Path:
 
     p = root / "HuggingFaceH4/MATH-500/test.jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("".join(json.dumps({"problem": q, "solution": f"so {a}", "answer": a, "subject": "Algebra", "level": 1,
+    p.write_text("".join(json.dumps({"problem": q, "solution": f"so $\\boxed{{{a}}}$", "answer": a, "subject": "Algebra", "level": 1,
                                      "unique_id": f"test/algebra/{i}.json"}) + "\n" for i, (q, a) in enumerate(MATH500)),
                  encoding="utf-8")
     p = root / "openai/gsm8k/main/test-00000-of-00001.parquet"
@@ -86,7 +87,7 @@ class Scripted:
 
     name = "scripted"
     gold = {**{q: a for q, a in MATH500}, **{q: a.replace(",", "") for q, a in GSM8K}, **{q: str(a) for _, q, a in AIME}}
-    right_form = {r"\frac{1}{2}": "0.5", r"\left( 3, 0 \right)": "(3,0)", "8": r"8 \text{ legs}", "1000": "1,000"}
+    right_form = {r"\frac{1}{2}": r"\dfrac{1}{2}", r"\left( 3, 0 \right)": "(3,0)", "8": r"8 \text{ legs}", "1000": "1,000"}
 
     def __init__(self, n_right=99):
         self.calls, self.conversations, self.decodings, self.n_right = 0, [], [], n_right
@@ -97,15 +98,16 @@ class Scripted:
         out = []
         for conv in conversations:
             self.conversations.append(conv)
-            user = conv[-1]["content"]
-            rank = len({c[-1]["content"] for c in self.conversations})  # distinct problems seen so far
+            text = "\n".join(m["content"] for m in conv)  # lighteval puts GPQA's question in the system turn
+            rank = len({"\n".join(m["content"] for m in c) for c in self.conversations})  # distinct problems so far
             right = rank <= self.n_right
-            if user in self.gold:
-                gold = self.gold[user]
+            question = next((q for q in self.gold if q in text), None)
+            if question is not None:
+                gold = self.gold[question]
                 out.append(f"Thinking... so the answer is $\\boxed{{{self.right_form.get(gold, gold) if right else '12345'}}}$.")
             else:  # GPQA: find the letter of the correct choice in the prompt
-                correct = next(r[2] for r in GPQA if user.startswith(r[1]))
-                letter = re.search(rf"^([ABCD])\) {correct}$", user, re.M).group(1)
+                correct = next(r[2] for r in GPQA if r[1] in text)
+                letter = re.search(rf"^([ABCD])\) {correct}$", text, re.M).group(1)
                 out.append(f"The final answer is \\boxed{{{letter if right else 'Z'}}}")
         return out
 
@@ -123,52 +125,62 @@ def scripted(monkeypatch):
     return make
 
 
-# ---------------------------------------------------------------- scoring
+# ---------------------------------------------------------------- scoring (lighteval's; tests/test_scoring_parity.py checks it)
 
-@pytest.mark.parametrize("response, gold, extracted, correct", [
-    (r"so $\boxed{\frac{1}{2}}$", r"\frac{1}{2}", r"\frac{1}{2}", True),
-    (r"\boxed{0.5}", r"\frac{1}{2}", "0.5", True),
-    (r"\boxed{1/2}", r"\frac{1}{2}", "1/2", True),
-    (r"\boxed{\dfrac12}", "0.5", r"\dfrac12", True),
-    (r"\boxed{1,000}", "1000", "1,000", True),
-    (r"\boxed{(3, 0)}", r"\left( 3, 0 \right)", "(3, 0)", True),
-    (r"\boxed{8 \text{ legs}}", "8", r"8 \text{ legs}", True),
-    (r"\boxed{0.51}", r"\frac{1}{2}", "0.51", False),
-    (r"first \boxed{7} then corrected: \boxed{8}", "7", "8", False),  # the last box is the answer
-    (r"first \boxed{7} then corrected: \boxed{8}", "8", "8", True),
-    (r"nested \boxed{\frac{\sqrt{4}}{4}}", r"\frac{1}{2}", r"\frac{\sqrt{4}}{4}", True),
-    (r"\fbox{24}", "24", "24", True),
-    ("the answer is 1/2", r"\frac{1}{2}", None, False),  # no box: unparsed
-    (r"cut off in the box \boxed{\frac{1}{", r"\frac{1}{2}", None, False),  # unclosed box: unparsed
-    (r"\boxed{\frac{1}{2}} but then cut off in \boxed{\frac{1}{", r"\frac{1}{2}", None, False),  # the final box counts
-    (r"\boxed{}", "3", None, False),
+SUM = r"Adding, $7+11=\boxed{18}$."  # MATH-500's gold is read from the solution
+
+
+@pytest.mark.parametrize("response, extracted, correct", [
+    (r"... Therefore, the final answer is: $\boxed{18}$. I hope it is correct", "18", True),
+    ("... The answer is 18.", "18", True),  # unboxed answers are read, as lighteval reads them
+    ("#### 18", "18", True),
+    ("Therefore, the final answer is: $18$", "18", True),
+    (r"\boxed{\approx 18}", "18", True),
+    (r"First I got \boxed{19}, but rechecking gives \boxed{18}.", "18", True),  # the last box
+    (r"\boxed{19}", "19", False),
+    ("It has 18 apples, then 4 are eaten, leaving 14.", "14", False),  # no anchor: the last number
+    (r"\boxed{18.0}", "18.0000000000000", False),  # lighteval's precision bug: a float needing rounding never matches
+    (r"So the answer is \boxed{18", None, False),  # cut off inside the box
+    ("", None, False),
 ])
-def test_math_answers_are_the_last_box_checked_by_math_verify_in_any_equivalent_form(response, gold, extracted, correct):
-    assert check_math(response, gold) == (extracted, correct)
+def test_math_answers_are_read_and_compared_as_lighteval_does(response, extracted, correct):
+    assert check_math(response, SUM) == (extracted, correct)
+
+
+@pytest.mark.parametrize("response, extracted, correct", [
+    ("So the total is $1,234$ dollars.", "1234", True),
+    ("The answer is 1234.", "1234", True),
+    ("#### 1,234", "1234", True),
+    (r"\boxed{1234}", "1234", True),
+    ("1234.00", "1234.00000000000", True),  # GSM8K's metric rounds floats as it should
+    ("The answer is 1243.", "1243", False),
+])
+def test_gsm8k_answers_need_no_box_and_the_gold_is_the_solutions_last_number(response, extracted, correct):
+    assert check_gsm8k(response, " Step <<2*3=6>>\n#### 1,234") == (extracted, correct)
+    assert check_gsm8k("no idea", " #### 1234") == (None, False)
 
 
 @pytest.mark.parametrize("response, letter", [
-    (r"The answer is \boxed{B}", "B"),
-    (r"\boxed{(C)}", "C"),
-    (r"$\boxed{\text{D}}$", "D"),
-    (r"\boxed{\textbf{A}}", "A"),
-    (r"\boxed{B) Neutron}", "B"),
-    (r"\boxed{b}", "B"),
-    ("Reasoning...\nAnswer: C", "C"),
-    ("so the correct answer is (D).", "D"),
-    ("Answer: **A**", "A"),
-    ("I first thought Answer: A but the answer is B", "B"),
-    (r"\boxed{Neutron}", None),  # the choice's text, not its letter
-    ("A bit of reasoning with no verdict", None),
-    ("the answer is a neutron", None),
+    ("Step by step... Answer: B", "B"),
+    ("**Answer:** B", "B"),
+    ("**Final Answer:** B", "B"),
+    ("Answer: Option B", "B"),
+    ("B", "B"),
+    (r"\boxed{D}", "D"),
+    ("I first thought A, but the answer is C.", "C"),
+    ("The answer is B\n\nAnswer: A", "A"),  # the last "answer:" line
+    (r"\boxed{A + B}", "B"),  # no longer read as A: the rightmost capital A-D
+    (r"\boxed{a = 2.5\ \text{m/s}}", None),
+    ("answer: b", None),  # capitals only
+    ("Carbon Dioxide", "D"),  # lighteval's last tier takes any capital A-D, even inside a word
 ])
-def test_gpqa_reads_the_chosen_letter_from_the_box_or_an_answer_line(response, letter):
+def test_gpqa_reads_the_chosen_letter_as_lighteval_does(response, letter):
     assert choice_letter(response) == letter
 
 
 def test_gpqa_a_wrong_or_missing_letter_is_not_correct():
-    assert check_choice(r"\boxed{B}", "B") == ("B", True)
-    assert check_choice(r"\boxed{C}", "B") == ("C", False)
+    assert check_choice("Answer: B", "B") == ("B", True)
+    assert check_choice("Answer: C", "B") == ("C", False)
     assert check_choice("no idea", "B") == (None, False)
 
 
@@ -177,25 +189,34 @@ def test_pass_at_1_is_the_mean_over_problems_of_each_problems_share_of_correct_s
     assert pass_at_1([[True], [False], [True], [True]]) == pytest.approx(0.75)
 
 
-def test_last_boxed_balances_braces():
-    assert last_boxed(r"\boxed{\frac{a}{b}} and \boxed{ {x}^{2} }") == " {x}^{2} "
-    assert last_boxed("none") is None
+def test_a_gsm8k_row_without_its_four_hashes_is_one_clear_error():
+    from openrlhf_cfpo.eval.errors import EvalError
+
+    with pytest.raises(EvalError, match="'#### <number>' line"):
+        reasoning.BENCHMARKS["gsm8k"].load([{"question": "Q?", "answer": "It is 5."}])
 
 
-def test_gsm8k_gold_is_the_number_after_the_four_hashes_without_separators():
-    assert reasoning.gsm8k_gold("Step <<2*3=6>>\n#### 1,234") == "1234"
-
-
-def test_gpqa_choices_are_shuffled_the_same_way_on_every_run_and_the_gold_letter_follows_the_correct_answer():
-    orders = {rid: reasoning.choice_order(rid) for rid in [f"rec{i}" for i in range(40)]}
-    assert all(sorted(o) == [0, 1, 2, 3] for o in orders.values())
-    assert orders == {rid: reasoning.choice_order(rid) for rid in orders}  # deterministic
-    assert len({o.index(0) for o in orders.values()}) == 4  # the correct answer is not always in one place
+def test_gpqa_puts_the_correct_answer_at_a_fixed_place_per_question_among_the_others_in_file_order():
+    positions = {rid: reasoning.gold_position(rid) for rid in [f"rec{i}" for i in range(40)]}
+    assert positions == {rid: reasoning.gold_position(rid) for rid in positions}  # deterministic
+    assert set(positions.values()) == {0, 1, 2, 3}  # the correct answer is not always in one place
     row = {"Question": "Q?", "Correct Answer": "right", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2",
            "Incorrect Answer 3": "w3", "Record ID": "recX"}
     p = reasoning.gpqa_problem(row)
-    assert f"{p.gold}) right" in p.prompt.split("\n")
-    assert p.prompt.startswith("Q?\n\n") and p.prompt.endswith(reasoning.GPQA_INSTRUCTION)
+    choices = [line.split(") ", 1)[1] for line in p.prompt.split("\n")[-4:]]
+    assert choices[LETTERS.index(p.gold)] == "right" and [c for c in choices if c != "right"] == ["w1", "w2", "w3"]
+    assert p.prompt.startswith("Answer the following multiple choice question.") and "\n\nQ?\n\nA) " in p.prompt
+
+
+def test_with_a_system_prompt_gpqa_is_asked_in_the_system_turn_as_lighteval_does():
+    row = {"Question": "Q?", "Correct Answer": "r", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2",
+           "Incorrect Answer 3": "w3", "Record ID": "recX"}
+    gpqa, math = reasoning.BENCHMARKS["gpqa_diamond"], reasoning.BENCHMARKS["math500"]
+    p = reasoning.gpqa_problem(row)
+    assert reasoning.conversation(gpqa, p, "SYS.") == ("SYS." + p.prompt, [""])
+    assert reasoning.conversation(gpqa, p, None) == (None, [p.prompt])
+    [m] = math.load([{"problem": "What is 1+1?", "solution": r"$\boxed{2}$", "unique_id": "u"}])
+    assert reasoning.conversation(math, m, "SYS.") == ("SYS.", [m.prompt]) and m.prompt.endswith("\n\nWhat is 1+1?")
 
 
 # ---------------------------------------------------------------- the paper's system prompt
@@ -241,7 +262,10 @@ def test_each_benchmark_runs_end_to_end_on_a_tiny_model_and_writes_results_with_
     s = r["settings"]
     assert s["implementation"].startswith("openrlhf_cfpo") and s["decoding"] == {"max_new_tokens": 4, "temperature": 0.6, "top_p": 0.95}
     assert s["system_prompt"] == reasoning.SYSTEM_PROMPTS["paper-1.5b"]  # the tiny Llama is no Qwen2.5 size
-    assert s["data_file"] == reasoning.BENCHMARKS[bench].data and s["math-verify"] == "0.9.0"
+    assert s["data_file"] == reasoning.BENCHMARKS[bench].data and s["math-verify"] == MATH_VERIFY_VERSION
+    protocol = s["protocol"]
+    assert protocol["reference"].startswith("lighteval 0.9.2") and protocol["task"] == reasoning.BENCHMARKS[bench].lighteval
+    assert protocol["metric"] == METRICS[reasoning.BENCHMARKS[bench].kind].name and protocol["answer_extraction"]
     assert len(_answers(out, bench)) == N_PROBLEMS[bench]
 
 
@@ -254,17 +278,18 @@ def test_pass_at_1_counts_the_right_answers_of_the_whole_pipeline(bench, cli, da
     assert r["n_correct"] == 1 and r["pass_at_1"] == pytest.approx(1 / N_PROBLEMS[bench])
     assert r["n_unparsed"] == (N_PROBLEMS[bench] - 1 if bench == "gpqa_diamond" else 0)  # 'Z' is no letter
     conv = backend.conversations[0]
-    assert conv[0] == {"role": "system", "content": reasoning.SYSTEM_PROMPTS["paper-3b"]}
+    assert conv[0]["role"] == "system" and conv[0]["content"].startswith(reasoning.SYSTEM_PROMPTS["paper-3b"])
     assert [m["role"] for m in conv] == ["system", "user"]
     assert backend.decodings[0].max_new_tokens == 3072 and backend.decodings[0].temperature == 0.6
     scored = [json.loads(line) for line in (out / bench / "scored.jsonl").read_text().split("\n") if line]
     assert sum(s["correct"] for s in scored) == 1
 
 
-def test_the_math_user_turn_is_the_problem_text_alone(cli, data, scripted, tmp_path):
+def test_the_math_user_turn_is_lightevals_prompt_around_the_problem_text(cli, data, scripted, tmp_path):
     backend = scripted()
     assert cli("math500", "--model", "stand-in", "--output", tmp_path / "run", "--data-dir", data, *PAPER_PROMPT) == 0
-    assert sorted(c[-1]["content"] for c in backend.conversations) == sorted(q for q, _ in MATH500)
+    assert sorted(c[-1]["content"] for c in backend.conversations) == sorted(reasoning.MATH_PROMPT.format(problem=q)
+                                                                          for q, _ in MATH500)
 
 
 def test_samples_are_generated_with_distinct_seeds_and_averaged(cli, data, scripted, tmp_path):
@@ -435,6 +460,7 @@ def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(tmp_path):
 
 def test_math_verify_is_reported_missing_as_one_install_line(monkeypatch):
     import builtins
+    import sys
 
     real_import = builtins.__import__
 
@@ -444,7 +470,11 @@ def test_math_verify_is_reported_missing_as_one_install_line(monkeypatch):
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_math_verify)
+    import openrlhf_cfpo.reasoning
+
+    monkeypatch.delitem(sys.modules, "openrlhf_cfpo.reasoning.verifier", raising=False)  # import it afresh
+    monkeypatch.delattr(openrlhf_cfpo.reasoning, "verifier", raising=False)
     from openrlhf_cfpo.eval.errors import EvalError
 
-    with pytest.raises(EvalError, match=r"pip install math-verify==0.9.0"):
+    with pytest.raises(EvalError, match=rf"pip install math-verify=={MATH_VERIFY_VERSION}"):
         answer_check.check_math(r"\boxed{1}", "1")

@@ -1,13 +1,15 @@
-"""MATH -> chat prompts and labels: the paper's system prompt per size, the final boxed answer, the 512-token budget."""
+"""MATH -> chat prompts and labels: the paper's system prompt per size, the solution as label, the 512-token budget."""
 import pytest
 
-from openrlhf_cfpo.reasoning.data import SYSTEM_PROMPTS, chat_prompt, last_boxed, load_math, prepare_math, prompt_length
+from openrlhf_cfpo.reasoning import data
+from openrlhf_cfpo.reasoning.data import SYSTEM_PROMPTS, chat_prompt, load_math, prepare_math, prompt_length
 
 ROWS = [
     ("What is $2+2$?", "We add: $2+2=\\boxed{4}$."),
     ("Simplify $\\frac{2}{4}$.", "Divide by 2: $\\boxed{\\frac{1}{2}}$."),
     ("Which option?", "First we rule out (A) since \\boxed{A} fails. The answer is $\\boxed{\\text{(C)}}$."),
     ("A problem whose solution never boxes its answer.", "The answer is 7."),
+    ("A problem whose solution states no answer.", "See the figure."),
     ("Width of the box?", "It is $\\fbox{3 cm}$ wide."),
 ]
 
@@ -28,21 +30,12 @@ def test_each_model_size_gets_its_own_system_prompt_from_appendix_b1():
     assert "boxed" not in SYSTEM_PROMPTS["7B"]
 
 
-def test_last_boxed_keeps_nested_braces_and_takes_the_final_box():
-    assert last_boxed("so $\\boxed{\\frac{1}{2}}$.") == "\\frac{1}{2}"
-    assert last_boxed("\\boxed{3} then \\boxed{\\{1, 2\\}}") == "\\{1, 2\\}"
-    assert last_boxed("an \\fbox{x} answer") == "x"
-    assert last_boxed("spaced \\boxed {5}") == "5"
-    assert last_boxed("no box at all") is None
-    assert last_boxed("cut off inside \\boxed{\\frac{1}{") is None
-
-
-def test_prepare_turns_math_rows_into_chat_prompts_and_final_answers(math_file, chat_tokenizer):
+def test_prepare_turns_math_rows_into_chat_prompts_with_the_solution_as_label(math_file, chat_tokenizer):
     prepared = prepare_math(load_math(math_file, split="train"), chat_tokenizer, "3B", max_prompt_length=512)
     assert prepared.column_names == ["prompt", "answer", "index"]
-    # the row without a boxed answer is dropped: nothing to check a completion against
-    assert [row["index"] for row in prepared] == [0, 1, 2, 4]
-    assert [row["answer"] for row in prepared] == ["4", "\\frac{1}{2}", "\\text{(C)}", "3 cm"]
+    # the reward reads the gold from the solution; the row it reads none from is dropped: nothing to check against
+    assert [row["index"] for row in prepared] == [0, 1, 2, 3, 5]
+    assert [row["answer"] for row in prepared] == [ROWS[i][1] for i in (0, 1, 2, 3, 5)]
     first = prepared[0]["prompt"]
     assert first == [
         {"role": "system", "content": SYSTEM_PROMPTS["3B"]},
@@ -66,7 +59,7 @@ def test_prompts_over_the_token_budget_are_dropped_and_the_budget_itself_is_kept
     assert prompt_length(chat_tokenizer, chat_prompt(at_budget, "1.5B")) == budget
     path = helpers.write_jsonl(tmp_path / "lengths.jsonl", rows)
     prepared = prepare_math(load_math(path, split="train"), chat_tokenizer, "1.5B", max_prompt_length=budget)
-    assert [row["answer"] for row in prepared] == ["1", "2"]
+    assert [row["answer"] for row in prepared] == ["\\boxed{1}", "\\boxed{2}"]
     assert all(prompt_length(chat_tokenizer, row["prompt"]) <= budget for row in prepared)
 
 

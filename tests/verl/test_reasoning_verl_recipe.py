@@ -140,9 +140,10 @@ def test_verl_loads_our_reward_function_and_it_scores_boxed_answers():
     _, train = dry_run(SCRIPTS["cfpo"])
     reward = get_custom_reward_fn(compose(overrides(train)))
     kwargs = dict(data_source="DigitalLearningGmbH/MATH-lighteval", extra_info={"split": "train", "index": 0})
-    assert reward(solution_str="so \\boxed{\\frac12}", ground_truth="\\frac{1}{2}", **kwargs) == 1.0
-    assert reward(solution_str="so \\boxed{3}", ground_truth="\\frac{1}{2}", **kwargs) == 0.0
-    assert reward(solution_str="no box", ground_truth="\\frac{1}{2}", **kwargs) == 0.0
+    solution = "so $p = \\boxed{\\frac{1}{2}}$"  # the label: the MATH solution
+    assert reward(solution_str="so \\boxed{0.5}", ground_truth=solution, **kwargs) == 1.0
+    assert reward(solution_str="so \\boxed{3}", ground_truth=solution, **kwargs) == 0.0
+    assert reward(solution_str="no answer", ground_truth=solution, **kwargs) == 0.0
 
 
 def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
@@ -161,7 +162,7 @@ def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
     math_dir.mkdir()
     offline.write_jsonl(math_dir / "train.jsonl", [
         offline.math_row("what is x = 4 ?", "so $x = \\boxed{4}$"),
-        offline.math_row("never boxed", "it is 3"),
+        offline.math_row("no answer to read", "see the figure"),
         offline.math_row(at_budget, "\\boxed{\\frac{1}{2}}"),
         offline.math_row(at_budget + " x", "\\boxed{5}"),
     ])
@@ -181,9 +182,9 @@ def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
     assert first["raw_prompt"] == [{"role": "system", "content": SYSTEM_PROMPTS["3B"]},
                                    {"role": "user", "content": "what is x = 4 ?"}]
     assert first["data_source"] == "DigitalLearningGmbH/MATH-lighteval" and first["ability"] == "math"
-    assert first["reward_model"] == {"style": "rule", "ground_truth": "4"}
+    assert first["reward_model"] == {"style": "rule", "ground_truth": "so $x = \\boxed{4}$"}
     assert first["extra_info"] == {"split": "train", "index": 0} and first["index"] == 0
-    assert second["reward_model"]["ground_truth"] == "\\frac{1}{2}" and second["index"] == 2
+    assert second["reward_model"]["ground_truth"] == "\\boxed{\\frac{1}{2}}" and second["index"] == 2
 
 
 def test_verl_rollouts_stop_where_the_chat_turn_ends_when_the_eos_is_another_token(tmp_path):
