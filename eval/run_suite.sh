@@ -24,12 +24,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#CKPTS[@]} -ge 1 ] || usage
-if [ "$REASONING" = 1 ]; then
-  BENCHMARKS=(math500 gsm8k gpqa_diamond aime24)
-else
-  BENCHMARKS=(alpaca_eval arena_hard mt_bench ifeval openllm)
-fi
-EVAL=(python -m openrlhf_cfpo.cli.main eval)
+python=${PYTHON:-python}
+SUITE=rlhf; [ "$REASONING" = 1 ] && SUITE=reasoning
+# The suite's benchmarks, in the order of the paper's tables, from the package's one benchmark registry.
+LISTED=$("$python" -m openrlhf_cfpo.eval.registry "$SUITE")
+read -r -d '' -a BENCHMARKS <<<"$LISTED" || true
+[ ${#BENCHMARKS[@]} -ge 1 ] || { echo "run_suite.sh: the benchmark registry lists no $SUITE benchmarks" >&2; exit 2; }
+EVAL=("$python" -m openrlhf_cfpo.cli.main eval)
 name() { basename "${1%/}"; }
 
 run_all() {  # MODEL DIR

@@ -13,14 +13,23 @@ from pathlib import Path
 from typing import Sequence
 
 from . import common
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
 from .judge import make_judge
+from .registry import Benchmark
 from .store import JsonlStore, write_json
 
 NAME = "alpaca_eval"
-DEFAULT_JUDGE = "gpt-4.1"  # the paper's judge; AlpacaEval 2.0's leaderboard uses gpt-4-1106-preview
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=1,
+    columns=(("AlpacaEval-LC", "lc_win_rate"), ("AlpacaEval-WR", "win_rate")),
+    results=("lc_win_rate", "win_rate", "avg_length"),
+    # AlpacaEval itself fixes no decoding; the alpaca-eval package's model configs overwhelmingly use
+    # temperature 0.7 and max_new_tokens 2048, so we follow that prevailing setting.
+    decoding=Decoding(max_new_tokens=2048, temperature=0.7),
+    judge="gpt-4.1",  # the paper's judge; AlpacaEval 2.0's leaderboard uses gpt-4-1106-preview
+)}
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 REFERENCES = "alpaca_eval/alpaca_eval_gpt4_baseline.json"
 GAMED = "alpaca_eval/df_gamed.csv"  # instruction difficulties and the gamed baselines the LC GLM is fit with
@@ -125,7 +134,7 @@ def run(args) -> dict:
     refs = [dict(r, index=i) for i, r in enumerate(refs)]  # index: the row in the full set, which the GLM needs
     refs = common.first(refs, args.limit)
     config, template = annotator_config()
-    judge = make_judge(args, DEFAULT_JUDGE, common.cache_dir(args))
+    judge = make_judge(args, common.cache_dir(args))
     judge.preflight()
 
     out = common.bench_dir(args, NAME)

@@ -17,15 +17,22 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import common
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
 from .judge import make_judge, message_text
+from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "arena_hard"
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=1, columns=(("Arena-Hard", "score"),),
+    results=("score", "ci_low", "ci_high"),
+    # arena-hard-auto's config/gen_answer_config.yaml: temperature 0.0, max_tokens 4096.
+    decoding=Decoding(max_new_tokens=4096, temperature=0.0),
+    judge="gpt-4.1",  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
+)}
 BASELINE_MODEL = "gpt-4-0314"
-DEFAULT_JUDGE = "gpt-4.1"  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
 STRONG_WEIGHT = 3
 BOOTSTRAP_ROUNDS = 100
 JUDGMENT_ATTEMPTS = 2  # v0.1 judge_config.yaml's number_of_judgment_attempts, used when a config lacks it
@@ -152,7 +159,7 @@ def run(args) -> dict:
     attempts = config.get("number_of_judgment_attempts", JUDGMENT_ATTEMPTS)
     if not isinstance(attempts, int) or attempts < 1:
         raise EvalError(f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; it must be a whole number >= 1 (v0.1 uses 2)")
-    judge = make_judge(args, DEFAULT_JUDGE, common.cache_dir(args))
+    judge = make_judge(args, common.cache_dir(args))
     judge.preflight()
 
     out = common.bench_dir(args, NAME)

@@ -8,19 +8,16 @@ from pathlib import Path
 
 from .data import DataFiles, default_cache_dir
 from .errors import EvalError
+from . import registry
 from .generation import make_backend
 from .store import write_json
 
-RESULT_KEYS = {
-    "alpaca_eval": ("lc_win_rate", "win_rate", "avg_length"),
-    "arena_hard": ("score", "ci_low", "ci_high"),
-    "mt_bench": ("score", "turn1", "turn2"),
-    "ifeval": ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"),
-    # the reasoning benchmarks (reasoning.py): pass@1 as a fraction, as the paper's Tables 5-10 print it
-    **{name: ("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed")
-       for name in ("math500", "gsm8k", "aime24", "gpqa_diamond")},
-    # openllm: one key per task and "average"; see openllm.TASKS
-}
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def cache_dir(args: argparse.Namespace) -> Path:
@@ -76,7 +73,7 @@ def base_settings(args: argparse.Namespace, benchmark: str) -> dict:
 
 
 def write_results(out: Path, benchmark: str, metrics: dict, settings: dict) -> dict:
-    missing = [k for k in RESULT_KEYS.get(benchmark, ()) if k not in metrics]
+    missing = [k for k in registry.get(benchmark).results if k not in metrics]
     # A real check, not an assert: `python -O` strips asserts and would write an incomplete results.json.
     if missing:
         raise EvalError(

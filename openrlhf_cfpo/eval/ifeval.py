@@ -10,12 +10,18 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import common
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
+from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "ifeval"
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=1, columns=(("IFEval", "prompt_strict"),),  # prompt-level strict
+    results=("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"),
+    decoding=Decoding(max_new_tokens=1280, temperature=0.0),  # lm-eval's ifeval.yaml: greedy, max_gen_toks 1280
+)}
 DATA = "ifeval/input_data.jsonl"
 NLTK_RESOURCE = "punkt_tab"
 

@@ -172,10 +172,11 @@ def message_text(response: dict) -> str:
     return (response["choices"][0]["message"].get("content") or "").strip()
 
 
-def make_judge(args, default_model: str, cache_dir: Path) -> Judge:
+def make_judge(args, cache_dir: Path) -> Judge:
+    """The judge the CLI's flags describe (their defaults are JudgeConfig's and the benchmark's declared judge)."""
     return Judge(
         JudgeConfig(
-            model=args.judge_model or default_model,
+            model=args.judge_model,
             base_url=args.judge_base_url,
             concurrency=args.judge_concurrency,
             max_retries=args.judge_max_retries,

@@ -8,6 +8,7 @@ generative tasks (gsm8k) for smoke runs; both are recorded in results.json.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Optional, Sequence
 from . import common
 from .errors import EvalError
 from .generation import vllm_usable
+from .registry import Benchmark
 from .store import write_json
 
 NAME = "openllm"
@@ -23,20 +25,41 @@ NAME = "openllm"
 
 @dataclass(frozen=True)
 class TaskSpec:
-    key: str  # our results.json key and report column
+    key: str  # our results.json key
     task: str  # lm-eval task (or group) name
     shots: int
     metric: str  # lm-eval metric key, "metric,filter"
+    column: str = ""  # Table 2's column (the leaderboard tasks)
 
 
 TASKS = (
-    TaskSpec("arc", "arc_challenge", 25, "acc_norm,none"),
-    TaskSpec("gsm8k", "gsm8k", 5, "exact_match,strict-match"),
-    TaskSpec("hellaswag", "hellaswag", 10, "acc_norm,none"),
-    TaskSpec("mmlu", "mmlu", 5, "acc,none"),
-    TaskSpec("truthfulqa", "truthfulqa_mc2", 0, "acc,none"),
-    TaskSpec("winogrande", "winogrande", 5, "acc,none"),
+    TaskSpec("arc", "arc_challenge", 25, "acc_norm,none", "ARC"),
+    TaskSpec("gsm8k", "gsm8k", 5, "exact_match,strict-match", "GSM8K"),
+    TaskSpec("hellaswag", "hellaswag", 10, "acc_norm,none", "HellaSwag"),
+    TaskSpec("mmlu", "mmlu", 5, "acc,none", "MMLU"),
+    TaskSpec("truthfulqa", "truthfulqa_mc2", 0, "acc,none", "TruthfulQA"),
+    TaskSpec("winogrande", "winogrande", 5, "acc,none", "Winogrande"),
 )
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=2,
+    columns=tuple((t.column, t.key) for t in TASKS) + (("Avg", "average"),),
+    results=(),  # one key per task, which --task may change, and "average"
+)}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--chat-template", action="store_true", help="apply the model's chat template in lm-eval")
+    parser.add_argument("--task", action="append", type=_task_spec, metavar="KEY=TASK:SHOTS:METRIC",
+                        help="run this lm-eval task instead of the leaderboard set (repeatable), scored by METRIC "
+                             "(lm-eval's 'metric,filter' key) and saved as KEY; e.g. arc=arc_challenge:25:acc_norm,none")
+    parser.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (for --task)")
+
+
+def _task_spec(text: str) -> TaskSpec:
+    try:
+        return parse_task_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_task_spec(text: str) -> TaskSpec:

@@ -5,7 +5,7 @@ Protocol (paper, section 4.1 "Evaluation" and appendix B.1):
   from the checkpoint's Qwen2.5 size by `--system-prompt auto`) and a user turn holding the problem text
   alone, as OpenR1's GRPO recipe builds it from the dataset's problem column. GPQA's user turn is the
   question, its four choices as `A) ...` to `D) ...`, and one line asking for the letter.
-- Sampling at temperature 0.6, top-p 0.95 (`decoding.py`), `--samples k` per problem, pass@1 averaged over
+- Sampling at temperature 0.6, top-p 0.95 (`DECODING`), `--samples k` per problem, pass@1 averaged over
   the k samples (the paper reports neither k nor a length; its trained rows fit one sample per problem).
 - Math answers: the last `\\boxed{}` checked against the gold answer with math-verify; GPQA: the chosen
   letter, with the choices in a fixed per-question order (`choice_order`). See `answer_check.py`.
@@ -29,9 +29,10 @@ from typing import Callable, Optional
 from ..reasoning.data import SYSTEM_PROMPTS as TRAINING_SYSTEM_PROMPTS
 from . import common
 from .answer_check import LETTERS, check_choice, check_math, parse_gold, pass_at_1
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
+from .registry import Benchmark
 from .store import JsonlStore, write_json
 
 # The paper's training system prompts (appendix B.1), one per Qwen2.5 size: the same text the recipes train with.
@@ -94,10 +95,8 @@ def _gpqa(rows: list[dict]) -> list[Problem]:
     return [gpqa_problem(r) for r in rows]
 
 
-@dataclass(frozen=True)
-class Benchmark:
-    name: str
-    column: str  # Table 5's column
+@dataclass(frozen=True, kw_only=True)
+class ReasoningBenchmark(Benchmark):
     data: str  # data.SOURCES key
     fmt: str  # jsonl | parquet | csv
     split: str  # which split of the hub dataset that file is
@@ -105,16 +104,36 @@ class Benchmark:
     kind: str  # math | choice
 
 
-BENCHMARKS = {
-    "math500": Benchmark("math500", "MATH500", "HuggingFaceH4/MATH-500/test.jsonl", "jsonl",
-                         "HuggingFaceH4/MATH-500 test", _math500, "math"),
-    "gsm8k": Benchmark("gsm8k", "GSM8K", "openai/gsm8k/main/test-00000-of-00001.parquet", "parquet",
-                       "openai/gsm8k main test", _gsm8k, "math"),
-    "aime24": Benchmark("aime24", "AIME24", "HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet", "parquet",
-                        "HuggingFaceH4/aime_2024 train", _aime24, "math"),
-    "gpqa_diamond": Benchmark("gpqa_diamond", "GPQA-Diamond", "Idavidrein/gpqa/gpqa_diamond.csv", "csv",
-                              "Idavidrein/gpqa gpqa_diamond train", _gpqa, "choice"),
-}
+def _declare(name: str, column: str, **data) -> ReasoningBenchmark:
+    return ReasoningBenchmark(name=name, module=__name__, suite="reasoning", table=5, columns=((column, "pass_at_1"),),
+                              results=("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed"),
+                              decoding=DECODING, **data)
+
+
+# Section 4.1 "Evaluation": sampling at temperature 0.6 and top-p 0.95 "for all evaluations". The paper gives no
+# evaluation length; 3072 new tokens is its training "Max Completion Length" (appendix B.1, Table 3), the length the
+# trained models learned to finish in. Each of k samples per problem (`--samples`) gets its own seed.
+DECODING = Decoding(max_new_tokens=3072, temperature=0.6, top_p=0.95)
+# In the column order of the paper's Tables 5-10; pass@1 as a fraction, as the paper prints it.
+BENCHMARKS = {b.name: b for b in (
+    _declare("math500", "MATH500", data="HuggingFaceH4/MATH-500/test.jsonl", fmt="jsonl",
+             split="HuggingFaceH4/MATH-500 test", load=_math500, kind="math"),
+    _declare("gsm8k", "GSM8K", data="openai/gsm8k/main/test-00000-of-00001.parquet", fmt="parquet",
+             split="openai/gsm8k main test", load=_gsm8k, kind="math"),
+    _declare("gpqa_diamond", "GPQA-Diamond", data="Idavidrein/gpqa/gpqa_diamond.csv", fmt="csv",
+             split="Idavidrein/gpqa gpqa_diamond train", load=_gpqa, kind="choice"),
+    _declare("aime24", "AIME24", data="HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet", fmt="parquet",
+             split="HuggingFaceH4/aime_2024 train", load=_aime24, kind="math"),
+)}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--system-prompt", default="auto", metavar="auto|paper-1.5b|paper-3b|paper-7b|none|TEXT",
+                        help="the system turn: auto (default) takes the paper's training prompt for the checkpoint's "
+                             "Qwen2.5 size (appendix B.1; the 1.5B one for other models), paper-* names one, none "
+                             "sends no system turn, anything else is used as the prompt text")
+    parser.add_argument("--samples", type=common.positive, default=1,
+                        help="samples per problem; pass@1 is averaged over them (default 1)")
 
 
 def load_problems(bench: Benchmark, files, limit: Optional[int]) -> list[Problem]:

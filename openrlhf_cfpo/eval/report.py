@@ -8,32 +8,13 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import registry
 from .errors import EvalError
 
-# (column, benchmark folder, results.json key); IFEval is reported as prompt-level strict accuracy.
-TABLE1 = (
-    ("Arena-Hard", "arena_hard", "score"),
-    ("AlpacaEval-LC", "alpaca_eval", "lc_win_rate"),
-    ("AlpacaEval-WR", "alpaca_eval", "win_rate"),
-    ("MT-Bench", "mt_bench", "score"),
-    ("IFEval", "ifeval", "prompt_strict"),
-)
-TABLE2 = (
-    ("ARC", "openllm", "arc"),
-    ("GSM8K", "openllm", "gsm8k"),
-    ("HellaSwag", "openllm", "hellaswag"),
-    ("MMLU", "openllm", "mmlu"),
-    ("TruthfulQA", "openllm", "truthfulqa"),
-    ("Winogrande", "openllm", "winogrande"),
-    ("Avg", "openllm", "average"),
-)
-# The column order of the paper's Tables 5-10; values are fractions, as the paper prints them.
-TABLE5 = (
-    ("MATH500", "math500", "pass_at_1"),
-    ("GSM8K", "gsm8k", "pass_at_1"),
-    ("GPQA-Diamond", "gpqa_diamond", "pass_at_1"),
-    ("AIME24", "aime24", "pass_at_1"),
-)
+
+def columns(table: int) -> tuple[tuple[str, str, str], ...]:
+    """(column, benchmark folder, results.json key) of one of the paper's tables, from the registry."""
+    return tuple((col, b.name, key) for b in registry.benchmarks().values() if b.table == table for col, key in b.columns)
 
 
 def load_run(folder: Path) -> dict:
@@ -82,23 +63,25 @@ def _row_name(folder: Path, is_base: bool, res: dict) -> str:
 def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> tuple[list[list], list[list]]:
     loaded = loaded if loaded is not None else _load(folders, baseline)
     base_avg = _value(loaded[0][2], "openllm", "average") if baseline else None
-    t1 = [["Model"] + [c for c, _, _ in TABLE1]]
-    t2 = [["Model"] + [c for c, _, _ in TABLE2] + ["Alignment tax (%)"]]
+    table1, table2 = columns(1), columns(2)
+    t1 = [["Model"] + [c for c, _, _ in table1]]
+    t2 = [["Model"] + [c for c, _, _ in table2] + ["Alignment tax (%)"]]
     for folder, is_base, res in loaded:
         name = _row_name(folder, is_base, res)
-        t1.append([name] + [_value(res, b, k) for _, b, k in TABLE1])
+        t1.append([name] + [_value(res, b, k) for _, b, k in table1])
         avg = _value(res, "openllm", "average")
         tax = None if is_base else alignment_tax(avg, base_avg)
-        t2.append([name] + [_value(res, b, k) for _, b, k in TABLE2] + [tax])
+        t2.append([name] + [_value(res, b, k) for _, b, k in table2] + [tax])
     return t1, t2
 
 
 def build_table5(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> list[list]:
     """Reasoning pass@1 per checkpoint (the baseline, e.g. the untrained model, first), Table 5's columns."""
     loaded = loaded if loaded is not None else _load(folders, baseline)
-    t5 = [["Model"] + [c for c, _, _ in TABLE5]]
+    table5 = columns(5)
+    t5 = [["Model"] + [c for c, _, _ in table5]]
     for folder, is_base, res in loaded:
-        t5.append([_row_name(folder, is_base, res)] + [_value(res, b, k) for _, b, k in TABLE5])
+        t5.append([_row_name(folder, is_base, res)] + [_value(res, b, k) for _, b, k in table5])
     return t5
 
 
@@ -125,7 +108,7 @@ def report(folders: Sequence[Path], baseline: Optional[Path], csv_dir: Path) -> 
     """
     loaded = _load(folders, baseline)
     benches = {b for _, _, res in loaded for b in res}
-    reasoning = {b for _, b, _ in TABLE5}
+    reasoning = set(registry.benchmarks("reasoning"))
     parts = []
     if benches - reasoning:
         t1, t2 = build_tables(folders, baseline, loaded)

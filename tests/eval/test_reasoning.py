@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -401,11 +402,15 @@ def test_report_prints_all_three_tables_for_runs_holding_both_kinds(cli, tmp_pat
 
 
 def python_that_logs_its_calls(tmp_path):
-    """An environment whose `python` only appends its arguments to the returned log (for run_suite.sh)."""
+    """An environment whose `python` only appends its arguments to the returned log (for run_suite.sh).
+
+    The benchmark registry's listing is the one call it passes on to the real Python, unlogged.
+    """
     fake = tmp_path / "bin"
     fake.mkdir()
     log = tmp_path / "calls.log"
-    (fake / "python").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    (fake / "python").write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.eval.registry ] && exec {sys.executable} "$@"\n'
+                                 f'echo "$@" >> {log}\n')
     (fake / "python").chmod(0o755)
     return {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, log
 
@@ -429,7 +434,7 @@ def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(tmp_path):
     proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "ck/a"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     calls = [line.split() for line in log.read_text().splitlines()]
-    assert [c[3] for c in calls[:-1]] == ["alpaca_eval", "arena_hard", "mt_bench", "ifeval", "openllm"]
+    assert [c[3] for c in calls[:-1]] == ["arena_hard", "alpaca_eval", "mt_bench", "ifeval", "openllm"]
     assert calls[-1][3:] == ["report", "eval_results/a", "--csv-dir", "eval_results"]
 
 
