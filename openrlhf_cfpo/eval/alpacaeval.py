@@ -141,7 +141,7 @@ def run(args) -> dict:
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
     items = [Item(str(r["index"]), [r["instruction"]], dec) for r in refs]
     answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
-    generator = Path(args.model.rstrip("/")).name or args.model
+    generator = args.model_ref.name
     # The model outputs file in alpaca-eval's own format, for use with its tools.
     write_json(out / "model_outputs.json", [
         {"instruction": r["instruction"], "output": answers[str(r["index"])]["turns"][0], "generator": generator,

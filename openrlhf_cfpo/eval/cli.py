@@ -13,6 +13,7 @@ from . import registry
 from .common import positive
 from .errors import EvalError
 from .judge import JudgeConfig
+from .model import resolve as resolve_model
 
 
 def _max_new_tokens_help(bench: registry.Benchmark) -> str:
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
             dirs = [Path(d) for d in args.dirs]
             print(report(dirs, Path(args.baseline) if args.baseline else None, Path(args.csv_dir) if args.csv_dir else dirs[0]))
             return 0
+        args.model_ref = resolve_model(args.model)
         results = importlib.import_module(registry.get(args.command).module).run(args)
     except EvalError as e:
         print(f"openrlhf-cfpo eval {args.command}: error: {e}", file=sys.stderr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -10,6 +11,7 @@ from .data import DataFiles, default_cache_dir
 from .errors import EvalError
 from . import registry
 from .generation import make_backend
+from .model import describe, same_model
 from .store import write_json
 
 def positive(text: str) -> int:
@@ -29,25 +31,31 @@ def data_files(args: argparse.Namespace) -> DataFiles:
 
 
 def bench_dir(args: argparse.Namespace, benchmark: str) -> Path:
-    """DIR/<benchmark>, refusing to resume answers that another model wrote there."""
+    """DIR/<benchmark>, refusing to resume answers that another model wrote there (see model.py)."""
     out = Path(args.output) / benchmark
     out.mkdir(parents=True, exist_ok=True)
     marker = out / "run.json"
+    identity = args.model_ref.identity()
     if marker.exists():
-        import json
-
-        prev = json.loads(marker.read_text(encoding="utf-8")).get("model")
-        if prev != args.model:
+        prev = json.loads(marker.read_text(encoding="utf-8"))
+        if "identity" not in prev:
             raise EvalError(
-                f"{out} holds answers of --model {prev}, not {args.model}; pass another --output or delete that folder"
+                f"{out} holds answers of --model {prev.get('model')} recorded without the model's identity (an older "
+                "openrlhf-cfpo), so they cannot be matched to a model; pass another --output or delete that folder"
+            )
+        if not same_model(prev["identity"], identity):
+            raise EvalError(
+                f"{out} holds answers of {describe(prev['identity'])}, not of --model {args.model} ({describe(identity)}); "
+                "pass another --output or delete that folder"
             )
     else:
-        write_json(marker, {"model": args.model, "started_at": time.time()})
+        write_json(marker, {"model": args.model, "identity": identity, "started_at": time.time()})
     return out
 
 
 def backend_factory(args: argparse.Namespace):
-    return lambda: make_backend(args.model, args.backend, args.batch_size, args.dtype, args.seed)
+    ref = args.model_ref
+    return lambda: make_backend(ref.source, args.backend, args.batch_size, args.dtype, args.seed, revision=ref.revision)
 
 
 def versions(*packages: str) -> dict:
@@ -64,6 +72,7 @@ def base_settings(args: argparse.Namespace, benchmark: str) -> dict:
     return {
         "benchmark": benchmark,
         "model": args.model,
+        "model_identity": args.model_ref.identity(),
         "limit": args.limit,
         "max_new_tokens_override": getattr(args, "max_new_tokens", None),
         "data_dir": str(args.data_dir) if args.data_dir else None,

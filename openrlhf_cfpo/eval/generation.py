@@ -36,12 +36,12 @@ def vllm_usable() -> bool:
 class HFBackend:
     name = "hf"
 
-    def __init__(self, model: str, batch_size: int = 8, dtype: str = "auto", seed: int = 0):
+    def __init__(self, model: str, batch_size: int = 8, dtype: str = "auto", seed: int = 0, revision: Optional[str] = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
         except (OSError, ValueError) as e:
             raise EvalError(f"cannot load a tokenizer from --model {model} ({e}); pass a Hugging Face model folder or hub name") from None
         if not self.tokenizer.chat_template:
@@ -51,7 +51,7 @@ class HFBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, revision=revision).to(device).eval()
         self.device = device
         self.batch_size = batch_size
         self.seed = seed
@@ -89,10 +89,10 @@ class HFBackend:
 class VLLMBackend:
     name = "vllm"
 
-    def __init__(self, model: str, dtype: str = "auto", seed: int = 0):
+    def __init__(self, model: str, dtype: str = "auto", seed: int = 0, revision: Optional[str] = None):
         from vllm import LLM
 
-        self.llm = LLM(model=model, dtype=dtype, seed=seed)
+        self.llm = LLM(model=model, dtype=dtype, seed=seed, revision=revision)
         self.seed = seed
 
     def generate(self, conversations, decoding):
@@ -108,12 +108,13 @@ class VLLMBackend:
         return [o.outputs[0].text.strip() for o in outputs]
 
 
-def make_backend(model: str, backend: str = "auto", batch_size: int = 8, dtype: str = "auto", seed: int = 0) -> Backend:
+def make_backend(model: str, backend: str = "auto", batch_size: int = 8, dtype: str = "auto", seed: int = 0,
+                 revision: Optional[str] = None) -> Backend:
     if backend == "vllm" or (backend == "auto" and vllm_usable()):
         if not vllm_usable():
             raise EvalError("--backend vllm needs vllm installed and a CUDA GPU; use --backend hf on this machine")
-        return VLLMBackend(model, dtype=dtype, seed=seed)
-    return HFBackend(model, batch_size=batch_size, dtype=dtype, seed=seed)
+        return VLLMBackend(model, dtype=dtype, seed=seed, revision=revision)
+    return HFBackend(model, batch_size=batch_size, dtype=dtype, seed=seed, revision=revision)
 
 
 @dataclass

@@ -71,18 +71,18 @@ def parse_task_spec(text: str) -> TaskSpec:
     return TaskSpec(key, parts[0], int(parts[1]), parts[2])
 
 
-def make_lm(model: str, backend: str, batch_size: int, dtype: str):
+def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Optional[str] = None):
     if backend == "vllm" or (backend == "auto" and vllm_usable()):
         from lm_eval.models.vllm_causallms import VLLM
 
-        return VLLM(pretrained=model, dtype=dtype, batch_size="auto")
+        return VLLM(pretrained=model, dtype=dtype, batch_size="auto", revision=revision)
     import torch
     from lm_eval.models.huggingface import HFLM
 
     # HFLM defaults to device="cuda" and fails without a GPU, so the CPU fallback is asked for explicitly.
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return HFLM(pretrained=model, batch_size=batch_size, dtype=dtype, device=device)
+        return HFLM(pretrained=model, batch_size=batch_size, dtype=dtype, device=device, revision=revision or "main")
     except OSError as e:
         raise EvalError(f"cannot load --model {model} for lm-eval ({e}); pass a Hugging Face model folder or hub name") from None
 
@@ -149,7 +149,8 @@ def run(args) -> dict:
     keys = [s.key for s in specs]
     if len(set(keys)) != len(keys):
         raise EvalError(f"--task keys must be distinct, got {keys}")
-    values = run_tasks(lambda: make_lm(args.model, args.backend, args.batch_size, args.dtype), specs, out,
+    ref = args.model_ref
+    values = run_tasks(lambda: make_lm(ref.source, args.backend, args.batch_size, args.dtype, ref.revision), specs, out,
                        args.limit, args.chat_template, include_path=args.include_path, seed=args.seed,
                        max_new_tokens=args.max_new_tokens)
     settings = {**common.base_settings(args, NAME), "chat_template_applied": args.chat_template,

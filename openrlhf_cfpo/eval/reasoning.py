@@ -150,7 +150,7 @@ def load_problems(bench: Benchmark, files, limit: Optional[int]) -> list[Problem
     return problems
 
 
-def resolve_system_prompt(choice: str, model: str) -> tuple[Optional[str], str]:
+def resolve_system_prompt(choice: str, model: str, revision: Optional[str] = None) -> tuple[Optional[str], str]:
     """(system prompt or None for no system turn, how it was chosen)."""
     if choice in SYSTEM_PROMPTS:
         return SYSTEM_PROMPTS[choice], choice
@@ -161,7 +161,7 @@ def resolve_system_prompt(choice: str, model: str) -> tuple[Optional[str], str]:
     from transformers import AutoConfig
 
     try:
-        cfg = AutoConfig.from_pretrained(model)
+        cfg = AutoConfig.from_pretrained(model, revision=revision)
     except (OSError, ValueError) as e:
         raise EvalError(
             f"cannot read the config of --model {model} to pick the paper's system prompt ({' '.join(str(e).split())}); "
@@ -225,7 +225,7 @@ def run(args) -> dict:
     bench = BENCHMARKS[args.command]
     files = common.data_files(args)
     problems = load_problems(bench, files, args.limit)
-    system, system_source = resolve_system_prompt(args.system_prompt, args.model)
+    system, system_source = resolve_system_prompt(args.system_prompt, args.model_ref.source, args.model_ref.revision)
     out = common.bench_dir(args, bench.name)
     dec = decoding_for(bench.name, max_new_tokens=args.max_new_tokens)
     protocol = {"system_prompt": system, "decoding": dec.to_dict(), "seed": args.seed,

@@ -30,8 +30,8 @@ def offline_nltk(tmp_path_factory):
     nltk.data.path.remove(str(root))
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
+def save_tiny_model(path: Path, seed: int = 0) -> str:
+    """A one-layer Llama chat model with random weights drawn from `seed`, saved to `path`."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -42,14 +42,41 @@ def tiny_model(tmp_path_factory) -> str:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
                                    eos_token="</s>", additional_special_tokens=["<|user|>", "<|assistant|>"])
     fast.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
                       bos_token_id=2, eos_token_id=3, pad_token_id=0)
-    path = tmp_path_factory.mktemp("tiny_model")
     LlamaForCausalLM(cfg).save_pretrained(path)
     fast.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model():
+    """save_tiny_model, for tests that need several checkpoints."""
+    return save_tiny_model
+
+
+def save_stand_in_model(path: Path) -> str:
+    """A model folder that only stand-in backends answer for: what --model names when no weights are loaded."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "stand-in"}), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def stand_in_model(tmp_path_factory) -> str:
+    return save_stand_in_model(tmp_path_factory.mktemp("models") / "stand-in")
+
+
+@pytest.fixture(scope="session")
+def make_stand_in_model():
+    return save_stand_in_model
 
 
 def _jsonl(path: Path, rows) -> None:

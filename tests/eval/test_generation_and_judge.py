@@ -238,13 +238,6 @@ def test_a_missing_data_file_names_the_file_and_the_fix(cli, tiny_model, tmp_pat
     assert rc == 2 and "ifeval/input_data.jsonl" in err and "--data-dir" in err
 
 
-def test_answers_of_another_model_are_never_resumed(cli, tiny_model, fixture_data, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert cli("ifeval", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, "--max-new-tokens", 2, "--limit", 1) == 0
-    rc = cli("ifeval", "--model", "other/model", "--output", out, "--data-dir", fixture_data, "--limit", 1)
-    assert rc == 2 and "holds answers of --model" in capsys.readouterr().err
-
-
 def test_length_controlled_win_rate_discounts_wins_that_come_from_longer_answers(tmp_path, gamed_csv):
     from openrlhf_cfpo.eval.alpacaeval import win_rates
 

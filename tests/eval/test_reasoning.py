@@ -112,8 +112,11 @@ class Scripted:
 
 
 @pytest.fixture
-def scripted(monkeypatch):
+def scripted(monkeypatch, tmp_path, make_stand_in_model):
+    """Makes the stand-in model answer every generation; `--model stand-in` names its folder in the working directory."""
     made = []
+    make_stand_in_model(tmp_path / "stand-in")
+    monkeypatch.chdir(tmp_path)
 
     def make(n_right=99):
         backend = Scripted(n_right)
@@ -345,20 +348,20 @@ def test_limit_takes_the_first_n_problems(cli, data, scripted, tmp_path):
     assert sorted(a["problem_id"] for a in _answers(out, "gpqa_diamond")) == ["recA", "recB"]
 
 
-def test_gated_gpqa_without_a_token_or_network_is_one_error_line_saying_what_to_do(cli, tmp_path, monkeypatch, capsys):
+def test_gated_gpqa_without_a_token_or_network_is_one_error_line_saying_what_to_do(cli, stand_in_model, tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network, as without a token: nothing comes
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert cli("gpqa_diamond", "--model", "unused", "--output", tmp_path / "run", "--cache-dir", tmp_path / "cache") == 2
+    assert cli("gpqa_diamond", "--model", stand_in_model, "--output", tmp_path / "run", "--cache-dir", tmp_path / "cache") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "Idavidrein/gpqa" in err and "HF_TOKEN" in err and "--data-dir" in err
     assert not (tmp_path / "run").exists()  # nothing started
 
 
-def test_a_missing_official_file_in_data_dir_names_the_path_to_put_it(cli, tmp_path, capsys):
-    assert cli("aime24", "--model", "unused", "--output", tmp_path / "run", "--data-dir", tmp_path) == 2
+def test_a_missing_official_file_in_data_dir_names_the_path_to_put_it(cli, stand_in_model, tmp_path, capsys):
+    assert cli("aime24", "--model", stand_in_model, "--output", tmp_path / "run", "--data-dir", tmp_path) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet" in err
 
