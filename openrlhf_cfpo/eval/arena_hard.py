@@ -182,8 +182,15 @@ def run(args) -> dict:
         records.append({"id": qid, "games": [
             {"model_position": "B", "verdict": v[0], "judgment": texts[0], "attempts": used[2 * n]},
             {"model_position": "A", "verdict": v[1], "judgment": texts[1], "attempts": used[2 * n + 1]}]})
-    JsonlStore(out / "judgments.jsonl").path.unlink(missing_ok=True)
-    JsonlStore(out / "judgments.jsonl").append(records)
+    store = JsonlStore(out / "judgments.jsonl")
+    store.path.unlink(missing_ok=True)
+    store.append(records)
+    if all(v is None for pair in verdicts for v in pair):
+        raise EvalError(
+            f"none of the {2 * len(records)} games got a verdict label after {attempts} attempts (the first reads "
+            f"{records[0]['games'][0]['judgment'][:80]!r}), so no score was written; they are in {store.path} and in the "
+            f"judge cache: check that judge {judge.config.model} follows the judge prompt, or rerun with another --judge-model"
+        )
     metrics = score(verdicts, seed=args.seed)
     metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)  # after every attempt
     metrics["n_games_asked_again"] = sum(u > 1 for u in used)

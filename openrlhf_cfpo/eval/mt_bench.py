@@ -129,6 +129,12 @@ def run(args) -> dict:
     store = JsonlStore(out / "judgments.jsonl")
     store.path.unlink(missing_ok=True)
     store.append(records)
+    if not any(r is not None for _, r in ratings):
+        raise EvalError(
+            f"none of the {len(records)} judgments holds a rating [[1-10]] (the first reads {records[0]['judgment'][:80]!r}), "
+            f"so no score was written; they are in {store.path} and in the judge cache: check that judge "
+            f"{judge.config.model} follows FastChat's prompt, or rerun with another --judge-model"
+        )
     metrics = score(ratings)
     by_cat: dict[str, list] = {}
     for (_, cat, _), (_, r) in zip(index, ratings):

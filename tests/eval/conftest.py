@@ -149,7 +149,7 @@ class JudgeServer:
     def __init__(self, fail_every: int = 0, arena_mode: str = "favor_model", mt_mode: str = "by_kind", hold_at: int = 0):
         self.fail_every = fail_every  # every k-th distinct request fails once (429, then 500 alternately)
         self.arena_mode = arena_mode
-        self.mt_mode = mt_mode  # by_kind: a fixed rating per judge prompt; by_text: a rating that depends on the answers
+        self.mt_mode = mt_mode  # by_kind: a fixed rating per judge prompt; by_text: one that depends on the answers; unrated: none
         self.hold_at = hold_at  # the hold_at-th request is held unanswered until `release` is set (to kill a client mid-request)
         self.held, self.release = threading.Event(), threading.Event()
         self.requests = 0
@@ -215,6 +215,8 @@ class JudgeServer:
         user = req["messages"][-1]["content"]
         first_user = next(m["content"] for m in req["messages"] if m["role"] == "user")
         if user.startswith("KIND="):  # MT-Bench fixture prompts
+            if self.mt_mode == "unrated":
+                return "A fine answer, though I would not put a number on it.", None
             if self.mt_mode == "by_text":
                 return f"Rated: [[{1 + int(hashlib.sha256(user.encode()).hexdigest(), 16) % 10}]]", None
             kind = user.split()[0][5:]
