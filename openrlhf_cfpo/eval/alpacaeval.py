@@ -21,18 +21,18 @@ from .registry import Benchmark
 from .store import JsonlStore, write_json
 
 NAME = "alpaca_eval"
+REFERENCES = "alpaca_eval/alpaca_eval_gpt4_baseline.json"
+GAMED = "alpaca_eval/df_gamed.csv"  # instruction difficulties and the gamed baselines the LC GLM is fit with
 BENCHMARKS = {NAME: Benchmark(
     name=NAME, module=__name__, suite="rlhf", table=1,
     columns=(("AlpacaEval-LC", "lc_win_rate"), ("AlpacaEval-WR", "win_rate")),
-    results=("lc_win_rate", "win_rate", "avg_length"),
+    results=("lc_win_rate", "win_rate", "avg_length"), files=(REFERENCES, GAMED),
     # AlpacaEval itself fixes no decoding; the alpaca-eval package's model configs overwhelmingly use
     # temperature 0.7 and max_new_tokens 2048, so we follow that prevailing setting.
     decoding=Decoding(max_new_tokens=2048, temperature=0.7),
     judge="gpt-4.1",  # the paper's judge; AlpacaEval 2.0's leaderboard uses gpt-4-1106-preview
 )}
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
-REFERENCES = "alpaca_eval/alpaca_eval_gpt4_baseline.json"
-GAMED = "alpaca_eval/df_gamed.csv"  # instruction difficulties and the gamed baselines the LC GLM is fit with
 SWITCH_COLUMN = "is_switched_outputs"
 
 
@@ -135,7 +135,6 @@ def run(args) -> dict:
     refs = common.first(refs, args.limit)
     config, template = annotator_config()
     judge = make_judge(args, common.cache_dir(args))
-    judge.preflight()
 
     out = common.bench_dir(args, NAME)
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)

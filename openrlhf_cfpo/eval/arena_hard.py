@@ -25,22 +25,22 @@ from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "arena_hard"
+BASELINE_MODEL = "gpt-4-0314"
+QUESTIONS = "arena-hard-v0.1/question.jsonl"
+BASELINE_ANSWERS = f"arena-hard-v0.1/model_answer/{BASELINE_MODEL}.jsonl"
+JUDGE_CONFIG = "config/judge_config.yaml"
 BENCHMARKS = {NAME: Benchmark(
     name=NAME, module=__name__, suite="rlhf", table=1, columns=(("Arena-Hard", "score"),),
-    results=("score", "ci_low", "ci_high"),
+    results=("score", "ci_low", "ci_high"), files=(QUESTIONS, BASELINE_ANSWERS, JUDGE_CONFIG),
     # arena-hard-auto's config/gen_answer_config.yaml: temperature 0.0, max_tokens 4096.
     decoding=Decoding(max_new_tokens=4096, temperature=0.0),
     judge="gpt-4.1",  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
 )}
-BASELINE_MODEL = "gpt-4-0314"
 STRONG_WEIGHT = 3
 BOOTSTRAP_ROUNDS = 100
 JUDGMENT_ATTEMPTS = 2  # v0.1 judge_config.yaml's number_of_judgment_attempts, used when a config lacks it
 # Our wording of the follow-up turn; the protocol only needs the judge to finish with a label.
 ASK_AGAIN = "Please finish your judgment now and end it with your final verdict label."
-QUESTIONS = "arena-hard-v0.1/question.jsonl"
-BASELINE_ANSWERS = f"arena-hard-v0.1/model_answer/{BASELINE_MODEL}.jsonl"
-JUDGE_CONFIG = "config/judge_config.yaml"
 
 # The model's outcome for each verdict when the model is assistant B; labels outside these five are dropped.
 _OUTCOME_AS_B = {"B>>A": (1.0, STRONG_WEIGHT), "B>A": (1.0, 1), "A=B": (0.5, 1), "A>B": (0.0, 1), "A>>B": (0.0, STRONG_WEIGHT)}
@@ -160,7 +160,6 @@ def run(args) -> dict:
     if not isinstance(attempts, int) or attempts < 1:
         raise EvalError(f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; it must be a whole number >= 1 (v0.1 uses 2)")
     judge = make_judge(args, common.cache_dir(args))
-    judge.preflight()
 
     out = common.bench_dir(args, NAME)
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)

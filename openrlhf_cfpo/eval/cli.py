@@ -9,11 +9,10 @@ import importlib
 import sys
 from pathlib import Path
 
-from . import registry
+from . import preflight, registry
 from .common import positive
 from .errors import EvalError
 from .judge import JudgeConfig
-from .model import resolve as resolve_model
 
 
 def _max_new_tokens_help(bench: registry.Benchmark) -> str:
@@ -62,10 +61,12 @@ def main(argv=None) -> int:
             dirs = [Path(d) for d in args.dirs]
             print(report(dirs, Path(args.baseline) if args.baseline else None, Path(args.csv_dir) if args.csv_dir else dirs[0]))
             return 0
-        args.model_ref = resolve_model(args.model)
-        results = importlib.import_module(registry.get(args.command).module).run(args)
+        bench = registry.get(args.command)
+        args.model_ref = preflight.check(args, bench)
+        results = importlib.import_module(bench.module).run(args)
     except EvalError as e:
-        print(f"openrlhf-cfpo eval {args.command}: error: {e}", file=sys.stderr)
+        for problem in e.problems:
+            print(f"openrlhf-cfpo eval {args.command}: error: {problem}", file=sys.stderr)
         return 2
     shown = {k: v for k, v in results.items() if not isinstance(v, dict)}
     print(f"{args.command}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))

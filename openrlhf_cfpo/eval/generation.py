@@ -108,11 +108,18 @@ class VLLMBackend:
         return [o.outputs[0].text.strip() for o in outputs]
 
 
+def backend_problem(backend: str) -> Optional[str]:
+    if backend == "vllm" and not vllm_usable():
+        return "--backend vllm needs vllm installed and a CUDA GPU; use --backend hf on this machine"
+    return None
+
+
 def make_backend(model: str, backend: str = "auto", batch_size: int = 8, dtype: str = "auto", seed: int = 0,
                  revision: Optional[str] = None) -> Backend:
     if backend == "vllm" or (backend == "auto" and vllm_usable()):
-        if not vllm_usable():
-            raise EvalError("--backend vllm needs vllm installed and a CUDA GPU; use --backend hf on this machine")
+        problem = backend_problem(backend)
+        if problem:
+            raise EvalError(problem)
         return VLLMBackend(model, dtype=dtype, seed=seed, revision=revision)
     return HFBackend(model, batch_size=batch_size, dtype=dtype, seed=seed, revision=revision)
 

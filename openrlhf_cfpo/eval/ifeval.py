@@ -17,12 +17,12 @@ from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "ifeval"
+DATA = "ifeval/input_data.jsonl"
 BENCHMARKS = {NAME: Benchmark(
     name=NAME, module=__name__, suite="rlhf", table=1, columns=(("IFEval", "prompt_strict"),),  # prompt-level strict
-    results=("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"),
+    results=("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"), files=(DATA,),
     decoding=Decoding(max_new_tokens=1280, temperature=0.0),  # lm-eval's ifeval.yaml: greedy, max_gen_toks 1280
 )}
-DATA = "ifeval/input_data.jsonl"
 NLTK_RESOURCE = "punkt_tab"
 
 

@@ -20,9 +20,13 @@ from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "mt_bench"
+REFERENCE_MODEL = "gpt-4"
+QUESTIONS = "mt_bench/question.jsonl"
+REFERENCES = f"mt_bench/reference_answer/{REFERENCE_MODEL}.jsonl"
+JUDGE_PROMPTS = "judge_prompts.jsonl"
 BENCHMARKS = {NAME: Benchmark(
     name=NAME, module=__name__, suite="rlhf", table=1, columns=(("MT-Bench", "score"),),
-    results=("score", "turn1", "turn2"),
+    results=("score", "turn1", "turn2"), files=(QUESTIONS, REFERENCES, JUDGE_PROMPTS),
     # FastChat llm_judge/gen_model_answer.py: max_new_token 1024; the temperature is per category (below).
     decoding=Decoding(max_new_tokens=1024, temperature=0.7),
     judge="gpt-4",  # the paper's MT-Bench judge
@@ -40,10 +44,6 @@ CATEGORY_TEMPERATURE = {
     "humanities": 0.1,
 }
 NEED_REFERENCE = ("math", "reasoning", "coding")
-REFERENCE_MODEL = "gpt-4"
-QUESTIONS = "mt_bench/question.jsonl"
-REFERENCES = f"mt_bench/reference_answer/{REFERENCE_MODEL}.jsonl"
-JUDGE_PROMPTS = "judge_prompts.jsonl"
 JUDGE_TEMPERATURE = 0.0
 JUDGE_MAX_TOKENS = 2048
 
@@ -105,7 +105,6 @@ def run(args) -> dict:
         if q["category"] in NEED_REFERENCE and str(q["question_id"]) not in refs:
             raise EvalError(f"{REFERENCES} has no reference for question {q['question_id']} ({q['category']}); use FastChat's official file")
     judge = make_judge(args, common.cache_dir(args))
-    judge.preflight()
 
     out = common.bench_dir(args, NAME)
     items = [Item(str(q["question_id"]), list(q["turns"][:2]), category_decoding(q["category"], args.max_new_tokens),

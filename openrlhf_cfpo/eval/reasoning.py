@@ -107,7 +107,7 @@ class ReasoningBenchmark(Benchmark):
 def _declare(name: str, column: str, **data) -> ReasoningBenchmark:
     return ReasoningBenchmark(name=name, module=__name__, suite="reasoning", table=5, columns=((column, "pass_at_1"),),
                               results=("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed"),
-                              decoding=DECODING, **data)
+                              files=(data["data"],), decoding=DECODING, **data)
 
 
 # Section 4.1 "Evaluation": sampling at temperature 0.6 and top-p 0.95 "for all evaluations". The paper gives no

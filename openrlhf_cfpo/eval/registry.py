@@ -35,6 +35,7 @@ class Benchmark:
     table: int  # the paper's table its columns belong to
     columns: tuple[tuple[str, str], ...]  # (column of that table, results.json key), in the table's order
     results: tuple[str, ...]  # keys its results.json always holds
+    files: tuple[str, ...] = ()  # the data files it reads (data.SOURCES keys), checked before a run starts
     decoding: Optional["Decoding"] = None  # the protocol's answer decoding; None: the harness (lm-eval) decodes
     judge: Optional[str] = None  # the paper's judge model; None: not judged
 
