@@ -10,7 +10,15 @@
 #        bash eval/run_suite.sh ckpt/cfpo-it2 ckpt/cfpo-it4 --baseline Qwen/Qwen2.5-3B-Instruct --reasoning
 set -euo pipefail
 
-usage() { echo "usage: bash eval/run_suite.sh CKPT [CKPT ...] [--baseline BASE_CKPT] [--output DIR] [--reasoning] [-- EXTRA_ARGS...]" >&2; exit 2; }
+USAGE="usage: bash eval/run_suite.sh CKPT [CKPT ...] [--baseline BASE_CKPT] [--output DIR] [--reasoning] [-- EXTRA_ARGS...]
+
+  CKPT             a Hugging Face model folder or hub name; each gets its own folder DIR/<name>
+  --baseline BASE  also evaluate BASE, the first row of the tables (the alignment tax is against it)
+  --output DIR     where runs and the CSV tables go (default: eval_results)
+  --reasoning      MATH500, GSM8K, GPQA-Diamond, AIME24 and Table 5 instead of the RLHF suite
+  -- ARGS          passed to every benchmark (e.g. -- --limit 5 for a smoke run)
+  -h, --help       this help"
+usage() { echo "$USAGE" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 CKPTS=(); BASELINE=""; OUT="eval_results"; EXTRA=(); REASONING=0
 while [ $# -gt 0 ]; do
@@ -18,6 +26,7 @@ while [ $# -gt 0 ]; do
     --baseline) [ $# -ge 2 ] || usage; BASELINE=$2; shift 2 ;;
     --output) [ $# -ge 2 ] || usage; OUT=$2; shift 2 ;;
     --reasoning) REASONING=1; shift ;;
+    -h|--help) echo "$USAGE"; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     -*) echo "run_suite.sh: unknown option $1" >&2; usage ;;
     *) CKPTS+=("$1"); shift ;;
@@ -49,7 +58,7 @@ done
 if [ -n "$BASELINE" ]; then
   BASE_DIR="$OUT/$(name "$BASELINE")"
   run_all "$BASELINE" "$BASE_DIR"
-  "${EVAL[@]}" report "${DIRS[@]}" --baseline "$BASE_DIR" --csv-dir "$OUT"
+  "${EVAL[@]}" report "${DIRS[@]}" --baseline "$BASE_DIR" --output "$OUT"
 else
-  "${EVAL[@]}" report "${DIRS[@]}" --csv-dir "$OUT"
+  "${EVAL[@]}" report "${DIRS[@]}" --output "$OUT"
 fi

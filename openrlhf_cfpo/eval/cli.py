@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="the paper's Tables 1 and 2 (and Table 5 for reasoning runs) from run folders")
     r.add_argument("dirs", nargs="+", help="--output folders of eval runs, one per model")
     r.add_argument("--baseline", help="run folder of the baseline (e.g. the SFT model) for the alignment tax")
-    r.add_argument("--csv-dir", help="where the CSV tables go (default: the first folder)")
+    r.add_argument("--output", help="write the tables as CSV files into this folder (default: print only)")
     return p
 
 
@@ -58,8 +58,8 @@ def main(argv=None) -> int:
         if args.command == "report":
             from .report import report
 
-            dirs = [Path(d) for d in args.dirs]
-            print(report(dirs, Path(args.baseline) if args.baseline else None, Path(args.csv_dir) if args.csv_dir else dirs[0]))
+            print(report([Path(d) for d in args.dirs], Path(args.baseline) if args.baseline else None,
+                         Path(args.output) if args.output else None))
             return 0
         bench = registry.get(args.command)
         args.model_ref = preflight.check(args, bench)

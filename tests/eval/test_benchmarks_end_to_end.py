@@ -155,7 +155,7 @@ def test_report_prints_both_tables_and_writes_csvs_with_the_alignment_tax(cli, t
         return d
 
     sft, cfpo = run_dir("sft", 50.0, 10.0), run_dir("cfpo", 48.0, 20.0)
-    assert cli("report", cfpo, "--baseline", sft, "--csv-dir", tmp_path / "tables") == 0
+    assert cli("report", cfpo, "--baseline", sft, "--output", tmp_path / "tables") == 0
     md = capsys.readouterr().out
     assert "| sft (baseline) |" in md and "| cfpo |" in md
     import csv

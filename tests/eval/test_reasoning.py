@@ -382,7 +382,7 @@ def test_report_prints_table5_with_one_row_per_checkpoint_and_writes_its_csv(cli
     base = _reasoning_run(tmp_path, "Qwen2.5-3B-Instruct", (0.645, 0.764, 0.328, 0.03))
     it2 = _reasoning_run(tmp_path, "cfpo-iter2", (0.658, 0.762, 0.333, 0.0333))
     it4 = _reasoning_run(tmp_path, "cfpo-iter4", (0.674, None, 0.288, 0.067))  # GSM8K not run yet
-    assert cli("report", it2, it4, "--baseline", base, "--csv-dir", tmp_path / "tables") == 0
+    assert cli("report", it2, it4, "--baseline", base, "--output", tmp_path / "tables") == 0
     md = capsys.readouterr().out
     assert "Table 5" in md and "Table 1" not in md  # reasoning runs only: no empty RLHF tables
     assert "| cfpo-iter2 | 0.658 | 0.762 | 0.333 | 0.033 |" in md
@@ -397,7 +397,7 @@ def test_report_prints_all_three_tables_for_runs_holding_both_kinds(cli, tmp_pat
     d = _reasoning_run(tmp_path, "both", (0.5, 0.5, 0.5, 0.5))
     (d / "ifeval").mkdir()
     (d / "ifeval" / "results.json").write_text(json.dumps({"prompt_strict": 40.0, "settings": {"model": "ckpt/both"}}))
-    assert cli("report", d, "--csv-dir", tmp_path / "tables") == 0
+    assert cli("report", d, "--output", tmp_path / "tables") == 0
     md = capsys.readouterr().out
     assert "Table 1" in md and "Table 2" in md and "Table 5" in md
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
@@ -429,7 +429,7 @@ def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_
                 for b in ("math500", "gsm8k", "gpqa_diamond", "aime24")]
     assert runs == expected
     assert all(c[-2:] == ["--samples", "2"] for c in calls if c[3] != "report")
-    assert calls[-1][3:] == ["report", "O/a", "O/b", "--baseline", "O/base", "--csv-dir", "O"]
+    assert calls[-1][3:] == ["report", "O/a", "O/b", "--baseline", "O/base", "--output", "O"]
 
 
 def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(tmp_path):
@@ -438,7 +438,7 @@ def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(tmp_path):
     assert proc.returncode == 0, proc.stderr
     calls = [line.split() for line in log.read_text().splitlines()]
     assert [c[3] for c in calls[:-1]] == ["arena_hard", "alpaca_eval", "mt_bench", "ifeval", "openllm"]
-    assert calls[-1][3:] == ["report", "eval_results/a", "--csv-dir", "eval_results"]
+    assert calls[-1][3:] == ["report", "eval_results/a", "--output", "eval_results"]
 
 
 def test_math_verify_is_reported_missing_as_one_install_line(monkeypatch):

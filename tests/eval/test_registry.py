@@ -41,7 +41,7 @@ def test_a_registered_benchmark_becomes_a_column_of_its_papers_table(extra_bench
     run = tmp_path / "run"
     (run / "extra_bench").mkdir(parents=True)
     (run / "extra_bench" / "results.json").write_text(json.dumps({"score": 12.5, "settings": {"model": "ck/m"}}))
-    assert cli("report", run, "--csv-dir", tmp_path) == 0
+    assert cli("report", run, "--output", tmp_path) == 0
     assert "| Arena-Hard | AlpacaEval-LC | AlpacaEval-WR | MT-Bench | IFEval | Extra |" in capsys.readouterr().out
     assert (tmp_path / "table1_instruction_following.csv").read_text().splitlines()[1].endswith(",12.5")
 
@@ -72,3 +72,42 @@ def test_run_suite_runs_exactly_the_benchmarks_the_registry_lists(tmp_path):
     calls = [line.split() for line in log.read_text().splitlines()]
     assert calls[0] == ["listed", "reasoning"]
     assert [c[3] for c in calls[1:]] == ["one", "two", "report"]
+
+
+def _run_with(root, name, identity, model="given"):
+    d = root / name
+    (d / "ifeval").mkdir(parents=True)
+    (d / "ifeval" / "results.json").write_text(json.dumps({"prompt_strict": 50.0, "settings": {
+        "model": model, "model_identity": identity}}))
+    return d
+
+
+def test_report_names_rows_by_the_checkpoints_folder_or_hub_name_whatever_model_string_was_typed(cli, tmp_path, capsys):
+    runs = [_run_with(tmp_path, "r1", {"path": "/ckpts/cfpo/final", "fingerprint": "1"}, model="."),
+            _run_with(tmp_path, "r2", {"path": "/ckpts/rloo/final", "fingerprint": "2"}, model="../rloo/final/"),
+            _run_with(tmp_path, "r3", {"path": "/ckpts/cfpo-it4", "fingerprint": "3"}, model="./"),
+            _run_with(tmp_path, "r4", {"hub": "Qwen/Qwen2.5-3B-Instruct", "revision": "abc"}, model="Qwen/Qwen2.5-3B-Instruct")]
+    assert cli("report", *runs) == 0
+    rows = [line.split(" | ")[0].lstrip("| ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[1:5] == ["cfpo/final", "rloo/final", "cfpo-it4", "Qwen2.5-3B-Instruct"]
+
+
+def test_report_tells_the_same_model_in_two_run_folders_apart_by_the_run_folder(cli, tmp_path, capsys):
+    same = {"path": "/ckpts/final", "fingerprint": "1"}
+    assert cli("report", _run_with(tmp_path, "seed0", same), _run_with(tmp_path, "seed1", same)) == 0
+    out = capsys.readouterr().out
+    assert "| final (seed0) |" in out and "| final (seed1) |" in out
+
+
+def test_report_writes_its_csv_tables_into_output_and_nowhere_else(cli, tmp_path):
+    run = _run_with(tmp_path, "run", {"path": "/ckpts/final", "fingerprint": "1"})
+    assert cli("report", run) == 0
+    assert not list(run.glob("*.csv"))
+    assert cli("report", run, "--output", tmp_path / "tables") == 0
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["table1_instruction_following.csv", "table2_capabilities.csv"]
+    assert not list(run.glob("*.csv"))
+
+
+def test_run_suite_help_prints_its_usage_and_succeeds():
+    proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: bash eval/run_suite.sh CKPT") and "--reasoning" in proc.stdout
