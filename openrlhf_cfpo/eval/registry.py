@@ -4,13 +4,11 @@ Each benchmark is declared by the module that runs it (its `BENCHMARKS`, next to
 this module collects the declarations in the column order of the paper's tables, and everything else reads them:
 - `openrlhf-cfpo eval` has one sub-command per benchmark, with judge flags where it declares a judge;
 - `openrlhf-cfpo eval report` builds Tables 1, 2 and 5 from the declared columns;
-- `eval/run_suite.sh` runs a suite's benchmarks, listed by `python -m openrlhf_cfpo.eval.registry SUITE`.
+- `eval/run_suite.sh` runs a suite's benchmarks, listed by `python -m openrlhf_cfpo.eval.suite SUITE`.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Optional
@@ -55,15 +53,3 @@ def benchmarks(suite: Optional[str] = None) -> dict[str, Benchmark]:
 
 def get(name: str) -> Benchmark:
     return benchmarks()[name]
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m openrlhf_cfpo.eval.registry",
-                                description="print a suite's benchmarks, one per line (for eval/run_suite.sh)")
-    p.add_argument("suite", choices=SUITES, help="; ".join(f"{k}: {v}" for k, v in SUITES.items()))
-    print("\n".join(benchmarks(p.parse_args(argv).suite)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -265,6 +265,25 @@ def judge_env(monkeypatch, tmp_path):
     return tmp_path / "cache"
 
 
+@pytest.fixture
+def logging_python(tmp_path):
+    """(environment, log): a `python` on PATH that only appends its arguments to the log, for run_suite.sh.
+
+    `-m openrlhf_cfpo.eval.suite` (the suite's benchmarks, the doctor's flags) is passed on to the real Python.
+    """
+    import os
+    import sys
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls.log"
+    (fake / "python").write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.eval.suite ] && exec {sys.executable} "$@"\n'
+                                 f'echo "$@" >> {log}\n')
+    (fake / "python").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENRLHF_CFPO_SKIP_DOCTOR")}
+    return {**env, "PATH": f"{fake}:{os.environ['PATH']}"}, log
+
+
 def run_cli(*argv) -> int:
     from openrlhf_cfpo.eval.cli import main
 
