@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--data-dir", help="read benchmark files from this folder (official relative paths) instead of downloading")
         s.add_argument("--cache-dir", help="downloads and the judge cache (default $OPENRLHF_CFPO_CACHE or ~/.cache/openrlhf_cfpo)")
         s.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto", help="auto: vLLM with a GPU, else HF")
-        s.add_argument("--batch-size", type=positive, default=8)
+        s.add_argument("--batch-size", type=positive, default=8, help="prompts per Hugging Face generate call")
+        s.add_argument("--tensor-parallel-size", type=positive, default=1,
+                       help="GPUs vLLM splits the model over (default 1: the paper's 1.5B-8B models fit one GPU with "
+                            "room for the KV cache, and splitting them costs all-reduces for little gain)")
         s.add_argument("--dtype", default="auto")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--max-new-tokens", type=positive, help=_max_new_tokens_help(bench))

@@ -55,7 +55,8 @@ def bench_dir(args: argparse.Namespace, benchmark: str) -> Path:
 
 def backend_factory(args: argparse.Namespace):
     ref = args.model_ref
-    return lambda: make_backend(ref.source, args.backend, args.batch_size, args.dtype, args.seed, revision=ref.revision)
+    return lambda: make_backend(ref.source, args.backend, args.batch_size, args.dtype, args.seed, revision=ref.revision,
+                                tensor_parallel_size=args.tensor_parallel_size)
 
 
 def versions(*packages: str) -> dict:

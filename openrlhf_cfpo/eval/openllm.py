@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from . import common
 from .errors import EvalError
-from .generation import vllm_usable
+from .generation import use_spawn_for_vllm, vllm_usable
 from .registry import Benchmark
 from .store import write_json
 
@@ -71,11 +71,14 @@ def parse_task_spec(text: str) -> TaskSpec:
     return TaskSpec(key, parts[0], int(parts[1]), parts[2])
 
 
-def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Optional[str] = None):
+def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Optional[str] = None,
+            tensor_parallel_size: int = 1):
     if backend == "vllm" or (backend == "auto" and vllm_usable()):
+        use_spawn_for_vllm()
         from lm_eval.models.vllm_causallms import VLLM
 
-        return VLLM(pretrained=model, dtype=dtype, batch_size="auto", revision=revision)
+        return VLLM(pretrained=model, dtype=dtype, batch_size="auto", revision=revision,
+                    tensor_parallel_size=tensor_parallel_size)
     import torch
     from lm_eval.models.huggingface import HFLM
 
@@ -150,7 +153,8 @@ def run(args) -> dict:
     if len(set(keys)) != len(keys):
         raise EvalError(f"--task keys must be distinct, got {keys}")
     ref = args.model_ref
-    values = run_tasks(lambda: make_lm(ref.source, args.backend, args.batch_size, args.dtype, ref.revision), specs, out,
+    values = run_tasks(lambda: make_lm(ref.source, args.backend, args.batch_size, args.dtype, ref.revision,
+                                       args.tensor_parallel_size), specs, out,
                        args.limit, args.chat_template, include_path=args.include_path, seed=args.seed,
                        max_new_tokens=args.max_new_tokens)
     settings = {**common.base_settings(args, NAME), "chat_template_applied": args.chat_template,

@@ -50,7 +50,7 @@ def check(args: argparse.Namespace, bench: Benchmark) -> model.ModelRef:
     from huggingface_hub import constants, get_token
 
     model_problem = model.local_problem(args.model)
-    problems = [p for p in (output_problem(args.output), model_problem, backend_problem(args.backend)) if p]
+    problems = [p for p in (output_problem(args.output), model_problem, backend_problem(args.backend, args.tensor_parallel_size)) if p]
     # A name that is no folder is a hub name: looked up in the cache offline, on the hub otherwise.
     hub_model = model_problem is None and not Path(args.model).expanduser().exists()
     judge = None

@@ -122,7 +122,7 @@ def test_vllm_is_not_used_without_a_gpu_even_when_importable(monkeypatch):
     monkeypatch.setattr(generation.importlib.util, "find_spec", lambda name: object())
     import torch
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert generation.vllm_usable() is False
 
 

@@ -80,7 +80,7 @@ def test_a_hub_name_is_the_revision_it_resolves_to_and_that_revision_is_loaded(c
 
     monkeypatch.setattr("openrlhf_cfpo.eval.common.make_backend", lambda model, *a, **k: loaded.append((model, k)) or Echo())
     assert cli("ifeval", "--model", "org/chat", "--output", tmp_path / "run", "--data-dir", fixture_data, *ONE) == 0
-    assert loaded == [("org/chat", {"revision": first})]
+    assert loaded == [("org/chat", {"revision": first, "tensor_parallel_size": 1})]
     settings = json.loads((tmp_path / "run/ifeval/results.json").read_text())["settings"]
     assert settings["model_identity"] == {"hub": "org/chat", "revision": first}
 
