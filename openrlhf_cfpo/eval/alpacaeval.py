@@ -160,7 +160,7 @@ def run(args) -> dict:
     annotations = parse_preferences(swapped, responses, config)
     annotations.to_json(out / "annotations.json", orient="records", indent=1, force_ascii=False)
     metrics = win_rates(annotations, gamed)
-    settings = {**common.base_settings(args, NAME), **judge.settings(), "annotator_config": ANNOTATOR,
+    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "annotator_config": ANNOTATOR,
                 "reference_generator": df["generator_1"].iloc[0] if len(df) else None, "decoding": dec.to_dict(),
                 **common.versions("alpaca-eval")}
     return common.write_results(out, NAME, metrics, settings)

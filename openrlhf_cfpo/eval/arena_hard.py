@@ -193,7 +193,7 @@ def run(args) -> dict:
     metrics = score(verdicts, seed=args.seed)
     metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)  # after every attempt
     metrics["n_games_asked_again"] = sum(u > 1 for u in used)
-    settings = {**common.base_settings(args, NAME), **judge.settings(), "baseline_model": BASELINE_MODEL,
+    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "baseline_model": BASELINE_MODEL,
                 "decoding": dec.to_dict(), "bootstrap_rounds": BOOTSTRAP_ROUNDS, "judgment_attempts": attempts,
                 "n_questions": len(questions)}
     return common.write_results(out, NAME, metrics, settings)

@@ -6,11 +6,12 @@ import json
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Optional
 
 from .data import DataFiles, default_cache_dir
 from .errors import EvalError
 from . import registry
-from .generation import make_backend
+from .generation import generation_settings, make_backend
 from .model import describe, same_model
 from .store import write_json
 
@@ -69,8 +70,11 @@ def versions(*packages: str) -> dict:
     return out
 
 
-def base_settings(args: argparse.Namespace, benchmark: str) -> dict:
+def base_settings(args: argparse.Namespace, benchmark: str, answers: Optional[dict] = None) -> dict:
+    """What every results.json records; `answers` (the generated ones) add how they were generated."""
     return {
+        **({"generation": generation_settings(answers), "tensor_parallel_size": args.tensor_parallel_size}
+           if answers is not None else {}),
         "benchmark": benchmark,
         "model": args.model,
         "model_identity": args.model_ref.identity(),

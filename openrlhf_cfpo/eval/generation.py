@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from itertools import count, groupby
@@ -37,6 +38,18 @@ class Backend(Protocol):
     name: str
 
     def generate(self, conversations: Sequence[Conversation], decoding: Decoding) -> list[str]: ...
+
+
+# Both backends sample with a benchmark's Decoding (temperature, top-p, length, seed) and nothing else: every other
+# sampling setting is off, whatever the model's generation_config.json says (Qwen2.5-Instruct's top_k 20 and
+# repetition_penalty 1.05 would otherwise apply on Hugging Face, and transformers' global top_k 50 on top).
+OTHER_SAMPLING = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
+
+
+def generation_settings(answers: dict) -> dict:
+    """What results.json records about how `answers` were generated."""
+    return {"backend": sorted({a.get("generator") for a in answers.values()}), "other_sampling": dict(OTHER_SAMPLING),
+            "model_generation_config": "not applied (only the benchmark's decoding and the settings above)"}
 
 
 def visible_gpus() -> int:
@@ -82,7 +95,7 @@ class HFBackend:
 
     def __init__(self, model: str, batch_size: int = 8, dtype: str = "auto", seed: int = 0, revision: Optional[str] = None):
         import torch
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, GenerationConfig
 
         self.tokenizer = load_chat_tokenizer(model, revision)
         # Left padding keeps every prompt's last token next to the generated ones in a batch.
@@ -91,12 +104,25 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, revision=revision).to(device).eval()
+        # generate() fills every setting a call leaves unset from the model's generation config (transformers 5.15
+        # GenerationMixin._prepare_generation_config): keep only its special tokens, so the protocol decides the rest.
+        saved = self.model.generation_config
+        self.model.generation_config = GenerationConfig(
+            bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id, pad_token_id=self.tokenizer.pad_token_id)
         self.device = device
         self.batch_size = batch_size
         self.seed = seed
 
     def render(self, conversation: Conversation) -> str:
         return render(self.tokenizer, conversation)
+
+    def generation_config(self, decoding: Decoding):
+        from transformers import GenerationConfig
+
+        sampling = ({"do_sample": False} if decoding.greedy else
+                    {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p, **OTHER_SAMPLING})
+        return GenerationConfig(max_new_tokens=decoding.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                eos_token_id=self.model.generation_config.eos_token_id, **sampling)
 
     def generate(self, conversations, decoding):
         import torch
@@ -112,13 +138,8 @@ class HFBackend:
             # The chat template already places BOS and other special tokens.
             enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = enc.to(self.device)
-            kwargs = dict(max_new_tokens=decoding.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
-            if decoding.greedy:
-                kwargs.update(do_sample=False)
-            else:
-                kwargs.update(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p)
             with torch.no_grad():
-                gen = self.model.generate(**enc, **kwargs)
+                gen = self.model.generate(**enc, generation_config=self.generation_config(decoding))
             new = gen[:, enc["input_ids"].shape[1] :]
             for i, row in zip(idx, new):
                 out[i] = self.tokenizer.decode(row, skip_special_tokens=True).strip()
@@ -143,7 +164,10 @@ class VLLMBackend:
         from vllm import LLM
 
         self.tokenizer = load_chat_tokenizer(model, revision)
-        self.llm = LLM(model=model, dtype=dtype, seed=seed, revision=revision, tensor_parallel_size=tensor_parallel_size)
+        # generation_config="vllm": vLLM's neutral defaults, not the model's generation_config.json
+        # (vllm/config/model.py:326-332, 1716-1765).
+        self.llm = LLM(model=model, dtype=dtype, seed=seed, revision=revision, tensor_parallel_size=tensor_parallel_size,
+                       generation_config="vllm")
         self.seed = seed
         self._request_ids = count()
 
@@ -156,6 +180,7 @@ class VLLMBackend:
             temperature=0.0 if decoding.greedy else decoding.temperature,
             top_p=1.0 if decoding.greedy else decoding.top_p,
             seed=self.seed if decoding.seed is None else decoding.seed,
+            **OTHER_SAMPLING,
             output_kind=RequestOutputKind.FINAL_ONLY,  # only finished answers are read, as LLM._add_request sets it
         )
 
@@ -204,6 +229,9 @@ def make_backend(model: str, backend: str = "auto", batch_size: int = 8, dtype: 
         if problem:
             raise EvalError(problem)
         return VLLMBackend(model, dtype=dtype, seed=seed, revision=revision, tensor_parallel_size=tensor_parallel_size)
+    if backend == "auto" and visible_gpus() > 0:
+        print("openrlhf-cfpo eval: warning: a GPU is present but vLLM is not installed, so answers come from "
+              "Hugging Face generate (far slower); pip install vllm==0.29.0 to use it", file=sys.stderr)
     return HFBackend(model, batch_size=batch_size, dtype=dtype, seed=seed, revision=revision)
 
 

@@ -71,6 +71,6 @@ def run(args) -> dict:
     items = [Item(str(d["key"]), [d["prompt"]], dec) for d in docs]
     answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
     metrics = score(docs, [answers[str(d["key"])]["turns"][0] for d in docs])
-    settings = {**common.base_settings(args, NAME), "decoding": dec.to_dict(), "chat_template_applied": True,
+    settings = {**common.base_settings(args, NAME, answers), "decoding": dec.to_dict(), "chat_template_applied": True,
                 **common.versions("lm_eval")}
     return common.write_results(out, NAME, metrics, settings)

@@ -140,7 +140,7 @@ def run(args) -> dict:
         if r is not None:
             by_cat.setdefault(cat, []).append(r)
     metrics["categories"] = {c: sum(v) / len(v) for c, v in sorted(by_cat.items())}
-    settings = {**common.base_settings(args, NAME), **judge.settings(), "reference_model": REFERENCE_MODEL,
+    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "reference_model": REFERENCE_MODEL,
                 "decoding": {"max_new_tokens": decoding_for(NAME, max_new_tokens=args.max_new_tokens).max_new_tokens,
                              "temperature_by_category": dict(CATEGORY_TEMPERATURE)},
                 "n_questions": len(questions)}

@@ -71,9 +71,14 @@ def parse_task_spec(text: str) -> TaskSpec:
     return TaskSpec(key, parts[0], int(parts[1]), parts[2])
 
 
+def lm_backend(backend: str) -> str:
+    """The lm-eval model class a run uses: vLLM when asked for or when it is usable, else Hugging Face."""
+    return "vllm" if backend == "vllm" or (backend == "auto" and vllm_usable()) else "hf"
+
+
 def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Optional[str] = None,
             tensor_parallel_size: int = 1):
-    if backend == "vllm" or (backend == "auto" and vllm_usable()):
+    if lm_backend(backend) == "vllm":
         use_spawn_for_vllm()
         from lm_eval.models.vllm_causallms import VLLM
 
@@ -157,7 +162,7 @@ def run(args) -> dict:
                                        args.tensor_parallel_size), specs, out,
                        args.limit, args.chat_template, include_path=args.include_path, seed=args.seed,
                        max_new_tokens=args.max_new_tokens)
-    settings = {**common.base_settings(args, NAME), "chat_template_applied": args.chat_template,
+    settings = {**common.base_settings(args, NAME), "backend": lm_backend(args.backend), "chat_template_applied": args.chat_template,
                 "leaderboard_tasks": not args.task, "include_path": args.include_path,
                 "tasks": {s.key: {"task": s.task, "shots": s.shots, "metric": s.metric} for s in specs},
                 **common.versions("lm_eval")}

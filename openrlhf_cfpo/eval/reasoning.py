@@ -244,7 +244,7 @@ def run(args) -> dict:
     scored.path.unlink(missing_ok=True)
     scored.append(records)
     settings = {
-        **common.base_settings(args, bench.name),
+        **common.base_settings(args, bench.name, answers),
         "implementation": IMPLEMENTATION,
         "dataset": bench.split,
         "data_file": bench.data,
