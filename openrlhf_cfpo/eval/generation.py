@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from itertools import count, groupby
 from typing import Callable, Iterable, Optional, Protocol, Sequence
 
+from ..chat import stop_token_ids
 from .decoding import Decoding
 from .errors import EvalError
 from .store import JsonlStore
@@ -81,6 +82,16 @@ def load_chat_tokenizer(model: str, revision: Optional[str] = None):
     return tokenizer
 
 
+def model_generation_config(model: str, revision: Optional[str] = None):
+    """The model's generation_config.json (for its eos ids), or None when it has none."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(model, revision=revision)
+    except OSError:
+        return None
+
+
 def render(tokenizer, conversation: Conversation) -> str:
     return tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
 
@@ -106,9 +117,12 @@ class HFBackend:
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, revision=revision).to(device).eval()
         # generate() fills every setting a call leaves unset from the model's generation config (transformers 5.15
         # GenerationMixin._prepare_generation_config): keep only its special tokens, so the protocol decides the rest.
+        # A completion ends at eos or where the chat template ends the turn (<|im_end|> for a Qwen2.5 base model,
+        # whose eos is <|endoftext|>).
         saved = self.model.generation_config
+        self.stop_token_ids = stop_token_ids(self.tokenizer, saved)
         self.model.generation_config = GenerationConfig(
-            bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id, pad_token_id=self.tokenizer.pad_token_id)
+            bos_token_id=saved.bos_token_id, eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id)
         self.device = device
         self.batch_size = batch_size
         self.seed = seed
@@ -122,7 +136,7 @@ class HFBackend:
         sampling = ({"do_sample": False} if decoding.greedy else
                     {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p, **OTHER_SAMPLING})
         return GenerationConfig(max_new_tokens=decoding.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                eos_token_id=self.model.generation_config.eos_token_id, **sampling)
+                                eos_token_id=self.stop_token_ids, **sampling)
 
     def generate(self, conversations, decoding):
         import torch
@@ -164,6 +178,8 @@ class VLLMBackend:
         from vllm import LLM
 
         self.tokenizer = load_chat_tokenizer(model, revision)
+        # vLLM stops at eos and its generation config's eos ids; the chat template's end of turn is added.
+        self.stop_token_ids = stop_token_ids(self.tokenizer, model_generation_config(model, revision))
         # generation_config="vllm": vLLM's neutral defaults, not the model's generation_config.json
         # (vllm/config/model.py:326-332, 1716-1765).
         self.llm = LLM(model=model, dtype=dtype, seed=seed, revision=revision, tensor_parallel_size=tensor_parallel_size,
@@ -180,6 +196,7 @@ class VLLMBackend:
             temperature=0.0 if decoding.greedy else decoding.temperature,
             top_p=1.0 if decoding.greedy else decoding.top_p,
             seed=self.seed if decoding.seed is None else decoding.seed,
+            stop_token_ids=self.stop_token_ids,
             **OTHER_SAMPLING,
             output_kind=RequestOutputKind.FINAL_ONLY,  # only finished answers are read, as LLM._add_request sets it
         )
