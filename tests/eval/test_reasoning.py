@@ -4,10 +4,8 @@ Data here is invented, written in each Hugging Face dataset repo's file layout a
 """
 import csv
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -6,7 +6,6 @@ import pytest
 import vllm
 from transformers import GenerationConfig
 
-from openrlhf_cfpo.eval import generation
 from openrlhf_cfpo.eval.decoding import Decoding
 from openrlhf_cfpo.eval.generation import HFBackend, Item, VLLMBackend, generate_resumable
 from openrlhf_cfpo.eval.store import JsonlStore
