@@ -13,17 +13,26 @@ from pathlib import Path
 from typing import Sequence
 
 from . import common
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
 from .judge import make_judge
+from .registry import Benchmark
 from .store import JsonlStore, write_json
 
 NAME = "alpaca_eval"
-DEFAULT_JUDGE = "gpt-4.1"  # the paper's judge; AlpacaEval 2.0's leaderboard uses gpt-4-1106-preview
-ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 REFERENCES = "alpaca_eval/alpaca_eval_gpt4_baseline.json"
 GAMED = "alpaca_eval/df_gamed.csv"  # instruction difficulties and the gamed baselines the LC GLM is fit with
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=1,
+    columns=(("AlpacaEval-LC", "lc_win_rate"), ("AlpacaEval-WR", "win_rate")),
+    results=("lc_win_rate", "win_rate", "avg_length"), files=(REFERENCES, GAMED),
+    # AlpacaEval itself fixes no decoding; the alpaca-eval package's model configs overwhelmingly use
+    # temperature 0.7 and max_new_tokens 2048, so we follow that prevailing setting.
+    decoding=Decoding(max_new_tokens=2048, temperature=0.7),
+    judge="gpt-4.1",  # the paper's judge; AlpacaEval 2.0's leaderboard uses gpt-4-1106-preview
+)}
+ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 SWITCH_COLUMN = "is_switched_outputs"
 
 
@@ -125,14 +134,13 @@ def run(args) -> dict:
     refs = [dict(r, index=i) for i, r in enumerate(refs)]  # index: the row in the full set, which the GLM needs
     refs = common.first(refs, args.limit)
     config, template = annotator_config()
-    judge = make_judge(args, DEFAULT_JUDGE, common.cache_dir(args))
-    judge.preflight()
+    judge = make_judge(args, common.cache_dir(args))
 
     out = common.bench_dir(args, NAME)
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
     items = [Item(str(r["index"]), [r["instruction"]], dec) for r in refs]
     answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
-    generator = Path(args.model.rstrip("/")).name or args.model
+    generator = args.model_ref.name
     # The model outputs file in alpaca-eval's own format, for use with its tools.
     write_json(out / "model_outputs.json", [
         {"instruction": r["instruction"], "output": answers[str(r["index"])]["turns"][0], "generator": generator,
@@ -152,7 +160,7 @@ def run(args) -> dict:
     annotations = parse_preferences(swapped, responses, config)
     annotations.to_json(out / "annotations.json", orient="records", indent=1, force_ascii=False)
     metrics = win_rates(annotations, gamed)
-    settings = {**common.base_settings(args, NAME), **judge.settings(), "annotator_config": ANNOTATOR,
+    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "annotator_config": ANNOTATOR,
                 "reference_generator": df["generator_1"].iloc[0] if len(df) else None, "decoding": dec.to_dict(),
                 **common.versions("alpaca-eval")}
     return common.write_results(out, NAME, metrics, settings)

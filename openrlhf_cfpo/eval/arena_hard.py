@@ -17,23 +17,30 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import common
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
 from .judge import make_judge, message_text
+from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "arena_hard"
 BASELINE_MODEL = "gpt-4-0314"
-DEFAULT_JUDGE = "gpt-4.1"  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
+QUESTIONS = "arena-hard-v0.1/question.jsonl"
+BASELINE_ANSWERS = f"arena-hard-v0.1/model_answer/{BASELINE_MODEL}.jsonl"
+JUDGE_CONFIG = "config/judge_config.yaml"
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=1, columns=(("Arena-Hard", "score"),),
+    results=("score", "ci_low", "ci_high"), files=(QUESTIONS, BASELINE_ANSWERS, JUDGE_CONFIG),
+    # arena-hard-auto's config/gen_answer_config.yaml: temperature 0.0, max_tokens 4096.
+    decoding=Decoding(max_new_tokens=4096, temperature=0.0),
+    judge="gpt-4.1",  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
+)}
 STRONG_WEIGHT = 3
 BOOTSTRAP_ROUNDS = 100
 JUDGMENT_ATTEMPTS = 2  # v0.1 judge_config.yaml's number_of_judgment_attempts, used when a config lacks it
 # Our wording of the follow-up turn; the protocol only needs the judge to finish with a label.
 ASK_AGAIN = "Please finish your judgment now and end it with your final verdict label."
-QUESTIONS = "arena-hard-v0.1/question.jsonl"
-BASELINE_ANSWERS = f"arena-hard-v0.1/model_answer/{BASELINE_MODEL}.jsonl"
-JUDGE_CONFIG = "config/judge_config.yaml"
 
 # The model's outcome for each verdict when the model is assistant B; labels outside these five are dropped.
 _OUTCOME_AS_B = {"B>>A": (1.0, STRONG_WEIGHT), "B>A": (1.0, 1), "A=B": (0.5, 1), "A>B": (0.0, 1), "A>>B": (0.0, STRONG_WEIGHT)}
@@ -152,8 +159,7 @@ def run(args) -> dict:
     attempts = config.get("number_of_judgment_attempts", JUDGMENT_ATTEMPTS)
     if not isinstance(attempts, int) or attempts < 1:
         raise EvalError(f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; it must be a whole number >= 1 (v0.1 uses 2)")
-    judge = make_judge(args, DEFAULT_JUDGE, common.cache_dir(args))
-    judge.preflight()
+    judge = make_judge(args, common.cache_dir(args))
 
     out = common.bench_dir(args, NAME)
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
@@ -175,12 +181,19 @@ def run(args) -> dict:
         records.append({"id": qid, "games": [
             {"model_position": "B", "verdict": v[0], "judgment": texts[0], "attempts": used[2 * n]},
             {"model_position": "A", "verdict": v[1], "judgment": texts[1], "attempts": used[2 * n + 1]}]})
-    JsonlStore(out / "judgments.jsonl").path.unlink(missing_ok=True)
-    JsonlStore(out / "judgments.jsonl").append(records)
+    store = JsonlStore(out / "judgments.jsonl")
+    store.path.unlink(missing_ok=True)
+    store.append(records)
+    if all(v is None for pair in verdicts for v in pair):
+        raise EvalError(
+            f"none of the {2 * len(records)} games got a verdict label after {attempts} attempts (the first reads "
+            f"{records[0]['games'][0]['judgment'][:80]!r}), so no score was written; they are in {store.path} and in the "
+            f"judge cache: check that judge {judge.config.model} follows the judge prompt, or rerun with another --judge-model"
+        )
     metrics = score(verdicts, seed=args.seed)
     metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)  # after every attempt
     metrics["n_games_asked_again"] = sum(u > 1 for u in used)
-    settings = {**common.base_settings(args, NAME), **judge.settings(), "baseline_model": BASELINE_MODEL,
+    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "baseline_model": BASELINE_MODEL,
                 "decoding": dec.to_dict(), "bootstrap_rounds": BOOTSTRAP_ROUNDS, "judgment_attempts": attempts,
                 "n_questions": len(questions)}
     return common.write_results(out, NAME, metrics, settings)

@@ -2,25 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Optional
 
 from .data import DataFiles, default_cache_dir
 from .errors import EvalError
-from .generation import make_backend
+from . import registry
+from .generation import generation_settings, make_backend
+from .model import describe, same_model
 from .store import write_json
 
-RESULT_KEYS = {
-    "alpaca_eval": ("lc_win_rate", "win_rate", "avg_length"),
-    "arena_hard": ("score", "ci_low", "ci_high"),
-    "mt_bench": ("score", "turn1", "turn2"),
-    "ifeval": ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"),
-    # the reasoning benchmarks (reasoning.py): pass@1 as a fraction, as the paper's Tables 5-10 print it
-    **{name: ("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed")
-       for name in ("math500", "gsm8k", "aime24", "gpqa_diamond")},
-    # openllm: one key per task and "average"; see openllm.TASKS
-}
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def cache_dir(args: argparse.Namespace) -> Path:
@@ -32,25 +32,32 @@ def data_files(args: argparse.Namespace) -> DataFiles:
 
 
 def bench_dir(args: argparse.Namespace, benchmark: str) -> Path:
-    """DIR/<benchmark>, refusing to resume answers that another model wrote there."""
+    """DIR/<benchmark>, refusing to resume answers that another model wrote there (see model.py)."""
     out = Path(args.output) / benchmark
     out.mkdir(parents=True, exist_ok=True)
     marker = out / "run.json"
+    identity = args.model_ref.identity()
     if marker.exists():
-        import json
-
-        prev = json.loads(marker.read_text(encoding="utf-8")).get("model")
-        if prev != args.model:
+        prev = json.loads(marker.read_text(encoding="utf-8"))
+        if "identity" not in prev:
             raise EvalError(
-                f"{out} holds answers of --model {prev}, not {args.model}; pass another --output or delete that folder"
+                f"{out} holds answers of --model {prev.get('model')} recorded without the model's identity (an older "
+                "openrlhf-cfpo), so they cannot be matched to a model; pass another --output or delete that folder"
+            )
+        if not same_model(prev["identity"], identity):
+            raise EvalError(
+                f"{out} holds answers of {describe(prev['identity'])}, not of --model {args.model} ({describe(identity)}); "
+                "pass another --output or delete that folder"
             )
     else:
-        write_json(marker, {"model": args.model, "started_at": time.time()})
+        write_json(marker, {"model": args.model, "identity": identity, "started_at": time.time()})
     return out
 
 
 def backend_factory(args: argparse.Namespace):
-    return lambda: make_backend(args.model, args.backend, args.batch_size, args.dtype, args.seed)
+    ref = args.model_ref
+    return lambda: make_backend(ref.source, args.backend, args.batch_size, args.dtype, args.seed, revision=ref.revision,
+                                tensor_parallel_size=args.tensor_parallel_size)
 
 
 def versions(*packages: str) -> dict:
@@ -63,10 +70,14 @@ def versions(*packages: str) -> dict:
     return out
 
 
-def base_settings(args: argparse.Namespace, benchmark: str) -> dict:
+def base_settings(args: argparse.Namespace, benchmark: str, answers: Optional[dict] = None) -> dict:
+    """What every results.json records; `answers` (the generated ones) add how they were generated."""
     return {
+        **({"generation": generation_settings(answers), "tensor_parallel_size": args.tensor_parallel_size}
+           if answers is not None else {}),
         "benchmark": benchmark,
         "model": args.model,
+        "model_identity": args.model_ref.identity(),
         "limit": args.limit,
         "max_new_tokens_override": getattr(args, "max_new_tokens", None),
         "data_dir": str(args.data_dir) if args.data_dir else None,
@@ -76,7 +87,7 @@ def base_settings(args: argparse.Namespace, benchmark: str) -> dict:
 
 
 def write_results(out: Path, benchmark: str, metrics: dict, settings: dict) -> dict:
-    missing = [k for k in RESULT_KEYS.get(benchmark, ()) if k not in metrics]
+    missing = [k for k in registry.get(benchmark).results if k not in metrics]
     # A real check, not an assert: `python -O` strips asserts and would write an incomplete results.json.
     if missing:
         raise EvalError(

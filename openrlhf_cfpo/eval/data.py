@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 from openrlhf_cfpo.paths import cache_dir as default_cache_dir
 
@@ -32,9 +33,19 @@ class Source:
     hf_repo: str = ""  # or a file in a Hugging Face dataset repo
     hf_filename: str = ""
     hint: str = ""  # what to do when the download fails (e.g. a gated dataset)
+    gated: bool = False  # a hub dataset that needs a token
 
     def describe(self) -> str:
         return self.url or f"https://huggingface.co/datasets/{self.hf_repo} ({self.hf_filename})"
+
+    def origin(self) -> str:
+        """The server a download talks to (scheme and host), probed once before any download starts."""
+        if self.url:
+            parts = urlsplit(self.url)
+            return f"{parts.scheme}://{parts.netloc}"
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT
 
 
 # Keys are the relative paths inside --data-dir.
@@ -63,7 +74,7 @@ SOURCES = {
         hf_repo="HuggingFaceH4/aime_2024", hf_filename="data/train-00000-of-00001.parquet"
     ),
     "Idavidrein/gpqa/gpqa_diamond.csv": Source(
-        hf_repo="Idavidrein/gpqa", hf_filename="gpqa_diamond.csv",
+        hf_repo="Idavidrein/gpqa", hf_filename="gpqa_diamond.csv", gated=True,
         hint="GPQA is gated: accept its terms at https://huggingface.co/datasets/Idavidrein/gpqa and set HF_TOKEN "
              "(or run `hf auth login`), or",
     ),
@@ -77,20 +88,27 @@ class DataFiles:
         self.data_dir = Path(data_dir) if data_dir else None
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
 
+    def local(self, rel: str) -> Path:
+        """Where `rel` is read from: DIR/rel with --data-dir, else its place in the download cache."""
+        return self.data_dir / rel if self.data_dir is not None else self.cache_dir / "data" / rel
+
+    def missing_from_data_dir(self, rel: str) -> Optional[str]:
+        """Why `rel` cannot be read from --data-dir (None without --data-dir or when it is there)."""
+        if self.data_dir is None or self.local(rel).is_file():
+            return None
+        return (f"--data-dir {self.data_dir} has no {rel}; put the official file there "
+                f"(from {SOURCES[rel].describe()}) or drop --data-dir to download it")
+
+    def to_download(self, rel: str) -> bool:
+        return self.data_dir is None and not self.local(rel).is_file()
+
     def path(self, rel: str) -> Path:
-        source = SOURCES[rel]
-        if self.data_dir is not None:
-            local = self.data_dir / rel
-            if not local.is_file():
-                raise EvalError(
-                    f"--data-dir {self.data_dir} has no {rel}; put the official file there "
-                    f"(from {source.describe()}) or drop --data-dir to download it"
-                )
-            return local
-        cached = self.cache_dir / "data" / rel
-        if not cached.is_file():
-            _download(source, cached, rel)
-        return cached
+        problem = self.missing_from_data_dir(rel)
+        if problem:
+            raise EvalError(problem)
+        if self.to_download(rel):
+            _download(SOURCES[rel], self.local(rel), rel)
+        return self.local(rel)
 
     def jsonl(self, rel: str) -> list[dict]:
         return read_jsonl(self.path(rel), what=rel)
@@ -163,13 +181,17 @@ def _download(source: Source, dest: Path, rel: str) -> None:
             shutil.copyfile(hf_hub_download(source.hf_repo, source.hf_filename, repo_type="dataset"), tmp)
     except Exception as e:  # any network or hub failure ends in the same advice
         tmp.unlink(missing_ok=True)
-        hint = f"{source.hint} " if source.hint else ""
-        raise EvalError(
-            f"could not download {rel} from {source.describe()} ({type(e).__name__}: {_one_line(e)}); "
-            f"{hint}fetch it by hand into DIR/{rel} and pass --data-dir DIR"
-        ) from None
+        raise EvalError(download_problem(rel, f"{type(e).__name__}: {_one_line(e)}")) from None
     # Renaming only a complete file keeps a killed download from leaving a truncated cache entry.
     os.replace(tmp, dest)
+
+
+def download_problem(rel: str, why: str) -> str:
+    """The one line for a data file that could not be downloaded, with what to do instead."""
+    source = SOURCES[rel]
+    hint = f"{source.hint} " if source.hint else ""
+    return (f"could not download {rel} from {source.describe()} ({why}); "
+            f"{hint}fetch it by hand into DIR/{rel} and pass --data-dir DIR")
 
 
 def _one_line(e: Exception) -> str:

@@ -1,5 +1,9 @@
-"""The one exception type the eval CLI turns into a single clear error line."""
+"""The one exception type the eval CLI turns into clear error lines, one line per problem."""
 
 
 class EvalError(Exception):
-    """A problem the user can fix; the message says what is wrong and what to do."""
+    """Problems the user can fix; each message says what is wrong and what to do."""
+
+    def __init__(self, *problems: str):
+        super().__init__("; ".join(problems))
+        self.problems = problems

@@ -10,13 +10,19 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import common
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
+from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "ifeval"
 DATA = "ifeval/input_data.jsonl"
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=1, columns=(("IFEval", "prompt_strict"),),  # prompt-level strict
+    results=("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"), files=(DATA,),
+    decoding=Decoding(max_new_tokens=1280, temperature=0.0),  # lm-eval's ifeval.yaml: greedy, max_gen_toks 1280
+)}
 NLTK_RESOURCE = "punkt_tab"
 
 
@@ -65,6 +71,6 @@ def run(args) -> dict:
     items = [Item(str(d["key"]), [d["prompt"]], dec) for d in docs]
     answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
     metrics = score(docs, [answers[str(d["key"])]["turns"][0] for d in docs])
-    settings = {**common.base_settings(args, NAME), "decoding": dec.to_dict(), "chat_template_applied": True,
+    settings = {**common.base_settings(args, NAME, answers), "decoding": dec.to_dict(), "chat_template_applied": True,
                 **common.versions("lm_eval")}
     return common.write_results(out, NAME, metrics, settings)

@@ -77,31 +77,32 @@ class Judge:
     def settings(self) -> dict:
         return {"judge_model": self.config.model, "judge_base_url": self.config.base_url}
 
-    def preflight(self) -> None:
-        """Fail before any generation if the key is missing or the endpoint cannot be reached."""
+    def key_problem(self) -> Optional[str]:
+        """Why no request can be sent (a missing key), found without touching the network."""
+        if self.config.api_key:
+            return None
+        return ("no judge API key: set OPENAI_API_KEY (any non-empty value for a local endpoint) "
+                f"for the judge at {self.config.base_url}")
+
+    def endpoint_problem(self) -> Optional[str]:
+        """Why the endpoint will not answer (unreachable, key rejected), from one request that is never retried."""
         import openai
 
         cfg = self.config
-        if not cfg.api_key:
-            raise EvalError(
-                "no judge API key: set OPENAI_API_KEY (any non-empty value for a local endpoint) "
-                f"for the judge at {cfg.base_url}"
-            )
-        client = openai.OpenAI(base_url=cfg.base_url, api_key=cfg.api_key, max_retries=1, timeout=20.0)
+        client = openai.OpenAI(base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=20.0)
         try:
             client.models.list()
         except openai.AuthenticationError:
-            raise EvalError(f"the judge endpoint {cfg.base_url} rejected the API key (401); set a valid OPENAI_API_KEY") from None
+            return f"the judge endpoint {cfg.base_url} rejected the API key (401); set a valid OPENAI_API_KEY"
         except openai.NotFoundError:
             pass  # some compatible servers do not list models; the endpoint answered, which is all we check
         except (openai.APIConnectionError, openai.APITimeoutError) as e:
-            raise EvalError(
-                f"cannot reach the judge endpoint {cfg.base_url} ({e}); check --judge-base-url / OPENAI_BASE_URL"
-            ) from None
+            return f"cannot reach the judge endpoint {cfg.base_url} ({e}); check --judge-base-url / OPENAI_BASE_URL"
         except openai.APIStatusError as e:
-            raise EvalError(f"the judge endpoint {cfg.base_url} answered HTTP {e.status_code} to a model listing; check it is up") from None
+            return f"the judge endpoint {cfg.base_url} answered HTTP {e.status_code} to a model listing; check it is up"
         finally:
             client.close()
+        return None
 
     def complete_many(self, requests: Sequence[dict], desc: str = "judging") -> list[dict]:
         """Responses (as dicts) in request order; raises after all others finished if some never succeeded."""
@@ -172,10 +173,11 @@ def message_text(response: dict) -> str:
     return (response["choices"][0]["message"].get("content") or "").strip()
 
 
-def make_judge(args, default_model: str, cache_dir: Path) -> Judge:
+def make_judge(args, cache_dir: Path) -> Judge:
+    """The judge the CLI's flags describe (their defaults are JudgeConfig's and the benchmark's declared judge)."""
     return Judge(
         JudgeConfig(
-            model=args.judge_model or default_model,
+            model=args.judge_model,
             base_url=args.judge_base_url,
             concurrency=args.judge_concurrency,
             max_retries=args.judge_max_retries,

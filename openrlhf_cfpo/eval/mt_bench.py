@@ -8,27 +8,52 @@ dropped. The score is the mean over all turn ratings (160 for the full set), plu
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Optional, Sequence
 
 from . import common
-from .decoding import MT_BENCH_CATEGORY_TEMPERATURE, decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
 from .judge import make_judge, message_text
+from .registry import Benchmark
 from .store import JsonlStore
 
 NAME = "mt_bench"
-DEFAULT_JUDGE = "gpt-4"
-NEED_REFERENCE = ("math", "reasoning", "coding")
 REFERENCE_MODEL = "gpt-4"
 QUESTIONS = "mt_bench/question.jsonl"
 REFERENCES = f"mt_bench/reference_answer/{REFERENCE_MODEL}.jsonl"
 JUDGE_PROMPTS = "judge_prompts.jsonl"
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=1, columns=(("MT-Bench", "score"),),
+    results=("score", "turn1", "turn2"), files=(QUESTIONS, REFERENCES, JUDGE_PROMPTS),
+    # FastChat llm_judge/gen_model_answer.py: max_new_token 1024; the temperature is per category (below).
+    decoding=Decoding(max_new_tokens=1024, temperature=0.7),
+    judge="gpt-4",  # the paper's MT-Bench judge
+)}
+# FastChat's temperature per question category; the second turn is generated with the first question and answer
+# in the conversation.
+CATEGORY_TEMPERATURE = {
+    "writing": 0.7,
+    "roleplay": 0.7,
+    "extraction": 0.0,
+    "math": 0.0,
+    "coding": 0.0,
+    "reasoning": 0.0,
+    "stem": 0.1,
+    "humanities": 0.1,
+}
+NEED_REFERENCE = ("math", "reasoning", "coding")
 JUDGE_TEMPERATURE = 0.0
 JUDGE_MAX_TOKENS = 2048
 
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 _RATING_FALLBACK = re.compile(r"\[(\d+\.?\d*)\]")
+
+
+def category_decoding(category: str, max_new_tokens: Optional[int] = None) -> Decoding:
+    dec = decoding_for(NAME, max_new_tokens=max_new_tokens)
+    return replace(dec, temperature=CATEGORY_TEMPERATURE.get(category, dec.temperature))
 
 
 def prompt_name(category: str, turn: int) -> str:
@@ -79,11 +104,10 @@ def run(args) -> dict:
                 raise EvalError(f"{JUDGE_PROMPTS} has no judge prompt {prompt_name(q['category'], turn)!r}; use FastChat's official file")
         if q["category"] in NEED_REFERENCE and str(q["question_id"]) not in refs:
             raise EvalError(f"{REFERENCES} has no reference for question {q['question_id']} ({q['category']}); use FastChat's official file")
-    judge = make_judge(args, DEFAULT_JUDGE, common.cache_dir(args))
-    judge.preflight()
+    judge = make_judge(args, common.cache_dir(args))
 
     out = common.bench_dir(args, NAME)
-    items = [Item(str(q["question_id"]), list(q["turns"][:2]), decoding_for(NAME, q["category"], args.max_new_tokens),
+    items = [Item(str(q["question_id"]), list(q["turns"][:2]), category_decoding(q["category"], args.max_new_tokens),
                   {"category": q["category"]}) for q in questions]
     answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
 
@@ -104,14 +128,20 @@ def run(args) -> dict:
     store = JsonlStore(out / "judgments.jsonl")
     store.path.unlink(missing_ok=True)
     store.append(records)
+    if not any(r is not None for _, r in ratings):
+        raise EvalError(
+            f"none of the {len(records)} judgments holds a rating [[1-10]] (the first reads {records[0]['judgment'][:80]!r}), "
+            f"so no score was written; they are in {store.path} and in the judge cache: check that judge "
+            f"{judge.config.model} follows FastChat's prompt, or rerun with another --judge-model"
+        )
     metrics = score(ratings)
     by_cat: dict[str, list] = {}
     for (_, cat, _), (_, r) in zip(index, ratings):
         if r is not None:
             by_cat.setdefault(cat, []).append(r)
     metrics["categories"] = {c: sum(v) / len(v) for c, v in sorted(by_cat.items())}
-    settings = {**common.base_settings(args, NAME), **judge.settings(), "reference_model": REFERENCE_MODEL,
+    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "reference_model": REFERENCE_MODEL,
                 "decoding": {"max_new_tokens": decoding_for(NAME, max_new_tokens=args.max_new_tokens).max_new_tokens,
-                             "temperature_by_category": dict(MT_BENCH_CATEGORY_TEMPERATURE)},
+                             "temperature_by_category": dict(CATEGORY_TEMPERATURE)},
                 "n_questions": len(questions)}
     return common.write_results(out, NAME, metrics, settings)

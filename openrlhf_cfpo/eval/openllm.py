@@ -8,6 +8,7 @@ generative tasks (gsm8k) for smoke runs; both are recorded in results.json.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Optional, Sequence
 
 from . import common
 from .errors import EvalError
-from .generation import vllm_usable
+from .generation import use_spawn_for_vllm, vllm_usable
+from .registry import Benchmark
 from .store import write_json
 
 NAME = "openllm"
@@ -23,20 +25,41 @@ NAME = "openllm"
 
 @dataclass(frozen=True)
 class TaskSpec:
-    key: str  # our results.json key and report column
+    key: str  # our results.json key
     task: str  # lm-eval task (or group) name
     shots: int
     metric: str  # lm-eval metric key, "metric,filter"
+    column: str = ""  # Table 2's column (the leaderboard tasks)
 
 
 TASKS = (
-    TaskSpec("arc", "arc_challenge", 25, "acc_norm,none"),
-    TaskSpec("gsm8k", "gsm8k", 5, "exact_match,strict-match"),
-    TaskSpec("hellaswag", "hellaswag", 10, "acc_norm,none"),
-    TaskSpec("mmlu", "mmlu", 5, "acc,none"),
-    TaskSpec("truthfulqa", "truthfulqa_mc2", 0, "acc,none"),
-    TaskSpec("winogrande", "winogrande", 5, "acc,none"),
+    TaskSpec("arc", "arc_challenge", 25, "acc_norm,none", "ARC"),
+    TaskSpec("gsm8k", "gsm8k", 5, "exact_match,strict-match", "GSM8K"),
+    TaskSpec("hellaswag", "hellaswag", 10, "acc_norm,none", "HellaSwag"),
+    TaskSpec("mmlu", "mmlu", 5, "acc,none", "MMLU"),
+    TaskSpec("truthfulqa", "truthfulqa_mc2", 0, "acc,none", "TruthfulQA"),
+    TaskSpec("winogrande", "winogrande", 5, "acc,none", "Winogrande"),
 )
+BENCHMARKS = {NAME: Benchmark(
+    name=NAME, module=__name__, suite="rlhf", table=2,
+    columns=tuple((t.column, t.key) for t in TASKS) + (("Avg", "average"),),
+    results=(),  # one key per task, which --task may change, and "average"
+)}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--chat-template", action="store_true", help="apply the model's chat template in lm-eval")
+    parser.add_argument("--task", action="append", type=_task_spec, metavar="KEY=TASK:SHOTS:METRIC",
+                        help="run this lm-eval task instead of the leaderboard set (repeatable), scored by METRIC "
+                             "(lm-eval's 'metric,filter' key) and saved as KEY; e.g. arc=arc_challenge:25:acc_norm,none")
+    parser.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (for --task)")
+
+
+def _task_spec(text: str) -> TaskSpec:
+    try:
+        return parse_task_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_task_spec(text: str) -> TaskSpec:
@@ -48,18 +71,26 @@ def parse_task_spec(text: str) -> TaskSpec:
     return TaskSpec(key, parts[0], int(parts[1]), parts[2])
 
 
-def make_lm(model: str, backend: str, batch_size: int, dtype: str):
-    if backend == "vllm" or (backend == "auto" and vllm_usable()):
+def lm_backend(backend: str) -> str:
+    """The lm-eval model class a run uses: vLLM when asked for or when it is usable, else Hugging Face."""
+    return "vllm" if backend == "vllm" or (backend == "auto" and vllm_usable()) else "hf"
+
+
+def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Optional[str] = None,
+            tensor_parallel_size: int = 1):
+    if lm_backend(backend) == "vllm":
+        use_spawn_for_vllm()
         from lm_eval.models.vllm_causallms import VLLM
 
-        return VLLM(pretrained=model, dtype=dtype, batch_size="auto")
+        return VLLM(pretrained=model, dtype=dtype, batch_size="auto", revision=revision,
+                    tensor_parallel_size=tensor_parallel_size)
     import torch
     from lm_eval.models.huggingface import HFLM
 
     # HFLM defaults to device="cuda" and fails without a GPU, so the CPU fallback is asked for explicitly.
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        return HFLM(pretrained=model, batch_size=batch_size, dtype=dtype, device=device)
+        return HFLM(pretrained=model, batch_size=batch_size, dtype=dtype, device=device, revision=revision or "main")
     except OSError as e:
         raise EvalError(f"cannot load --model {model} for lm-eval ({e}); pass a Hugging Face model folder or hub name") from None
 
@@ -126,10 +157,12 @@ def run(args) -> dict:
     keys = [s.key for s in specs]
     if len(set(keys)) != len(keys):
         raise EvalError(f"--task keys must be distinct, got {keys}")
-    values = run_tasks(lambda: make_lm(args.model, args.backend, args.batch_size, args.dtype), specs, out,
+    ref = args.model_ref
+    values = run_tasks(lambda: make_lm(ref.source, args.backend, args.batch_size, args.dtype, ref.revision,
+                                       args.tensor_parallel_size), specs, out,
                        args.limit, args.chat_template, include_path=args.include_path, seed=args.seed,
                        max_new_tokens=args.max_new_tokens)
-    settings = {**common.base_settings(args, NAME), "chat_template_applied": args.chat_template,
+    settings = {**common.base_settings(args, NAME), "backend": lm_backend(args.backend), "chat_template_applied": args.chat_template,
                 "leaderboard_tasks": not args.task, "include_path": args.include_path,
                 "tasks": {s.key: {"task": s.task, "shots": s.shots, "metric": s.metric} for s in specs},
                 **common.versions("lm_eval")}

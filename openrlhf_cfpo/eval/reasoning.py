@@ -31,9 +31,10 @@ from typing import Callable, Optional
 from ..reasoning.data import SYSTEM_PROMPTS as TRAINING_SYSTEM_PROMPTS
 from . import answer_check, common
 from .answer_check import LETTERS, METRICS, pass_at_1
-from .decoding import decoding_for
+from .decoding import Decoding, decoding_for
 from .errors import EvalError
 from .generation import Item, generate_resumable
+from .registry import Benchmark
 from .store import JsonlStore, write_json
 
 # The paper's training system prompts (appendix B.1), one per Qwen2.5 size: the same text the recipes train with.
@@ -115,10 +116,8 @@ def conversation(bench: "Benchmark", problem: Problem, system: Optional[str]) ->
     return system, [problem.prompt]
 
 
-@dataclass(frozen=True)
-class Benchmark:
-    name: str
-    column: str  # Table 5's column
+@dataclass(frozen=True, kw_only=True)
+class ReasoningBenchmark(Benchmark):
     data: str  # data.SOURCES key
     fmt: str  # jsonl | parquet | csv
     split: str  # which split of the hub dataset that file is
@@ -127,17 +126,37 @@ class Benchmark:
     lighteval: str = ""  # the lighteval task it reproduces
 
 
-BENCHMARKS = {
-    "math500": Benchmark("math500", "MATH500", "HuggingFaceH4/MATH-500/test.jsonl", "jsonl",
-                         "HuggingFaceH4/MATH-500 test", _math500, "math", lighteval="lighteval|math_500|0|0"),
-    "gsm8k": Benchmark("gsm8k", "GSM8K", "openai/gsm8k/main/test-00000-of-00001.parquet", "parquet",
-                       "openai/gsm8k main test", _gsm8k, "gsm8k", lighteval="lighteval|gsm8k|0|0"),
-    "aime24": Benchmark("aime24", "AIME24", "HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet", "parquet",
-                        "HuggingFaceH4/aime_2024 train", _aime24, "math", lighteval="lighteval|aime24|0|0"),
-    "gpqa_diamond": Benchmark("gpqa_diamond", "GPQA-Diamond", "Idavidrein/gpqa/gpqa_diamond.csv", "csv",
-                              "Idavidrein/gpqa gpqa_diamond train", _gpqa, "choice",
-                              lighteval="lighteval|gpqa:diamond|0|0"),
-}
+def _declare(name: str, column: str, **data) -> ReasoningBenchmark:
+    return ReasoningBenchmark(name=name, module=__name__, suite="reasoning", table=5, columns=((column, "pass_at_1"),),
+                              results=("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed"),
+                              files=(data["data"],), decoding=DECODING, **data)
+
+
+# Section 4.1 "Evaluation": sampling at temperature 0.6 and top-p 0.95 "for all evaluations". The paper gives no
+# evaluation length; 3072 new tokens is its training "Max Completion Length" (appendix B.1, Table 3), the length the
+# trained models learned to finish in. Each of k samples per problem (`--samples`) gets its own seed.
+DECODING = Decoding(max_new_tokens=3072, temperature=0.6, top_p=0.95)
+# In the column order of the paper's Tables 5-10; pass@1 as a fraction, as the paper prints it.
+BENCHMARKS = {b.name: b for b in (
+    _declare("math500", "MATH500", data="HuggingFaceH4/MATH-500/test.jsonl", fmt="jsonl",
+             split="HuggingFaceH4/MATH-500 test", load=_math500, kind="math", lighteval="lighteval|math_500|0|0"),
+    _declare("gsm8k", "GSM8K", data="openai/gsm8k/main/test-00000-of-00001.parquet", fmt="parquet",
+             split="openai/gsm8k main test", load=_gsm8k, kind="gsm8k", lighteval="lighteval|gsm8k|0|0"),
+    _declare("gpqa_diamond", "GPQA-Diamond", data="Idavidrein/gpqa/gpqa_diamond.csv", fmt="csv",
+             split="Idavidrein/gpqa gpqa_diamond train", load=_gpqa, kind="choice",
+             lighteval="lighteval|gpqa:diamond|0|0"),
+    _declare("aime24", "AIME24", data="HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet", fmt="parquet",
+             split="HuggingFaceH4/aime_2024 train", load=_aime24, kind="math", lighteval="lighteval|aime24|0|0"),
+)}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--system-prompt", default="auto", metavar="auto|paper-1.5b|paper-3b|paper-7b|none|TEXT",
+                        help="the system turn: auto (default) takes the paper's training prompt for the checkpoint's "
+                             "Qwen2.5 size (appendix B.1; the 1.5B one for other models), paper-* names one, none "
+                             "sends no system turn, anything else is used as the prompt text")
+    parser.add_argument("--samples", type=common.positive, default=1,
+                        help="samples per problem; pass@1 is averaged over them (default 1)")
 
 
 def load_problems(bench: Benchmark, files, limit: Optional[int]) -> list[Problem]:
@@ -154,7 +173,7 @@ def load_problems(bench: Benchmark, files, limit: Optional[int]) -> list[Problem
     return problems
 
 
-def resolve_system_prompt(choice: str, model: str) -> tuple[Optional[str], str]:
+def resolve_system_prompt(choice: str, model: str, revision: Optional[str] = None) -> tuple[Optional[str], str]:
     """(system prompt or None for no system turn, how it was chosen)."""
     if choice in SYSTEM_PROMPTS:
         return SYSTEM_PROMPTS[choice], choice
@@ -165,7 +184,7 @@ def resolve_system_prompt(choice: str, model: str) -> tuple[Optional[str], str]:
     from transformers import AutoConfig
 
     try:
-        cfg = AutoConfig.from_pretrained(model)
+        cfg = AutoConfig.from_pretrained(model, revision=revision)
     except (OSError, ValueError) as e:
         raise EvalError(
             f"cannot read the config of --model {model} to pick the paper's system prompt ({' '.join(str(e).split())}); "
@@ -230,7 +249,7 @@ def run(args) -> dict:
     bench = BENCHMARKS[args.command]
     files = common.data_files(args)
     problems = load_problems(bench, files, args.limit)
-    system, system_source = resolve_system_prompt(args.system_prompt, args.model)
+    system, system_source = resolve_system_prompt(args.system_prompt, args.model_ref.source, args.model_ref.revision)
     out = common.bench_dir(args, bench.name)
     dec = decoding_for(bench.name, max_new_tokens=args.max_new_tokens)
     protocol = {"system_prompt": system, "decoding": dec.to_dict(), "seed": args.seed,
@@ -251,7 +270,7 @@ def run(args) -> dict:
     scored.path.unlink(missing_ok=True)
     scored.append(records)
     settings = {
-        **common.base_settings(args, bench.name),
+        **common.base_settings(args, bench.name, answers),
         "implementation": IMPLEMENTATION,
         "dataset": bench.split,
         "data_file": bench.data,

@@ -5,35 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Optional, Sequence
 
+from . import registry
 from .errors import EvalError
 
-# (column, benchmark folder, results.json key); IFEval is reported as prompt-level strict accuracy.
-TABLE1 = (
-    ("Arena-Hard", "arena_hard", "score"),
-    ("AlpacaEval-LC", "alpaca_eval", "lc_win_rate"),
-    ("AlpacaEval-WR", "alpaca_eval", "win_rate"),
-    ("MT-Bench", "mt_bench", "score"),
-    ("IFEval", "ifeval", "prompt_strict"),
-)
-TABLE2 = (
-    ("ARC", "openllm", "arc"),
-    ("GSM8K", "openllm", "gsm8k"),
-    ("HellaSwag", "openllm", "hellaswag"),
-    ("MMLU", "openllm", "mmlu"),
-    ("TruthfulQA", "openllm", "truthfulqa"),
-    ("Winogrande", "openllm", "winogrande"),
-    ("Avg", "openllm", "average"),
-)
-# The column order of the paper's Tables 5-10; values are fractions, as the paper prints them.
-TABLE5 = (
-    ("MATH500", "math500", "pass_at_1"),
-    ("GSM8K", "gsm8k", "pass_at_1"),
-    ("GPQA-Diamond", "gpqa_diamond", "pass_at_1"),
-    ("AIME24", "aime24", "pass_at_1"),
-)
+
+def columns(table: int) -> tuple[tuple[str, str, str], ...]:
+    """(column, benchmark folder, results.json key) of one of the paper's tables, from the registry."""
+    return tuple((col, b.name, key) for b in registry.benchmarks().values() if b.table == table for col, key in b.columns)
 
 
 def load_run(folder: Path) -> dict:
@@ -50,12 +31,31 @@ def load_run(folder: Path) -> dict:
     return results
 
 
-def model_name(folder: Path, results: dict) -> str:
+def model_parts(folder: Path, results: dict) -> tuple[str, ...]:
+    """The model's name as path components: its folder, or its hub name (the run folder's name for neither)."""
     for r in results.values():
-        model = r.get("settings", {}).get("model")
-        if model:
-            return Path(model.rstrip("/")).name or model
-    return folder.name
+        settings = r.get("settings", {})
+        identity = settings.get("model_identity") or {}
+        name = identity.get("path") or identity.get("hub") or settings.get("model")  # results before identities: the string
+        parts = tuple(p for p in PurePath(name).parts if p not in (".", PurePath(name).anchor)) if name else ()
+        if parts:
+            return parts
+    return (folder.name,)
+
+
+def row_names(parts: Sequence[tuple[str, ...]], folders: Sequence[Path]) -> list[str]:
+    """Each model's last name component, with as many parent components as it takes to tell apart two that share
+    it (`cfpo/final`, `rloo/final`); the same model in two run folders is told apart by the run folder."""
+    depth = [1] * len(parts)
+    while True:
+        names = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        clash = [i for i, n in enumerate(names) if depth[i] < len(parts[i])
+                 and any(m == n and parts[j] != parts[i] for j, m in enumerate(names))]
+        if not clash:
+            break
+        for i in clash:
+            depth[i] += 1
+    return [f"{n} ({f.name})" if names.count(n) > 1 else n for n, f in zip(names, folders)]
 
 
 def alignment_tax(avg: Optional[float], baseline_avg: Optional[float]) -> Optional[float]:
@@ -70,35 +70,35 @@ def _value(results: dict, bench: str, key: str) -> Optional[float]:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def _load(folders: Sequence[Path], baseline: Optional[Path]) -> list[tuple[Path, bool, dict]]:
+def _load(folders: Sequence[Path], baseline: Optional[Path]) -> list[tuple[str, bool, dict]]:
+    """(row name, is the baseline, results) per run folder, the baseline first."""
     runs = ([(baseline, True)] if baseline else []) + [(f, False) for f in folders if f != baseline]
-    return [(f, is_base, load_run(f)) for f, is_base in runs]
-
-
-def _row_name(folder: Path, is_base: bool, res: dict) -> str:
-    return model_name(folder, res) + (" (baseline)" if is_base else "")
+    results = [load_run(f) for f, _ in runs]
+    names = row_names([model_parts(f, res) for (f, _), res in zip(runs, results)], [f for f, _ in runs])
+    return [(name + (" (baseline)" if is_base else ""), is_base, res) for name, (_, is_base), res in zip(names, runs, results)]
 
 
 def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> tuple[list[list], list[list]]:
     loaded = loaded if loaded is not None else _load(folders, baseline)
     base_avg = _value(loaded[0][2], "openllm", "average") if baseline else None
-    t1 = [["Model"] + [c for c, _, _ in TABLE1]]
-    t2 = [["Model"] + [c for c, _, _ in TABLE2] + ["Alignment tax (%)"]]
-    for folder, is_base, res in loaded:
-        name = _row_name(folder, is_base, res)
-        t1.append([name] + [_value(res, b, k) for _, b, k in TABLE1])
+    table1, table2 = columns(1), columns(2)
+    t1 = [["Model"] + [c for c, _, _ in table1]]
+    t2 = [["Model"] + [c for c, _, _ in table2] + ["Alignment tax (%)"]]
+    for name, is_base, res in loaded:
+        t1.append([name] + [_value(res, b, k) for _, b, k in table1])
         avg = _value(res, "openllm", "average")
         tax = None if is_base else alignment_tax(avg, base_avg)
-        t2.append([name] + [_value(res, b, k) for _, b, k in TABLE2] + [tax])
+        t2.append([name] + [_value(res, b, k) for _, b, k in table2] + [tax])
     return t1, t2
 
 
 def build_table5(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> list[list]:
     """Reasoning pass@1 per checkpoint (the baseline, e.g. the untrained model, first), Table 5's columns."""
     loaded = loaded if loaded is not None else _load(folders, baseline)
-    t5 = [["Model"] + [c for c, _, _ in TABLE5]]
-    for folder, is_base, res in loaded:
-        t5.append([_row_name(folder, is_base, res)] + [_value(res, b, k) for _, b, k in TABLE5])
+    table5 = columns(5)
+    t5 = [["Model"] + [c for c, _, _ in table5]]
+    for name, is_base, res in loaded:
+        t5.append([name] + [_value(res, b, k) for _, b, k in table5])
     return t5
 
 
@@ -118,23 +118,25 @@ def write_csv(path: Path, table: list[list]) -> None:
         csv.writer(f).writerows([[("" if v is None else v) for v in r] for r in table])
 
 
-def report(folders: Sequence[Path], baseline: Optional[Path], csv_dir: Path) -> str:
-    """Markdown of the tables the runs have results for; each printed table is also written as CSV.
+def report(folders: Sequence[Path], baseline: Optional[Path], csv_dir: Optional[Path] = None) -> str:
+    """Markdown of the tables the runs have results for; with `csv_dir`, each printed table is also written as CSV.
 
     Tables 1 and 2 are printed unless the runs hold reasoning results only; Table 5 whenever any run has one.
     """
     loaded = _load(folders, baseline)
     benches = {b for _, _, res in loaded for b in res}
-    reasoning = {b for _, b, _ in TABLE5}
+    reasoning = set(registry.benchmarks("reasoning"))
     parts = []
     if benches - reasoning:
         t1, t2 = build_tables(folders, baseline, loaded)
-        write_csv(csv_dir / "table1_instruction_following.csv", t1)
-        write_csv(csv_dir / "table2_capabilities.csv", t2)
+        if csv_dir:
+            write_csv(csv_dir / "table1_instruction_following.csv", t1)
+            write_csv(csv_dir / "table2_capabilities.csv", t2)
         parts.append("### Table 1: instruction following\n\n" + markdown(t1) + "\n\n### Table 2: capabilities (OpenLLM)"
                      + ("" if baseline else "; pass --baseline for the alignment tax") + "\n\n" + markdown(t2) + "\n")
     if benches & reasoning:
         t5 = build_table5(folders, baseline, loaded)
-        write_csv(csv_dir / "table5_reasoning.csv", t5)
+        if csv_dir:
+            write_csv(csv_dir / "table5_reasoning.csv", t5)
         parts.append("### Table 5: reasoning (pass@1)\n\n" + markdown(t5, digits=3) + "\n")
     return "\n".join(parts)

@@ -30,8 +30,8 @@ def offline_nltk(tmp_path_factory):
     nltk.data.path.remove(str(root))
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
+def save_tiny_model(path: Path, seed: int = 0) -> str:
+    """A one-layer Llama chat model with random weights drawn from `seed`, saved to `path`."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -42,14 +42,41 @@ def tiny_model(tmp_path_factory) -> str:
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
                                    eos_token="</s>", additional_special_tokens=["<|user|>", "<|assistant|>"])
     fast.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
                       bos_token_id=2, eos_token_id=3, pad_token_id=0)
-    path = tmp_path_factory.mktemp("tiny_model")
     LlamaForCausalLM(cfg).save_pretrained(path)
     fast.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model():
+    """save_tiny_model, for tests that need several checkpoints."""
+    return save_tiny_model
+
+
+def save_stand_in_model(path: Path) -> str:
+    """A model folder that only stand-in backends answer for: what --model names when no weights are loaded."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "stand-in"}), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def stand_in_model(tmp_path_factory) -> str:
+    return save_stand_in_model(tmp_path_factory.mktemp("models") / "stand-in")
+
+
+@pytest.fixture(scope="session")
+def make_stand_in_model():
+    return save_stand_in_model
 
 
 def _jsonl(path: Path, rows) -> None:
@@ -122,7 +149,7 @@ class JudgeServer:
     def __init__(self, fail_every: int = 0, arena_mode: str = "favor_model", mt_mode: str = "by_kind", hold_at: int = 0):
         self.fail_every = fail_every  # every k-th distinct request fails once (429, then 500 alternately)
         self.arena_mode = arena_mode
-        self.mt_mode = mt_mode  # by_kind: a fixed rating per judge prompt; by_text: a rating that depends on the answers
+        self.mt_mode = mt_mode  # by_kind: a fixed rating per judge prompt; by_text: one that depends on the answers; unrated: none
         self.hold_at = hold_at  # the hold_at-th request is held unanswered until `release` is set (to kill a client mid-request)
         self.held, self.release = threading.Event(), threading.Event()
         self.requests = 0
@@ -188,6 +215,8 @@ class JudgeServer:
         user = req["messages"][-1]["content"]
         first_user = next(m["content"] for m in req["messages"] if m["role"] == "user")
         if user.startswith("KIND="):  # MT-Bench fixture prompts
+            if self.mt_mode == "unrated":
+                return "A fine answer, though I would not put a number on it.", None
             if self.mt_mode == "by_text":
                 return f"Rated: [[{1 + int(hashlib.sha256(user.encode()).hexdigest(), 16) % 10}]]", None
             kind = user.split()[0][5:]
@@ -234,6 +263,25 @@ def judge_env(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("OPENRLHF_CFPO_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def logging_python(tmp_path):
+    """(environment, log): a `python` on PATH that only appends its arguments to the log, for run_suite.sh.
+
+    `-m openrlhf_cfpo.eval.suite` (the suite's benchmarks, the doctor's flags) is passed on to the real Python.
+    """
+    import os
+    import sys
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls.log"
+    (fake / "python").write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.eval.suite ] && exec {sys.executable} "$@"\n'
+                                 f'echo "$@" >> {log}\n')
+    (fake / "python").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENRLHF_CFPO_SKIP_DOCTOR")}
+    return {**env, "PATH": f"{fake}:{os.environ['PATH']}"}, log
 
 
 def run_cli(*argv) -> int:

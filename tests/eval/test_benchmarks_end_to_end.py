@@ -57,15 +57,36 @@ def test_arena_hard_asks_the_judge_again_for_a_missing_verdict_and_a_rerun_asks_
     assert {k: v for k, v in again.items() if k != "settings"} == {k: v for k, v in first.items() if k != "settings"}
 
 
-def test_arena_hard_counts_games_still_without_a_verdict_after_the_second_attempt_as_unparsed(
-        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path):
+def test_arena_hard_without_a_single_verdict_after_the_second_attempt_writes_no_score_and_keeps_the_judgments(
+        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path, capsys):
     out = tmp_path / "run"
+    args = ("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, "--limit", 3, *SMOKE)
     with make_judge_server(arena_mode="never_a_label") as server:
-        assert cli("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,
-                   "--judge-base-url", server.url, "--limit", 3, *SMOKE) == 0
+        assert cli(*args, "--judge-base-url", server.url) == 2
         assert server.requests == 2 * 6  # two attempts per game, never a third
-    r = _results(out, "arena_hard")
-    assert r["n_unparsed_games"] == 6 and r["n_games_asked_again"] == 6 and r["n_battles"] == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]  # progress bars aside
+    assert len(err) == 1 and "none of the 6 games got a verdict" in err[0] and "--judge-model" in err[0]
+    assert not (out / "arena_hard" / "results.json").exists()
+    games = [g for line in (out / "arena_hard" / "judgments.jsonl").read_text().splitlines() for g in json.loads(line)["games"]]
+    assert len(games) == 6 and all(g["verdict"] is None and g["attempts"] == 2 for g in games)
+    with make_judge_server(arena_mode="never_a_label") as server:  # a rerun asks the judge nothing again
+        assert cli(*args, "--judge-base-url", server.url) == 2 and server.requests == 0
+
+
+def test_mt_bench_without_a_single_rating_writes_no_score_and_keeps_the_judgments(
+        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ("mt_bench", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, *SMOKE)
+    with make_judge_server(mt_mode="unrated") as server:
+        assert cli(*args, "--judge-base-url", server.url) == 2
+        assert server.requests == 8
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]  # progress bars aside
+    assert len(err) == 1 and "none of the 8 judgments holds a rating" in err[0] and "--judge-model" in err[0]
+    assert not (out / "mt_bench" / "results.json").exists()
+    judgments = [json.loads(line) for line in (out / "mt_bench" / "judgments.jsonl").read_text().splitlines()]
+    assert len(judgments) == 8 and all(j["rating"] is None and j["judgment"] for j in judgments)
+    with make_judge_server(mt_mode="unrated") as server:  # cached: a rerun asks the judge nothing again
+        assert cli(*args, "--judge-base-url", server.url) == 2 and server.requests == 0
 
 
 def test_alpaca_eval_reports_raw_and_length_controlled_win_rates(cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path):
@@ -134,7 +155,7 @@ def test_report_prints_both_tables_and_writes_csvs_with_the_alignment_tax(cli, t
         return d
 
     sft, cfpo = run_dir("sft", 50.0, 10.0), run_dir("cfpo", 48.0, 20.0)
-    assert cli("report", cfpo, "--baseline", sft, "--csv-dir", tmp_path / "tables") == 0
+    assert cli("report", cfpo, "--baseline", sft, "--output", tmp_path / "tables") == 0
     md = capsys.readouterr().out
     assert "| sft (baseline) |" in md and "| cfpo |" in md
     import csv

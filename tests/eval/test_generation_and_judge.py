@@ -122,7 +122,7 @@ def test_vllm_is_not_used_without_a_gpu_even_when_importable(monkeypatch):
     monkeypatch.setattr(generation.importlib.util, "find_spec", lambda name: object())
     import torch
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert generation.vllm_usable() is False
 
 
@@ -236,13 +236,6 @@ def test_a_missing_data_file_names_the_file_and_the_fix(cli, tiny_model, tmp_pat
     rc = cli("ifeval", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", tmp_path / "empty")
     err = capsys.readouterr().err
     assert rc == 2 and "ifeval/input_data.jsonl" in err and "--data-dir" in err
-
-
-def test_answers_of_another_model_are_never_resumed(cli, tiny_model, fixture_data, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert cli("ifeval", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, "--max-new-tokens", 2, "--limit", 1) == 0
-    rc = cli("ifeval", "--model", "other/model", "--output", out, "--data-dir", fixture_data, "--limit", 1)
-    assert rc == 2 and "holds answers of --model" in capsys.readouterr().err
 
 
 def test_length_controlled_win_rate_discounts_wins_that_come_from_longer_answers(tmp_path, gamed_csv):

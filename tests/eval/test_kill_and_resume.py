@@ -60,8 +60,8 @@ def _comparable(out: Path) -> dict:
 class Runner:
     """Runs killable_eval.py on MT-Bench against one judge server, each run with its own output, cache and log."""
 
-    def __init__(self, server, data: Path):
-        self.server, self.data = server, data
+    def __init__(self, server, data: Path, model: str):
+        self.server, self.data, self.model = server, data, model
 
     def __call__(self, out: Path, gen_log: Path, kill_at=None) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "KILL_AT")}
@@ -69,20 +69,20 @@ class Runner:
         if kill_at:
             env["KILL_AT"] = kill_at
         # --batch-size 1: one answers.jsonl append per question, so there are several generation kill points.
-        argv = ["mt_bench", "--model", "stand-in", "--output", out, "--data-dir", self.data,
+        argv = ["mt_bench", "--model", self.model, "--output", out, "--data-dir", self.data,
                 "--judge-base-url", self.server.url, "--batch-size", 1]
         return subprocess.run([sys.executable, str(KILLABLE), *map(str, argv)], env=env, capture_output=True,
                               text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
-def mt_bench_runs(tmp_path_factory, make_judge_server, make_fixture_data):
+def mt_bench_runs(tmp_path_factory, make_judge_server, make_fixture_data, stand_in_model):
     """A runner, the question of each prompt, and what an uninterrupted run produces and asks the judge."""
     root = tmp_path_factory.mktemp("kill")
     data = make_fixture_data(root / "data")
     # by_text: ratings depend on the answers, so a changed answer would change the results.
     with make_judge_server(mt_mode="by_text") as server:
-        run = Runner(server, data)
+        run = Runner(server, data, stand_in_model)
         done = run(root / "uninterrupted", root / "uninterrupted.log")
         assert done.returncode == 0, done.stderr
         questions = [json.loads(line) for line in (data / "mt_bench/question.jsonl").read_text().split("\n") if line]

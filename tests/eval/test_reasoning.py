@@ -4,7 +4,6 @@ Data here is invented, written in each Hugging Face dataset repo's file layout a
 """
 import csv
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -113,8 +112,11 @@ class Scripted:
 
 
 @pytest.fixture
-def scripted(monkeypatch):
+def scripted(monkeypatch, tmp_path, make_stand_in_model):
+    """Makes the stand-in model answer every generation; `--model stand-in` names its folder in the working directory."""
     made = []
+    make_stand_in_model(tmp_path / "stand-in")
+    monkeypatch.chdir(tmp_path)
 
     def make(n_right=99):
         backend = Scripted(n_right)
@@ -369,20 +371,20 @@ def test_limit_takes_the_first_n_problems(cli, data, scripted, tmp_path):
     assert sorted(a["problem_id"] for a in _answers(out, "gpqa_diamond")) == ["recA", "recB"]
 
 
-def test_gated_gpqa_without_a_token_or_network_is_one_error_line_saying_what_to_do(cli, tmp_path, monkeypatch, capsys):
+def test_gated_gpqa_without_a_token_or_network_is_one_error_line_saying_what_to_do(cli, stand_in_model, tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network, as without a token: nothing comes
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert cli("gpqa_diamond", "--model", "unused", "--output", tmp_path / "run", "--cache-dir", tmp_path / "cache") == 2
+    assert cli("gpqa_diamond", "--model", stand_in_model, "--output", tmp_path / "run", "--cache-dir", tmp_path / "cache") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "Idavidrein/gpqa" in err and "HF_TOKEN" in err and "--data-dir" in err
     assert not (tmp_path / "run").exists()  # nothing started
 
 
-def test_a_missing_official_file_in_data_dir_names_the_path_to_put_it(cli, tmp_path, capsys):
-    assert cli("aime24", "--model", "unused", "--output", tmp_path / "run", "--data-dir", tmp_path) == 2
+def test_a_missing_official_file_in_data_dir_names_the_path_to_put_it(cli, stand_in_model, tmp_path, capsys):
+    assert cli("aime24", "--model", stand_in_model, "--output", tmp_path / "run", "--data-dir", tmp_path) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet" in err
 
@@ -403,7 +405,7 @@ def test_report_prints_table5_with_one_row_per_checkpoint_and_writes_its_csv(cli
     base = _reasoning_run(tmp_path, "Qwen2.5-3B-Instruct", (0.645, 0.764, 0.328, 0.03))
     it2 = _reasoning_run(tmp_path, "cfpo-iter2", (0.658, 0.762, 0.333, 0.0333))
     it4 = _reasoning_run(tmp_path, "cfpo-iter4", (0.674, None, 0.288, 0.067))  # GSM8K not run yet
-    assert cli("report", it2, it4, "--baseline", base, "--csv-dir", tmp_path / "tables") == 0
+    assert cli("report", it2, it4, "--baseline", base, "--output", tmp_path / "tables") == 0
     md = capsys.readouterr().out
     assert "Table 5" in md and "Table 1" not in md  # reasoning runs only: no empty RLHF tables
     assert "| cfpo-iter2 | 0.658 | 0.762 | 0.333 | 0.033 |" in md
@@ -418,44 +420,34 @@ def test_report_prints_all_three_tables_for_runs_holding_both_kinds(cli, tmp_pat
     d = _reasoning_run(tmp_path, "both", (0.5, 0.5, 0.5, 0.5))
     (d / "ifeval").mkdir()
     (d / "ifeval" / "results.json").write_text(json.dumps({"prompt_strict": 40.0, "settings": {"model": "ckpt/both"}}))
-    assert cli("report", d, "--csv-dir", tmp_path / "tables") == 0
+    assert cli("report", d, "--output", tmp_path / "tables") == 0
     md = capsys.readouterr().out
     assert "Table 1" in md and "Table 2" in md and "Table 5" in md
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
         "table1_instruction_following.csv", "table2_capabilities.csv", "table5_reasoning.csv"]
 
 
-def python_that_logs_its_calls(tmp_path):
-    """An environment whose `python` only appends its arguments to the returned log (for run_suite.sh)."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    log = tmp_path / "calls.log"
-    (fake / "python").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
-    (fake / "python").chmod(0o755)
-    return {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, log
-
-
-def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_table5(tmp_path):
-    env, log = python_that_logs_its_calls(tmp_path)
+def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_table5(logging_python):
+    env, log = logging_python
     proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "ck/a", "ck/b/", "--baseline", "Qwen/base", "--reasoning",
                            "--output", "O", "--", "--samples", "2"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    calls = [line.split() for line in log.read_text().splitlines()]
+    calls = [line.split() for line in log.read_text().splitlines() if "openrlhf_cfpo.cli.main" in line]  # eval calls
     runs = [(c[3], c[5], c[7]) for c in calls if c[3] != "report"]  # (benchmark, --model, --output)
     expected = [(b, m, f"O/{d}") for m, d in (("ck/a", "a"), ("ck/b/", "b"), ("Qwen/base", "base"))
                 for b in ("math500", "gsm8k", "gpqa_diamond", "aime24")]
     assert runs == expected
     assert all(c[-2:] == ["--samples", "2"] for c in calls if c[3] != "report")
-    assert calls[-1][3:] == ["report", "O/a", "O/b", "--baseline", "O/base", "--csv-dir", "O"]
+    assert calls[-1][3:] == ["report", "O/a", "O/b", "--baseline", "O/base", "--output", "O"]
 
 
-def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(tmp_path):
-    env, log = python_that_logs_its_calls(tmp_path)
+def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(logging_python):
+    env, log = logging_python
     proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "ck/a"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    calls = [line.split() for line in log.read_text().splitlines()]
-    assert [c[3] for c in calls[:-1]] == ["alpaca_eval", "arena_hard", "mt_bench", "ifeval", "openllm"]
-    assert calls[-1][3:] == ["report", "eval_results/a", "--csv-dir", "eval_results"]
+    calls = [line.split() for line in log.read_text().splitlines() if "openrlhf_cfpo.cli.main" in line]  # eval calls
+    assert [c[3] for c in calls[:-1]] == ["arena_hard", "alpaca_eval", "mt_bench", "ifeval", "openllm"]
+    assert calls[-1][3:] == ["report", "eval_results/a", "--output", "eval_results"]
 
 
 def test_math_verify_is_reported_missing_as_one_install_line(monkeypatch):

@@ -1,0 +1,52 @@
+"""What eval/run_suite.sh asks the package: a suite's benchmarks, and the `openrlhf-cfpo doctor` flags they need.
+
+    python -m openrlhf_cfpo.eval.suite SUITE                          # its benchmarks, one per line
+    python -m openrlhf_cfpo.eval.suite SUITE --doctor-flags -- ARGS   # doctor flags, one per line (ARGS: the
+                                                                      # arguments every benchmark gets)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import registry
+from .data import SOURCES
+from .judge import JudgeConfig
+
+
+def doctor_flags(suite: str, benchmark_args: Sequence[str] = ()) -> list[str]:
+    """`--hf-token` when a benchmark reads gated data; the judge endpoint and model(s) when one is judged.
+
+    The judge flags are those the benchmarks will use: `--judge-base-url`/`--judge-model` among the benchmark
+    arguments, else the endpoint's default and each benchmark's declared judge (one `--judge-model` each).
+    """
+    benches = registry.benchmarks(suite).values()
+    flags = ["--hf-token"] if any(SOURCES[f].gated for b in benches for f in b.files) else []
+    judges = list(dict.fromkeys(b.judge for b in benches if b.judge))
+    if judges:
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("--judge-base-url")
+        p.add_argument("--judge-model")
+        given, _ = p.parse_known_args(list(benchmark_args))
+        flags += ["--judge-base-url", JudgeConfig(model="", base_url=given.judge_base_url).resolved().base_url]
+        for model in [given.judge_model] if given.judge_model else judges:
+            flags += ["--judge-model", model]
+    return flags
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m openrlhf_cfpo.eval.suite", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", choices=registry.SUITES, help="; ".join(f"{k}: {v}" for k, v in registry.SUITES.items()))
+    p.add_argument("--doctor-flags", action="store_true", help="print the doctor flags the suite's benchmarks need")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    lines = doctor_flags(args.suite, argv[cut + 1 :]) if args.doctor_flags else list(registry.benchmarks(args.suite))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
