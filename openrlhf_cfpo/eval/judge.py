@@ -77,8 +77,8 @@ class Judge:
     def settings(self) -> dict:
         return {"judge_model": self.config.model, "judge_base_url": self.config.base_url}
 
-    def preflight(self) -> None:
-        """Fail before any generation if the key is missing or the endpoint cannot be reached."""
+    def preflight(self, timeout_s: float = 20.0) -> None:
+        """Fail before any generation if the key is missing or the endpoint cannot be reached (within ``timeout_s``)."""
         import openai
 
         cfg = self.config
@@ -87,7 +87,7 @@ class Judge:
                 "no judge API key: set OPENAI_API_KEY (any non-empty value for a local endpoint) "
                 f"for the judge at {cfg.base_url}"
             )
-        client = openai.OpenAI(base_url=cfg.base_url, api_key=cfg.api_key, max_retries=1, timeout=20.0)
+        client = openai.OpenAI(base_url=cfg.base_url, api_key=cfg.api_key, max_retries=1, timeout=timeout_s)
         try:
             client.models.list()
         except openai.AuthenticationError:
