@@ -468,3 +468,14 @@ def test_probe_ray_cluster_runs_one_task_per_node_that_reports_the_package():
 
     assert ours == [__version__, "", torch.__version__]
     assert absent[0] is None and absent[1] == "ModuleNotFoundError: No module named 'no_such_module_for_doctor'"
+
+
+def test_every_readme_section_a_fault_points_to_exists():
+    import inspect
+    import re
+
+    pointers = set(re.findall(r"README, ([\w -]+)\)", inspect.getsource(doctor))) | {doctor.INSTALL_DOC.split(", ")[1]}
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        headings = [line.lower() for line in f if line.startswith("#")]
+    assert pointers == {"GPU quick start", "multi-node"}
+    assert [p for p in pointers if not any(p.lower() in h for h in headings)] == []
