@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "eval": ("openrlhf_cfpo.eval.cli", "main", "AlpacaEval 2.0, Arena-Hard, MT-Bench, IFEval, OpenLLM and the report"),
     "train-ppo-ray": ("openrlhf_cfpo.cli.train_ppo_ray", "main", "OpenRLHF 0.11.2's train_ppo_ray with cfpo"),
     "doctor": ("openrlhf_cfpo.doctor", "main", "preflight of this node (and the Ray cluster) for a recipe, in seconds"),
+    "gpu-smoke": ("openrlhf_cfpo.gpu_smoke", "main", "first run on a new GPU node: OpenRLHF, TRL, verl and eval on a tiny model"),
 }
 
 
