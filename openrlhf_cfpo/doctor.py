@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import dataclasses
 import importlib.metadata
 import importlib.util
 import os
@@ -68,6 +67,7 @@ class Recipe:
 
     needs: tuple[str, ...]
     gpus_per_node: int
+    extras: tuple[str, ...]  # the extras of ours its environment installs: whose pins apply
     gpu_memory_gib: Optional[float] = None  # per GPU, total memory
     memory_reason: str = ""
 
@@ -75,11 +75,12 @@ class Recipe:
 RECIPES = {
     # Table 4's placement: actor, reference, reward model and vLLM colocated on 8 GPUs of 80 GB (NVML reports
     # 79.6 GiB for an 80 GB H100)
-    "llama3-rlhf": Recipe(("flash_attn", "vllm", "deepspeed", "ray", "nccl"), 8, 79.0,
+    "llama3-rlhf": Recipe(("flash_attn", "vllm", "deepspeed", "ray", "nccl"), 8, ("openrlhf",), 79.0,
                           "the Llama-3-8B placement colocates four models per GPU and is sized for 80 GB GPUs"),
-    "qwen25-math-trl": Recipe(("vllm", "deepspeed", "nccl", "trl", "math_verify"), 8),
-    "qwen25-math-verl": Recipe(("vllm", "ray", "nccl", "verl", "math_verify"), 8),
-    "eval": Recipe(("math_verify",), 0),
+    "qwen25-math-trl": Recipe(("vllm", "deepspeed", "nccl", "trl", "math_verify"), 8, ("openrlhf", "trl", "reasoning")),
+    # verl's environment is its own (transformers<5.11): its Ray and vLLM are verl's, not our openrlhf extra's
+    "qwen25-math-verl": Recipe(("vllm", "ray", "nccl", "verl", "math_verify"), 8, ("verl", "reasoning")),
+    "eval": Recipe(("math_verify",), 0, ("eval", "reasoning", "openrlhf")),
 }
 
 
@@ -353,7 +354,9 @@ def probe_ray_cluster(address: Optional[str], module: str = "openrlhf_cfpo", tim
     started_here = not ray.is_initialized()
     try:
         if started_here:
-            ray.init(address=address or "auto", logging_level="ERROR", log_to_driver=False)
+            # Ray Client (ray://) would forward these to the server's ray.init with a warning: quiet only locally
+            quiet = {} if (address or "").startswith("ray://") else dict(logging_level="ERROR", log_to_driver=False)
+            ray.init(address=address or "auto", **quiet)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         def report(module_name):
@@ -447,14 +450,16 @@ class Findings:
     torch: Optional[TorchBuild] = None
 
 
-def _pins(probes: Probes) -> dict:
-    """Our own pins, read from the installed package's metadata (setup.py is their one place): {name: specifier}."""
+def _pins(probes: Probes, extras) -> dict:
+    """Our own exact pins in ``extras``, read from the installed package's metadata (setup.py is their one place):
+    {name: specifier}."""
     from packaging.requirements import Requirement
 
     pins = {}
     for line in probes.requirements(PACKAGE):
         req = Requirement(line)
-        if req.specifier and any(op == "==" for op in (s.operator for s in req.specifier)):
+        applies = req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in extras)
+        if applies and any(s.operator == "==" for s in req.specifier):
             pins[_canonical(req.name)] = req.specifier
     return pins
 
@@ -544,7 +549,7 @@ def check_packages(plan: Plan, found: Findings, probes: Probes) -> None:
     """Installed, at our pin, with their own requirements met, and importable (flash-attn: its CUDA extension)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    pins = _pins(probes)
+    pins = _pins(probes, RECIPES[plan.recipe].extras)
     for name in plan.needs:
         need = NEEDS[name]
         if name == "nccl":

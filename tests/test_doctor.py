@@ -165,6 +165,13 @@ def test_a_package_off_our_pin_is_a_fault():
     assert fault == "vllm 0.30.1 is installed, openrlhf-cfpo pins vllm==0.29.0: pip install 'vllm==0.29.0'"
 
 
+def test_our_pins_apply_only_where_the_recipes_environment_installs_their_extra():
+    probes = healthy(installed={"ray": "2.60.0"}, requires={"openrlhf-cfpo": ['ray[default]==2.55.0; extra == "openrlhf"']})
+    (fault,) = faults(probes, needs=("ray",))
+    assert fault == "ray 2.60.0 is installed, openrlhf-cfpo pins ray==2.55.0: pip install 'ray==2.55.0'"
+    assert faults(probes, recipe="qwen25-math-verl", needs=("ray",)) == []  # verl's environment brings its own Ray
+
+
 def test_vllm_built_for_another_torch_is_found_from_its_metadata():
     (fault,) = faults(healthy(installed={"torch": "2.12.0"}), needs=("vllm",))
     assert fault.startswith("vllm 0.29.0 requires torch==2.13.0, torch 2.12.0 is installed")

@@ -16,3 +16,29 @@ def tiny_openrlhf_models(tmp_path_factory):
     prompts = root / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"input": prompt_text(topic)}) + "\n" for topic in list(TOPICS)[:8]))
     return save_tiny_llama(root / "policy", seed=0), save_tiny_llama(root / "reward", seed=1), str(prompts)
+
+
+@pytest.fixture
+def parse_with_openrlhf(monkeypatch):
+    """``argv -> args``: OpenRLHF 0.11.2's own parser and our driver checks on ``train_ppo_ray``'s arguments, stopping
+    where Ray would start."""
+    pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
+    import ray
+
+    from openrlhf_cfpo.openrlhf import train_ppo_ray
+
+    class Stop(Exception):
+        pass
+
+    def parse(argv):
+        parsed = []
+        check_args = train_ppo_ray.check_args
+        monkeypatch.setattr(train_ppo_ray, "check_args", lambda a: parsed.append(a) or check_args(a))
+        monkeypatch.setattr(ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(ray, "init", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+        with pytest.raises(Stop):
+            train_ppo_ray.main(list(argv))
+        (args,) = parsed
+        return args
+
+    return parse

@@ -2,7 +2,6 @@
 verl's validate_config, as ``python -m verl.trainer.main_ppo`` checks them before it starts Ray."""
 import importlib.util
 import os
-from pathlib import Path
 
 from openrlhf_cfpo import gpu_smoke
 
