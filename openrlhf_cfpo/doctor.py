@@ -585,7 +585,7 @@ def check_packages(plan: Plan, found: Findings, probes: Probes) -> None:
         elif name == "flash_attn" and not _cpu_torch_on_gpu_plan(plan, found):
             check_flash_attn_extension(version, found, probes)
         elif name == "deepspeed" and plan.gpus_per_node > 0:
-            check_deepspeed_ops(found, probes)
+            check_deepspeed_ops(version, found, probes)
 
 
 def _cpu_torch_on_gpu_plan(plan: Plan, found: Findings) -> bool:
@@ -611,7 +611,7 @@ def check_flash_attn_extension(version: str, found: Findings, probes: Probes) ->
         found.faults.append(f"flash-attn {version}'s CUDA extension does not load with torch {torch} ({error}): {rebuild}")
 
 
-def check_deepspeed_ops(found: Findings, probes: Probes) -> None:
+def check_deepspeed_ops(version: str, found: Findings, probes: Probes) -> None:
     """OpenRLHF's optimizer is DeepSpeed's FusedAdam: prebuilt for this torch, or compiled at the first step (nvcc, ninja)."""
     torch = found.torch
     if torch is None or torch.cuda is None:
@@ -625,7 +625,8 @@ def check_deepspeed_ops(found: Findings, probes: Probes) -> None:
         if built_for != this:
             found.faults.append(
                 f"DeepSpeed's prebuilt ops are for torch {built_for[0]} / CUDA {built_for[1]}, this is torch {this[0]} / "
-                f"CUDA {this[1]}: pip install --no-build-isolation --force-reinstall --no-deps --no-cache-dir deepspeed"
+                f"CUDA {this[1]}: rebuild them, DS_BUILD_FUSED_ADAM=1 DS_ACCELERATOR=cuda TORCH_CUDA_ARCH_LIST=9.0 pip install "
+                f"--no-build-isolation --force-reinstall --no-deps --no-cache-dir deepspeed=={version} ({INSTALL_DOC})"
             )
         return
     tools = probes.toolchain()

@@ -156,7 +156,8 @@ def run_trl_worker(spec: str) -> int:
     def length_reward(completions, **kwargs):  # differs between samples, so the advantages are not all zero
         return [len(c) / 10 for c in completions]
 
-    trainer = GRPOTrainer(model=assets.policy, reward_funcs=length_reward, args=GRPOConfig(**trl_config(assets, out)),
+    settings = {**trl_config(assets, out), **spec_.get("overrides", {})}  # overrides: the CPU test's use_cpu
+    trainer = GRPOTrainer(model=assets.policy, reward_funcs=length_reward, args=GRPOConfig(**settings),
                           train_dataset=Dataset.from_dict({"prompt": prompts}))
     trainer.train()
     print(f"[gpu-smoke] trl trained {trainer.state.global_step} steps", flush=True)

@@ -224,6 +224,7 @@ def test_deepspeed_ops_prebuilt_for_another_torch_are_a_fault_and_need_no_nvcc()
     probes = healthy(deepspeed_build=lambda: build, toolchain=lambda: Toolchain(None, None, False))
     (fault,) = faults(probes, needs=("deepspeed",))
     assert fault.startswith("DeepSpeed's prebuilt ops are for torch 2.12 / CUDA 12.8, this is torch 2.13 / CUDA 13.0")
+    assert "DS_BUILD_FUSED_ADAM=1 DS_ACCELERATOR=cuda" in fault and "deepspeed==0.19.6" in fault
     matching = {**build, "torch_info": {"version": "2.13", "cuda_version": "13.0"}}
     assert faults(dataclasses.replace(probes, deepspeed_build=lambda: matching), needs=("deepspeed",)) == []
 

@@ -44,6 +44,17 @@ def test_the_trl_part_is_a_config_our_grpo_config_accepts_for_two_colocated_vllm
     assert gpu_smoke.Assets(**spec["assets"]) == assets and spec["out"] == str(tmp_path)
 
 
+def test_the_trl_worker_trains_two_steps_here_without_vllm_on_cpu(assets, tmp_path, capsys):
+    pytest.importorskip("trl", reason="needs the trl extra")
+    from without_vllm_stub import import_without_vllm_stub
+
+    import_without_vllm_stub("trl.trainer.grpo_trainer", "openrlhf_cfpo.trl")
+    spec = json.loads(gpu_smoke.trl_command(sys.executable, assets, tmp_path)[-1])
+    spec["overrides"] = {"use_vllm": False, "use_cpu": True, "bf16": False}  # the only changes: no GPU here
+    assert gpu_smoke.run_trl_worker(json.dumps(spec)) == 0
+    assert "[gpu-smoke] trl trained 2 steps" in capsys.readouterr().out
+
+
 def test_the_eval_part_command_evaluates_three_problems_here_with_the_hf_backend(assets, tmp_path):
     pytest.importorskip("math_verify", reason="needs the eval extra")
     argv = gpu_smoke.eval_command(sys.executable, assets, tmp_path / "eval")
