@@ -30,7 +30,7 @@ LIGHTEVAL_VENV ?= .venv-lighteval
 LIGHTEVAL_PY := $(LIGHTEVAL_VENV)/bin/python
 
 .PHONY: compare test bench setup-core setup-test clean
-.PHONY: test-verl setup-verl check-verl-resolve setup-lighteval
+.PHONY: test-verl setup-verl check-verl-resolve setup-lighteval check-gpu-resolve
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -101,6 +101,21 @@ test-verl: $(VERL_VENV)/.verl
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_policy_loss.py
 	for b in benchmarks/bench_*.py; do [ "$$b" = benchmarks/bench_policy_loss.py ] || $(PY) $$b || exit 1; done
+
+# pip's resolver on the GPU image's extras with torch 2.13.0 (the CUDA build) for CPython 3.12, Ubuntu 24.04's,
+# installing nothing. flash-attn is an sdist whose setup.py imports torch: its metadata comes from a wheel built
+# here without CUDA. Needs the registry (about a minute); not part of `make test`.
+PYTHON312 ?= $(firstword $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do $$p -V >/dev/null 2>&1 && echo $$p; done))
+GPU_RESOLVE := build/gpu-resolve
+check-gpu-resolve: $(VENV)/.test
+	rm -rf $(GPU_RESOLVE) && mkdir -p $(GPU_RESOLVE)
+	$(CPU_BUILD_ENV) $(PIP) wheel $(PIP_FLAGS) --no-deps --no-build-isolation -w $(GPU_RESOLVE) flash-attn==2.8.3
+	$(PYTHON312) -m venv $(GPU_RESOLVE)/venv
+	$(GPU_RESOLVE)/venv/bin/python -m pip install $(PIP_FLAGS) --dry-run --ignore-installed --find-links $(GPU_RESOLVE) \
+		--report $(GPU_RESOLVE)/report.json ".[openrlhf,trl,eval,reasoning]" torch==2.13.0
+	$(PY) -c "import json; r = json.load(open('$(GPU_RESOLVE)/report.json'))['install']; \
+		v = {i['metadata']['name'].lower().replace('_', '-'): i['metadata']['version'] for i in r}; \
+		print(len(v), 'distributions;', ', '.join(f'{k} {v[k]}' for k in ('torch', 'vllm', 'flash-attn', 'transformers', 'trl', 'lm-eval')))"
 
 clean:
 	rm -rf $(VENV) $(VERL_VENV) $(LIGHTEVAL_VENV) build *.egg-info

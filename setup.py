@@ -30,9 +30,17 @@ OPENRLHF_STACK = [
 # The first release after the one the paper's references read answers with (0.5.2) that also runs beside verl's Hydra
 # (antlr4 4.9); later releases read several boxes and some LaTeX differently (openrlhf_cfpo.reasoning.verifier).
 MATH_VERIFY = "math-verify==0.6.0"
+# What building flash-attn 2.8.3 (an sdist only) against the installed torch needs with --no-build-isolation
+# (README, GPU quick start): its setup.py imports wheel and packaging, psutil when MAX_JOBS is unset, compiles
+# with ninja (else serially), and torch refuses an nvcc of another CUDA major than its own: torch 2.13.0's
+# wheel is CUDA 13.0 (it requires cuda-toolkit 13.0.3), whose nvcc and CCCL headers NVIDIA ships on PyPI.
+# DeepSpeed compiles its FusedAdam with the same nvcc at the first training step.
+GPU_BUILD = ["setuptools<81", "wheel", "packaging", "psutil", "ninja"]
 
 EXTRAS = {
     "openrlhf": OPENRLHF_STACK + ["vllm==0.29.0"],  # the GPU stack (vllm 0.29 is built for CUDA 13)
+    # install before the GPU stack on a node without a CUDA 13 toolkit (the GPU image has one: GPU_BUILD alone)
+    "gpu-build": GPU_BUILD + ["cuda-toolkit[nvcc,cccl]==13.0.3"],
     "openrlhf-cpu": OPENRLHF_STACK,
     "test": [
         "pytest==9.0.3",

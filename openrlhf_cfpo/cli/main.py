@@ -14,6 +14,8 @@ SUBCOMMANDS = {
     "plot": ("openrlhf_cfpo.local.cli", "main_plot", "Figure-3-style plots from run folders or TensorBoard logs"),
     "eval": ("openrlhf_cfpo.eval.cli", "main", "AlpacaEval 2.0, Arena-Hard, MT-Bench, IFEval, OpenLLM and the report"),
     "train-ppo-ray": ("openrlhf_cfpo.cli.train_ppo_ray", "main", "OpenRLHF 0.11.2's train_ppo_ray with cfpo"),
+    "doctor": ("openrlhf_cfpo.doctor", "main", "preflight of this node (and the Ray cluster) for a recipe, in seconds"),
+    "gpu-smoke": ("openrlhf_cfpo.gpu_smoke", "main", "first run on a new GPU node: OpenRLHF, TRL, verl and eval on a tiny model"),
 }
 
 

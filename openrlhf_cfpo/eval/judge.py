@@ -84,12 +84,12 @@ class Judge:
         return ("no judge API key: set OPENAI_API_KEY (any non-empty value for a local endpoint) "
                 f"for the judge at {self.config.base_url}")
 
-    def endpoint_problem(self) -> Optional[str]:
+    def endpoint_problem(self, timeout_s: float = 20.0) -> Optional[str]:
         """Why the endpoint will not answer (unreachable, key rejected), from one request that is never retried."""
         import openai
 
         cfg = self.config
-        client = openai.OpenAI(base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=20.0)
+        client = openai.OpenAI(base_url=cfg.base_url, api_key=cfg.api_key, max_retries=0, timeout=timeout_s)
         try:
             client.models.list()
         except openai.AuthenticationError:

@@ -3,27 +3,7 @@ import json
 
 import pytest
 
-
-def save_tiny_llama(path, seed: int) -> str:
-    """A 2-layer, 32-wide LlamaForCausalLM with the project's word-level tokenizer, random weights."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from openrlhf_cfpo.local.assets import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    # A chat template, as an SFT model's tokenizer has one: OpenRLHF saves it with the trained policy, and
-    # `openrlhf-cfpo eval` renders every benchmark prompt with it.
-    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+from openrlhf_cfpo.gpu_smoke import save_tiny_llama  # the 2-layer, 32-wide Llama gpu-smoke also builds
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +16,29 @@ def tiny_openrlhf_models(tmp_path_factory):
     prompts = root / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"input": prompt_text(topic)}) + "\n" for topic in list(TOPICS)[:8]))
     return save_tiny_llama(root / "policy", seed=0), save_tiny_llama(root / "reward", seed=1), str(prompts)
+
+
+@pytest.fixture
+def parse_with_openrlhf(monkeypatch):
+    """``argv -> args``: OpenRLHF 0.11.2's own parser and our driver checks on ``train_ppo_ray``'s arguments, stopping
+    where Ray would start."""
+    pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
+    import ray
+
+    from openrlhf_cfpo.openrlhf import train_ppo_ray
+
+    class Stop(Exception):
+        pass
+
+    def parse(argv):
+        parsed = []
+        check_args = train_ppo_ray.check_args
+        monkeypatch.setattr(train_ppo_ray, "check_args", lambda a: parsed.append(a) or check_args(a))
+        monkeypatch.setattr(ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(ray, "init", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+        with pytest.raises(Stop):
+            train_ppo_ray.main(list(argv))
+        (args,) = parsed
+        return args
+
+    return parse
