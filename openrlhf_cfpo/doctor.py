@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from openrlhf_cfpo import recipes as recipe_plans
+
 SKIP_ENV = "OPENRLHF_CFPO_SKIP_DOCTOR"
 PACKAGE = "openrlhf-cfpo"
 # The CUDA 13 driver branch: torch 2.13.0's default wheel and vLLM 0.29's kernels are CUDA 13 builds.
@@ -72,14 +74,15 @@ class Recipe:
     memory_reason: str = ""
 
 
+# The train recipes' packages and GPU memory are the recipes module's (the scripts pass the same values).
 RECIPES = {
-    # Table 4's placement: actor, reference, reward model and vLLM colocated on 8 GPUs of 80 GB (NVML reports
-    # 79.6 GiB for an 80 GB H100)
-    "llama3-rlhf": Recipe(("flash_attn", "vllm", "deepspeed", "ray", "nccl"), 8, ("openrlhf",), 79.0,
+    "llama3-rlhf": Recipe(recipe_plans.NEEDS["llama3-rlhf"], 8, ("openrlhf",), recipe_plans.GPU_MEMORY_GIB,
                           "the Llama-3-8B placement colocates four models per GPU and is sized for 80 GB GPUs"),
-    "qwen25-math-trl": Recipe(("vllm", "deepspeed", "nccl", "trl", "math_verify"), 8, ("openrlhf", "trl", "reasoning")),
-    # verl's environment is its own (transformers<5.11): its Ray and vLLM are verl's, not our openrlhf extra's
-    "qwen25-math-verl": Recipe(("vllm", "ray", "nccl", "verl", "math_verify"), 8, ("verl", "reasoning")),
+    "qwen25-math-trl": Recipe(recipe_plans.NEEDS["qwen25-math-trl"], 8, ("openrlhf", "trl", "reasoning"),
+                              recipe_plans.GPU_MEMORY_GIB, "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs"),
+    # verl's environment is its own (verl's tested GPU stack): its Ray and vLLM are verl's, not our openrlhf extra's
+    "qwen25-math-verl": Recipe(recipe_plans.NEEDS["qwen25-math-verl"], 8, ("verl-gpu", "reasoning"),
+                               recipe_plans.GPU_MEMORY_GIB, "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs"),
     "eval": Recipe(("math_verify",), 0, ("eval", "reasoning", "openrlhf")),
 }
 
@@ -813,7 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--needs", type=_needs, help=f"comma-separated, replaces the recipe's list: {', '.join(NEEDS)}")
     p.add_argument("--hf-token", action="store_true", help="gated data will be read (GPQA): a Hugging Face token must be set")
     p.add_argument("--judge-base-url", help="judged benchmarks: the OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
-    p.add_argument("--judge-model", help="judged benchmarks: the judge model")
+    p.add_argument("--judge-model", action="append", help="judged benchmarks: a judge model (repeatable)")
     return p
 
 
@@ -825,7 +828,8 @@ def plan_from_args(args) -> Plan:
         gpu_memory_gib=(args.gpu_memory_gib or recipe.gpu_memory_gib) if gpus else None,
         disk_gib=args.disk_gib, output_dir=args.output_dir,
         needs=args.needs if args.needs is not None else recipe.needs,
-        hf_token=args.hf_token, judge_base_url=args.judge_base_url, judge_model=args.judge_model,
+        hf_token=args.hf_token, judge_base_url=args.judge_base_url,
+        judge_model=args.judge_model[0] if args.judge_model else None,  # the check reads the endpoint, not the model
     )
 
 

@@ -487,3 +487,13 @@ def test_every_readme_section_a_fault_points_to_exists():
         headings = [line.lower() for line in f if line.startswith("#")]
     assert pointers == {"GPU quick start", "multi-node"}
     assert [p for p in pointers if not any(p.lower() in h for h in headings)] == []
+
+
+def test_the_train_recipes_defaults_are_the_recipes_modules_and_repeated_judge_models_parse():
+    from openrlhf_cfpo import recipes
+
+    for name in recipes.NEEDS:
+        plan = doctor.plan_from_args(doctor.build_parser().parse_args(["--recipe", name]))
+        assert plan.needs == recipes.NEEDS[name] and plan.gpu_memory_gib == recipes.GPU_MEMORY_GIB
+    args = doctor.build_parser().parse_args(["--recipe", "eval", "--judge-model", "gpt-4.1", "--judge-model", "gpt-4"])
+    assert doctor.plan_from_args(args).judge_model == "gpt-4.1"
