@@ -10,7 +10,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main_local(argv: Optional[List[str]] = None) -> int:
-    from .config import ConfigError, parse_args
+    from .config import parse_args
+    from .errors import ConfigError, RewardFuncError
 
     prog = "openrlhf-cfpo local"
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -21,11 +22,12 @@ def main_local(argv: Optional[List[str]] = None) -> int:
     except ConfigError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    from .rewards import RewardFuncError
+    from .preflight import prepare
     from .trainer import LocalTrainer
 
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
-        trainer = LocalTrainer(cfg, log=lambda m: print(m, file=sys.stderr))
+        trainer = LocalTrainer(cfg, log=log, inputs=prepare(cfg, log))
     except ConfigError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -72,5 +74,6 @@ def main_plot(argv: Optional[List[str]] = None) -> int:
     except PlotError as e:
         print(f"openrlhf-cfpo plot: error: {e}", file=sys.stderr)
         return 2
-    print(plot_runs(runs, args.output, smooth=args.smooth, title=args.title))
+    plot_runs(runs, args.output, smooth=args.smooth, title=args.title)
+    print(args.output)
     return 0

@@ -12,14 +12,14 @@ import argparse
 import difflib
 import json
 import os
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 from ..advantages import GROUP_BASELINES
 from ..losses import DEFAULT_POLICY_LOSS, POLICY_LOSSES, check_policy_loss_args, trust_region
-EMBEDDED_DEFAULTS = ("chat", "arithmetic")
+from .embedded import REGISTRY as EMBEDDED_DEFAULTS
+from .errors import ConfigError
 
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
 # change them. Everything else must match the checkpoint.
@@ -27,10 +27,6 @@ RESUME_FREE = {
     "ckpt.load_enable", "ckpt.save_steps", "ckpt.max_num", "ckpt.path", "ckpt.output_dir", "logger.tensorboard_dir",
     "logger.progress", "num_threads", "device",
 }
-
-
-class ConfigError(ValueError):
-    """Bad input, reported as one line before any training."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,9 +52,9 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     )
     add = p.add_argument
     g = p.add_argument_group("models and data (default: an embedded default, built offline on first use)")
-    g.add_argument("--embedded_default", default="chat", choices=EMBEDDED_DEFAULTS,
-                   help="what fills in the models and data not given: chat (a reward model with a verbosity bias, the paper's "
-                        "Figure 3) or arithmetic (verifiable rewards from a reward_func file, the paper's Figure 2)")
+    g.add_argument("--embedded_default", default="chat", choices=list(EMBEDDED_DEFAULTS),
+                   help="what fills in the models and data not given: "
+                        + "; ".join(f"{name} ({what})" for name, what in EMBEDDED_DEFAULTS.items()))
     g.add_argument("--actor.model_name_or_path", default=None, help="the SFT policy: a local Hugging Face causal LM folder or a hub name")
     g.add_argument("--reward.model_name_or_path", default=None,
                    help="reward model: a local AutoModelForSequenceClassification folder (num_labels=1) or a hub name")
@@ -149,7 +145,6 @@ class Sizes:
     samples_per_rollout: int
     steps_per_epoch: int
     steps_per_rollout: int
-    grad_accum: int
     rollouts_per_episode: int
     num_rollouts: int
     total_steps: int
@@ -164,7 +159,6 @@ class Sizes:
             samples_per_rollout=samples,
             steps_per_epoch=steps_per_epoch,
             steps_per_rollout=steps_per_epoch * args.train.max_epochs,
-            grad_accum=args.train.batch_size // args.train.micro_batch_size,
             rollouts_per_episode=per_episode,
             num_rollouts=per_episode * args.train.num_episodes,
             total_steps=per_episode * args.train.num_episodes * steps_per_epoch * args.train.max_epochs,
@@ -181,19 +175,34 @@ class LocalConfig:
         a = self.args.actor
         return trust_region(a.eps_clip, *(a.eps_clip_low_high or (None, None)))
 
+    @property
+    def uses_embedded_default(self) -> bool:
+        """Whether the embedded default fills in a model, the prompts or the reward (whatever the flags leave out)."""
+        a = self.args
+        return (a.actor.model_name_or_path is None or a.data.prompt_dataset is None
+                or (a.reward.model_name_or_path is None and a.reward.remote_url is None))
+
     def to_json(self) -> str:
         return json.dumps(self.flat, indent=2, sort_keys=True)
 
+    def differences(self, saved: Dict[str, Any]) -> List[str]:
+        """The flags that differ from a saved run's (``run_config.json``) and may not change on resume."""
+        # A flag the saved run's version did not have yet ran at its default there.
+        saved = {**build_parser().parse_args([]).__dict__, **saved}
+        saved = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
+        return [f"--{k} {saved.get(k)} -> {self.flat.get(k)}" for k in sorted(set(saved) | set(self.flat))
+                if k not in RESUME_FREE and saved.get(k) != self.flat.get(k)]
+
 
 def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
-    """Parse and check everything that needs no model or file access."""
+    """Parse and check the flags by themselves (what they point at is checked by :mod:`.preflight`)."""
     ns = build_parser().parse_args(argv)
     flat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(ns).items()}
     out = flat["ckpt.output_dir"]
     flat["ckpt.path"] = flat["ckpt.path"] or os.path.join(out, "checkpoints")
     flat["logger.tensorboard_dir"] = flat["logger.tensorboard_dir"] or os.path.join(out, "tensorboard")
     cfg = LocalConfig(flat, nest(flat))
-    check_static(cfg)
+    check_flags(cfg)
     return cfg
 
 
@@ -203,7 +212,7 @@ def _positive(flat, *names):
             raise ConfigError(f"--{n} must be > 0, got {flat[n]}")
 
 
-def check_static(cfg: LocalConfig) -> None:
+def check_flags(cfg: LocalConfig) -> None:
     f, a = cfg.flat, cfg.args
     _positive(f, "rollout.batch_size", "rollout.n_samples_per_prompt", "rollout.micro_batch_size", "rollout.max_new_tokens",
               "train.batch_size", "train.micro_batch_size", "train.max_epochs", "train.num_episodes", "data.max_samples",
@@ -235,33 +244,11 @@ def check_static(cfg: LocalConfig) -> None:
         raise ConfigError(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)") from None
     if a.algo.kl.init_coef < 0:
         raise ConfigError(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
-    from .hub import is_hub_name
-
-    for key in ("actor.model_name_or_path", "reward.model_name_or_path"):
-        path = f[key]
-        if path is not None and not os.path.isdir(path) and not is_hub_name(path):
-            raise ConfigError(f"--{key} {path}: no such folder (give a local Hugging Face model folder, a hub name such as "
-                              f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)")
-    dataset = f["data.prompt_dataset"]
-    if dataset is not None and not os.path.exists(dataset.partition("@")[0]) and not is_hub_name(dataset.partition("@")[0]):
-        raise ConfigError(f"--data.prompt_dataset {dataset}: no such file or folder (nor a hub dataset name)")
     template = f["data.input_template"]
     if template is not None and "{}" not in template:
         raise ConfigError(f"--data.input_template {template!r} has no {{}} for the prompt text")
-    url = f["reward.remote_url"]
-    if url is not None:
-        if f["reward.model_name_or_path"] is not None:
-            raise ConfigError("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
-        if not url.endswith(".py"):
-            raise ConfigError(f"--reward.remote_url {url}: the local engine calls reward_func from a .py file; "
-                              f"an HTTP reward server needs OpenRLHF itself")
-        from .rewards import load_reward_func
-
-        load_reward_func(url)  # a file without reward_func is reported here, before any model loads
-    if not a.ckpt.load_enable and os.path.exists(os.path.join(a.ckpt.output_dir, "metrics.jsonl")):
-        raise ConfigError(
-            f"{a.ckpt.output_dir} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir"
-        )
+    if f["reward.remote_url"] is not None and f["reward.model_name_or_path"] is not None:
+        raise ConfigError("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
 
 
 def check_sizes(cfg: LocalConfig, sizes: Sizes) -> None:
@@ -270,11 +257,3 @@ def check_sizes(cfg: LocalConfig, sizes: Sizes) -> None:
             f"{sizes.n_prompts} prompts make no rollout of --rollout.batch_size {cfg.args.rollout.batch_size}: "
             f"give more prompts or a smaller --rollout.batch_size"
         )
-
-
-def print_error(prog: str, err: Exception) -> None:
-    print(f"{prog}: error: {err}", file=sys.stderr)
-
-
-def sizes_dict(sizes: Sizes) -> Dict[str, int]:
-    return asdict(sizes)

@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 
 import torch
 
-from .config import ConfigError
+from .errors import ConfigError
 
 
 @dataclass
@@ -106,10 +106,6 @@ def rollout_indices(n_prompts: int, rollout_idx: int, batch_size: int, rollouts_
     """Indices into the prompt set of the prompts of one rollout."""
     episode, k = divmod(rollout_idx, rollouts_per_episode)
     return episode_order(n_prompts, seed, episode)[k * batch_size : (k + 1) * batch_size]
-
-
-def rollout_prompts(prompts: List[str], rollout_idx: int, batch_size: int, rollouts_per_episode: int, seed: int) -> List[str]:
-    return [prompts[i] for i in rollout_indices(len(prompts), rollout_idx, batch_size, rollouts_per_episode, seed)]
 
 
 def minibatch_plan(samples: int, batch_size: int, epochs: int, seed: int, rollout_idx: int) -> List[List[int]]:

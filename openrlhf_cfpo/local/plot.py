@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from .logger import METRICS_FILE, read_metrics
+from .logger import METRICS_FILE, RUN_CONFIG, read_metrics
 
 # (metric, panel title). The first four are the paper's Figure 3 panels; the KL there is between
 # consecutive policies (ppo_kl), shown next to the KL to the reference.
@@ -51,7 +51,7 @@ def _label_from_config(cfg: dict, fallback: str) -> str:
 
 def read_engine_run(folder: Path) -> RunCurves:
     rows = read_metrics(str(folder / METRICS_FILE))
-    cfg_path = folder / "run_config.json"
+    cfg_path = folder / RUN_CONFIG
     label = _label_from_config(json.loads(cfg_path.read_text()), folder.name) if cfg_path.exists() else folder.name
     curves = RunCurves(label)
     for metric, _ in PANELS:
@@ -86,7 +86,7 @@ def read_runs(paths: Sequence[str]) -> List[RunCurves]:
         folder = Path(p)
         if not folder.exists():
             raise PlotError(f"{p}: no such run folder")
-        if (folder / "metrics.jsonl").exists():
+        if (folder / METRICS_FILE).exists():
             runs.append(read_engine_run(folder))
             continue
         event_dirs = _event_dirs(folder)
@@ -107,32 +107,37 @@ def _ema(values: List[float], weight: float) -> List[float]:
 
 
 def _draw(ax, steps, values, color, label, smooth: float, linestyle: str = "-") -> None:
-    """One run in one panel: the raw curve faint and its EMA on top (or the raw curve alone without smoothing)."""
+    """One run in one panel: the raw curve faint (labelled ``_raw <label>``, which legends skip) and its EMA on top,
+    or the raw curve alone without smoothing."""
     if smooth > 0:
-        ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8, linestyle=linestyle)
+        ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8, linestyle=linestyle, label=f"_raw {label}")
     ax.plot(steps, _ema(values, smooth) if smooth > 0 else values, color=color, linewidth=1.8, label=label, linestyle=linestyle)
 
 
-def _pyplot():
+def _figure(nrows: int, ncols: int, figsize):
+    """A figure outside pyplot's global state (nothing to close, no backend to select): freed like any object."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _palette() -> List[str]:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _save(fig, plt, output: str) -> str:
+def save_figure(fig, output: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     fig.savefig(output, dpi=110)
-    plt.close(fig)
     return output
 
 
-def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None) -> str:
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None):
+    """Figure 3's panels (:data:`PANELS`), every run in each, written to ``output``; returns the figure."""
+    fig, axes = _figure(2, 3, (15, 8))
+    colors = _palette()
     for ax, (metric, name) in zip(axes.flat, PANELS):
         drawn = False
         for i, run in enumerate(runs):
@@ -151,7 +156,8 @@ def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: st
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
     fig.suptitle(title or "RLHF training dynamics (cf. CFPO paper, Figure 3)", fontsize=13)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    return _save(fig, plt, output)
+    save_figure(fig, output)
+    return fig
 
 
 def plot_grid(
@@ -161,12 +167,12 @@ def plot_grid(
     smooth: float = 0.6,
     title: str | None = None,
     linestyles: Dict[str, str] | None = None,
-) -> str:
+):
     """A Figure-2-style grid: one column per setting (``(column title, runs)``), one row per ``(metric, row title)``,
-    every run of a column in each of its panels. A run keeps its colour (and ``linestyles[label]``) in every column."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.4 * len(columns) + 1, 2.9 * len(rows) + 0.8), squeeze=False)
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    every run of a column in each of its panels. A run keeps its colour (and ``linestyles[label]``) in every column.
+    Written to ``output``; returns the figure."""
+    fig, axes = _figure(len(rows), len(columns), (3.4 * len(columns) + 1, 2.9 * len(rows) + 0.8))
+    palette = _palette()
     color_of: Dict[str, str] = {}
     for j, (col_title, runs) in enumerate(columns):
         for i, (metric, row_title) in enumerate(rows):
@@ -188,4 +194,5 @@ def plot_grid(
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
     fig.suptitle(title or "Training dynamics per setting (cf. CFPO paper, Figure 2)", fontsize=12)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    return _save(fig, plt, output)
+    save_figure(fig, output)
+    return fig

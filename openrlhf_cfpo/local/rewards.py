@@ -23,11 +23,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
-from .config import ConfigError
-
-
-class RewardFuncError(RuntimeError):
-    """``reward_func`` raised or returned something OpenRLHF could not use either; one line."""
+from .errors import ConfigError, RewardFuncError
 
 
 def load_reward_func(path: str) -> Callable:

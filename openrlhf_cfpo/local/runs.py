@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .config import ConfigError, LocalConfig, parse_args
+from .config import LocalConfig, parse_args
+from .errors import ConfigError
 
 
 def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
@@ -22,17 +23,11 @@ def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
     return [parse_args(flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
 
 
-def needs_embedded_default(cfg: LocalConfig) -> bool:
-    a = cfg.args
-    return (a.actor.model_name_or_path is None or a.data.prompt_dataset is None
-            or (a.reward.model_name_or_path is None and a.reward.remote_url is None))
-
-
 def prepare_embedded_defaults(configs: Sequence[LocalConfig], log: Callable[[str], None]) -> None:
-    from .assets import embedded_default
+    from . import embedded
 
-    for name in sorted({c.args.embedded_default for c in configs if needs_embedded_default(c)}):
-        embedded_default(name, log=log)
+    for name in sorted({c.args.embedded_default for c in configs if c.uses_embedded_default}):
+        embedded.get(name).cached(log=log)
 
 
 def train_children(runs: Dict[str, List[str]], output: Path, jobs: int, start_order: Optional[List[str]] = None) -> List[str]:

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
-from .config import ConfigError, parse_args
-from .logger import read_metrics
+from .config import parse_args
+from .errors import ConfigError
+from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_grid, read_runs
 from .runs import run_all
 
@@ -190,8 +191,8 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
             run.label = labels[loss]
             curves.append(run)
             folder = output / run_name(loss, k)
-            table.append({"iterations": k, "label": labels[loss], "stats": rollout_stats(read_metrics(str(folder / "metrics.jsonl")), opts.window),
-                          "wall_time_s": json.loads((folder / "run_summary.json").read_text())["wall_time_s"]})
+            table.append({"iterations": k, "label": labels[loss], "stats": rollout_stats(read_metrics(str(folder / METRICS_FILE)), opts.window),
+                          "wall_time_s": json.loads((folder / RUN_SUMMARY).read_text())["wall_time_s"]})
         columns.append((f"{k} iteration{'s' if k != 1 else ''}", curves))
     steps_per_pass = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size
     model = "the embedded arithmetic default" if a.actor.model_name_or_path is None and a.embedded_default == "arithmetic" else (
@@ -211,8 +212,8 @@ def _start_note(cfg) -> str:
     a = cfg.args
     if a.actor.model_name_or_path is not None or a.embedded_default != "arithmetic":
         return ""
-    from .assets import embedded_default
+    from . import embedded
 
-    info = embedded_default("arithmetic", log=lambda m: None).build_info
+    info = embedded.get("arithmetic").cached(log=lambda m: None).build_info
     return (f"The SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling at temperature 1 "
             f"({info['sft_greedy_accuracy']:.0%} greedy), measured when the embedded default was built.")

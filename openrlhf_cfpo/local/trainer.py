@@ -28,15 +28,13 @@ from ..ops import aggregate_loss, masked_mean
 from ..openrlhf.policy_loss import PolicyLoss
 from . import checkpoint
 from .advantages import approx_kl, compute_advantages
-from .config import RESUME_FREE, ConfigError, LocalConfig, Sizes, build_parser, check_sizes
-from .data import load_prompts, minibatch_plan, rollout_indices
-from .logger import RunLogger
+from .config import LocalConfig
+from .data import minibatch_plan, rollout_indices
+from .errors import ConfigError
+from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
-from .rewards import RewardFunction
+from .preflight import Inputs, prepare
 from .rollout import Rollout, batched_logprobs, decode_queries, encode_prompts, format_prompts, generate, reward_scores
-
-RUN_CONFIG = "run_config.json"
-RUN_SUMMARY = "run_summary.json"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,21 +95,15 @@ def _seed_everything(seed: int) -> None:
 
 
 class LocalTrainer:
-    def __init__(self, cfg: LocalConfig, log: Callable[[str], None] = print):
+    def __init__(self, cfg: LocalConfig, log: Callable[[str], None] = print, inputs: Optional[Inputs] = None):
+        """``inputs``: what :func:`.preflight.prepare` checked and loaded for ``cfg`` (prepared here when not given)."""
         self.cfg, self.args, self.log = cfg, cfg.args, log
         a = self.args
         self.device = resolve_device(a.device)
         self.dtype = resolve_dtype(a.ds.param_dtype, self.device)
-        self.paths = self._resolve_paths()
-        self.prompt_set = load_prompts(
-            self.paths["prompts"], a.data.input_key, a.data.max_samples, self.paths["label_key"], a.data.prompt_split,
-            self.paths["prompts_data_dir"],
-        )
-        self.sizes = Sizes.of(a, len(self.prompt_set))
-        check_sizes(cfg, self.sizes)
-        self._check_resume_config()
-        # A reward file without reward_func was refused with the flags; loading it again here is cheap.
-        self.reward_fn = RewardFunction(self.paths["reward_func"]) if self.paths["reward_func"] else None
+        self.inputs = inputs if inputs is not None else prepare(cfg, log)
+        self.paths = self.inputs.paths()
+        self.prompt_set, self.sizes, self.reward_fn = self.inputs.prompt_set, self.inputs.sizes, self.inputs.reward_fn
 
         hf_logging.disable_progress_bar()
         self.tokenizer = _load(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
@@ -191,45 +183,6 @@ class LocalTrainer:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
-
-    def _resolve_paths(self) -> Dict[str, Optional[str]]:
-        """Local folders and files for every model and data flag; hub names are fetched (or found cached) first,
-        so that a bad name stops the run before the embedded default is built."""
-        from .hub import resolve_dataset, resolve_model
-
-        a = self.args
-        paths = {"policy": a.actor.model_name_or_path, "reward": a.reward.model_name_or_path, "reward_func": a.reward.remote_url,
-                 "prompts": a.data.prompt_dataset, "prompts_data_dir": None, "label_key": a.data.label_key}
-        if paths["policy"] is not None:
-            paths["policy"] = resolve_model("actor.model_name_or_path", paths["policy"])
-        if paths["reward"] is not None:
-            paths["reward"] = resolve_model("reward.model_name_or_path", paths["reward"])
-        if paths["prompts"] is not None:
-            paths["prompts"], paths["prompts_data_dir"] = resolve_dataset("data.prompt_dataset", paths["prompts"])
-        no_reward = paths["reward"] is None and paths["reward_func"] is None
-        if paths["policy"] is None or paths["prompts"] is None or no_reward:
-            from .assets import embedded_default
-
-            assets = embedded_default(a.embedded_default, log=self.log)
-            if paths["policy"] is None:
-                paths["policy"] = assets.policy
-            if paths["prompts"] is None:
-                paths["prompts"] = assets.prompts
-                paths["label_key"] = paths["label_key"] or assets.label_key
-            if no_reward:
-                paths["reward"], paths["reward_func"] = assets.reward, assets.reward_func
-        return paths
-
-    def _check_resume_config(self) -> None:
-        path = Path(self.args.ckpt.output_dir) / RUN_CONFIG
-        if self.args.ckpt.load_enable and path.exists():
-            # A flag the interrupted run's version did not have yet ran at its default there.
-            saved = {**build_parser().parse_args([]).__dict__, **json.loads(path.read_text())}
-            saved = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
-            diff = [k for k in sorted(set(saved) | set(self.cfg.flat)) if k not in RESUME_FREE and saved.get(k) != self.cfg.flat.get(k)]
-            if diff:
-                shown = ", ".join(f"--{k} {saved.get(k)} -> {self.cfg.flat.get(k)}" for k in diff)
-                raise ConfigError(f"--resume needs the flags of the interrupted run; these differ: {shown}")
 
     def _load_checkpoint(self) -> None:
         found = checkpoint.latest(self.args.ckpt.path)

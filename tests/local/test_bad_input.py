@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from openrlhf_cfpo.local.assets import build_tokenizer
+from openrlhf_cfpo.local.embedded.chat import build_tokenizer
 from openrlhf_cfpo.local.cli import main_local
 
 
@@ -54,13 +54,3 @@ def test_an_existing_run_is_not_overwritten_without_resume(local_flags, capsys, 
     line = _run_and_error(local_flags, capsys, out, fresh=False)
     assert "--resume" in line
     assert (out / "metrics.jsonl").read_text() == '{"step": 1}\n'
-
-
-def test_the_embedded_default_cache_folder_is_the_same_in_every_process():
-    import subprocess
-    import sys
-
-    code = "from openrlhf_cfpo.local.assets import BuildSettings, cache_name; print(cache_name(BuildSettings.tiny()))"
-    names = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
-    assert len(names) == 1 and names.pop().startswith("assets-")

@@ -9,7 +9,7 @@ def save_tiny_llama(path, seed: int) -> str:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from openrlhf_cfpo.local.assets import build_tokenizer
+    from openrlhf_cfpo.local.embedded.chat import build_tokenizer
 
     tokenizer = build_tokenizer()
     # A chat template, as an SFT model's tokenizer has one: OpenRLHF saves it with the trained policy, and
@@ -30,7 +30,7 @@ def save_tiny_llama(path, seed: int) -> str:
 def tiny_openrlhf_models(tmp_path_factory):
     """``(policy, reward, prompts)``: a policy, a model OpenRLHF loads as its reward model (a random
     value head on another tiny Llama), and 8 prompts in OpenRLHF's jsonl layout (key ``input``)."""
-    from openrlhf_cfpo.local.assets import TOPICS, prompt_text
+    from openrlhf_cfpo.local.embedded.chat import TOPICS, prompt_text
 
     root = tmp_path_factory.mktemp("tiny_openrlhf")
     prompts = root / "prompts.jsonl"

@@ -24,9 +24,9 @@ from typing import List, Tuple
 
 import torch
 
-from .assets import EmbeddedDefault, _pad, tiny_llama, train_lm, word_level_tokenizer
+from .build import EmbeddedDefault
+from .toy_models import right_pad, tiny_llama, train_lm, word_level_tokenizer
 
-ARITHMETIC_VERSION = "v1"
 REWARD_FILE = str(Path(__file__).with_name("arithmetic_reward.py"))
 WORDS = [str(d) for d in range(10)] + ["+", "="]
 
@@ -73,7 +73,7 @@ def _train_policy(tokenizer, s: ArithmeticSettings, rng: random.Random):
             p = tokenizer(prompt_text(a, b))["input_ids"]
             prompts.append(len(p))
             full.append(p + tokenizer(spaced(a + b), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
-        ids, mask = _pad(full, tokenizer.pad_token_id)
+        ids, mask = right_pad(full, tokenizer.pad_token_id)
         labels = ids.masked_fill(mask == 0, -100)
         for i, n in enumerate(prompts):
             labels[i, :n] = -100  # no loss on the prompt
@@ -85,8 +85,8 @@ def _train_policy(tokenizer, s: ArithmeticSettings, rng: random.Random):
 @torch.no_grad()
 def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> dict:
     """Share of correct answers through the engine's sampling and the reward file, sampled (T=1) and greedy."""
-    from .rewards import RewardFunction
-    from .rollout import decode_queries, generate, left_pad, tokenize_prompts
+    from ..rewards import RewardFunction
+    from ..rollout import decode_queries, generate, left_pad, tokenize_prompts
 
     reward = RewardFunction(REWARD_FILE)
     prompts = [prompt_text(a, b) for a, b in problems]
@@ -103,7 +103,7 @@ def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> 
             "sft_well_formed": round(float(extra["answer_well_formed"].mean()), 4)}
 
 
-def _build(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
+def _write(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
     tokenizer = word_level_tokenizer(WORDS)
     policy, sft_loss = _train_policy(tokenizer, s, rng)
     policy.save_pretrained(tmp / "policy")
@@ -118,8 +118,8 @@ def _build(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
             "reward_func": Path(REWARD_FILE).name}
 
 
-ARITHMETIC = EmbeddedDefault(
-    "arithmetic", ARITHMETIC_VERSION, ArithmeticSettings, _build, "arithmetic", "under a minute on 2 CPU cores",
+DEFAULT = EmbeddedDefault(
+    __name__.rsplit(".", 1)[-1], "v1", ArithmeticSettings, _write, "arithmetic", "under a minute on 2 CPU cores",
     lambda info: f"SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling "
                  f"({info['sft_greedy_accuracy']:.0%} greedy)",
     reward_func=REWARD_FILE, label_key="label",
