@@ -23,6 +23,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from ..chat import stop_token_ids
 from ..losses import logged_name
 from ..ops import aggregate_loss, masked_mean
 from ..openrlhf.policy_loss import PolicyLoss
@@ -135,6 +136,8 @@ class LocalTrainer:
             if self.reward_pad_id is None:
                 self.reward_pad_id = reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id
                 self.reward_model.config.pad_token_id = self.reward_pad_id
+        # Where a response ends: the eos ids of the tokenizer and the generation config, and the end of a chat turn.
+        self.stop_ids = stop_token_ids(self.tokenizer, self.policy.generation_config)
         n_params = sum(p.numel() for p in self.policy.parameters())
         if a.num_threads > 0:
             torch.set_num_threads(a.num_threads)
@@ -222,7 +225,7 @@ class LocalTrainer:
         with self.autocast():
             ro = generate(
                 self.policy, self.tokenizer, prompt_ids, n, a.rollout.max_new_tokens,
-                a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device,
+                a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device, self.stop_ids,
             )
             t_gen = time.time() - t0
             mb, chunk, temp = a.rollout.micro_batch_size, a.actor.logprobs_chunk_size, a.rollout.temperature

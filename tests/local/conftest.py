@@ -1,4 +1,7 @@
 """Shared fixtures: tiny embedded-default assets, built once per session (seconds), and run helpers."""
+import importlib.util
+import os
+
 import pytest
 
 from openrlhf_cfpo.local.embedded import arithmetic, chat
@@ -67,3 +70,12 @@ def saved_figures(monkeypatch):
 
     monkeypatch.setattr(plot, "save_figure", recording)
     return saved
+
+
+@pytest.fixture
+def chatml_tokenizer():
+    """ChatML turns closed by <|im_end|> with another eos, <|endoftext|>, as Qwen2.5 base models have (tests/test_chat.py)."""
+    spec = importlib.util.spec_from_file_location("test_chat", os.path.join(os.path.dirname(__file__), "..", "test_chat.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.chatml_tokenizer_with_base_eos()

@@ -85,6 +85,7 @@ def _train_policy(tokenizer, s: ArithmeticSettings, rng: random.Random):
 @torch.no_grad()
 def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> dict:
     """Share of correct answers through the engine's sampling and the reward file, sampled (T=1) and greedy."""
+    from ...chat import stop_token_ids
     from ..rewards import RewardFunction
     from ..rollout import decode_queries, generate, left_pad, tokenize_prompts
 
@@ -92,12 +93,13 @@ def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> 
     prompts = [prompt_text(a, b) for a, b in problems]
     labels = [str(a + b) for a, b in problems]
     ids = tokenize_prompts(tokenizer, prompts)
+    stop_ids = stop_token_ids(tokenizer, policy.generation_config)
     torch.manual_seed(seed)
-    ro = generate(policy, tokenizer, ids, 1, 8, 1.0, 1.0, 256, torch.device("cpu"))
+    ro = generate(policy, tokenizer, ids, 1, 8, 1.0, 1.0, 256, torch.device("cpu"), stop_ids)
     sampled, _, extra = reward(decode_queries(tokenizer, ro), prompts, labels)
     x, mask = left_pad(ids, tokenizer.pad_token_id)
     out = policy.generate(input_ids=x, attention_mask=mask, do_sample=False, max_new_tokens=8,
-                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                          pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
     greedy, _, _ = reward(tokenizer.batch_decode(out, skip_special_tokens=False), prompts, labels)
     return {"sft_sample_accuracy": round(float(sampled.mean()), 4), "sft_greedy_accuracy": round(float(greedy.mean()), 4),
             "sft_well_formed": round(float(extra["answer_well_formed"].mean()), 4)}
