@@ -11,7 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def main_local(argv: Optional[List[str]] = None) -> int:
     from .config import parse_args
-    from .errors import ConfigError, RewardFuncError
+    from .errors import ConfigError, NonFiniteError, RewardFuncError
 
     prog = "openrlhf-cfpo local"
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -36,6 +36,9 @@ def main_local(argv: Optional[List[str]] = None) -> int:
     except RewardFuncError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
+    except NonFiniteError as e:
+        print(f"{prog}: error: {e}; {_resume_point(cfg)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         last = trainer.global_step - trainer.global_step % max(cfg.args.ckpt.save_steps, 1)
         print(f"{prog}: interrupted at step {trainer.global_step}; `--resume` continues from the last checkpoint "
@@ -43,6 +46,16 @@ def main_local(argv: Optional[List[str]] = None) -> int:
         return 130
     print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s; metrics in {cfg.args.ckpt.output_dir}/metrics.jsonl", file=sys.stderr)
     return 0
+
+
+def _resume_point(cfg) -> str:
+    """Where `--resume` would continue, read off the checkpoints on disk."""
+    from . import checkpoint
+
+    found = checkpoint.latest(cfg.args.ckpt.path)
+    if found is None:
+        return "no checkpoint was saved, so `--resume` starts from step 0"
+    return f"the last checkpoint, {found}, is intact and `--resume` continues from it"
 
 
 def main_compare(argv: Optional[List[str]] = None) -> int:

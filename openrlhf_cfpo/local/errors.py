@@ -7,3 +7,12 @@ class ConfigError(ValueError):
 
 class RewardFuncError(RuntimeError):
     """``reward_func`` raised or returned something OpenRLHF could not use either; one line."""
+
+
+class NonFiniteError(RuntimeError):
+    """A reward, advantage, loss or gradient that is not finite: the run stops before an optimizer step or a
+    checkpoint uses it, so the weights and the checkpoints on disk stay finite."""
+
+    def __init__(self, step: int, source: str, detail: str):
+        super().__init__(f"step {step}: the {source} is not finite ({detail}); stopped before any optimizer step or checkpoint used it")
+        self.step, self.source = step, source

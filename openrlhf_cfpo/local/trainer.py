@@ -31,7 +31,7 @@ from . import checkpoint
 from .advantages import approx_kl, compute_advantages
 from .config import LocalConfig
 from .data import minibatch_plan, rollout_indices
-from .errors import ConfigError
+from .errors import ConfigError, NonFiniteError
 from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
 from .preflight import Inputs, prepare
@@ -87,6 +87,10 @@ def build_scheduler(optimizer, name: str, warmup: int, total: int, min_lr_ratio:
         return cosine
     linear = S.LinearLR(optimizer, start_factor=1.0 / (warmup + 1), end_factor=1.0, total_iters=warmup)
     return S.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else "..." + text[-limit:])
 
 
 def _seed_everything(seed: int) -> None:
@@ -214,6 +218,12 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------ experience
 
+    def _stop_if_not_finite(self, values: torch.Tensor, source: str, describe: Callable[[int], str]) -> None:
+        """Raise :class:`NonFiniteError` naming ``source`` and ``describe(first bad row)`` if ``values`` has a nan or inf."""
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            raise NonFiniteError(self.global_step + 1, source, describe(int(bad.nonzero()[0][0])))
+
     @torch.no_grad()
     def make_experience(self, rollout_idx: int) -> Rollout:
         a, t0 = self.args, time.time()
@@ -234,18 +244,25 @@ class LocalTrainer:
             if self.reward_fn is not None:
                 t_reward = time.time()
                 labels = [self.prompt_set.labels[i] for i in idx]
-                rewards, scores, extra = self.reward_fn(
-                    decode_queries(self.tokenizer, ro), [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)]
-                )
+                queries = decode_queries(self.tokenizer, ro)
+                rewards, scores, extra = self.reward_fn(queries, [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)])
                 ro.rewards, ro.info = rewards, {"score": scores, **extra}
                 t_reward = time.time() - t_reward
+                self._stop_if_not_finite(ro.rewards, "reward", lambda i: f"reward_func of {self.reward_fn.path} returned "
+                                         f"{ro.rewards[i].item()} for the query {_shorten(queries[i])}")
             else:
                 ro.rewards = reward_scores(self.reward_model, ro, self.reward_pad_id, mb, self.device)
+                self._stop_if_not_finite(ro.rewards, "reward", lambda i: f"the reward model {self.paths['reward']} scored "
+                                         f"sample {i} of rollout {rollout_idx} {ro.rewards[i].item()}")
         ro.kl = approx_kl(ro.old_log_probs, ro.ref_log_probs, a.algo.kl.estimator) * ro.action_mask
         ro.advantages, ro.returns = compute_advantages(
             ro.rewards, ro.kl, ro.action_mask, a.rollout.n_samples_per_prompt, a.algo.advantage.estimator,
             a.algo.kl.init_coef, tuple(a.reward.clip_range),
         )
+        self._stop_if_not_finite(ro.advantages.masked_fill(ro.action_mask == 0, 0), "advantage", lambda i: (
+            f"{a.algo.advantage.estimator} advantages of rollout {rollout_idx} from the finite rewards "
+            f"{ro.rewards.reshape(-1, n)[i // n].tolist()} and a KL to the reference of "
+            f"{masked_mean(ro.kl[i], ro.action_mask[i].float()).item()} per token"))
         groups = ro.rewards.reshape(-1, a.rollout.n_samples_per_prompt)
         self.rollout_info = {
             "group_reward_std": groups.std(-1).mean().item(),
@@ -289,13 +306,19 @@ class LocalTrainer:
             )
             entropy_mean = aggregate_loss(entropy, mask, batch_num_tokens=n_tokens)
             total = out.loss - a.actor.entropy_coef * entropy_mean if a.actor.entropy_coef else out.loss
+            loss, entropy_value = out.loss.item(), entropy_mean.item()
+            if not math.isfinite(loss) or (a.actor.entropy_coef and not math.isfinite(entropy_value)):
+                raise NonFiniteError(self.global_step + 1, "loss", f"{a.actor.policy_loss_type} loss {loss}, entropy {entropy_value}, "
+                                     f"from finite advantages")
             total.backward()
             share = mask.sum().item()
-            sums["policy_loss"] += out.loss.item()
-            sums["entropy"] += entropy_mean.item()
+            sums["policy_loss"] += loss
+            sums["entropy"] += entropy_value
             for k, value in out.metrics.items():
                 token_sums[k] += float(value) * share
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, a.actor.max_norm)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, a.actor.max_norm))
+        if not math.isfinite(grad_norm):
+            raise NonFiniteError(self.global_step + 1, "gradient", f"norm {grad_norm} from a finite loss")
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -305,7 +328,7 @@ class LocalTrainer:
             "policy_loss": sums["policy_loss"],
             "entropy": sums["entropy"],
             **{logged_name("openrlhf", k): v / n_tokens for k, v in token_sums.items()},
-            "actor_grad_norm": float(grad_norm),
+            "actor_grad_norm": grad_norm,
             "actor_lr": lr,
             "reward": batch.rewards.mean().item(),
             "return": (batch.returns[:, 0]).mean().item(),
