@@ -17,6 +17,7 @@ class PromptSet:
 
     prompts: List[str]
     labels: List[Any] = field(default_factory=list)  # "" per prompt without --data.label_key, as OpenRLHF
+    fields: List[str] = field(default_factory=list)  # the fields of the first row (none for plain-text prompts)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -93,7 +94,7 @@ def load_prompts(
         raise ConfigError(f"--{flag} {path} holds no prompts")
     labels = labels or [""] * len(prompts)
     n = max_samples if max_samples else len(prompts)
-    return PromptSet(prompts[:n], labels[:n])
+    return PromptSet(prompts[:n], labels[:n], [str(k) for k in rows[0]] if isinstance(rows[0], dict) else [])
 
 
 def episode_order(n_prompts: int, seed: int, episode: int) -> List[int]:

@@ -73,6 +73,18 @@ def check_inputs(cfg: LocalConfig) -> None:
                           f"an HTTP reward server needs OpenRLHF itself")
 
 
+def check_labels(reward_fn: Optional[RewardFunction], label_key: Optional[str], prompt_set: PromptSet) -> None:
+    """A reward_func that reads its labels needs --data.label_key: without it every label is '' and every reward is
+    computed against nothing (OpenRLHF 0.11.2's --data.label_key defaults to none, and it passes '' the same way)."""
+    if reward_fn is None or label_key is not None or not reward_fn.reads_labels:
+        return
+    where = (f"the prompts' fields: {', '.join(prompt_set.fields)}" if prompt_set.fields
+             else "the prompts are plain text, which have no labels: give a .jsonl or dataset with a label field")
+    raise ConfigError(f"--reward.remote_url {reward_fn.path}: reward_func reads its labels, but no --data.label_key is given, so "
+                      f"every label would be '' (as with OpenRLHF's default): set --data.label_key to the field with the "
+                      f"reference answer ({where})")
+
+
 def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
     """Check and load everything the run needs, cheapest first; the first problem raises :class:`ConfigError`."""
     from .hub import resolve_dataset, resolve_model
@@ -98,6 +110,7 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
             reward = assets.reward
             reward_fn = RewardFunction(assets.reward_func) if assets.reward_func else None
     prompt_set = load_prompts(prompts, a.data.input_key, a.data.max_samples, label_key, a.data.prompt_split, data_dir)
+    check_labels(reward_fn, label_key, prompt_set)
     sizes = Sizes.of(a, len(prompt_set))
     check_sizes(cfg, sizes)
     return Inputs(policy, reward, reward_fn.path if reward_fn else None, reward_fn, prompts, data_dir, label_key, prompt_set, sizes)

@@ -16,6 +16,7 @@ The file defines ``reward_func(queries, prompts, labels)`` and returns
 """
 from __future__ import annotations
 
+import dis
 import importlib.util
 import inspect
 import os
@@ -51,6 +52,19 @@ def load_reward_func(path: str) -> Callable:
     return fn
 
 
+def reads_labels(fn: Callable) -> bool:
+    """Whether ``reward_func`` reads its third argument, the labels (True when its code cannot tell)."""
+    fn = inspect.unwrap(fn)
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_argcount < 3:
+        return True
+    name = code.co_varnames[2]
+    if name in code.co_cellvars:  # read inside a nested function or comprehension
+        return True
+    return any(ins.opname.startswith("LOAD_FAST") and name in (ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
+               for ins in dis.get_instructions(code))
+
+
 def _one_value(value: Any, what: str, path: str) -> float:
     t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
     if t.numel() != 1:
@@ -65,6 +79,7 @@ class RewardFunction:
     def __init__(self, path: str):
         self.path = path
         self.fn = load_reward_func(path)
+        self.reads_labels = reads_labels(self.fn)
 
     def __call__(self, queries: List[str], prompts: List[str], labels: List[Any]) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
         rewards, scores, extra = [], [], {}
