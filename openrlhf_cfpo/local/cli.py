@@ -82,6 +82,12 @@ def main_plot(argv: Optional[List[str]] = None) -> int:
     if not 0 <= args.smooth < 1:
         print(f"openrlhf-cfpo plot: error: --smooth must be in [0, 1), got {args.smooth}", file=sys.stderr)
         return 2
+    from .outputs import figure_problem
+
+    problem = figure_problem("output", args.output)
+    if problem:
+        print(f"openrlhf-cfpo plot: error: {problem}", file=sys.stderr)
+        return 2
     try:
         runs = read_runs(args.runs)
     except PlotError as e:

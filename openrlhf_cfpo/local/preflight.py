@@ -18,6 +18,7 @@ from .config import LocalConfig, Sizes, check_sizes
 from .data import PromptSet, load_prompts
 from .errors import ConfigError
 from .logger import METRICS_FILE, RUN_CONFIG
+from .outputs import folder_problem
 from .rewards import RewardFunction
 
 
@@ -42,7 +43,12 @@ class Inputs:
 
 
 def check_run_folder(cfg: LocalConfig) -> None:
-    """An earlier run in ``--ckpt.output_dir`` is continued only with ``--resume``, and only with its own flags."""
+    """Every output folder can be written, and an earlier run in ``--ckpt.output_dir`` is continued only with
+    ``--resume``, and only with its own flags."""
+    for flag in ("ckpt.output_dir", "ckpt.path", "logger.tensorboard_dir"):
+        problem = folder_problem(flag, cfg.flat[flag])
+        if problem:
+            raise ConfigError(problem)
     out = Path(cfg.args.ckpt.output_dir)
     if not cfg.args.ckpt.load_enable:
         if (out / METRICS_FILE).exists():
@@ -85,13 +91,18 @@ def check_labels(reward_fn: Optional[RewardFunction], label_key: Optional[str], 
                       f"reference answer ({where})")
 
 
+def check_without_loading(cfg: LocalConfig) -> None:
+    """What can be checked without importing, fetching or building anything: the run folder and the input paths."""
+    check_run_folder(cfg)
+    check_inputs(cfg)
+
+
 def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
     """Check and load everything the run needs, cheapest first; the first problem raises :class:`ConfigError`."""
     from .hub import resolve_dataset, resolve_model
 
     a = cfg.args
-    check_run_folder(cfg)
-    check_inputs(cfg)
+    check_without_loading(cfg)
     # The user's module is imported once, here: a file without reward_func stops the run before any model loads.
     reward_fn = RewardFunction(a.reward.remote_url) if a.reward.remote_url is not None else None
     # Hub names are fetched (or found cached) before the embedded default is built, so a bad name stops at once.

@@ -19,8 +19,14 @@ from .errors import ConfigError
 
 
 def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
-    """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``); the first bad one raises ConfigError."""
-    return [parse_args(flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
+    """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``), its run folder and input paths checked; the
+    first bad one raises ConfigError."""
+    from .preflight import check_without_loading
+
+    configs = [parse_args(flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
+    for cfg in configs:
+        check_without_loading(cfg)
+    return configs
 
 
 def prepare_embedded_defaults(configs: Sequence[LocalConfig], log: Callable[[str], None]) -> None:
@@ -59,7 +65,12 @@ def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str,
             start_order: Optional[List[str]] = None) -> Tuple[Optional[List[LocalConfig]], int]:
     """Check, prepare and train ``runs``: ``(configs, 0)``, or ``(None, exit code)`` after one error line
     (2: bad flags, nothing trained; 1: a run failed)."""
+    from .outputs import folder_problem
+
     try:
+        problem = folder_problem("output", str(output))
+        if problem:
+            raise ConfigError(problem)
         configs = check_runs(runs, output)
     except ConfigError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

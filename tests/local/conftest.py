@@ -79,3 +79,16 @@ def chatml_tokenizer():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.chatml_tokenizer_with_base_eos()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder in which no file can be created: a chmod'ed one, or for root (whom permissions do not stop) /sys."""
+    if os.geteuid() == 0:
+        yield "/sys"
+        return
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield str(folder)
+    folder.chmod(0o755)

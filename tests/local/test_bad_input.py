@@ -54,3 +54,60 @@ def test_an_existing_run_is_not_overwritten_without_resume(local_flags, capsys, 
     line = _run_and_error(local_flags, capsys, out, fresh=False)
     assert "--resume" in line
     assert (out / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    import openrlhf_cfpo.local.trainer as trainer
+
+    monkeypatch.setattr(trainer.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("a model was loaded"))
+
+
+@pytest.mark.parametrize("flag", ["--ckpt.output_dir", "--ckpt.path", "--logger.tensorboard_dir"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_model_loads(local_flags, capsys, tmp_path, read_only_folder,
+                                                                                   no_model_loads, flag):
+    target = f"{read_only_folder}/openrlhf-cfpo-test/run"
+    extra = [flag, target] if flag != "--ckpt.output_dir" else []
+    out = target if flag == "--ckpt.output_dir" else str(tmp_path / "run")
+    code = main_local([*local_flags, *extra, "--ckpt.output_dir", out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"openrlhf-cfpo local: error: {flag} {target} is not writable (creating a file in {read_only_folder} failed")
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_model_loads(local_flags, capsys, tmp_path, no_model_loads):
+    (tmp_path / "run").write_text("notes")
+    line = _run_and_error(local_flags, capsys, tmp_path / "run", fresh=False)
+    assert line == f"openrlhf-cfpo local: error: --ckpt.output_dir {tmp_path / 'run'} is a file; give a folder"
+    line = _run_and_error([*local_flags, "--ckpt.path", str(tmp_path / "run" / "ckpt")], capsys, tmp_path / "out")
+    assert f"--ckpt.path {tmp_path / 'run' / 'ckpt'} cannot be created: {tmp_path / 'run'} is a file" in line
+
+
+def test_plot_refuses_an_output_it_cannot_write_before_reading_any_run(tmp_path, capsys, read_only_folder, monkeypatch):
+    import openrlhf_cfpo.local.plot as plot
+
+    monkeypatch.setattr(plot, "read_runs", lambda *a: pytest.fail("runs were read"))
+    from openrlhf_cfpo.local.cli import main_plot
+
+    for output, words in ((f"{read_only_folder}/fig.png", f"--output {read_only_folder}/fig.png: its folder is not writable"),
+                          (str(tmp_path / "fig.bmp"), ".bmp is not a figure format matplotlib writes; end the name in .png"),
+                          (str(tmp_path / "fig"), "no extension is not a figure format")):
+        assert main_plot([str(tmp_path), "--output", output]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("openrlhf-cfpo plot: error: ") and words in err[0], err
+
+
+def test_compare_refuses_an_unwritable_output_and_finished_runs_before_any_run_starts(local_flags, tmp_path, capsys, read_only_folder,
+                                                                                     monkeypatch):
+    import openrlhf_cfpo.local.runs as runs
+    from openrlhf_cfpo.local.cli import main_compare
+
+    monkeypatch.setattr(runs, "train_children", lambda *a, **k: pytest.fail("a run started"))
+    assert main_compare(["--output", f"{read_only_folder}/cmp", *local_flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"openrlhf-cfpo compare: error: --output {read_only_folder}/cmp is not writable")
+    (tmp_path / "cmp" / "ppo_kl0").mkdir(parents=True)
+    (tmp_path / "cmp" / "ppo_kl0" / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert main_compare(["--output", str(tmp_path / "cmp"), *local_flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ppo_kl0 already holds a run (metrics.jsonl); pass --resume" in err[0]
