@@ -192,11 +192,25 @@ class LocalTrainer:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def _load_checkpoint(self) -> None:
-        found = checkpoint.latest(self.args.ckpt.path)
-        if found is None:
+        """The newest checkpoint that loads; one that cannot be read is passed over with a warning line."""
+        found = checkpoint.newest_first(self.args.ckpt.path)
+        if not found:
             self.log(f"--resume: no checkpoint in {self.args.ckpt.path}; starting from step 0")
             return
-        state = checkpoint.load(found)
+        for path in found:
+            try:
+                self._restore(checkpoint.load(path))
+            except Exception as e:  # a truncated or corrupt file raises whatever its first bad byte makes torch raise
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                self.log(f"warning: checkpoint {path} cannot be read ({type(e).__name__}: {reason[:200]}); "
+                         f"{'falling back to the previous one' if path != found[-1] else 'no earlier checkpoint is left'}")
+                continue
+            self.log(f"resumed from {path} (step {self.global_step}/{self.sizes.total_steps})")
+            return
+        raise ConfigError(f"--resume: no checkpoint in {self.args.ckpt.path} can be read (see the warnings above); move them "
+                          f"away to start over, or choose another --ckpt.output_dir")
+
+    def _restore(self, state: Dict) -> None:
         self.policy.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -205,7 +219,6 @@ class LocalTrainer:
         self.plan, self.rollout_info = state["plan"], state["rollout_info"]
         self.elapsed_before = state["elapsed"]
         checkpoint.set_rng_state(state["rng"])
-        self.log(f"resumed from {found} (step {self.global_step}/{self.sizes.total_steps})")
 
     def _save_checkpoint(self, elapsed: float) -> None:
         state = {

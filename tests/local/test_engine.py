@@ -119,3 +119,37 @@ def test_tensorboard_holds_every_logged_metric_of_every_step(local_flags, tmp_pa
     for metric in ("reward", "response_length", "ppo_clip_ratio", "kl", "ppo_kl", "ratio_dev_mean"):
         steps, values = tb.series[metric]
         assert steps == [r["step"] for r in rows] and values == pytest.approx([r[metric] for r in rows], rel=1e-6)
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_when_the_newest_cannot_be_read(local_flags, tmp_path, capsys):
+    flags = [*local_flags, "--ckpt.save_steps", "2", "--ckpt.max_num", "3", "--ckpt.output_dir", str(tmp_path / "run")]
+    full = _trainer(local_flags, tmp_path / "full", "--ckpt.save_steps", "2")
+    full.fit()
+    assert main_local(flags) == 0
+    ckpts = tmp_path / "run" / "checkpoints"
+    (ckpts / "global_step_6" / "state.pt").write_bytes(b"not a checkpoint")  # a disk fault, a hand edit
+    (ckpts / "global_step_4" / "state.pt").write_bytes((ckpts / "global_step_4" / "state.pt").read_bytes()[:1000])  # truncated
+    capsys.readouterr()
+    logs = []
+    resumed = LocalTrainer(parse_args([*flags, "--resume"]), log=logs.append)
+    assert resumed.global_step == 2
+    assert logs[0].startswith(f"warning: checkpoint {ckpts / 'global_step_6'} cannot be read (") and "falling back" in logs[0]
+    assert logs[1].startswith(f"warning: checkpoint {ckpts / 'global_step_4'} cannot be read (")
+    assert logs[2] == f"resumed from {ckpts / 'global_step_2'} (step 2/6)"
+    resumed.fit()  # and continues exactly as the uninterrupted run
+    a, b = (_deterministic(read_metrics(str(tmp_path / r / "metrics.jsonl"))) for r in ("full", "run"))
+    assert [r.keys() for r in a] == [r.keys() for r in b]
+    assert [v for r in a for v in r.values()] == pytest.approx([v for r in b for v in r.values()], rel=1e-5, abs=1e-6)
+
+
+def test_resume_stops_in_one_line_when_no_checkpoint_can_be_read(local_flags, tmp_path, capsys):
+    flags = [*local_flags, "--ckpt.save_steps", "3", "--ckpt.output_dir", str(tmp_path / "run")]
+    assert main_local(flags) == 0
+    for state in (tmp_path / "run" / "checkpoints").glob("*/state.pt"):
+        state.write_bytes(b"")
+    capsys.readouterr()
+    assert main_local([*flags, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(" cannot be read")[0] for line in err[:-1]] == [
+        f"warning: checkpoint {tmp_path / 'run' / 'checkpoints' / f'global_step_{k}'}" for k in (6, 3)]
+    assert err[-1].startswith("openrlhf-cfpo local: error: --resume: no checkpoint in ") and "can be read" in err[-1]
