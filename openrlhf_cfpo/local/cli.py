@@ -6,15 +6,29 @@ import os
 import sys
 from typing import List, Optional
 
+from .errors import EXIT_INTERRUPTED
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _until_ctrl_c(prog: str, main, argv: Optional[List[str]]) -> int:
+    """``main(argv)``, with a Ctrl-C that reaches here (during start-up: imports, checks, loading) as one line."""
+    try:
+        return main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted during start-up, before anything was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def main_local(argv: Optional[List[str]] = None) -> int:
+    return _until_ctrl_c("openrlhf-cfpo local", _local, argv)
+
+
+def _local(argv: List[str]) -> int:
     from .config import parse_args
-    from .errors import ConfigError, NonFiniteError, RewardFuncError
+    from .errors import ConfigError, Interrupted, NonFiniteError, RewardFuncError
 
     prog = "openrlhf-cfpo local"
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cfg = parse_args(argv)
     except SystemExit as e:  # --help
@@ -39,11 +53,14 @@ def main_local(argv: Optional[List[str]] = None) -> int:
     except NonFiniteError as e:
         print(f"{prog}: error: {e}; {_resume_point(cfg)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        last = trainer.global_step - trainer.global_step % max(cfg.args.ckpt.save_steps, 1)
-        print(f"{prog}: interrupted at step {trainer.global_step}; `--resume` continues from the last checkpoint "
-              f"(step {last if cfg.args.ckpt.save_steps > 0 else 0})", file=sys.stderr)
-        return 130
+    except Interrupted as e:
+        kept = (f"saved {e.checkpoint}: `--resume` continues from it" if e.checkpoint is not None
+                else "nothing saved (--ckpt.save_steps -1)")
+        print(f"{prog}: interrupted at step {e.step}/{e.total}; {kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # a second Ctrl-C, inside a step
+        print(f"{prog}: interrupted inside step {trainer.global_step + 1}, before it was saved; {_resume_point(cfg)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s; metrics in {cfg.args.ckpt.output_dir}/metrics.jsonl", file=sys.stderr)
     return 0
 
@@ -59,18 +76,28 @@ def _resume_point(cfg) -> str:
 
 
 def main_compare(argv: Optional[List[str]] = None) -> int:
-    from .compare import main
+    def compare(args: List[str]) -> int:
+        from .compare import main
 
-    return main(list(sys.argv[1:] if argv is None else argv))
+        return main(args)
+
+    return _until_ctrl_c("openrlhf-cfpo compare", compare, argv)
 
 
 def main_sweep(argv: Optional[List[str]] = None) -> int:
-    from .sweep import main
+    def sweep(args: List[str]) -> int:
+        from .sweep import main
 
-    return main(list(sys.argv[1:] if argv is None else argv))
+        return main(args)
+
+    return _until_ctrl_c("openrlhf-cfpo sweep", sweep, argv)
 
 
 def main_plot(argv: Optional[List[str]] = None) -> int:
+    return _until_ctrl_c("openrlhf-cfpo plot", _plot, argv)
+
+
+def _plot(argv: List[str]) -> int:
     from .plot import PlotError, plot_runs, read_runs
 
     p = argparse.ArgumentParser(prog="openrlhf-cfpo plot", description="Figure-3-style curves (reward, length, clip ratio, KL) per run.")
@@ -78,7 +105,7 @@ def main_plot(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--output", required=True, help="PNG file to write")
     p.add_argument("--smooth", type=float, default=0.6, help="EMA weight in [0, 1); 0 plots raw values")
     p.add_argument("--title", default=None)
-    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = p.parse_args(argv)
     if not 0 <= args.smooth < 1:
         print(f"openrlhf-cfpo plot: error: --smooth must be in [0, 1), got {args.smooth}", file=sys.stderr)
         return 2

@@ -104,7 +104,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
     flags = COMPARE_DEFAULTS + local_flags
     runs = {run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
             for kl in opts.kl_coefs for loss in opts.losses}
-    configs, code = run_all(runs, output, opts.jobs, prog)
+    configs, code = run_all(runs, output, opts.jobs, prog, argv)
     if configs is None:
         return code
     curves = read_runs([str(output / name) for name in runs])

@@ -4,18 +4,26 @@ Every run's flags are checked before any run starts; the embedded default a run 
 here, not by each child at the same time; then the children train concurrently, ``jobs`` at a time,
 one CPU thread each when there are more runs than cores (the embedded defaults' tiny models use a core
 better that way than by splitting one run across cores).
+
+Ctrl-C: the children run in a session of their own, so the terminal's Ctrl-C reaches this process alone,
+which passes it on to every running child exactly once; each saves the step it is in and stops, and one
+line says how to resume the whole set (the same command with ``--resume``). A second Ctrl-C is passed on
+too: the children stop at once.
 """
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .config import LocalConfig, parse_args
-from .errors import ConfigError
+from .errors import EXIT_INTERRUPTED, ConfigError
 
 
 def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
@@ -36,8 +44,10 @@ def prepare_embedded_defaults(configs: Sequence[LocalConfig], log: Callable[[str
         embedded.get(name).cached(log=log)
 
 
-def train_children(runs: Dict[str, List[str]], output: Path, jobs: int, start_order: Optional[List[str]] = None) -> List[str]:
-    """Train every run as a child process, ``jobs`` at a time, in ``start_order``; returns the names of failed runs.
+def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
+                   start_order: Optional[List[str]] = None) -> Tuple[List[str], bool]:
+    """Train every run as a child process, ``jobs`` at a time, in ``start_order``; returns the names of failed runs
+    and whether Ctrl-C (or SIGTERM) stopped the set.
 
     With more runs than jobs, start the longest first (``start_order``) so the last wave is short.
     """
@@ -45,26 +55,39 @@ def train_children(runs: Dict[str, List[str]], output: Path, jobs: int, start_or
     threads = max((os.cpu_count() or 1) // min(jobs, len(runs)), 1)
     pending = list(start_order or runs)
     active: List[tuple[str, subprocess.Popen]] = []
-    failed = []
-    while pending or active:
-        while pending and len(active) < jobs:
-            name = pending.pop(0)
-            cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *runs[name], "--ckpt.output_dir", str(output / name),
-                   "--num_threads", str(threads), "--logger.progress", "none"]
-            active.append((name, subprocess.Popen(cmd)))
-        time.sleep(0.2)
-        for name, proc in list(active):
-            if proc.poll() is not None:
-                active.remove((name, proc))
-                if proc.returncode != 0:
-                    failed.append(name)
-    return failed
+    failed, interrupted = [], False
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None  # SIGTERM as Ctrl-C
+    try:
+        while pending or active:
+            try:
+                while pending and len(active) < jobs:
+                    name = pending.pop(0)
+                    cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *runs[name], "--ckpt.output_dir", str(output / name),
+                           "--num_threads", str(threads), "--logger.progress", "none"]
+                    active.append((name, subprocess.Popen(cmd, start_new_session=True)))
+                time.sleep(0.2)
+                for name, proc in list(active):
+                    if proc.poll() is not None:
+                        active.remove((name, proc))
+                        if proc.returncode != 0 and not (interrupted and proc.returncode == EXIT_INTERRUPTED):
+                            failed.append(name)
+            except KeyboardInterrupt:
+                interrupted = True
+                pending.clear()
+                for _, proc in active:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return failed, interrupted
 
 
-def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str,
+def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv: Sequence[str],
             start_order: Optional[List[str]] = None) -> Tuple[Optional[List[LocalConfig]], int]:
-    """Check, prepare and train ``runs``: ``(configs, 0)``, or ``(None, exit code)`` after one error line
-    (2: bad flags, nothing trained; 1: a run failed)."""
+    """Check, prepare and train ``runs`` (for the command ``prog argv``): ``(configs, 0)``, or ``(None, exit code)``
+    after one error line (2: bad flags, nothing trained; 1: a run failed; 130: interrupted, progress saved)."""
     from .outputs import folder_problem
 
     try:
@@ -76,7 +99,15 @@ def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str,
         print(f"{prog}: error: {e}", file=sys.stderr)
         return None, 2
     prepare_embedded_defaults(configs, log=lambda m: print(m, file=sys.stderr))
-    failed = train_children(runs, output, jobs, start_order)
+    failed, interrupted = train_children(runs, output, jobs, start_order)
+    if interrupted:
+        if configs[0].args.ckpt.save_steps <= 0:
+            print(f"{prog}: interrupted; nothing was saved (--ckpt.save_steps {configs[0].args.ckpt.save_steps})", file=sys.stderr)
+            return None, EXIT_INTERRUPTED
+        resume = [*prog.split(), *argv, *([] if {"--resume", "--ckpt.load_enable"} & set(argv) else ["--resume"])]
+        print(f"{prog}: interrupted; every run that started saved its last step (see above); resume them all with: "
+              f"{shlex.join(resume)}", file=sys.stderr)
+        return None, EXIT_INTERRUPTED
     if failed:
         print(f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}", file=sys.stderr)
         return None, 1

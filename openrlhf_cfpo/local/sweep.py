@@ -178,7 +178,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
     runs = {run_name(loss, k): [*flags, "--train.max_epochs", str(k), "--actor.policy_loss_type", loss]
             for k in iterations for loss in opts.losses}
     longest_first = [run_name(loss, k) for k in reversed(iterations) for loss in opts.losses]
-    configs, code = run_all(runs, output, opts.jobs, prog, start_order=longest_first)
+    configs, code = run_all(runs, output, opts.jobs, prog, argv, start_order=longest_first)
     if configs is None:
         return code
     a = configs[0].args

@@ -14,6 +14,8 @@ import contextlib
 import json
 import math
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -31,7 +33,7 @@ from . import checkpoint
 from .advantages import approx_kl, compute_advantages
 from .config import LocalConfig
 from .data import minibatch_plan, rollout_indices
-from .errors import ConfigError, NonFiniteError
+from .errors import ConfigError, Interrupted, NonFiniteError
 from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
 from .preflight import Inputs, prepare
@@ -97,6 +99,42 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+class CtrlC:
+    """SIGINT while training: the first Ctrl-C stops the run at the end of the current optimizer step, saved (or at
+    once while a rollout is being generated: that rollout is dropped and redone on resume); a second stops at once.
+
+    Outside the main thread (where signal handlers cannot be set) Ctrl-C keeps Python's default.
+    """
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log, self.requested, self.droppable, self.previous = log, False, False, None
+
+    def __enter__(self) -> "CtrlC":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.droppable or self.requested:
+            self.requested = True
+            raise KeyboardInterrupt
+        self.requested = True
+        self.log("interrupted: stopping after this optimizer step, which is saved (Ctrl-C again to stop at once)")
+
+    @contextlib.contextmanager
+    def dropping(self):
+        """A stretch that Ctrl-C may cut at once because nothing of it is kept (a rollout being generated)."""
+        self.droppable = True
+        try:
+            yield
+        finally:
+            self.droppable = False
 
 
 class LocalTrainer:
@@ -358,6 +396,12 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------ loop
 
+    def _stop_interrupted(self, elapsed: float, saved: bool) -> None:
+        """At a step boundary after Ctrl-C: save this step (unless just saved, or checkpoints are off) and raise Interrupted."""
+        if not saved and self.args.ckpt.save_steps > 0:
+            self._save_checkpoint(elapsed)
+        raise Interrupted(self.global_step, self.sizes.total_steps, checkpoint.latest(self.args.ckpt.path) if self.args.ckpt.save_steps > 0 else None)
+
     def fit(self) -> Dict[str, float]:
         a, sizes = self.args, self.sizes
         out = Path(a.ckpt.output_dir)
@@ -368,37 +412,49 @@ class LocalTrainer:
         t0 = time.time()
         tokens_trained = 0
         last: Dict[str, float] = {}
+        ctrl_c = CtrlC(self.log)
         try:
-            while self.rollout_idx < sizes.num_rollouts:
-                if self.buffer is None:
-                    self.buffer = self.make_experience(self.rollout_idx)
-                    self.plan = minibatch_plan(sizes.samples_per_rollout, a.train.batch_size, a.train.max_epochs, a.train.seed, self.rollout_idx)
-                    self.step_in_rollout = 0
-                t_step = time.time()
-                batch = self.buffer.select(self.plan[self.step_in_rollout])
-                metrics = self.train_step(batch)
-                tokens_trained += int(batch.action_mask.sum())
-                self.global_step += 1
-                self.step_in_rollout += 1
-                record = {
-                    "step": self.global_step,
-                    "rollout": self.rollout_idx,
-                    "epoch": (self.step_in_rollout - 1) // sizes.steps_per_epoch,
-                    **metrics,
-                    **(self.rollout_info if self.step_in_rollout == 1 else {}),
-                    "group_reward_std": self.rollout_info.get("group_reward_std", 0.0),
-                    "timing/train_step": time.time() - t_step,
-                    "time": self.elapsed_before + time.time() - t0,
-                }
-                if self.step_in_rollout == sizes.steps_per_rollout:
-                    self.buffer, self.plan = None, None
-                    self.rollout_idx += 1
-                logger.log(record)
-                last = record
-                if a.ckpt.save_steps > 0 and self.global_step % a.ckpt.save_steps == 0:
-                    self._save_checkpoint(record["time"])
-                for cb in self.callbacks:
-                    cb(self, record)
+            with ctrl_c:
+                while self.rollout_idx < sizes.num_rollouts:
+                    if self.buffer is None:
+                        rng = checkpoint.rng_state()
+                        try:
+                            with ctrl_c.dropping():
+                                buffer = self.make_experience(self.rollout_idx)
+                        except KeyboardInterrupt:
+                            checkpoint.set_rng_state(rng)  # as if this rollout had never started: resume redoes it exactly
+                            self._stop_interrupted(self.elapsed_before + time.time() - t0, saved=False)
+                        self.buffer = buffer
+                        self.plan = minibatch_plan(sizes.samples_per_rollout, a.train.batch_size, a.train.max_epochs, a.train.seed, self.rollout_idx)
+                        self.step_in_rollout = 0
+                    t_step = time.time()
+                    batch = self.buffer.select(self.plan[self.step_in_rollout])
+                    metrics = self.train_step(batch)
+                    tokens_trained += int(batch.action_mask.sum())
+                    self.global_step += 1
+                    self.step_in_rollout += 1
+                    record = {
+                        "step": self.global_step,
+                        "rollout": self.rollout_idx,
+                        "epoch": (self.step_in_rollout - 1) // sizes.steps_per_epoch,
+                        **metrics,
+                        **(self.rollout_info if self.step_in_rollout == 1 else {}),
+                        "group_reward_std": self.rollout_info.get("group_reward_std", 0.0),
+                        "timing/train_step": time.time() - t_step,
+                        "time": self.elapsed_before + time.time() - t0,
+                    }
+                    if self.step_in_rollout == sizes.steps_per_rollout:
+                        self.buffer, self.plan = None, None
+                        self.rollout_idx += 1
+                    logger.log(record)
+                    last = record
+                    saved = a.ckpt.save_steps > 0 and self.global_step % a.ckpt.save_steps == 0
+                    if saved:
+                        self._save_checkpoint(record["time"])
+                    for cb in self.callbacks:
+                        cb(self, record)
+                    if ctrl_c.requested and self.rollout_idx < sizes.num_rollouts:  # (after the last step: just finish)
+                        self._stop_interrupted(record["time"], saved)
         finally:
             logger.close()
         elapsed = self.elapsed_before + time.time() - t0
