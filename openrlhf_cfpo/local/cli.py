@@ -6,7 +6,7 @@ import os
 import sys
 from typing import List, Optional
 
-from .errors import EXIT_INTERRUPTED
+from .errors import EXIT_INTERRUPTED, report
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -34,7 +34,7 @@ def _local(argv: List[str]) -> int:
     except SystemExit as e:  # --help
         return int(e.code or 0)
     except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(prog, e)
         return 2
     from .preflight import prepare
     from .trainer import LocalTrainer
@@ -43,7 +43,7 @@ def _local(argv: List[str]) -> int:
     try:
         trainer = LocalTrainer(cfg, log=log, inputs=prepare(cfg, log))
     except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(prog, e)
         return 2
     try:
         summary = trainer.fit()

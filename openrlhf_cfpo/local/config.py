@@ -202,53 +202,49 @@ def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
     flat["ckpt.path"] = flat["ckpt.path"] or os.path.join(out, "checkpoints")
     flat["logger.tensorboard_dir"] = flat["logger.tensorboard_dir"] or os.path.join(out, "tensorboard")
     cfg = LocalConfig(flat, nest(flat))
-    check_flags(cfg)
+    problems = flag_problems(cfg)
+    if problems:
+        raise ConfigError(*problems)
     return cfg
 
 
-def _positive(flat, *names):
-    for n in names:
-        if flat[n] is None or flat[n] <= 0:
-            raise ConfigError(f"--{n} must be > 0, got {flat[n]}")
-
-
-def check_flags(cfg: LocalConfig) -> None:
+def flag_problems(cfg: LocalConfig) -> List[str]:
+    """Every problem of the flags by themselves (nothing they point at is touched), one line each."""
     f, a = cfg.flat, cfg.args
-    _positive(f, "rollout.batch_size", "rollout.n_samples_per_prompt", "rollout.micro_batch_size", "rollout.max_new_tokens",
-              "train.batch_size", "train.micro_batch_size", "train.max_epochs", "train.num_episodes", "data.max_samples",
-              "actor.adam.lr", "actor.eps_clip", "actor.logprobs_chunk_size")
+    problems = []
+    positive = ("rollout.batch_size", "rollout.n_samples_per_prompt", "rollout.micro_batch_size", "rollout.max_new_tokens",
+                "train.batch_size", "train.micro_batch_size", "train.max_epochs", "train.num_episodes", "data.max_samples",
+                "actor.adam.lr", "actor.logprobs_chunk_size")  # eps: the registry's own check below
+    problems += [f"--{n} must be > 0, got {f[n]}" for n in positive if f[n] is None or f[n] <= 0]
     if a.rollout.temperature <= 0:
-        raise ConfigError(f"--rollout.temperature must be > 0 (sampling only), got {a.rollout.temperature}")
+        problems.append(f"--rollout.temperature must be > 0 (sampling only), got {a.rollout.temperature}")
     if not 0 < a.rollout.top_p <= 1:
-        raise ConfigError(f"--rollout.top_p must be in (0, 1], got {a.rollout.top_p}")
+        problems.append(f"--rollout.top_p must be in (0, 1], got {a.rollout.top_p}")
     n = a.rollout.n_samples_per_prompt
-    if n < 2:
-        raise ConfigError(
-            f"--algo.advantage.estimator {a.algo.advantage.estimator} needs --rollout.n_samples_per_prompt >= 2 "
-            f"(the baseline comes from the other samples of the same prompt), got {n}"
-        )
+    if 0 < n < 2:
+        problems.append(f"--algo.advantage.estimator {a.algo.advantage.estimator} needs --rollout.n_samples_per_prompt >= 2 "
+                        f"(the baseline comes from the other samples of the same prompt), got {n}")
     samples = a.rollout.batch_size * n
-    if samples % a.train.batch_size:
-        raise ConfigError(
-            f"--train.batch_size {a.train.batch_size} must divide the rollout size --rollout.batch_size x "
-            f"--rollout.n_samples_per_prompt = {samples}"
-        )
-    if a.train.batch_size % a.train.micro_batch_size:
-        raise ConfigError(f"--train.micro_batch_size {a.train.micro_batch_size} must divide --train.batch_size {a.train.batch_size}")
+    if samples > 0 and a.train.batch_size > 0 and samples % a.train.batch_size:
+        problems.append(f"--train.batch_size {a.train.batch_size} must divide the rollout size --rollout.batch_size x "
+                        f"--rollout.n_samples_per_prompt = {samples}")
+    if a.train.batch_size > 0 and a.train.micro_batch_size > 0 and a.train.batch_size % a.train.micro_batch_size:
+        problems.append(f"--train.micro_batch_size {a.train.micro_batch_size} must divide --train.batch_size {a.train.batch_size}")
     low, high = a.reward.clip_range
     if low >= high:
-        raise ConfigError(f"--reward.clip_range LOW HIGH needs LOW < HIGH, got {low} {high}")
+        problems.append(f"--reward.clip_range LOW HIGH needs LOW < HIGH, got {low} {high}")
     try:
         check_policy_loss_args(a.actor.policy_loss_type, *cfg.eps_low_high, a.actor.dual_clip)
     except ValueError as e:  # the registry's own message, with our flag names
-        raise ConfigError(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)") from None
+        problems.append(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)")
     if a.algo.kl.init_coef < 0:
-        raise ConfigError(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
+        problems.append(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
     template = f["data.input_template"]
     if template is not None and "{}" not in template:
-        raise ConfigError(f"--data.input_template {template!r} has no {{}} for the prompt text")
+        problems.append(f"--data.input_template {template!r} has no {{}} for the prompt text")
     if f["reward.remote_url"] is not None and f["reward.model_name_or_path"] is not None:
-        raise ConfigError("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
+        problems.append("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
+    return problems
 
 
 def check_sizes(cfg: LocalConfig, sizes: Sizes) -> None:

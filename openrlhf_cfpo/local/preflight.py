@@ -2,9 +2,10 @@
 
 :func:`.config.parse_args` checks the flags by themselves and touches no file. :func:`prepare` then checks what
 they point at, cheapest first: the run folder (an earlier run there, and on ``--resume`` that its flags match),
-then the inputs (local paths, hub names fetched or found cached), the reward file (imported here, once), the
-embedded default (built on first use), the prompts and the sizes they make. The :class:`Inputs` it returns are
-what the trainer runs on.
+then the inputs (local paths; the reward file, imported here once; hub names fetched or found cached; the reward
+model's config), the embedded default (built on first use), the prompts and the sizes they make. Each stage
+reports every problem it finds, one line each, before the next, costlier one starts. The :class:`Inputs` it
+returns are what the trainer runs on.
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from .config import LocalConfig, Sizes, check_sizes
 from .data import PromptSet, load_prompts
-from .errors import ConfigError
+from .errors import ConfigError, Problems
 from .logger import METRICS_FILE, RUN_CONFIG
 from .outputs import folder_problem
 from .rewards import RewardFunction
@@ -42,41 +43,69 @@ class Inputs:
                 "prompts_data_dir": self.prompts_data_dir, "label_key": self.label_key}
 
 
-def check_run_folder(cfg: LocalConfig) -> None:
+def run_folder_problems(cfg: LocalConfig) -> List[str]:
     """Every output folder can be written, and an earlier run in ``--ckpt.output_dir`` is continued only with
     ``--resume``, and only with its own flags."""
-    for flag in ("ckpt.output_dir", "ckpt.path", "logger.tensorboard_dir"):
-        problem = folder_problem(flag, cfg.flat[flag])
-        if problem:
-            raise ConfigError(problem)
     out = Path(cfg.args.ckpt.output_dir)
-    if not cfg.args.ckpt.load_enable:
-        if (out / METRICS_FILE).exists():
-            raise ConfigError(f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir")
-        return
-    if (out / RUN_CONFIG).exists():
+    problems = [folder_problem("ckpt.output_dir", str(out))]
+    for flag in ("ckpt.path", "logger.tensorboard_dir"):  # (inside a bad output folder: the same problem, said once)
+        if not (problems[0] and Path(cfg.flat[flag]).resolve().is_relative_to(out.resolve())):
+            problems.append(folder_problem(flag, cfg.flat[flag]))
+    if not cfg.args.ckpt.load_enable and (out / METRICS_FILE).exists():
+        problems.append(f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir")
+    elif cfg.args.ckpt.load_enable and (out / RUN_CONFIG).exists():
         diff = cfg.differences(json.loads((out / RUN_CONFIG).read_text()))
         if diff:
-            raise ConfigError(f"--resume needs the flags of the interrupted run; these differ: {', '.join(diff)}")
+            problems.append(f"--resume needs the flags of the interrupted run; these differ: {', '.join(diff)}")
+    return [p for p in problems if p]
 
 
-def check_inputs(cfg: LocalConfig) -> None:
+def input_problems(cfg: LocalConfig) -> List[str]:
     """Every path or hub name the flags give is one that could exist (nothing is fetched or imported here)."""
     from .hub import is_hub_name
 
-    f = cfg.flat
+    f, problems = cfg.flat, []
     for key in ("actor.model_name_or_path", "reward.model_name_or_path"):
         path = f[key]
         if path is not None and not os.path.isdir(path) and not is_hub_name(path):
-            raise ConfigError(f"--{key} {path}: no such folder (give a local Hugging Face model folder, a hub name such as "
-                              f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)")
+            problems.append(f"--{key} {path}: no such folder (give a local Hugging Face model folder, a hub name such as "
+                            f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)")
     dataset = f["data.prompt_dataset"]
     if dataset is not None and not os.path.exists(dataset.partition("@")[0]) and not is_hub_name(dataset.partition("@")[0]):
-        raise ConfigError(f"--data.prompt_dataset {dataset}: no such file or folder (nor a hub dataset name)")
+        problems.append(f"--data.prompt_dataset {dataset}: no such file or folder (nor a hub dataset name)")
     url = f["reward.remote_url"]
-    if url is not None and not url.endswith(".py"):
-        raise ConfigError(f"--reward.remote_url {url}: the local engine calls reward_func from a .py file; "
-                          f"an HTTP reward server needs OpenRLHF itself")
+    define = "the .py file that defines reward_func(queries, prompts, labels)"
+    if url is None:
+        pass
+    elif url.startswith(("http://", "https://")):
+        problems.append(f"--reward.remote_url {url}: an HTTP reward server needs OpenRLHF itself; the local engine calls "
+                        f"reward_func from a .py file")
+    elif os.path.isdir(url):
+        problems.append(f"--reward.remote_url {url} is a folder; give {define}")
+    elif not url.endswith(".py"):
+        problems.append(f"--reward.remote_url {url} does not end in .py: OpenRLHF reads reward_func from a .py file and takes "
+                        f"anything else for the URL of an HTTP reward server; give {define}")
+    elif not os.path.isfile(url):
+        problems.append(f"--reward.remote_url {url}: no such file; give {define}")
+    return problems
+
+
+def reward_model_problem(folder: str) -> Optional[str]:
+    """Why ``folder`` is no reward model, read off its config alone (the weights are loaded later, if ever)."""
+    from transformers import AutoConfig
+
+    flag = f"--reward.model_name_or_path {folder}"
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as e:
+        return f"{flag}: cannot read its config.json ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+    generative = [a for a in config.architectures or [] if a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))]
+    if generative:
+        return (f"{flag} is a language model ({', '.join(generative)}), not a reward model: give a sequence-classification "
+                f"model with one output (num_labels=1), or verifiable rewards as --reward.remote_url FILE.py")
+    if config.num_labels != 1:
+        return f"{flag} has num_labels={config.num_labels}; a reward model outputs one score (num_labels=1)"
+    return None
 
 
 def check_labels(reward_fn: Optional[RewardFunction], label_key: Optional[str], prompt_set: PromptSet) -> None:
@@ -92,23 +121,30 @@ def check_labels(reward_fn: Optional[RewardFunction], label_key: Optional[str], 
 
 
 def check_without_loading(cfg: LocalConfig) -> None:
-    """What can be checked without importing, fetching or building anything: the run folder and the input paths."""
-    check_run_folder(cfg)
-    check_inputs(cfg)
+    """Every problem that shows without importing, fetching or building anything: the run folder and the input paths."""
+    problems = run_folder_problems(cfg) + input_problems(cfg)
+    if problems:
+        raise ConfigError(*problems)
 
 
 def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
-    """Check and load everything the run needs, cheapest first; the first problem raises :class:`ConfigError`."""
+    """Check and load everything the run needs, cheapest first, each stage reporting all of its problems at once."""
     from .hub import resolve_dataset, resolve_model
 
     a = cfg.args
     check_without_loading(cfg)
-    # The user's module is imported once, here: a file without reward_func stops the run before any model loads.
-    reward_fn = RewardFunction(a.reward.remote_url) if a.reward.remote_url is not None else None
-    # Hub names are fetched (or found cached) before the embedded default is built, so a bad name stops at once.
-    policy = resolve_model("actor.model_name_or_path", a.actor.model_name_or_path) if a.actor.model_name_or_path else None
-    reward = resolve_model("reward.model_name_or_path", a.reward.model_name_or_path) if a.reward.model_name_or_path else None
-    prompts, data_dir = resolve_dataset("data.prompt_dataset", a.data.prompt_dataset) if a.data.prompt_dataset else (None, None)
+    problems = Problems()
+    # The user's module is imported once, here. Hub names are fetched (or found cached) and the reward model's config
+    # read before the embedded default is built, so a bad name stops the run at once.
+    url = a.reward.remote_url
+    reward_fn = problems.attempt(RewardFunction, url) if url is not None else None
+    policy = problems.attempt(resolve_model, "actor.model_name_or_path", a.actor.model_name_or_path) if a.actor.model_name_or_path else None
+    reward = problems.attempt(resolve_model, "reward.model_name_or_path", a.reward.model_name_or_path) if a.reward.model_name_or_path else None
+    resolved = problems.attempt(resolve_dataset, "data.prompt_dataset", a.data.prompt_dataset) if a.data.prompt_dataset else None
+    prompts, data_dir = resolved or (None, None)
+    if reward is not None:
+        problems.add(reward_model_problem(reward))
+    problems.raise_any()
     label_key = a.data.label_key
     if cfg.uses_embedded_default:
         from . import embedded
@@ -121,7 +157,8 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
             reward = assets.reward
             reward_fn = RewardFunction(assets.reward_func) if assets.reward_func else None
     prompt_set = load_prompts(prompts, a.data.input_key, a.data.max_samples, label_key, a.data.prompt_split, data_dir)
-    check_labels(reward_fn, label_key, prompt_set)
+    problems.attempt(check_labels, reward_fn, label_key, prompt_set)
     sizes = Sizes.of(a, len(prompt_set))
-    check_sizes(cfg, sizes)
+    problems.attempt(check_sizes, cfg, sizes)
+    problems.raise_any()
     return Inputs(policy, reward, reward_fn.path if reward_fn else None, reward_fn, prompts, data_dir, label_key, prompt_set, sizes)

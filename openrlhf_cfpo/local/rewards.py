@@ -19,7 +19,6 @@ from __future__ import annotations
 import dis
 import importlib.util
 import inspect
-import os
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
@@ -28,10 +27,9 @@ from .errors import ConfigError, RewardFuncError
 
 
 def load_reward_func(path: str) -> Callable:
-    """Import ``path`` as OpenRLHF does and return its ``reward_func``; bad files are one ConfigError line."""
+    """Import ``path`` (an existing file: see :func:`.preflight.input_problems`) as OpenRLHF does and return its
+    ``reward_func``; bad files are one ConfigError line."""
     flag = f"--reward.remote_url {path}"
-    if not os.path.isfile(path):
-        raise ConfigError(f"{flag}: no such file (give a Python file that defines reward_func(queries, prompts, labels))")
     spec = importlib.util.spec_from_file_location("reward_func", path)
     module = importlib.util.module_from_spec(spec)
     try:

@@ -23,17 +23,20 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .config import LocalConfig, parse_args
-from .errors import EXIT_INTERRUPTED, ConfigError
+from .errors import EXIT_INTERRUPTED, ConfigError, Problems, report
 
 
 def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
-    """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``), its run folder and input paths checked; the
-    first bad one raises ConfigError."""
+    """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``), its run folder and input paths checked; every
+    problem of every run raises together as one ConfigError."""
     from .preflight import check_without_loading
 
-    configs = [parse_args(flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
+    problems = Problems()
+    configs = [problems.attempt(parse_args, flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
     for cfg in configs:
-        check_without_loading(cfg)
+        if cfg is not None:
+            problems.attempt(check_without_loading, cfg)
+    problems.raise_any()  # (the runs share most flags: a problem they share is one line)
     return configs
 
 
@@ -96,7 +99,7 @@ def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv
             raise ConfigError(problem)
         configs = check_runs(runs, output)
     except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(prog, e)
         return None, 2
     prepare_embedded_defaults(configs, log=lambda m: print(m, file=sys.stderr))
     failed, interrupted = train_children(runs, output, jobs, start_order)

@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
 from .config import parse_args
-from .errors import ConfigError
+from .errors import ConfigError, report
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_grid, read_runs
 from .runs import run_all
@@ -173,7 +172,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
             if not _given(local_flags, "--train.micro_batch_size"):
                 flags += ["--train.micro_batch_size", str(rollout)]
     except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(prog, e)
         return 2
     runs = {run_name(loss, k): [*flags, "--train.max_epochs", str(k), "--actor.policy_loss_type", loss]
             for k in iterations for loss in opts.losses}

@@ -172,8 +172,6 @@ class LocalTrainer:
         if self.reward_fn is None:
             self.reward_model = _load(AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"],
                                       **frozen).to(self.device)
-            if self.reward_model.config.num_labels != 1:
-                raise ConfigError(f"--reward.model_name_or_path {self.paths['reward']} has num_labels={self.reward_model.config.num_labels}; a reward model outputs one score (num_labels=1)")
             self.reward_pad_id = self.reward_model.config.pad_token_id
             if self.reward_pad_id is None:
                 self.reward_pad_id = reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id

@@ -38,7 +38,7 @@ def test_a_reward_model_with_another_tokenizer_is_refused(local_flags, tiny_asse
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--train.batch_size", "3"], "must divide the rollout size"),
+    (["--train.batch_size", "3", "--train.micro_batch_size", "1"], "must divide the rollout size"),
     (["--train.micro_batch_size", "3"], "must divide --train.batch_size"),
     (["--rollout.n_samples_per_prompt", "1"], "n_samples_per_prompt >= 2"),
     (["--data.max_samples", "2"], "make no rollout"),
@@ -111,3 +111,51 @@ def test_compare_refuses_an_unwritable_output_and_finished_runs_before_any_run_s
     assert main_compare(["--output", str(tmp_path / "cmp"), *local_flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ppo_kl0 already holds a run (metrics.jsonl); pass --resume" in err[0]
+
+
+def _errors(argv, capsys, out):
+    """Every error line of a refused run (exit 2, nothing written)."""
+    code = main_local([*argv, "--ckpt.output_dir", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and all(line.startswith("openrlhf-cfpo local: error: ") for line in err), err
+    assert not out.exists()
+    return [line[len("openrlhf-cfpo local: error: "):] for line in err]
+
+
+def test_every_bad_flag_is_listed_at_once(local_flags, capsys, tmp_path):
+    errors = _errors([*local_flags, "--rollout.temperature", "0", "--rollout.top_p", "2", "--algo.kl.init_coef", "-1"],
+                     capsys, tmp_path / "run")
+    assert errors == ["--rollout.temperature must be > 0 (sampling only), got 0.0", "--rollout.top_p must be in (0, 1], got 2.0",
+                      "--algo.kl.init_coef must be >= 0, got -1.0"]
+
+
+def test_every_missing_input_is_listed_at_once_before_any_model_loads(local_flags, capsys, tmp_path, no_model_loads):
+    errors = _errors([*local_flags, "--actor.model_name_or_path", str(tmp_path / "policy"), "--data.prompt_dataset",
+                      str(tmp_path / "prompts.jsonl"), "--reward.model_name_or_path", str(tmp_path / "rm")], capsys, tmp_path / "run")
+    assert [e.split(":")[0] for e in errors] == [f"--actor.model_name_or_path {tmp_path / 'policy'}",
+                                                 f"--reward.model_name_or_path {tmp_path / 'rm'}",
+                                                 f"--data.prompt_dataset {tmp_path / 'prompts.jsonl'}"]
+
+
+def test_a_causal_lm_given_as_the_reward_model_is_called_a_language_model(local_flags, tiny_assets, capsys, tmp_path, no_model_loads):
+    (error,) = _errors([*local_flags, "--reward.model_name_or_path", tiny_assets.policy], capsys, tmp_path / "run")
+    assert error.startswith(f"--reward.model_name_or_path {tiny_assets.policy} is a language model (LlamaForCausalLM), not a reward model")
+    assert "num_labels=2" not in error
+
+
+def test_a_folder_given_as_the_reward_file_is_called_a_folder(local_flags, capsys, tmp_path):
+    (error,) = _errors([f for f in local_flags[:2]] + local_flags[4:] + ["--reward.remote_url", str(tmp_path)], capsys, tmp_path / "run")
+    assert error == f"--reward.remote_url {tmp_path} is a folder; give the .py file that defines reward_func(queries, prompts, labels)"
+
+
+@pytest.mark.parametrize("lines, words", [
+    (['{"input": "tell me about cats :"}'] * 5 + ['{"input": "tell me about dogs :",}'],
+     "line 6 is not JSON (Expecting property name enclosed in double quotes: column 34)"),
+    (['{"input": "tell me about cats :"}', '{"input": 5}', "", '{"input": 7}'], "line 2, line 4 hold 5 (int) in its field 'input', not text"),
+    (['{"input": "tell me about cats :"}', "5"], "line 2 is 5 (int), not an object with a text field 'input'"),
+])
+def test_a_bad_prompt_row_is_named_by_its_line_and_what_it_holds(local_flags, capsys, tmp_path, lines, words):
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    (error,) = _errors([*local_flags, "--data.prompt_dataset", str(data)], capsys, tmp_path / "run")
+    assert error == f"--data.prompt_dataset {data}: {words}"
