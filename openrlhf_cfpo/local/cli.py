@@ -106,14 +106,17 @@ def _plot(argv: List[str]) -> int:
     p.add_argument("--smooth", type=float, default=0.6, help="EMA weight in [0, 1); 0 plots raw values")
     p.add_argument("--title", default=None)
     args = p.parse_args(argv)
-    if not 0 <= args.smooth < 1:
-        print(f"openrlhf-cfpo plot: error: --smooth must be in [0, 1), got {args.smooth}", file=sys.stderr)
-        return 2
+    from .errors import ConfigError, Problems
     from .outputs import figure_problem
+    from .plot import smooth_problem
 
-    problem = figure_problem("output", args.output)
-    if problem:
-        print(f"openrlhf-cfpo plot: error: {problem}", file=sys.stderr)
+    problems = Problems()
+    problems.add(smooth_problem("smooth", args.smooth))
+    problems.add(figure_problem("output", args.output))
+    try:
+        problems.raise_any()
+    except ConfigError as e:
+        report("openrlhf-cfpo plot", e)
         return 2
     try:
         runs = read_runs(args.runs)

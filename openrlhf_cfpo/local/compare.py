@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
-from .plot import plot_runs, read_runs
+from .plot import plot_runs, read_runs, smooth_problem
 from .runs import run_all
 
 # The off-policy regime: 16 prompts x 4 samples = 64 per rollout, 16 per optimizer step, 2 epochs:
@@ -104,7 +104,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
     flags = COMPARE_DEFAULTS + local_flags
     runs = {run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
             for kl in opts.kl_coefs for loss in opts.losses}
-    configs, code = run_all(runs, output, opts.jobs, prog, argv)
+    configs, code = run_all(runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)])
     if configs is None:
         return code
     curves = read_runs([str(output / name) for name in runs])

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from ..advantages import GROUP_BASELINES
 from ..losses import DEFAULT_POLICY_LOSS, POLICY_LOSSES, check_policy_loss_args, trust_region
+from .device import DEVICE_CHOICES, DEVICE_PATTERN
 from .embedded import REGISTRY as EMBEDDED_DEFAULTS
 from .errors import ConfigError
 
@@ -113,7 +114,7 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     g.add_argument("--ckpt.load_enable", "--resume", dest="ckpt.load_enable", action="store_true", help="continue from the last checkpoint")
     g.add_argument("--logger.tensorboard_dir", default=None, help="TensorBoard folder (default: OUTPUT_DIR/tensorboard)")
     g.add_argument("--logger.progress", default="auto", choices=["auto", "bar", "none"], help="progress bar (auto: only on a terminal)")
-    add("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
+    add("--device", default="auto", help=f"{DEVICE_CHOICES} (auto: cuda if present, else cpu)")
     add("--ds.param_dtype", default="fp32", choices=["fp32", "bf16"],
         help="bf16: mixed precision (bf16 compute under autocast, fp32 master weights and optimizer; the frozen reference "
              "and reward model held in bf16), as OpenRLHF's bf16 on a GPU; also runs on a CPU, where it is rarely faster")
@@ -169,6 +170,7 @@ class Sizes:
 class LocalConfig:
     flat: Dict[str, Any]
     args: SimpleNamespace
+    given: frozenset = frozenset()  # the flags on the command line (dotted names), as opposed to their defaults
 
     @property
     def eps_low_high(self):
@@ -196,12 +198,16 @@ class LocalConfig:
 
 def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
     """Parse and check the flags by themselves (what they point at is checked by :mod:`.preflight`)."""
-    ns = build_parser().parse_args(argv)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
     flat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(ns).items()}
     out = flat["ckpt.output_dir"]
     flat["ckpt.path"] = flat["ckpt.path"] or os.path.join(out, "checkpoints")
     flat["logger.tensorboard_dir"] = flat["logger.tensorboard_dir"] or os.path.join(out, "tensorboard")
-    cfg = LocalConfig(flat, nest(flat))
+    # What was given: the same arguments parsed again with no defaults (argparse leaves out what it never saw).
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    cfg = LocalConfig(flat, nest(flat), frozenset(vars(parser.parse_args(argv))))
     problems = flag_problems(cfg)
     if problems:
         raise ConfigError(*problems)
@@ -237,8 +243,18 @@ def flag_problems(cfg: LocalConfig) -> List[str]:
         check_policy_loss_args(a.actor.policy_loss_type, *cfg.eps_low_high, a.actor.dual_clip)
     except ValueError as e:  # the registry's own message, with our flag names
         problems.append(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)")
+    if {"actor.eps_clip", "actor.eps_clip_low_high"} <= cfg.given:
+        # OpenRLHF takes eps_clip_low_high and ignores eps_clip without a word; which width was meant is not ours to guess.
+        problems.append(f"give --actor.eps_clip {a.actor.eps_clip} (both sides) or --actor.eps_clip_low_high "
+                        f"{' '.join(map(str, a.actor.eps_clip_low_high))}, not both: OpenRLHF would ignore --actor.eps_clip")
     if a.algo.kl.init_coef < 0:
         problems.append(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
+    for name in ("actor.lr_warmup_ratio", "actor.min_lr_ratio"):
+        if not 0 <= f[name] <= 1:
+            problems.append(f"--{name} must be in [0, 1] (a share of {'all optimizer steps' if 'warmup' in name else 'the peak lr'}), "
+                            f"got {f[name]}")
+    if not DEVICE_PATTERN.fullmatch(a.device):
+        problems.append(f"--device {a.device}: choose {DEVICE_CHOICES}")
     template = f["data.input_template"]
     if template is not None and "{}" not in template:
         problems.append(f"--data.input_template {template!r} has no {{}} for the prompt text")

@@ -117,8 +117,12 @@ def load_prompts(
                 flag_row("no_field", i, row)
             elif not isinstance(row[input_key], str):
                 flag_row("not_text", i, row[input_key])
+            elif not row[input_key].strip():
+                flag_row("empty", i)
             elif label_key is not None and label_key not in row:
                 flag_row("no_label", i, row)
+            elif label_key is not None and row[label_key] is None:
+                flag_row("null_label", i)
         elif not isinstance(row, str):
             flag_row("not_object", i, row)
     problems = []
@@ -130,6 +134,12 @@ def load_prompts(
         elif kind == "not_text":
             problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} {value!r} ({type(value).__name__}) in its "
                             f"field {input_key!r}, not text")
+        elif kind == "empty":  # a turn with nothing to answer: trained on all the same, it only teaches noise
+            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} an empty prompt in its field {input_key!r}; "
+                            f"remove such rows")
+        elif kind == "null_label":  # reward_func would get None where it expects the reference answer
+            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} a null label in its field {label_key!r} "
+                            f"(--data.label_key); remove such rows or fill them in")
         elif kind == "no_label":
             problems.append(f"--{flag} {path}: {at} no label field {label_key!r} (--data.label_key; its fields: "
                             f"{', '.join(map(str, value))})")

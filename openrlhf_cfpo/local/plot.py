@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .logger import METRICS_FILE, RUN_CONFIG, read_metrics
 
@@ -96,6 +96,11 @@ def read_runs(paths: Sequence[str]) -> List[RunCurves]:
             name = folder.name if d == folder else f"{folder.name}/{d.relative_to(folder)}"
             runs.append(read_tensorboard_run(d, name))
     return runs
+
+
+def smooth_problem(flag: str, weight: float) -> Optional[str]:
+    """Why ``weight`` is no EMA weight (the ``--smooth`` of plot, compare and sweep), or None."""
+    return None if 0 <= weight < 1 else f"--{flag} must be in [0, 1) (an EMA weight; 0 plots raw values), got {weight}"
 
 
 def _ema(values: List[float], weight: float) -> List[float]:

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 from .config import LocalConfig, Sizes, check_sizes
 from .data import PromptSet, load_prompts
+from .device import resolve_device, resolve_dtype
 from .errors import ConfigError, Problems
 from .logger import METRICS_FILE, RUN_CONFIG
 from .outputs import folder_problem
@@ -120,11 +121,16 @@ def check_labels(reward_fn: Optional[RewardFunction], label_key: Optional[str], 
                       f"reference answer ({where})")
 
 
-def check_without_loading(cfg: LocalConfig) -> None:
-    """Every problem that shows without importing, fetching or building anything: the run folder and the input paths."""
-    problems = run_folder_problems(cfg) + input_problems(cfg)
-    if problems:
-        raise ConfigError(*problems)
+def check_without_loading(cfg: LocalConfig, run_folder: bool = True) -> None:
+    """Every problem that shows without importing, fetching or building anything: the device, the run folder (unless
+    told, when a parent folder was found unwritable already) and the input paths."""
+    problems = Problems()
+    device = problems.attempt(resolve_device, cfg.args.device)
+    if device is not None:
+        problems.attempt(resolve_dtype, cfg.args.ds.param_dtype, device)
+    for line in (run_folder_problems(cfg) if run_folder else []) + input_problems(cfg):
+        problems.add(line)
+    problems.raise_any()
 
 
 def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
@@ -161,4 +167,10 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
     sizes = Sizes.of(a, len(prompt_set))
     problems.attempt(check_sizes, cfg, sizes)
     problems.raise_any()
+    left_over = sizes.n_prompts - sizes.rollouts_per_episode * a.rollout.batch_size
+    if left_over:
+        # OpenRLHF 0.11.2 trains them as a smaller last rollout; here every rollout has the size the flags say.
+        log(f"warning: {sizes.n_prompts} prompts make {sizes.rollouts_per_episode} rollout(s) of --rollout.batch_size "
+            f"{a.rollout.batch_size} per episode; {left_over} are left out of each episode (which ones changes with the "
+            f"episode's shuffle): use a multiple of {a.rollout.batch_size} prompts (--data.max_samples) to train on all")
     return Inputs(policy, reward, reward_fn.path if reward_fn else None, reward_fn, prompts, data_dir, label_key, prompt_set, sizes)

@@ -64,7 +64,10 @@ def reads_labels(fn: Callable) -> bool:
 
 
 def _one_value(value: Any, what: str, path: str) -> float:
-    t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
+    except (TypeError, ValueError, RuntimeError):
+        raise RewardFuncError(f"--reward.remote_url {path}: reward_func returned {value!r} as its {what}, which is no number") from None
     if t.numel() != 1:
         raise RewardFuncError(f"--reward.remote_url {path}: reward_func returned {t.numel()} {what} for one query "
                               f"(OpenRLHF calls it with one sample at a time and reads one value)")
@@ -94,8 +97,8 @@ class RewardFunction:
             rewards.append(r)
             scores.append(r if out.get("scores") is None else _one_value(out["scores"], "scores", self.path))
             for k, v in (out.get("extra_logs") or {}).items():
-                # OpenRLHF keeps the first element of a tensor (value.flatten()[0]) and logs the mean over samples.
-                extra.setdefault(k, [float("nan")] * i).append(float(v.flatten()[0]) if isinstance(v, torch.Tensor) else float(v))
+                # One value per query, logged as the mean over a step's samples (OpenRLHF would keep the first of several).
+                extra.setdefault(k, [float("nan")] * i).append(_one_value(v, f"values for extra_logs[{k!r}]", self.path))
             for k in extra:
                 if len(extra[k]) < i + 1:
                     extra[k].append(float("nan"))

@@ -26,7 +26,7 @@ from .config import LocalConfig, parse_args
 from .errors import EXIT_INTERRUPTED, ConfigError, Problems, report
 
 
-def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
+def check_runs(runs: Dict[str, List[str]], output: Path, run_folders: bool = True) -> List[LocalConfig]:
     """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``), its run folder and input paths checked; every
     problem of every run raises together as one ConfigError."""
     from .preflight import check_without_loading
@@ -35,7 +35,7 @@ def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
     configs = [problems.attempt(parse_args, flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
     for cfg in configs:
         if cfg is not None:
-            problems.attempt(check_without_loading, cfg)
+            problems.attempt(check_without_loading, cfg, run_folders)
     problems.raise_any()  # (the runs share most flags: a problem they share is one line)
     return configs
 
@@ -54,7 +54,6 @@ def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
 
     With more runs than jobs, start the longest first (``start_order``) so the last wave is short.
     """
-    jobs = max(jobs, 1)
     threads = max((os.cpu_count() or 1) // min(jobs, len(runs)), 1)
     pending = list(start_order or runs)
     active: List[tuple[str, subprocess.Popen]] = []
@@ -88,16 +87,22 @@ def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
 
 
 def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv: Sequence[str],
-            start_order: Optional[List[str]] = None) -> Tuple[Optional[List[LocalConfig]], int]:
-    """Check, prepare and train ``runs`` (for the command ``prog argv``): ``(configs, 0)``, or ``(None, exit code)``
-    after one error line (2: bad flags, nothing trained; 1: a run failed; 130: interrupted, progress saved)."""
+            start_order: Optional[List[str]] = None, option_problems: Sequence[str] = ()) -> Tuple[Optional[List[LocalConfig]], int]:
+    """Check, prepare and train ``runs`` (for the command ``prog argv``, whose own options had ``option_problems``):
+    ``(configs, 0)``, or ``(None, exit code)`` after one line per problem (2: bad input, nothing trained; 1: a run
+    failed; 130: interrupted, progress saved)."""
     from .outputs import folder_problem
 
+    problems = Problems()
+    for line in option_problems:
+        problems.add(line)
+    if jobs < 1:
+        problems.add(f"--jobs must be >= 1 (runs trained at once), got {jobs}")
+    output_problem = folder_problem("output", str(output))
+    problems.add(output_problem)
+    configs = problems.attempt(check_runs, runs, output, run_folders=output_problem is None)  # (a bad --output: said once)
     try:
-        problem = folder_problem("output", str(output))
-        if problem:
-            raise ConfigError(problem)
-        configs = check_runs(runs, output)
+        problems.raise_any()
     except ConfigError as e:
         report(prog, e)
         return None, 2

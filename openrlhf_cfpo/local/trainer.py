@@ -33,28 +33,12 @@ from . import checkpoint
 from .advantages import approx_kl, compute_advantages
 from .config import LocalConfig
 from .data import minibatch_plan, rollout_indices
+from .device import resolve_device, resolve_dtype
 from .errors import ConfigError, Interrupted, NonFiniteError
 from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
 from .preflight import Inputs, prepare
 from .rollout import Rollout, batched_logprobs, decode_queries, encode_prompts, format_prompts, generate, reward_scores
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is visible; use --device cpu or auto")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``--ds.param_dtype``: the compute dtype. bf16 is mixed precision (see ``LocalTrainer``), fp32 plain."""
-    if name == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"--ds.param_dtype bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use --ds.param_dtype fp32")
-        return torch.bfloat16
-    return torch.float32
 
 
 def _load(kind, flag: str, folder: str, **kwargs):

@@ -1,10 +1,12 @@
 """Bad input: one clear error line and exit code 2, before any training writes anything."""
+import json
 import shutil
 
 import pytest
 
 from openrlhf_cfpo.local.embedded.chat import build_tokenizer
 from openrlhf_cfpo.local.cli import main_local
+from openrlhf_cfpo.local.config import parse_args
 
 
 def _run_and_error(argv, capsys, out, fresh=True):
@@ -159,3 +161,51 @@ def test_a_bad_prompt_row_is_named_by_its_line_and_what_it_holds(local_flags, ca
     data.write_text("\n".join(lines) + "\n")
     (error,) = _errors([*local_flags, "--data.prompt_dataset", str(data)], capsys, tmp_path / "run")
     assert error == f"--data.prompt_dataset {data}: {words}"
+
+
+def test_empty_prompts_and_null_labels_are_refused_by_where_they_are(arithmetic_flags, capsys, tmp_path):
+    data = tmp_path / "prompts.jsonl"
+    rows = [{"input": "1 + 2 =", "label": "3"}, {"input": "  ", "label": "4"}, {"input": "2 + 2 =", "label": None}] * 4
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    errors = _errors([*arithmetic_flags, "--data.prompt_dataset", str(data)], capsys, tmp_path / "run")
+    assert errors == [f"--data.prompt_dataset {data}: line 2, line 5, line 8 and 1 more hold an empty prompt in its field 'input'; "
+                      f"remove such rows",
+                      f"--data.prompt_dataset {data}: line 3, line 6, line 9 and 1 more hold a null label in its field 'label' "
+                      f"(--data.label_key); remove such rows or fill them in"]
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["--actor.lr_warmup_ratio", "2"], "--actor.lr_warmup_ratio must be in [0, 1] (a share of all optimizer steps), got 2.0"),
+    (["--actor.min_lr_ratio", "-0.5"], "--actor.min_lr_ratio must be in [0, 1] (a share of the peak lr), got -0.5"),
+    (["--device", "tpu"], "--device tpu: choose auto, cpu, cuda or cuda:N"),
+    (["--actor.eps_clip", "0.3", "--actor.eps_clip_low_high", "0.2", "0.28"],
+     "give --actor.eps_clip 0.3 (both sides) or --actor.eps_clip_low_high 0.2 0.28, not both: OpenRLHF would ignore --actor.eps_clip"),
+])
+def test_values_that_would_be_silently_ignored_or_crash_are_refused(local_flags, capsys, tmp_path, flags, error):
+    assert _errors([*local_flags, *flags], capsys, tmp_path / "run") == [error]
+
+
+def test_either_trust_region_flag_alone_is_taken(local_flags, tmp_path):
+    assert parse_args([*local_flags, "--actor.eps_clip", "0.3", "--ckpt.output_dir", str(tmp_path)]).eps_low_high == (0.3, 0.3)
+    low_high = ["--actor.eps_clip_low_high", "0.2", "0.28", "--ckpt.output_dir", str(tmp_path)]
+    assert parse_args([*local_flags, *low_high]).eps_low_high == (0.2, 0.28)
+
+
+def test_prompts_left_over_from_the_last_rollout_get_one_warning_line(local_flags, capsys, tmp_path):
+    # 7 prompts, 4 per rollout: 1 rollout per episode, 3 never trained on in it
+    assert main_local([*local_flags, "--data.max_samples", "7", "--ckpt.output_dir", str(tmp_path / "run")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: 7 prompts make 1 rollout(s) of --rollout.batch_size 4 per episode; 3 are left out of each episode "
+                        "(which ones changes with the episode's shuffle): use a multiple of 4 prompts (--data.max_samples) to train on all"]
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep"])
+def test_jobs_below_one_are_refused_with_the_other_bad_options(local_flags, capsys, tmp_path, command):
+    from openrlhf_cfpo.local.cli import main_compare, main_sweep
+
+    main = main_compare if command == "compare" else main_sweep
+    assert main(["--output", str(tmp_path / "out"), "--jobs", "0", "--smooth", "1", *local_flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sorted(err) == [f"openrlhf-cfpo {command}: error: --jobs must be >= 1 (runs trained at once), got 0",
+                           f"openrlhf-cfpo {command}: error: --smooth must be in [0, 1) (an EMA weight; 0 plots raw values), got 1.0"]
+    assert not (tmp_path / "out").exists()

@@ -162,3 +162,13 @@ def test_a_reward_func_that_ignores_its_labels_needs_no_label_key():
     assert not reads_labels(by_length)
     assert reads_labels(by_label) and reads_labels(by_label_inside) and reads_labels(anything)
     assert reads_labels(reward_func)  # the arithmetic default's
+
+
+def test_extra_logs_with_several_values_for_one_query_stop_the_run_in_one_line(arithmetic_flags, tmp_path, capsys):
+    bad = tmp_path / "reward.py"
+    bad.write_text("import torch\ndef reward_func(queries, prompts, labels):\n"
+                   "    return {'rewards': torch.ones(1), 'extra_logs': {'lengths': torch.tensor([1.0, 2.0])}}\n")
+    code = main_local([*arithmetic_flags, "--reward.remote_url", str(bad), "--ckpt.output_dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].endswith("reward_func returned 2 values for extra_logs['lengths'] for one query "
+                                          "(OpenRLHF calls it with one sample at a time and reads one value)")
