@@ -61,8 +61,17 @@ def _local(argv: List[str]) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C, inside a step
         print(f"{prog}: interrupted inside step {trainer.global_step + 1}, before it was saved; {_resume_point(cfg)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s; metrics in {cfg.args.ckpt.output_dir}/metrics.jsonl", file=sys.stderr)
+    print(_trained(summary, f"{cfg.args.ckpt.output_dir}/metrics.jsonl"), file=sys.stderr)
     return 0
+
+
+def _trained(summary: dict, metrics: str) -> str:
+    """What this session did: a whole run, the rest of a resumed one, or nothing (a finished run resumed)."""
+    done, total, now = summary["steps"], summary["sizes"]["total_steps"], summary["steps_this_session"]
+    if now == 0:
+        return f"nothing left to train: the run had finished all {total} steps; metrics in {metrics}"
+    part = f"steps {done - now + 1}-{done} of {total}" if now < done else f"{now} steps"
+    return f"trained {part} in {summary['wall_time_this_session_s']:.0f} s; metrics in {metrics}"
 
 
 def _resume_point(cfg) -> str:

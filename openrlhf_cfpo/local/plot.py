@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -35,6 +36,7 @@ TAG_ALIASES = {"reward": ["train/reward", "train/rewards"], "response_length": [
 class RunCurves:
     label: str
     series: Dict[str, Tuple[List[float], List[float]]] = field(default_factory=dict)  # metric -> (steps, values)
+    source: str = ""  # where it was read from, as given: what tells apart runs of the same settings
 
 
 class PlotError(ValueError):
@@ -81,6 +83,7 @@ def read_tensorboard_run(folder: Path, label: str) -> RunCurves:
 
 
 def read_runs(paths: Sequence[str]) -> List[RunCurves]:
+    """Every run under ``paths``, labelled by its settings; runs of the same settings also by where they are."""
     runs = []
     for p in paths:
         folder = Path(p)
@@ -88,6 +91,7 @@ def read_runs(paths: Sequence[str]) -> List[RunCurves]:
             raise PlotError(f"{p}: no such run folder")
         if (folder / METRICS_FILE).exists():
             runs.append(read_engine_run(folder))
+            runs[-1].source = p
             continue
         event_dirs = _event_dirs(folder)
         if not event_dirs:
@@ -95,6 +99,11 @@ def read_runs(paths: Sequence[str]) -> List[RunCurves]:
         for d in event_dirs:
             name = folder.name if d == folder else f"{folder.name}/{d.relative_to(folder)}"
             runs.append(read_tensorboard_run(d, name))
+            runs[-1].source = str(d)
+    labels = [r.label for r in runs]
+    for run in runs:
+        if labels.count(run.label) > 1:
+            run.label = f"{run.label} ({run.source})"
     return runs
 
 
@@ -133,6 +142,18 @@ def _palette() -> List[str]:
     return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
+def _title_and_layout(fig, title: str, fontsize: int, legend_in: float) -> None:
+    """The title wrapped to the figure's width, the figure made taller to hold it, the panels laid out between it
+    and ``legend_in`` inches left at the bottom for the legend (a one-column grid is narrower than its title)."""
+    per_line = max(int(fig.get_figwidth() * 72 / (0.6 * fontsize)), 20)  # a character is ~0.6 em wide in DejaVu Sans
+    lines = textwrap.wrap(title, per_line) or [""]
+    title_in = (1.35 * fontsize * len(lines) + 12) / 72
+    height = fig.get_figheight() + title_in
+    fig.set_figheight(height)
+    fig.suptitle("\n".join(lines), fontsize=fontsize, y=1 - 6 / 72 / height, va="top")
+    fig.tight_layout(rect=(0, legend_in / height, 1, 1))  # (tight_layout keeps the panels below a suptitle itself)
+
+
 def save_figure(fig, output: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     fig.savefig(output, dpi=110)
@@ -141,7 +162,7 @@ def save_figure(fig, output: str) -> str:
 
 def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None):
     """Figure 3's panels (:data:`PANELS`), every run in each, written to ``output``; returns the figure."""
-    fig, axes = _figure(2, 3, (15, 8))
+    fig, axes = _figure(2, 3, (15, 7.6))
     colors = _palette()
     for ax, (metric, name) in zip(axes.flat, PANELS):
         drawn = False
@@ -159,8 +180,7 @@ def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: st
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
-    fig.suptitle(title or "RLHF training dynamics (cf. CFPO paper, Figure 3)", fontsize=13)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    _title_and_layout(fig, title or "RLHF training dynamics (cf. CFPO paper, Figure 3)", 13, legend_in=0.5)
     save_figure(fig, output)
     return fig
 
@@ -176,7 +196,7 @@ def plot_grid(
     """A Figure-2-style grid: one column per setting (``(column title, runs)``), one row per ``(metric, row title)``,
     every run of a column in each of its panels. A run keeps its colour (and ``linestyles[label]``) in every column.
     Written to ``output``; returns the figure."""
-    fig, axes = _figure(len(rows), len(columns), (3.4 * len(columns) + 1, 2.9 * len(rows) + 0.8))
+    fig, axes = _figure(len(rows), len(columns), (3.4 * len(columns) + 1, 2.9 * len(rows) + 0.3))
     palette = _palette()
     color_of: Dict[str, str] = {}
     for j, (col_title, runs) in enumerate(columns):
@@ -197,7 +217,6 @@ def plot_grid(
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
-    fig.suptitle(title or "Training dynamics per setting (cf. CFPO paper, Figure 2)", fontsize=12)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    _title_and_layout(fig, title or "Training dynamics per setting (cf. CFPO paper, Figure 2)", 12, legend_in=0.5)
     save_figure(fig, output)
     return fig

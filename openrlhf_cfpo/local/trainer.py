@@ -27,27 +27,19 @@ from transformers.utils import logging as hf_logging
 
 from ..chat import stop_token_ids
 from ..losses import logged_name
-from ..ops import aggregate_loss, masked_mean
 from ..openrlhf.policy_loss import PolicyLoss
+from ..ops import aggregate_loss, masked_mean
 from . import checkpoint
 from .advantages import approx_kl, compute_advantages
 from .config import LocalConfig
 from .data import minibatch_plan, rollout_indices
 from .device import resolve_device, resolve_dtype
 from .errors import ConfigError, Interrupted, NonFiniteError
+from .hf import load_pretrained, save_pretrained
 from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
 from .preflight import Inputs, prepare
 from .rollout import Rollout, batched_logprobs, decode_queries, encode_prompts, format_prompts, generate, reward_scores
-
-
-def _load(kind, flag: str, folder: str, **kwargs):
-    """``from_pretrained`` on a resolved local folder, its failures as one line."""
-    try:
-        return kind.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"--{flag} {folder}: cannot load it as {kind.__name__} ({first})") from None
 
 
 def check_tokenizers_match(policy_tok, reward_tok, policy_path: str, reward_path: str) -> None:
@@ -133,7 +125,7 @@ class LocalTrainer:
         self.prompt_set, self.sizes, self.reward_fn = self.inputs.prompt_set, self.inputs.sizes, self.inputs.reward_fn
 
         hf_logging.disable_progress_bar()
-        self.tokenizer = _load(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
+        self.tokenizer = load_pretrained(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
         if self.tokenizer.eos_token_id is None:
             raise ConfigError(f"the policy tokenizer ({self.paths['policy']}) has no EOS token; generation could never stop")
         if self.tokenizer.pad_token_id is None:
@@ -141,7 +133,7 @@ class LocalTrainer:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         reward_tok = None
         if self.reward_fn is None:
-            reward_tok = _load(AutoTokenizer, "reward.model_name_or_path", self.paths["reward"])
+            reward_tok = load_pretrained(AutoTokenizer, "reward.model_name_or_path", self.paths["reward"])
             check_tokenizers_match(self.tokenizer, reward_tok, self.paths["policy"], self.paths["reward"])
         # On a CPU, the small models this engine is for spend more time in SDPA's dispatch than in
         # attention itself; eager attention measured ~10% more trained tokens/s (benchmarks/).
@@ -149,12 +141,12 @@ class LocalTrainer:
         # bf16 as OpenRLHF's DeepSpeed bf16 trains: the policy keeps fp32 master weights (AdamW updates
         # of ~1e-6 vanish in bf16) and computes in bf16 under autocast; the frozen models are held in bf16.
         frozen = dict(dtype=self.dtype, attn_implementation=attn)
-        self.policy = _load(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], dtype=torch.float32,
+        self.policy = load_pretrained(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], dtype=torch.float32,
                             attn_implementation=attn).to(self.device)
-        self.ref = _load(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], **frozen).to(self.device)
+        self.ref = load_pretrained(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], **frozen).to(self.device)
         self.reward_model, self.reward_pad_id = None, None
         if self.reward_fn is None:
-            self.reward_model = _load(AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"],
+            self.reward_model = load_pretrained(AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"],
                                       **frozen).to(self.device)
             self.reward_pad_id = self.reward_model.config.pad_token_id
             if self.reward_pad_id is None:
@@ -391,7 +383,7 @@ class LocalTrainer:
         (out / RUN_CONFIG).write_text(self.cfg.to_json())
         label = f"{a.actor.policy_loss_type} kl={a.algo.kl.init_coef:g}"
         logger = RunLogger(str(out), a.logger.tensorboard_dir, sizes.total_steps, self.global_step, a.logger.progress, label)
-        t0 = time.time()
+        t0, start_step = time.time(), self.global_step
         tokens_trained = 0
         last: Dict[str, float] = {}
         ctrl_c = CtrlC(self.log)
@@ -442,9 +434,10 @@ class LocalTrainer:
         elapsed = self.elapsed_before + time.time() - t0
         if last:
             self._save_checkpoint(elapsed)
-            self.policy.save_pretrained(out / "model")
-            self.tokenizer.save_pretrained(out / "model")
-        summary = {"steps": self.global_step, "wall_time_s": round(elapsed, 2), "tokens_trained_this_session": tokens_trained,
+            save_pretrained(self.policy, out / "model")
+            save_pretrained(self.tokenizer, out / "model")
+        summary = {"steps": self.global_step, "wall_time_s": round(elapsed, 2), "steps_this_session": self.global_step - start_step,
+                   "wall_time_this_session_s": round(time.time() - t0, 2), "tokens_trained_this_session": tokens_trained,
                    "sizes": sizes.__dict__, "paths": self.paths}
         (out / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
         return summary

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from openrlhf_cfpo.local.embedded.chat import build_tokenizer
 from openrlhf_cfpo.local.cli import main_local
 from openrlhf_cfpo.local.config import parse_args
+from openrlhf_cfpo.local.embedded.chat import build_tokenizer
 
 
 def _run_and_error(argv, capsys, out, fresh=True):

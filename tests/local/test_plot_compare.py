@@ -57,3 +57,30 @@ def test_compare_writes_both_runs_the_plot_and_the_summary(local_flags, tmp_path
     # 4 prompts x 2 samples / train batch 4 x 2 epochs: the title says what was run, not a fixed regime
     assert summary.splitlines()[0] == "# ppo vs cfpo on " + local_flags[1] + " (rloo advantages, same seed, 4 optimizer steps per rollout)"
     assert fig.fig.get_suptitle() == summary.splitlines()[0][2:]  # the figure's title is the summary's
+
+
+def test_two_runs_of_the_same_settings_get_different_legend_labels(local_flags, tmp_path, saved_figures):
+    for name in ("a", "b"):
+        assert main_local([*local_flags, "--ckpt.output_dir", str(tmp_path / name / "run"), "--train.seed", str(len(name))]) == 0
+    assert main_plot([str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run"), "--output", str(tmp_path / "fig.png")]) == 0
+    (fig,) = saved_figures
+    legend = [t.get_text() for t in fig.fig.legends[0].get_texts()]
+    assert legend == [f"ppo (rloo) kl=0.01 ({tmp_path / 'a' / 'run'})", f"ppo (rloo) kl=0.01 ({tmp_path / 'b' / 'run'})"]
+
+
+@pytest.mark.parametrize("columns", [1, 3])
+def test_a_long_title_stays_inside_the_figure_and_above_the_panels(tmp_path, columns):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from openrlhf_cfpo.local.plot import RunCurves, plot_grid
+
+    run = RunCurves("CFPO", {"reward": ([1, 2, 3], [0.1, 0.2, 0.3]), "ppo_clip_ratio": ([1, 2, 3], [0.0, 0.1, 0.0])})
+    title = ("GRPO (clipped) vs CFPO under sample reuse on the embedded arithmetic default (group_norm advantages, same seed, "
+             "64 rollouts, 1 step per pass)")
+    fig = plot_grid([(f"{k} iterations", [run]) for k in range(columns)], [("reward", "reward"), ("ppo_clip_ratio", "clip ratio")],
+                    str(tmp_path / "grid.png"), title=title)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    (text,) = [t for t in fig.texts if t.get_text().replace("\n", " ") == title]  # wrapped, every word kept
+    box = text.get_window_extent(renderer)
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+    assert box.y0 >= max(ax.get_tightbbox(renderer).y1 for ax in fig.axes)  # the column titles are below it

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from openrlhf_cfpo.local.embedded.arithmetic_reward import parse_answer, reward_func
 from openrlhf_cfpo.local.cli import main_local
 from openrlhf_cfpo.local.config import parse_args
+from openrlhf_cfpo.local.embedded.arithmetic_reward import parse_answer, reward_func
 from openrlhf_cfpo.local.logger import read_metrics
 from openrlhf_cfpo.local.trainer import LocalTrainer
 

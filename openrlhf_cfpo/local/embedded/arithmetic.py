@@ -24,6 +24,7 @@ from typing import List, Tuple
 
 import torch
 
+from ..hf import save_pretrained
 from .build import EmbeddedDefault
 from .toy_models import right_pad, tiny_llama, train_lm, word_level_tokenizer
 
@@ -108,8 +109,8 @@ def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> 
 def _write(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
     tokenizer = word_level_tokenizer(WORDS)
     policy, sft_loss = _train_policy(tokenizer, s, rng)
-    policy.save_pretrained(tmp / "policy")
-    tokenizer.save_pretrained(tmp / "policy")
+    save_pretrained(policy, tmp / "policy")
+    save_pretrained(tokenizer, tmp / "policy")
     with open(tmp / "prompts.jsonl", "w") as f:
         for _ in range(s.n_prompts):
             a, b = _problem(rng, s)

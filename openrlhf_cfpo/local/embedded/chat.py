@@ -32,6 +32,7 @@ from typing import Dict, List, Sequence
 
 import torch
 
+from ..hf import save_pretrained
 from .build import EmbeddedDefault
 from .toy_models import right_pad, tiny_llama, train_lm, word_level_tokenizer
 
@@ -177,8 +178,8 @@ def _write(tmp: Path, settings: ChatSettings, rng: random.Random) -> dict:
     policy, sft_loss = _train_policy(tokenizer, settings, rng)
     reward, fit = _train_reward(tokenizer, settings, rng)
     for name, model in (("policy", policy), ("reward", reward)):
-        model.save_pretrained(tmp / name)
-        tokenizer.save_pretrained(tmp / name)
+        save_pretrained(model, tmp / name)
+        save_pretrained(tokenizer, tmp / name)
     with open(tmp / "prompts.jsonl", "w") as f:
         for _ in range(settings.n_prompts):
             topic = rng.choice(list(TOPICS))
