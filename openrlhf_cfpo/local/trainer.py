@@ -85,16 +85,17 @@ class CtrlC:
     """
 
     def __init__(self, log: Callable[[str], None]):
-        self.log, self.requested, self.droppable, self.previous = log, False, False, None
+        self.log, self.requested, self.droppable, self.installed, self.previous = log, False, False, False, None
 
     def __enter__(self) -> "CtrlC":
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self.installed = True
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.installed:  # (a handler set outside Python reads as None: Python's own is the one to put back then)
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
 
     def _on_sigint(self, signum, frame) -> None:
         if self.droppable or self.requested:
