@@ -134,9 +134,9 @@ def main():
                    help="learning rate of both; at 1e-5 responses grow over a run (the reward model pays for length) and each "
                         "trainer's at its own pace, at 1e-9 the policy stays put and both process the same token distribution")
     a = p.parse_args()
-    from openrlhf_cfpo.local.assets import default_assets
+    from openrlhf_cfpo.local import embedded
 
-    assets = default_assets()
+    assets = embedded.get("chat").cached()
     per_rollout = PROMPTS * SAMPLES // STEP_BATCH * EPOCHS
     with tempfile.TemporaryDirectory() as tmp:
         small = _prompt_file(assets, 8 * PROMPTS, tmp)

@@ -47,7 +47,7 @@ def save_tiny_llama(path, seed: int, hidden: int = 32, heads: int = 2, layers: i
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from openrlhf_cfpo.local.assets import build_tokenizer
+    from openrlhf_cfpo.local.embedded.chat import build_tokenizer
 
     tokenizer = build_tokenizer()
     # A chat template, as an SFT model's tokenizer has one: OpenRLHF saves it with the trained policy, and
@@ -79,7 +79,7 @@ def build_assets(root: Path) -> Assets:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from openrlhf_cfpo.local.assets import TOPICS, prompt_text
+    from openrlhf_cfpo.local.embedded.chat import TOPICS, prompt_text
 
     root.mkdir(parents=True, exist_ok=True)
     sizes = dict(hidden=128, heads=2, layers=2, max_positions=512)

@@ -3,7 +3,8 @@
 A checkpoint holds the policy weights, optimizer and scheduler states, the step counters, the
 current rollout (with its advantages, when saved mid-rollout) and every random stream the run
 draws from (torch CPU and CUDA, numpy, python). It is written to a temporary folder and renamed,
-so a kill during the save leaves the previous checkpoint intact.
+so a kill during the save leaves the previous checkpoint intact; one that cannot be read all the same (a disk
+fault, a hand edit) is passed over for the previous one on ``--resume``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -58,10 +59,14 @@ def _list(root: Path):
     return [p for p in root.glob(f"{PREFIX}*") if p.name[len(PREFIX) :].isdigit() and (p / STATE_FILE).exists()]
 
 
-def latest(ckpt_dir: str) -> Optional[Path]:
+def newest_first(ckpt_dir: str) -> List[Path]:
     root = Path(ckpt_dir)
-    found = _list(root) if root.is_dir() else []
-    return max(found, key=_step_of) if found else None
+    return sorted(_list(root), key=_step_of, reverse=True) if root.is_dir() else []
+
+
+def latest(ckpt_dir: str) -> Optional[Path]:
+    found = newest_first(ckpt_dir)
+    return found[0] if found else None
 
 
 def load(path: Path) -> Dict[str, Any]:

@@ -6,56 +6,107 @@ import os
 import sys
 from typing import List, Optional
 
+from .errors import EXIT_INTERRUPTED, report
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _until_ctrl_c(prog: str, main, argv: Optional[List[str]]) -> int:
+    """``main(argv)``, with a Ctrl-C that reaches here (during start-up: imports, checks, loading) as one line."""
+    try:
+        return main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted during start-up, before anything was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def main_local(argv: Optional[List[str]] = None) -> int:
-    from .config import ConfigError, parse_args
+    return _until_ctrl_c("openrlhf-cfpo local", _local, argv)
+
+
+def _local(argv: List[str]) -> int:
+    from .config import parse_args
+    from .errors import ConfigError, Interrupted, NonFiniteError, RewardFuncError
 
     prog = "openrlhf-cfpo local"
-    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cfg = parse_args(argv)
     except SystemExit as e:  # --help
         return int(e.code or 0)
     except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(prog, e)
         return 2
-    from .rewards import RewardFuncError
+    from .preflight import prepare
     from .trainer import LocalTrainer
 
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
-        trainer = LocalTrainer(cfg, log=lambda m: print(m, file=sys.stderr))
+        trainer = LocalTrainer(cfg, log=log, inputs=prepare(cfg, log))
     except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(prog, e)
         return 2
     try:
         summary = trainer.fit()
     except RewardFuncError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        last = trainer.global_step - trainer.global_step % max(cfg.args.ckpt.save_steps, 1)
-        print(f"{prog}: interrupted at step {trainer.global_step}; `--resume` continues from the last checkpoint "
-              f"(step {last if cfg.args.ckpt.save_steps > 0 else 0})", file=sys.stderr)
-        return 130
-    print(f"trained {summary['steps']} steps in {summary['wall_time_s']:.0f} s; metrics in {cfg.args.ckpt.output_dir}/metrics.jsonl", file=sys.stderr)
+    except NonFiniteError as e:
+        print(f"{prog}: error: {e}; {_resume_point(cfg)}", file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        kept = (f"saved {e.checkpoint}: `--resume` continues from it" if e.checkpoint is not None
+                else "nothing saved (--ckpt.save_steps -1)")
+        print(f"{prog}: interrupted at step {e.step}/{e.total}; {kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # a second Ctrl-C, inside a step
+        print(f"{prog}: interrupted inside step {trainer.global_step + 1}, before it was saved; {_resume_point(cfg)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(_trained(summary, f"{cfg.args.ckpt.output_dir}/metrics.jsonl"), file=sys.stderr)
     return 0
 
 
-def main_compare(argv: Optional[List[str]] = None) -> int:
-    from .compare import main
+def _trained(summary: dict, metrics: str) -> str:
+    """What this session did: a whole run, the rest of a resumed one, or nothing (a finished run resumed)."""
+    done, total, now = summary["steps"], summary["sizes"]["total_steps"], summary["steps_this_session"]
+    if now == 0:
+        return f"nothing left to train: the run had finished all {total} steps; metrics in {metrics}"
+    part = f"steps {done - now + 1}-{done} of {total}" if now < done else f"{now} steps"
+    return f"trained {part} in {summary['wall_time_this_session_s']:.0f} s; metrics in {metrics}"
 
-    return main(list(sys.argv[1:] if argv is None else argv))
+
+def _resume_point(cfg) -> str:
+    """Where `--resume` would continue, read off the checkpoints on disk."""
+    from . import checkpoint
+
+    found = checkpoint.latest(cfg.args.ckpt.path)
+    if found is None:
+        return "no checkpoint was saved, so `--resume` starts from step 0"
+    return f"the last checkpoint, {found}, is intact and `--resume` continues from it"
+
+
+def main_compare(argv: Optional[List[str]] = None) -> int:
+    def compare(args: List[str]) -> int:
+        from .compare import main
+
+        return main(args)
+
+    return _until_ctrl_c("openrlhf-cfpo compare", compare, argv)
 
 
 def main_sweep(argv: Optional[List[str]] = None) -> int:
-    from .sweep import main
+    def sweep(args: List[str]) -> int:
+        from .sweep import main
 
-    return main(list(sys.argv[1:] if argv is None else argv))
+        return main(args)
+
+    return _until_ctrl_c("openrlhf-cfpo sweep", sweep, argv)
 
 
 def main_plot(argv: Optional[List[str]] = None) -> int:
+    return _until_ctrl_c("openrlhf-cfpo plot", _plot, argv)
+
+
+def _plot(argv: List[str]) -> int:
     from .plot import PlotError, plot_runs, read_runs
 
     p = argparse.ArgumentParser(prog="openrlhf-cfpo plot", description="Figure-3-style curves (reward, length, clip ratio, KL) per run.")
@@ -63,14 +114,24 @@ def main_plot(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--output", required=True, help="PNG file to write")
     p.add_argument("--smooth", type=float, default=0.6, help="EMA weight in [0, 1); 0 plots raw values")
     p.add_argument("--title", default=None)
-    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if not 0 <= args.smooth < 1:
-        print(f"openrlhf-cfpo plot: error: --smooth must be in [0, 1), got {args.smooth}", file=sys.stderr)
+    args = p.parse_args(argv)
+    from .errors import ConfigError, Problems
+    from .outputs import figure_problem
+    from .plot import smooth_problem
+
+    problems = Problems()
+    problems.add(smooth_problem("smooth", args.smooth))
+    problems.add(figure_problem("output", args.output))
+    try:
+        problems.raise_any()
+    except ConfigError as e:
+        report("openrlhf-cfpo plot", e)
         return 2
     try:
         runs = read_runs(args.runs)
     except PlotError as e:
         print(f"openrlhf-cfpo plot: error: {e}", file=sys.stderr)
         return 2
-    print(plot_runs(runs, args.output, smooth=args.smooth, title=args.title))
+    plot_runs(runs, args.output, smooth=args.smooth, title=args.title)
+    print(args.output)
     return 0

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
-from .logger import read_metrics
-from .plot import plot_runs, read_runs
+from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
+from .plot import plot_runs, read_runs, smooth_problem
 from .runs import run_all
 
 # The off-policy regime: 16 prompts x 4 samples = 64 per rollout, 16 per optimizer step, 2 epochs:
@@ -31,7 +31,7 @@ def run_name(loss: str, kl: float) -> str:
 
 
 def _summarise(folder: Path) -> Dict[str, float]:
-    rows = read_metrics(str(folder / "metrics.jsonl"))
+    rows = read_metrics(str(folder / METRICS_FILE))
     first_rollout, last_rollout = rows[0]["rollout"], rows[-1]["rollout"]
     first = [r for r in rows if r["rollout"] == first_rollout]
     last = [r for r in rows if r["rollout"] == last_rollout]
@@ -39,7 +39,7 @@ def _summarise(folder: Path) -> Dict[str, float]:
     def mean(rs, k):
         return sum(r[k] for r in rs) / len(rs)
 
-    summary = json.loads((folder / "run_summary.json").read_text())
+    summary = json.loads((folder / RUN_SUMMARY).read_text())
     return {
         "steps": rows[-1]["step"],
         "initial_reward": mean(first, "reward"),
@@ -104,7 +104,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
     flags = COMPARE_DEFAULTS + local_flags
     runs = {run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
             for kl in opts.kl_coefs for loss in opts.losses}
-    configs, code = run_all(runs, output, opts.jobs, prog)
+    configs, code = run_all(runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)])
     if configs is None:
         return code
     curves = read_runs([str(output / name) for name in runs])

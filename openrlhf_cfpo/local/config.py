@@ -12,14 +12,15 @@ import argparse
 import difflib
 import json
 import os
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 from ..advantages import GROUP_BASELINES
 from ..losses import DEFAULT_POLICY_LOSS, POLICY_LOSSES, check_policy_loss_args, trust_region
-EMBEDDED_DEFAULTS = ("chat", "arithmetic")
+from .device import DEVICE_CHOICES, DEVICE_PATTERN
+from .embedded import REGISTRY as EMBEDDED_DEFAULTS
+from .errors import ConfigError
 
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
 # change them. Everything else must match the checkpoint.
@@ -27,10 +28,6 @@ RESUME_FREE = {
     "ckpt.load_enable", "ckpt.save_steps", "ckpt.max_num", "ckpt.path", "ckpt.output_dir", "logger.tensorboard_dir",
     "logger.progress", "num_threads", "device",
 }
-
-
-class ConfigError(ValueError):
-    """Bad input, reported as one line before any training."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,9 +53,9 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     )
     add = p.add_argument
     g = p.add_argument_group("models and data (default: an embedded default, built offline on first use)")
-    g.add_argument("--embedded_default", default="chat", choices=EMBEDDED_DEFAULTS,
-                   help="what fills in the models and data not given: chat (a reward model with a verbosity bias, the paper's "
-                        "Figure 3) or arithmetic (verifiable rewards from a reward_func file, the paper's Figure 2)")
+    g.add_argument("--embedded_default", default="chat", choices=list(EMBEDDED_DEFAULTS),
+                   help="what fills in the models and data not given: "
+                        + "; ".join(f"{name} ({what})" for name, what in EMBEDDED_DEFAULTS.items()))
     g.add_argument("--actor.model_name_or_path", default=None, help="the SFT policy: a local Hugging Face causal LM folder or a hub name")
     g.add_argument("--reward.model_name_or_path", default=None,
                    help="reward model: a local AutoModelForSequenceClassification folder (num_labels=1) or a hub name")
@@ -117,7 +114,7 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     g.add_argument("--ckpt.load_enable", "--resume", dest="ckpt.load_enable", action="store_true", help="continue from the last checkpoint")
     g.add_argument("--logger.tensorboard_dir", default=None, help="TensorBoard folder (default: OUTPUT_DIR/tensorboard)")
     g.add_argument("--logger.progress", default="auto", choices=["auto", "bar", "none"], help="progress bar (auto: only on a terminal)")
-    add("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
+    add("--device", default="auto", help=f"{DEVICE_CHOICES} (auto: cuda if present, else cpu)")
     add("--ds.param_dtype", default="fp32", choices=["fp32", "bf16"],
         help="bf16: mixed precision (bf16 compute under autocast, fp32 master weights and optimizer; the frozen reference "
              "and reward model held in bf16), as OpenRLHF's bf16 on a GPU; also runs on a CPU, where it is rarely faster")
@@ -149,7 +146,6 @@ class Sizes:
     samples_per_rollout: int
     steps_per_epoch: int
     steps_per_rollout: int
-    grad_accum: int
     rollouts_per_episode: int
     num_rollouts: int
     total_steps: int
@@ -164,7 +160,6 @@ class Sizes:
             samples_per_rollout=samples,
             steps_per_epoch=steps_per_epoch,
             steps_per_rollout=steps_per_epoch * args.train.max_epochs,
-            grad_accum=args.train.batch_size // args.train.micro_batch_size,
             rollouts_per_episode=per_episode,
             num_rollouts=per_episode * args.train.num_episodes,
             total_steps=per_episode * args.train.num_episodes * steps_per_epoch * args.train.max_epochs,
@@ -175,93 +170,97 @@ class Sizes:
 class LocalConfig:
     flat: Dict[str, Any]
     args: SimpleNamespace
+    given: frozenset = frozenset()  # the flags on the command line (dotted names), as opposed to their defaults
 
     @property
     def eps_low_high(self):
         a = self.args.actor
         return trust_region(a.eps_clip, *(a.eps_clip_low_high or (None, None)))
 
+    @property
+    def uses_embedded_default(self) -> bool:
+        """Whether the embedded default fills in a model, the prompts or the reward (whatever the flags leave out)."""
+        a = self.args
+        return (a.actor.model_name_or_path is None or a.data.prompt_dataset is None
+                or (a.reward.model_name_or_path is None and a.reward.remote_url is None))
+
     def to_json(self) -> str:
         return json.dumps(self.flat, indent=2, sort_keys=True)
 
+    def differences(self, saved: Dict[str, Any]) -> List[str]:
+        """The flags that differ from a saved run's (``run_config.json``) and may not change on resume."""
+        # A flag the saved run's version did not have yet ran at its default there.
+        saved = {**build_parser().parse_args([]).__dict__, **saved}
+        saved = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
+        return [f"--{k} {saved.get(k)} -> {self.flat.get(k)}" for k in sorted(set(saved) | set(self.flat))
+                if k not in RESUME_FREE and saved.get(k) != self.flat.get(k)]
+
 
 def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
-    """Parse and check everything that needs no model or file access."""
-    ns = build_parser().parse_args(argv)
+    """Parse and check the flags by themselves (what they point at is checked by :mod:`.preflight`)."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
     flat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(ns).items()}
     out = flat["ckpt.output_dir"]
     flat["ckpt.path"] = flat["ckpt.path"] or os.path.join(out, "checkpoints")
     flat["logger.tensorboard_dir"] = flat["logger.tensorboard_dir"] or os.path.join(out, "tensorboard")
-    cfg = LocalConfig(flat, nest(flat))
-    check_static(cfg)
+    # What was given: the same arguments parsed again with no defaults (argparse leaves out what it never saw).
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    cfg = LocalConfig(flat, nest(flat), frozenset(vars(parser.parse_args(argv))))
+    problems = flag_problems(cfg)
+    if problems:
+        raise ConfigError(*problems)
     return cfg
 
 
-def _positive(flat, *names):
-    for n in names:
-        if flat[n] is None or flat[n] <= 0:
-            raise ConfigError(f"--{n} must be > 0, got {flat[n]}")
-
-
-def check_static(cfg: LocalConfig) -> None:
+def flag_problems(cfg: LocalConfig) -> List[str]:
+    """Every problem of the flags by themselves (nothing they point at is touched), one line each."""
     f, a = cfg.flat, cfg.args
-    _positive(f, "rollout.batch_size", "rollout.n_samples_per_prompt", "rollout.micro_batch_size", "rollout.max_new_tokens",
-              "train.batch_size", "train.micro_batch_size", "train.max_epochs", "train.num_episodes", "data.max_samples",
-              "actor.adam.lr", "actor.eps_clip", "actor.logprobs_chunk_size")
+    problems = []
+    positive = ("rollout.batch_size", "rollout.n_samples_per_prompt", "rollout.micro_batch_size", "rollout.max_new_tokens",
+                "train.batch_size", "train.micro_batch_size", "train.max_epochs", "train.num_episodes", "data.max_samples",
+                "actor.adam.lr", "actor.logprobs_chunk_size")  # eps: the registry's own check below
+    problems += [f"--{n} must be > 0, got {f[n]}" for n in positive if f[n] is None or f[n] <= 0]
     if a.rollout.temperature <= 0:
-        raise ConfigError(f"--rollout.temperature must be > 0 (sampling only), got {a.rollout.temperature}")
+        problems.append(f"--rollout.temperature must be > 0 (sampling only), got {a.rollout.temperature}")
     if not 0 < a.rollout.top_p <= 1:
-        raise ConfigError(f"--rollout.top_p must be in (0, 1], got {a.rollout.top_p}")
+        problems.append(f"--rollout.top_p must be in (0, 1], got {a.rollout.top_p}")
     n = a.rollout.n_samples_per_prompt
-    if n < 2:
-        raise ConfigError(
-            f"--algo.advantage.estimator {a.algo.advantage.estimator} needs --rollout.n_samples_per_prompt >= 2 "
-            f"(the baseline comes from the other samples of the same prompt), got {n}"
-        )
+    if 0 < n < 2:
+        problems.append(f"--algo.advantage.estimator {a.algo.advantage.estimator} needs --rollout.n_samples_per_prompt >= 2 "
+                        f"(the baseline comes from the other samples of the same prompt), got {n}")
     samples = a.rollout.batch_size * n
-    if samples % a.train.batch_size:
-        raise ConfigError(
-            f"--train.batch_size {a.train.batch_size} must divide the rollout size --rollout.batch_size x "
-            f"--rollout.n_samples_per_prompt = {samples}"
-        )
-    if a.train.batch_size % a.train.micro_batch_size:
-        raise ConfigError(f"--train.micro_batch_size {a.train.micro_batch_size} must divide --train.batch_size {a.train.batch_size}")
+    if samples > 0 and a.train.batch_size > 0 and samples % a.train.batch_size:
+        problems.append(f"--train.batch_size {a.train.batch_size} must divide the rollout size --rollout.batch_size x "
+                        f"--rollout.n_samples_per_prompt = {samples}")
+    if a.train.batch_size > 0 and a.train.micro_batch_size > 0 and a.train.batch_size % a.train.micro_batch_size:
+        problems.append(f"--train.micro_batch_size {a.train.micro_batch_size} must divide --train.batch_size {a.train.batch_size}")
     low, high = a.reward.clip_range
     if low >= high:
-        raise ConfigError(f"--reward.clip_range LOW HIGH needs LOW < HIGH, got {low} {high}")
+        problems.append(f"--reward.clip_range LOW HIGH needs LOW < HIGH, got {low} {high}")
     try:
         check_policy_loss_args(a.actor.policy_loss_type, *cfg.eps_low_high, a.actor.dual_clip)
     except ValueError as e:  # the registry's own message, with our flag names
-        raise ConfigError(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)") from None
+        problems.append(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)")
+    if {"actor.eps_clip", "actor.eps_clip_low_high"} <= cfg.given:
+        # OpenRLHF takes eps_clip_low_high and ignores eps_clip without a word; which width was meant is not ours to guess.
+        problems.append(f"give --actor.eps_clip {a.actor.eps_clip} (both sides) or --actor.eps_clip_low_high "
+                        f"{' '.join(map(str, a.actor.eps_clip_low_high))}, not both: OpenRLHF would ignore --actor.eps_clip")
     if a.algo.kl.init_coef < 0:
-        raise ConfigError(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
-    from .hub import is_hub_name
-
-    for key in ("actor.model_name_or_path", "reward.model_name_or_path"):
-        path = f[key]
-        if path is not None and not os.path.isdir(path) and not is_hub_name(path):
-            raise ConfigError(f"--{key} {path}: no such folder (give a local Hugging Face model folder, a hub name such as "
-                              f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)")
-    dataset = f["data.prompt_dataset"]
-    if dataset is not None and not os.path.exists(dataset.partition("@")[0]) and not is_hub_name(dataset.partition("@")[0]):
-        raise ConfigError(f"--data.prompt_dataset {dataset}: no such file or folder (nor a hub dataset name)")
+        problems.append(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
+    for name in ("actor.lr_warmup_ratio", "actor.min_lr_ratio"):
+        if not 0 <= f[name] <= 1:
+            problems.append(f"--{name} must be in [0, 1] (a share of {'all optimizer steps' if 'warmup' in name else 'the peak lr'}), "
+                            f"got {f[name]}")
+    if not DEVICE_PATTERN.fullmatch(a.device):
+        problems.append(f"--device {a.device}: choose {DEVICE_CHOICES}")
     template = f["data.input_template"]
     if template is not None and "{}" not in template:
-        raise ConfigError(f"--data.input_template {template!r} has no {{}} for the prompt text")
-    url = f["reward.remote_url"]
-    if url is not None:
-        if f["reward.model_name_or_path"] is not None:
-            raise ConfigError("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
-        if not url.endswith(".py"):
-            raise ConfigError(f"--reward.remote_url {url}: the local engine calls reward_func from a .py file; "
-                              f"an HTTP reward server needs OpenRLHF itself")
-        from .rewards import load_reward_func
-
-        load_reward_func(url)  # a file without reward_func is reported here, before any model loads
-    if not a.ckpt.load_enable and os.path.exists(os.path.join(a.ckpt.output_dir, "metrics.jsonl")):
-        raise ConfigError(
-            f"{a.ckpt.output_dir} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir"
-        )
+        problems.append(f"--data.input_template {template!r} has no {{}} for the prompt text")
+    if f["reward.remote_url"] is not None and f["reward.model_name_or_path"] is not None:
+        problems.append("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
+    return problems
 
 
 def check_sizes(cfg: LocalConfig, sizes: Sizes) -> None:
@@ -270,11 +269,3 @@ def check_sizes(cfg: LocalConfig, sizes: Sizes) -> None:
             f"{sizes.n_prompts} prompts make no rollout of --rollout.batch_size {cfg.args.rollout.batch_size}: "
             f"give more prompts or a smaller --rollout.batch_size"
         )
-
-
-def print_error(prog: str, err: Exception) -> None:
-    print(f"{prog}: error: {err}", file=sys.stderr)
-
-
-def sizes_dict(sizes: Sizes) -> Dict[str, int]:
-    return asdict(sizes)

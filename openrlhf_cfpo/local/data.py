@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .config import ConfigError
+from .errors import ConfigError
 
 
 @dataclass
@@ -17,6 +17,7 @@ class PromptSet:
 
     prompts: List[str]
     labels: List[Any] = field(default_factory=list)  # "" per prompt without --data.label_key, as OpenRLHF
+    fields: List[str] = field(default_factory=list)  # the fields of the first row (none for plain-text prompts)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -47,6 +48,40 @@ def _rows_from_datasets(path: str, data_dir: Optional[str], split: str, flag: st
     return list(ds)
 
 
+def _positions(where: List[str], verb: str) -> str:
+    """``["line 6"] -> "line 6 has"``; several: ``"line 6, line 9 and 3 more have"``."""
+    shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+    return f"{shown} {verb if len(where) == 1 else {'has': 'have', 'holds': 'hold', 'is': 'are'}[verb]}"
+
+
+def _read_rows(path: str, split: str, data_dir: Optional[str], flag: str) -> Tuple[list, List[str]]:
+    """The rows of a prompt file or dataset, and where each is (``line N`` of a .jsonl/.txt file, else ``row N``)."""
+    try:
+        if os.path.isdir(path) or path.endswith((".parquet", ".csv", ".arrow")):
+            rows = _rows_from_datasets(path, data_dir, split, flag)
+            return rows, [f"row {i}" for i in range(len(rows))]
+        with open(path, encoding="utf-8") as f:
+            if path.endswith(".json"):
+                rows = json.load(f)
+                rows = rows if isinstance(rows, list) else [rows]
+                return rows, [f"row {i}" for i in range(len(rows))]
+            numbered = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--{flag} {path}: cannot read it ({e})") from None
+    if not path.endswith(".jsonl"):
+        return [line.rstrip("\n") for _, line in numbered], [f"line {n}" for n, _ in numbered]
+    rows, bad = [], []
+    for n, line in numbered:
+        try:
+            rows.append(json.loads(line))
+        except ValueError as e:  # json.loads counts lines within the one line it was given: the file's line is n
+            bad.append((f"line {n}", f"{e.msg}: column {e.colno}" if hasattr(e, "colno") else str(e)))
+    if bad:
+        first = bad[0][1] if len(bad) == 1 else f"{bad[0][0]}: {bad[0][1]}"
+        raise ConfigError(f"--{flag} {path}: {_positions([w for w, _ in bad], 'is')} not JSON ({first})")
+    return rows, [f"line {n}" for n, _ in numbered]
+
+
 def load_prompts(
     path: str,
     input_key: str = "input",
@@ -59,41 +94,63 @@ def load_prompts(
     """Prompts (and labels) from a .jsonl / .json / .txt file, a .parquet / .csv file, or a dataset folder.
 
     A folder is a ``datasets.save_to_disk`` folder or a folder of data files (what a hub dataset's
-    snapshot is); ``--data.prompt_split`` picks the split, as OpenRLHF does.
+    snapshot is); ``--data.prompt_split`` picks the split, as OpenRLHF does. The first ``max_samples``
+    rows are used (OpenRLHF's ``select``); every kind of bad row among them is one line, naming where.
     """
-    try:
-        if os.path.isdir(path) or path.endswith((".parquet", ".csv", ".arrow")):
-            rows = _rows_from_datasets(path, data_dir, split, flag)
-        elif path.endswith(".jsonl"):
-            with open(path) as f:
-                rows = [json.loads(line) for line in f if line.strip()]
-        elif path.endswith(".json"):
-            with open(path) as f:
-                rows = json.load(f)
-        else:
-            with open(path) as f:
-                rows = [line.rstrip("\n") for line in f if line.strip()]
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"--{flag} {path}: cannot read it ({e})") from None
-    prompts, labels = [], []
-    for i, row in enumerate(rows):
-        if isinstance(row, str) and label_key is None:
-            prompts.append(row)
-        elif isinstance(row, dict) and isinstance(row.get(input_key), str):
-            if label_key is not None and label_key not in row:
-                raise ConfigError(f"--{flag} {path}: row {i} has no label field {label_key!r} (--data.label_key; its fields: "
-                                  f"{', '.join(map(str, row))})")
-            prompts.append(row[input_key])
-            labels.append(row[label_key] if label_key is not None else "")
-        elif isinstance(row, str):
-            raise ConfigError(f"--{flag} {path} holds plain-text prompts, which have no label field {label_key!r} (--data.label_key)")
-        else:
-            raise ConfigError(f"--{flag} {path}: row {i} has no text field {input_key!r} (set --data.input_key)")
-    if not prompts:
+    rows, where = _read_rows(path, split, data_dir, flag)
+    n = max_samples if max_samples else len(rows)
+    rows, where = rows[:n], where[:n]
+    if not rows:
         raise ConfigError(f"--{flag} {path} holds no prompts")
-    labels = labels or [""] * len(prompts)
-    n = max_samples if max_samples else len(prompts)
-    return PromptSet(prompts[:n], labels[:n])
+    if label_key is not None and all(isinstance(r, str) for r in rows):
+        raise ConfigError(f"--{flag} {path} holds plain-text prompts, which have no label field {label_key!r} (--data.label_key)")
+    bad: Dict[str, List[str]] = {}
+    example: Dict[str, Any] = {}
+
+    def flag_row(kind: str, i: int, value: Any = None) -> None:
+        bad.setdefault(kind, []).append(where[i])
+        example.setdefault(kind, value)
+
+    for i, row in enumerate(rows):
+        if isinstance(row, dict):
+            if input_key not in row:
+                flag_row("no_field", i, row)
+            elif not isinstance(row[input_key], str):
+                flag_row("not_text", i, row[input_key])
+            elif not row[input_key].strip():
+                flag_row("empty", i)
+            elif label_key is not None and label_key not in row:
+                flag_row("no_label", i, row)
+            elif label_key is not None and row[label_key] is None:
+                flag_row("null_label", i)
+        elif not isinstance(row, str):
+            flag_row("not_object", i, row)
+    problems = []
+    for kind, positions in bad.items():
+        value, at = example[kind], _positions(positions, "has")
+        if kind == "no_field":
+            problems.append(f"--{flag} {path}: {at} no text field {input_key!r} (its fields: {', '.join(map(str, value))}; "
+                            f"set --data.input_key)")
+        elif kind == "not_text":
+            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} {value!r} ({type(value).__name__}) in its "
+                            f"field {input_key!r}, not text")
+        elif kind == "empty":  # a turn with nothing to answer: trained on all the same, it only teaches noise
+            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} an empty prompt in its field {input_key!r}; "
+                            f"remove such rows")
+        elif kind == "null_label":  # reward_func would get None where it expects the reference answer
+            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} a null label in its field {label_key!r} "
+                            f"(--data.label_key); remove such rows or fill them in")
+        elif kind == "no_label":
+            problems.append(f"--{flag} {path}: {at} no label field {label_key!r} (--data.label_key; its fields: "
+                            f"{', '.join(map(str, value))})")
+        else:
+            problems.append(f"--{flag} {path}: {_positions(positions, 'is')} {value!r} ({type(value).__name__}), not an object "
+                            f"with a text field {input_key!r}")
+    if problems:
+        raise ConfigError(*problems)
+    prompts = [r if isinstance(r, str) else r[input_key] for r in rows]
+    labels = [r[label_key] if label_key is not None else "" for r in rows]
+    return PromptSet(prompts, labels, [str(k) for k in rows[0]] if isinstance(rows[0], dict) else [])
 
 
 def episode_order(n_prompts: int, seed: int, episode: int) -> List[int]:
@@ -106,10 +163,6 @@ def rollout_indices(n_prompts: int, rollout_idx: int, batch_size: int, rollouts_
     """Indices into the prompt set of the prompts of one rollout."""
     episode, k = divmod(rollout_idx, rollouts_per_episode)
     return episode_order(n_prompts, seed, episode)[k * batch_size : (k + 1) * batch_size]
-
-
-def rollout_prompts(prompts: List[str], rollout_idx: int, batch_size: int, rollouts_per_episode: int, seed: int) -> List[str]:
-    return [prompts[i] for i in rollout_indices(len(prompts), rollout_idx, batch_size, rollouts_per_episode, seed)]
 
 
 def minibatch_plan(samples: int, batch_size: int, epochs: int, seed: int, rollout_idx: int) -> List[List[int]]:

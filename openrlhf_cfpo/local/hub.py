@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
-from .config import ConfigError
+from .errors import ConfigError
 
 # What ``from_pretrained`` reads for a causal LM, a sequence classifier and their tokenizer; weights in
 # PyTorch pickles only for repositories without safetensors (see ``resolve_model``).

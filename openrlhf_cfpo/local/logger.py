@@ -13,7 +13,10 @@ import sys
 import time
 from typing import Dict
 
+# The files of a run folder: one record per optimizer step, the flags, the summary written at the end.
 METRICS_FILE = "metrics.jsonl"
+RUN_CONFIG = "run_config.json"
+RUN_SUMMARY = "run_summary.json"
 # Shown next to the progress bar (OpenRLHF's short_status uses the same handful).
 SHORT = {"reward": "reward", "response_length": "len", "ppo_clip_ratio": "clip", "kl": "kl", "policy_loss": "loss"}
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from .logger import METRICS_FILE, read_metrics
+from .logger import METRICS_FILE, RUN_CONFIG, read_metrics
 
 # (metric, panel title). The first four are the paper's Figure 3 panels; the KL there is between
 # consecutive policies (ppo_kl), shown next to the KL to the reference.
@@ -35,6 +36,7 @@ TAG_ALIASES = {"reward": ["train/reward", "train/rewards"], "response_length": [
 class RunCurves:
     label: str
     series: Dict[str, Tuple[List[float], List[float]]] = field(default_factory=dict)  # metric -> (steps, values)
+    source: str = ""  # where it was read from, as given: what tells apart runs of the same settings
 
 
 class PlotError(ValueError):
@@ -51,7 +53,7 @@ def _label_from_config(cfg: dict, fallback: str) -> str:
 
 def read_engine_run(folder: Path) -> RunCurves:
     rows = read_metrics(str(folder / METRICS_FILE))
-    cfg_path = folder / "run_config.json"
+    cfg_path = folder / RUN_CONFIG
     label = _label_from_config(json.loads(cfg_path.read_text()), folder.name) if cfg_path.exists() else folder.name
     curves = RunCurves(label)
     for metric, _ in PANELS:
@@ -81,13 +83,15 @@ def read_tensorboard_run(folder: Path, label: str) -> RunCurves:
 
 
 def read_runs(paths: Sequence[str]) -> List[RunCurves]:
+    """Every run under ``paths``, labelled by its settings; runs of the same settings also by where they are."""
     runs = []
     for p in paths:
         folder = Path(p)
         if not folder.exists():
             raise PlotError(f"{p}: no such run folder")
-        if (folder / "metrics.jsonl").exists():
+        if (folder / METRICS_FILE).exists():
             runs.append(read_engine_run(folder))
+            runs[-1].source = p
             continue
         event_dirs = _event_dirs(folder)
         if not event_dirs:
@@ -95,7 +99,17 @@ def read_runs(paths: Sequence[str]) -> List[RunCurves]:
         for d in event_dirs:
             name = folder.name if d == folder else f"{folder.name}/{d.relative_to(folder)}"
             runs.append(read_tensorboard_run(d, name))
+            runs[-1].source = str(d)
+    labels = [r.label for r in runs]
+    for run in runs:
+        if labels.count(run.label) > 1:
+            run.label = f"{run.label} ({run.source})"
     return runs
+
+
+def smooth_problem(flag: str, weight: float) -> Optional[str]:
+    """Why ``weight`` is no EMA weight (the ``--smooth`` of plot, compare and sweep), or None."""
+    return None if 0 <= weight < 1 else f"--{flag} must be in [0, 1) (an EMA weight; 0 plots raw values), got {weight}"
 
 
 def _ema(values: List[float], weight: float) -> List[float]:
@@ -107,32 +121,49 @@ def _ema(values: List[float], weight: float) -> List[float]:
 
 
 def _draw(ax, steps, values, color, label, smooth: float, linestyle: str = "-") -> None:
-    """One run in one panel: the raw curve faint and its EMA on top (or the raw curve alone without smoothing)."""
+    """One run in one panel: the raw curve faint (labelled ``_raw <label>``, which legends skip) and its EMA on top,
+    or the raw curve alone without smoothing."""
     if smooth > 0:
-        ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8, linestyle=linestyle)
+        ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8, linestyle=linestyle, label=f"_raw {label}")
     ax.plot(steps, _ema(values, smooth) if smooth > 0 else values, color=color, linewidth=1.8, label=label, linestyle=linestyle)
 
 
-def _pyplot():
+def _figure(nrows: int, ncols: int, figsize):
+    """A figure outside pyplot's global state (nothing to close, no backend to select): freed like any object."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _palette() -> List[str]:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _save(fig, plt, output: str) -> str:
+def _title_and_layout(fig, title: str, fontsize: int, legend_in: float) -> None:
+    """The title wrapped to the figure's width, the figure made taller to hold it, the panels laid out between it
+    and ``legend_in`` inches left at the bottom for the legend (a one-column grid is narrower than its title)."""
+    per_line = max(int(fig.get_figwidth() * 72 / (0.6 * fontsize)), 20)  # a character is ~0.6 em wide in DejaVu Sans
+    lines = textwrap.wrap(title, per_line) or [""]
+    title_in = (1.35 * fontsize * len(lines) + 12) / 72
+    height = fig.get_figheight() + title_in
+    fig.set_figheight(height)
+    fig.suptitle("\n".join(lines), fontsize=fontsize, y=1 - 6 / 72 / height, va="top")
+    fig.tight_layout(rect=(0, legend_in / height, 1, 1))  # (tight_layout keeps the panels below a suptitle itself)
+
+
+def save_figure(fig, output: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     fig.savefig(output, dpi=110)
-    plt.close(fig)
     return output
 
 
-def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None) -> str:
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None):
+    """Figure 3's panels (:data:`PANELS`), every run in each, written to ``output``; returns the figure."""
+    fig, axes = _figure(2, 3, (15, 7.6))
+    colors = _palette()
     for ax, (metric, name) in zip(axes.flat, PANELS):
         drawn = False
         for i, run in enumerate(runs):
@@ -149,9 +180,9 @@ def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: st
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
-    fig.suptitle(title or "RLHF training dynamics (cf. CFPO paper, Figure 3)", fontsize=13)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
-    return _save(fig, plt, output)
+    _title_and_layout(fig, title or "RLHF training dynamics (cf. CFPO paper, Figure 3)", 13, legend_in=0.5)
+    save_figure(fig, output)
+    return fig
 
 
 def plot_grid(
@@ -161,12 +192,12 @@ def plot_grid(
     smooth: float = 0.6,
     title: str | None = None,
     linestyles: Dict[str, str] | None = None,
-) -> str:
+):
     """A Figure-2-style grid: one column per setting (``(column title, runs)``), one row per ``(metric, row title)``,
-    every run of a column in each of its panels. A run keeps its colour (and ``linestyles[label]``) in every column."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.4 * len(columns) + 1, 2.9 * len(rows) + 0.8), squeeze=False)
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    every run of a column in each of its panels. A run keeps its colour (and ``linestyles[label]``) in every column.
+    Written to ``output``; returns the figure."""
+    fig, axes = _figure(len(rows), len(columns), (3.4 * len(columns) + 1, 2.9 * len(rows) + 0.3))
+    palette = _palette()
     color_of: Dict[str, str] = {}
     for j, (col_title, runs) in enumerate(columns):
         for i, (metric, row_title) in enumerate(rows):
@@ -186,6 +217,6 @@ def plot_grid(
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=11)
-    fig.suptitle(title or "Training dynamics per setting (cf. CFPO paper, Figure 2)", fontsize=12)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
-    return _save(fig, plt, output)
+    _title_and_layout(fig, title or "Training dynamics per setting (cf. CFPO paper, Figure 2)", 12, legend_in=0.5)
+    save_figure(fig, output)
+    return fig

@@ -16,25 +16,20 @@ The file defines ``reward_func(queries, prompts, labels)`` and returns
 """
 from __future__ import annotations
 
+import dis
 import importlib.util
 import inspect
-import os
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
 
-from .config import ConfigError
-
-
-class RewardFuncError(RuntimeError):
-    """``reward_func`` raised or returned something OpenRLHF could not use either; one line."""
+from .errors import ConfigError, RewardFuncError
 
 
 def load_reward_func(path: str) -> Callable:
-    """Import ``path`` as OpenRLHF does and return its ``reward_func``; bad files are one ConfigError line."""
+    """Import ``path`` (an existing file: see :func:`.preflight.input_problems`) as OpenRLHF does and return its
+    ``reward_func``; bad files are one ConfigError line."""
     flag = f"--reward.remote_url {path}"
-    if not os.path.isfile(path):
-        raise ConfigError(f"{flag}: no such file (give a Python file that defines reward_func(queries, prompts, labels))")
     spec = importlib.util.spec_from_file_location("reward_func", path)
     module = importlib.util.module_from_spec(spec)
     try:
@@ -55,8 +50,24 @@ def load_reward_func(path: str) -> Callable:
     return fn
 
 
+def reads_labels(fn: Callable) -> bool:
+    """Whether ``reward_func`` reads its third argument, the labels (True when its code cannot tell)."""
+    fn = inspect.unwrap(fn)
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or code.co_argcount < 3:
+        return True
+    name = code.co_varnames[2]
+    if name in code.co_cellvars:  # read inside a nested function or comprehension
+        return True
+    return any(ins.opname.startswith("LOAD_FAST") and name in (ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
+               for ins in dis.get_instructions(code))
+
+
 def _one_value(value: Any, what: str, path: str) -> float:
-    t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
+    except (TypeError, ValueError, RuntimeError):
+        raise RewardFuncError(f"--reward.remote_url {path}: reward_func returned {value!r} as its {what}, which is no number") from None
     if t.numel() != 1:
         raise RewardFuncError(f"--reward.remote_url {path}: reward_func returned {t.numel()} {what} for one query "
                               f"(OpenRLHF calls it with one sample at a time and reads one value)")
@@ -69,6 +80,7 @@ class RewardFunction:
     def __init__(self, path: str):
         self.path = path
         self.fn = load_reward_func(path)
+        self.reads_labels = reads_labels(self.fn)
 
     def __call__(self, queries: List[str], prompts: List[str], labels: List[Any]) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
         rewards, scores, extra = [], [], {}
@@ -85,8 +97,8 @@ class RewardFunction:
             rewards.append(r)
             scores.append(r if out.get("scores") is None else _one_value(out["scores"], "scores", self.path))
             for k, v in (out.get("extra_logs") or {}).items():
-                # OpenRLHF keeps the first element of a tensor (value.flatten()[0]) and logs the mean over samples.
-                extra.setdefault(k, [float("nan")] * i).append(float(v.flatten()[0]) if isinstance(v, torch.Tensor) else float(v))
+                # One value per query, logged as the mean over a step's samples (OpenRLHF would keep the first of several).
+                extra.setdefault(k, [float("nan")] * i).append(_one_value(v, f"values for extra_logs[{k!r}]", self.path))
             for k in extra:
                 if len(extra[k]) < i + 1:
                     extra[k].append(float("nan"))

@@ -2,13 +2,15 @@
 
 Layout of a rollout (what the trainer and :mod:`logprobs` expect): ``sequences`` is the prompt,
 left-padded to a common width, followed by the response, right-padded; ``action_mask`` marks the
-response tokens up to and including the first EOS (the tokens the policy chose). The samples of
-one prompt are consecutive, ``n_samples_per_prompt`` of them, as the group baselines assume.
+response tokens up to and including the first stop token (the tokens the policy chose). A response
+stops at any of :func:`openrlhf_cfpo.chat.stop_token_ids`: the eos ids and the end of a chat turn
+(``<|im_end|>`` for a Qwen2.5 base model, whose eos is ``<|endoftext|>``). The samples of one prompt
+are consecutive, ``n_samples_per_prompt`` of them, as the group baselines assume.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import torch
 
@@ -80,23 +82,24 @@ def left_pad(seqs: List[List[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-def response_mask(responses: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """1 up to and including the first EOS; everything after it is padding from ``generate``."""
-    is_eos = responses == eos_id
-    after_eos = (is_eos.long().cumsum(1) - is_eos.long()) > 0
-    return (~after_eos).long()
+def response_mask(responses: torch.Tensor, stop_ids: Sequence[int]) -> torch.Tensor:
+    """1 up to and including the first stop token; everything after it is padding from ``generate``."""
+    is_stop = torch.isin(responses, torch.as_tensor(list(stop_ids), device=responses.device)).long()
+    after_stop = (is_stop.cumsum(1) - is_stop) > 0
+    return (~after_stop).long()
 
 
 @torch.no_grad()
 def sample(policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, temperature: float, top_p: float,
-           eos_id: int, pad_id: int) -> torch.Tensor:
+           stop_ids: Sequence[int], pad_id: int) -> torch.Tensor:
     """Multinomial sampling from ``softmax(logits / temperature)`` (nucleus-truncated when ``top_p < 1``), KV-cached.
 
     The sampling distribution is exactly the one whose log-probs the trainer computes (temperature, top-p: what
     OpenRLHF hands vLLM), whatever a model's ``generation_config.json`` adds (Qwen2.5-Instruct's repetition
     penalty and top-k, say), which ``model.generate`` would apply. The steps are ``generate``'s own sampling loop
     (its position ids, cache, logits warpers, padding after EOS; the same tokens for the same seed, tested), without
-    its per-token bookkeeping. Returns (B, T) response ids, T <= ``max_new_tokens``, ``pad_id`` after each EOS.
+    its per-token bookkeeping. Returns (B, T) response ids, T <= ``max_new_tokens``, ``pad_id`` after each row's first
+    token of ``stop_ids``.
     """
     from transformers.generation.logits_process import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
@@ -109,6 +112,7 @@ def sample(policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_ne
     position_ids = mask.long().cumsum(-1) - 1
     position_ids.masked_fill_(mask == 0, 1)
     out = policy(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=True, logits_to_keep=1)
+    stop = torch.as_tensor(list(stop_ids), device=input_ids.device)
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
     ones = torch.ones_like(unfinished)[:, None]
     tokens = []
@@ -117,7 +121,7 @@ def sample(policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_ne
         next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
         next_tokens = next_tokens * unfinished + pad_id * (1 - unfinished)
         tokens.append(next_tokens)
-        unfinished = unfinished & (next_tokens != eos_id).long()
+        unfinished = unfinished & (~torch.isin(next_tokens, stop)).long()
         if t == max_new_tokens - 1 or unfinished.max() == 0:
             break
         mask = torch.cat([mask, ones], dim=-1)
@@ -130,22 +134,23 @@ def sample(policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_ne
 @torch.no_grad()
 def generate(
     policy, tokenizer, prompt_ids: List[List[int]], n_samples_per_prompt: int, max_new_tokens: int,
-    temperature: float, top_p: float, micro_batch_size: int, device: torch.device,
+    temperature: float, top_p: float, micro_batch_size: int, device: torch.device, stop_ids: Sequence[int],
 ) -> Rollout:
-    pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    """``n_samples_per_prompt`` sampled responses per prompt, each ending at its first token of ``stop_ids``."""
+    pad_id = tokenizer.pad_token_id
     repeated = [p for p in prompt_ids for _ in range(n_samples_per_prompt)]
     prompts, prompt_mask = left_pad(repeated, pad_id)
     responses = []
     for s in range(0, len(repeated), micro_batch_size):
         ids, mask = prompts[s : s + micro_batch_size].to(device), prompt_mask[s : s + micro_batch_size].to(device)
-        responses.append(sample(policy, ids, mask, max_new_tokens, temperature, top_p, eos_id, pad_id).cpu())
+        responses.append(sample(policy, ids, mask, max_new_tokens, temperature, top_p, stop_ids, pad_id).cpu())
     width = max(r.shape[1] for r in responses)
     response = torch.full((len(repeated), width), pad_id, dtype=torch.long)
     row = 0
     for r in responses:
         response[row : row + r.shape[0], : r.shape[1]] = r
         row += r.shape[0]
-    action_mask = response_mask(response, eos_id)
+    action_mask = response_mask(response, stop_ids)
     response = response.masked_fill(action_mask == 0, pad_id)
     return Rollout(
         sequences=torch.cat([prompts, response], 1),

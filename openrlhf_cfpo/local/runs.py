@@ -4,73 +4,118 @@ Every run's flags are checked before any run starts; the embedded default a run 
 here, not by each child at the same time; then the children train concurrently, ``jobs`` at a time,
 one CPU thread each when there are more runs than cores (the embedded defaults' tiny models use a core
 better that way than by splitting one run across cores).
+
+Ctrl-C: the children run in a session of their own, so the terminal's Ctrl-C reaches this process alone,
+which passes it on to every running child exactly once; each saves the step it is in and stops, and one
+line says how to resume the whole set (the same command with ``--resume``). A second Ctrl-C is passed on
+too: the children stop at once.
 """
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .config import ConfigError, LocalConfig, parse_args
+from .config import LocalConfig, parse_args
+from .errors import EXIT_INTERRUPTED, ConfigError, Problems, report
 
 
-def check_runs(runs: Dict[str, List[str]], output: Path) -> List[LocalConfig]:
-    """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``); the first bad one raises ConfigError."""
-    return [parse_args(flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
+def check_runs(runs: Dict[str, List[str]], output: Path, run_folders: bool = True) -> List[LocalConfig]:
+    """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``), its run folder and input paths checked; every
+    problem of every run raises together as one ConfigError."""
+    from .preflight import check_without_loading
 
-
-def needs_embedded_default(cfg: LocalConfig) -> bool:
-    a = cfg.args
-    return (a.actor.model_name_or_path is None or a.data.prompt_dataset is None
-            or (a.reward.model_name_or_path is None and a.reward.remote_url is None))
+    problems = Problems()
+    configs = [problems.attempt(parse_args, flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
+    for cfg in configs:
+        if cfg is not None:
+            problems.attempt(check_without_loading, cfg, run_folders)
+    problems.raise_any()  # (the runs share most flags: a problem they share is one line)
+    return configs
 
 
 def prepare_embedded_defaults(configs: Sequence[LocalConfig], log: Callable[[str], None]) -> None:
-    from .assets import embedded_default
+    from . import embedded
 
-    for name in sorted({c.args.embedded_default for c in configs if needs_embedded_default(c)}):
-        embedded_default(name, log=log)
+    for name in sorted({c.args.embedded_default for c in configs if c.uses_embedded_default}):
+        embedded.get(name).cached(log=log)
 
 
-def train_children(runs: Dict[str, List[str]], output: Path, jobs: int, start_order: Optional[List[str]] = None) -> List[str]:
-    """Train every run as a child process, ``jobs`` at a time, in ``start_order``; returns the names of failed runs.
+def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
+                   start_order: Optional[List[str]] = None) -> Tuple[List[str], bool]:
+    """Train every run as a child process, ``jobs`` at a time, in ``start_order``; returns the names of failed runs
+    and whether Ctrl-C (or SIGTERM) stopped the set.
 
     With more runs than jobs, start the longest first (``start_order``) so the last wave is short.
     """
-    jobs = max(jobs, 1)
     threads = max((os.cpu_count() or 1) // min(jobs, len(runs)), 1)
     pending = list(start_order or runs)
     active: List[tuple[str, subprocess.Popen]] = []
-    failed = []
-    while pending or active:
-        while pending and len(active) < jobs:
-            name = pending.pop(0)
-            cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *runs[name], "--ckpt.output_dir", str(output / name),
-                   "--num_threads", str(threads), "--logger.progress", "none"]
-            active.append((name, subprocess.Popen(cmd)))
-        time.sleep(0.2)
-        for name, proc in list(active):
-            if proc.poll() is not None:
-                active.remove((name, proc))
-                if proc.returncode != 0:
-                    failed.append(name)
-    return failed
-
-
-def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str,
-            start_order: Optional[List[str]] = None) -> Tuple[Optional[List[LocalConfig]], int]:
-    """Check, prepare and train ``runs``: ``(configs, 0)``, or ``(None, exit code)`` after one error line
-    (2: bad flags, nothing trained; 1: a run failed)."""
+    failed, interrupted = [], False
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None  # SIGTERM as Ctrl-C
     try:
-        configs = check_runs(runs, output)
+        while pending or active:
+            try:
+                while pending and len(active) < jobs:
+                    name = pending.pop(0)
+                    cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *runs[name], "--ckpt.output_dir", str(output / name),
+                           "--num_threads", str(threads), "--logger.progress", "none"]
+                    active.append((name, subprocess.Popen(cmd, start_new_session=True)))
+                time.sleep(0.2)
+                for name, proc in list(active):
+                    if proc.poll() is not None:
+                        active.remove((name, proc))
+                        if proc.returncode != 0 and not (interrupted and proc.returncode == EXIT_INTERRUPTED):
+                            failed.append(name)
+            except KeyboardInterrupt:
+                interrupted = True
+                pending.clear()
+                for _, proc in active:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return failed, interrupted
+
+
+def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv: Sequence[str],
+            start_order: Optional[List[str]] = None, option_problems: Sequence[str] = ()) -> Tuple[Optional[List[LocalConfig]], int]:
+    """Check, prepare and train ``runs`` (for the command ``prog argv``, whose own options had ``option_problems``):
+    ``(configs, 0)``, or ``(None, exit code)`` after one line per problem (2: bad input, nothing trained; 1: a run
+    failed; 130: interrupted, progress saved)."""
+    from .outputs import folder_problem
+
+    problems = Problems()
+    for line in option_problems:
+        problems.add(line)
+    if jobs < 1:
+        problems.add(f"--jobs must be >= 1 (runs trained at once), got {jobs}")
+    output_problem = folder_problem("output", str(output))
+    problems.add(output_problem)
+    configs = problems.attempt(check_runs, runs, output, run_folders=output_problem is None)  # (a bad --output: said once)
+    try:
+        problems.raise_any()
     except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        report(prog, e)
         return None, 2
     prepare_embedded_defaults(configs, log=lambda m: print(m, file=sys.stderr))
-    failed = train_children(runs, output, jobs, start_order)
+    failed, interrupted = train_children(runs, output, jobs, start_order)
+    if interrupted:
+        if configs[0].args.ckpt.save_steps <= 0:
+            print(f"{prog}: interrupted; nothing was saved (--ckpt.save_steps {configs[0].args.ckpt.save_steps})", file=sys.stderr)
+            return None, EXIT_INTERRUPTED
+        resume = [*prog.split(), *argv, *([] if {"--resume", "--ckpt.load_enable"} & set(argv) else ["--resume"])]
+        print(f"{prog}: interrupted; every run that started saved its last step (see above); resume them all with: "
+              f"{shlex.join(resume)}", file=sys.stderr)
+        return None, EXIT_INTERRUPTED
     if failed:
         print(f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}", file=sys.stderr)
         return None, 1

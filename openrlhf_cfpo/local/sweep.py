@@ -24,15 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
-from .config import ConfigError, parse_args
-from .logger import read_metrics
-from .plot import plot_grid, read_runs
+from .config import parse_args
+from .errors import ConfigError, report
+from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
+from .plot import plot_grid, read_runs, smooth_problem
 from .runs import run_all
 
 # 32 prompts x 4 samples = 128 per rollout, one full-batch optimizer step per iteration, 64 rollouts. The learning
@@ -157,10 +157,10 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
     opts, local_flags = p.parse_known_args(argv)
     t0 = time.time()
     output = Path(opts.output)
+    options = [smooth_problem("smooth", opts.smooth), None if opts.window >= 1 else f"--window must be >= 1, got {opts.window}"]
+    options = [p for p in options if p]
     try:
         iterations = parse_iterations(opts.iterations)
-        if opts.window < 1:
-            raise ConfigError(f"--window must be >= 1, got {opts.window}")
         flags = SWEEP_DEFAULTS + local_flags
         if not _given(local_flags, "--train.batch_size"):
             # One optimizer step per pass: the whole rollout is the batch (and the micro-batch, unless given).
@@ -171,13 +171,13 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
             flags += ["--train.batch_size", str(rollout)]
             if not _given(local_flags, "--train.micro_batch_size"):
                 flags += ["--train.micro_batch_size", str(rollout)]
-    except ConfigError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+    except ConfigError as e:  # no runs to check without these: reported with the other options' problems
+        report(prog, ConfigError(*options, *e.problems))
         return 2
     runs = {run_name(loss, k): [*flags, "--train.max_epochs", str(k), "--actor.policy_loss_type", loss]
             for k in iterations for loss in opts.losses}
     longest_first = [run_name(loss, k) for k in reversed(iterations) for loss in opts.losses]
-    configs, code = run_all(runs, output, opts.jobs, prog, start_order=longest_first)
+    configs, code = run_all(runs, output, opts.jobs, prog, argv, start_order=longest_first, option_problems=options)
     if configs is None:
         return code
     a = configs[0].args
@@ -190,8 +190,8 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
             run.label = labels[loss]
             curves.append(run)
             folder = output / run_name(loss, k)
-            table.append({"iterations": k, "label": labels[loss], "stats": rollout_stats(read_metrics(str(folder / "metrics.jsonl")), opts.window),
-                          "wall_time_s": json.loads((folder / "run_summary.json").read_text())["wall_time_s"]})
+            table.append({"iterations": k, "label": labels[loss], "stats": rollout_stats(read_metrics(str(folder / METRICS_FILE)), opts.window),
+                          "wall_time_s": json.loads((folder / RUN_SUMMARY).read_text())["wall_time_s"]})
         columns.append((f"{k} iteration{'s' if k != 1 else ''}", curves))
     steps_per_pass = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size
     model = "the embedded arithmetic default" if a.actor.model_name_or_path is None and a.embedded_default == "arithmetic" else (
@@ -211,8 +211,8 @@ def _start_note(cfg) -> str:
     a = cfg.args
     if a.actor.model_name_or_path is not None or a.embedded_default != "arithmetic":
         return ""
-    from .assets import embedded_default
+    from . import embedded
 
-    info = embedded_default("arithmetic", log=lambda m: None).build_info
+    info = embedded.get("arithmetic").cached(log=lambda m: None).build_info
     return (f"The SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling at temperature 1 "
             f"({info['sft_greedy_accuracy']:.0%} greedy), measured when the embedded default was built.")

@@ -14,6 +14,8 @@ import contextlib
 import json
 import math
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -23,46 +25,21 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from ..chat import stop_token_ids
 from ..losses import logged_name
-from ..ops import aggregate_loss, masked_mean
 from ..openrlhf.policy_loss import PolicyLoss
+from ..ops import aggregate_loss, masked_mean
 from . import checkpoint
 from .advantages import approx_kl, compute_advantages
-from .config import RESUME_FREE, ConfigError, LocalConfig, Sizes, build_parser, check_sizes
-from .data import load_prompts, minibatch_plan, rollout_indices
-from .logger import RunLogger
+from .config import LocalConfig
+from .data import minibatch_plan, rollout_indices
+from .device import resolve_device, resolve_dtype
+from .errors import ConfigError, Interrupted, NonFiniteError
+from .hf import load_pretrained, save_pretrained
+from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
-from .rewards import RewardFunction
+from .preflight import Inputs, prepare
 from .rollout import Rollout, batched_logprobs, decode_queries, encode_prompts, format_prompts, generate, reward_scores
-
-RUN_CONFIG = "run_config.json"
-RUN_SUMMARY = "run_summary.json"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is visible; use --device cpu or auto")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``--ds.param_dtype``: the compute dtype. bf16 is mixed precision (see ``LocalTrainer``), fp32 plain."""
-    if name == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"--ds.param_dtype bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use --ds.param_dtype fp32")
-        return torch.bfloat16
-    return torch.float32
-
-
-def _load(kind, flag: str, folder: str, **kwargs):
-    """``from_pretrained`` on a resolved local folder, its failures as one line."""
-    try:
-        return kind.from_pretrained(folder, **kwargs)
-    except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"--{flag} {folder}: cannot load it as {kind.__name__} ({first})") from None
 
 
 def check_tokenizers_match(policy_tok, reward_tok, policy_path: str, reward_path: str) -> None:
@@ -90,31 +67,66 @@ def build_scheduler(optimizer, name: str, warmup: int, total: int, min_lr_ratio:
     return S.SequentialLR(optimizer, [linear, cosine], milestones=[warmup])
 
 
+def _shorten(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else "..." + text[-limit:])
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
+class CtrlC:
+    """SIGINT while training: the first Ctrl-C stops the run at the end of the current optimizer step, saved (or at
+    once while a rollout is being generated: that rollout is dropped and redone on resume); a second stops at once.
+
+    Outside the main thread (where signal handlers cannot be set) Ctrl-C keeps Python's default.
+    """
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log, self.requested, self.droppable, self.installed, self.previous = log, False, False, False, None
+
+    def __enter__(self) -> "CtrlC":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self.installed = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.installed:  # (a handler set outside Python reads as None: Python's own is the one to put back then)
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.droppable or self.requested:
+            self.requested = True
+            raise KeyboardInterrupt
+        self.requested = True
+        self.log("interrupted: stopping after this optimizer step, which is saved (Ctrl-C again to stop at once)")
+
+    @contextlib.contextmanager
+    def dropping(self):
+        """A stretch that Ctrl-C may cut at once because nothing of it is kept (a rollout being generated)."""
+        self.droppable = True
+        try:
+            yield
+        finally:
+            self.droppable = False
+
+
 class LocalTrainer:
-    def __init__(self, cfg: LocalConfig, log: Callable[[str], None] = print):
+    def __init__(self, cfg: LocalConfig, log: Callable[[str], None] = print, inputs: Optional[Inputs] = None):
+        """``inputs``: what :func:`.preflight.prepare` checked and loaded for ``cfg`` (prepared here when not given)."""
         self.cfg, self.args, self.log = cfg, cfg.args, log
         a = self.args
         self.device = resolve_device(a.device)
         self.dtype = resolve_dtype(a.ds.param_dtype, self.device)
-        self.paths = self._resolve_paths()
-        self.prompt_set = load_prompts(
-            self.paths["prompts"], a.data.input_key, a.data.max_samples, self.paths["label_key"], a.data.prompt_split,
-            self.paths["prompts_data_dir"],
-        )
-        self.sizes = Sizes.of(a, len(self.prompt_set))
-        check_sizes(cfg, self.sizes)
-        self._check_resume_config()
-        # A reward file without reward_func was refused with the flags; loading it again here is cheap.
-        self.reward_fn = RewardFunction(self.paths["reward_func"]) if self.paths["reward_func"] else None
+        self.inputs = inputs if inputs is not None else prepare(cfg, log)
+        self.paths = self.inputs.paths()
+        self.prompt_set, self.sizes, self.reward_fn = self.inputs.prompt_set, self.inputs.sizes, self.inputs.reward_fn
 
         hf_logging.disable_progress_bar()
-        self.tokenizer = _load(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
+        self.tokenizer = load_pretrained(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
         if self.tokenizer.eos_token_id is None:
             raise ConfigError(f"the policy tokenizer ({self.paths['policy']}) has no EOS token; generation could never stop")
         if self.tokenizer.pad_token_id is None:
@@ -122,7 +134,7 @@ class LocalTrainer:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         reward_tok = None
         if self.reward_fn is None:
-            reward_tok = _load(AutoTokenizer, "reward.model_name_or_path", self.paths["reward"])
+            reward_tok = load_pretrained(AutoTokenizer, "reward.model_name_or_path", self.paths["reward"])
             check_tokenizers_match(self.tokenizer, reward_tok, self.paths["policy"], self.paths["reward"])
         # On a CPU, the small models this engine is for spend more time in SDPA's dispatch than in
         # attention itself; eager attention measured ~10% more trained tokens/s (benchmarks/).
@@ -130,19 +142,19 @@ class LocalTrainer:
         # bf16 as OpenRLHF's DeepSpeed bf16 trains: the policy keeps fp32 master weights (AdamW updates
         # of ~1e-6 vanish in bf16) and computes in bf16 under autocast; the frozen models are held in bf16.
         frozen = dict(dtype=self.dtype, attn_implementation=attn)
-        self.policy = _load(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], dtype=torch.float32,
+        self.policy = load_pretrained(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], dtype=torch.float32,
                             attn_implementation=attn).to(self.device)
-        self.ref = _load(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], **frozen).to(self.device)
+        self.ref = load_pretrained(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], **frozen).to(self.device)
         self.reward_model, self.reward_pad_id = None, None
         if self.reward_fn is None:
-            self.reward_model = _load(AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"],
+            self.reward_model = load_pretrained(AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"],
                                       **frozen).to(self.device)
-            if self.reward_model.config.num_labels != 1:
-                raise ConfigError(f"--reward.model_name_or_path {self.paths['reward']} has num_labels={self.reward_model.config.num_labels}; a reward model outputs one score (num_labels=1)")
             self.reward_pad_id = self.reward_model.config.pad_token_id
             if self.reward_pad_id is None:
                 self.reward_pad_id = reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id
                 self.reward_model.config.pad_token_id = self.reward_pad_id
+        # Where a response ends: the eos ids of the tokenizer and the generation config, and the end of a chat turn.
+        self.stop_ids = stop_token_ids(self.tokenizer, self.policy.generation_config)
         n_params = sum(p.numel() for p in self.policy.parameters())
         if a.num_threads > 0:
             torch.set_num_threads(a.num_threads)
@@ -192,51 +204,26 @@ class LocalTrainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def _resolve_paths(self) -> Dict[str, Optional[str]]:
-        """Local folders and files for every model and data flag; hub names are fetched (or found cached) first,
-        so that a bad name stops the run before the embedded default is built."""
-        from .hub import resolve_dataset, resolve_model
-
-        a = self.args
-        paths = {"policy": a.actor.model_name_or_path, "reward": a.reward.model_name_or_path, "reward_func": a.reward.remote_url,
-                 "prompts": a.data.prompt_dataset, "prompts_data_dir": None, "label_key": a.data.label_key}
-        if paths["policy"] is not None:
-            paths["policy"] = resolve_model("actor.model_name_or_path", paths["policy"])
-        if paths["reward"] is not None:
-            paths["reward"] = resolve_model("reward.model_name_or_path", paths["reward"])
-        if paths["prompts"] is not None:
-            paths["prompts"], paths["prompts_data_dir"] = resolve_dataset("data.prompt_dataset", paths["prompts"])
-        no_reward = paths["reward"] is None and paths["reward_func"] is None
-        if paths["policy"] is None or paths["prompts"] is None or no_reward:
-            from .assets import embedded_default
-
-            assets = embedded_default(a.embedded_default, log=self.log)
-            if paths["policy"] is None:
-                paths["policy"] = assets.policy
-            if paths["prompts"] is None:
-                paths["prompts"] = assets.prompts
-                paths["label_key"] = paths["label_key"] or assets.label_key
-            if no_reward:
-                paths["reward"], paths["reward_func"] = assets.reward, assets.reward_func
-        return paths
-
-    def _check_resume_config(self) -> None:
-        path = Path(self.args.ckpt.output_dir) / RUN_CONFIG
-        if self.args.ckpt.load_enable and path.exists():
-            # A flag the interrupted run's version did not have yet ran at its default there.
-            saved = {**build_parser().parse_args([]).__dict__, **json.loads(path.read_text())}
-            saved = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
-            diff = [k for k in sorted(set(saved) | set(self.cfg.flat)) if k not in RESUME_FREE and saved.get(k) != self.cfg.flat.get(k)]
-            if diff:
-                shown = ", ".join(f"--{k} {saved.get(k)} -> {self.cfg.flat.get(k)}" for k in diff)
-                raise ConfigError(f"--resume needs the flags of the interrupted run; these differ: {shown}")
-
     def _load_checkpoint(self) -> None:
-        found = checkpoint.latest(self.args.ckpt.path)
-        if found is None:
+        """The newest checkpoint that loads; one that cannot be read is passed over with a warning line."""
+        found = checkpoint.newest_first(self.args.ckpt.path)
+        if not found:
             self.log(f"--resume: no checkpoint in {self.args.ckpt.path}; starting from step 0")
             return
-        state = checkpoint.load(found)
+        for path in found:
+            try:
+                self._restore(checkpoint.load(path))
+            except Exception as e:  # a truncated or corrupt file raises whatever its first bad byte makes torch raise
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                self.log(f"warning: checkpoint {path} cannot be read ({type(e).__name__}: {reason[:200]}); "
+                         f"{'falling back to the previous one' if path != found[-1] else 'no earlier checkpoint is left'}")
+                continue
+            self.log(f"resumed from {path} (step {self.global_step}/{self.sizes.total_steps})")
+            return
+        raise ConfigError(f"--resume: no checkpoint in {self.args.ckpt.path} can be read (see the warnings above); move them "
+                          f"away to start over, or choose another --ckpt.output_dir")
+
+    def _restore(self, state: Dict) -> None:
         self.policy.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -245,7 +232,6 @@ class LocalTrainer:
         self.plan, self.rollout_info = state["plan"], state["rollout_info"]
         self.elapsed_before = state["elapsed"]
         checkpoint.set_rng_state(state["rng"])
-        self.log(f"resumed from {found} (step {self.global_step}/{self.sizes.total_steps})")
 
     def _save_checkpoint(self, elapsed: float) -> None:
         state = {
@@ -258,6 +244,12 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------ experience
 
+    def _stop_if_not_finite(self, values: torch.Tensor, source: str, describe: Callable[[int], str]) -> None:
+        """Raise :class:`NonFiniteError` naming ``source`` and ``describe(first bad row)`` if ``values`` has a nan or inf."""
+        bad = ~torch.isfinite(values)
+        if bad.any():
+            raise NonFiniteError(self.global_step + 1, source, describe(int(bad.nonzero()[0][0])))
+
     @torch.no_grad()
     def make_experience(self, rollout_idx: int) -> Rollout:
         a, t0 = self.args, time.time()
@@ -269,7 +261,7 @@ class LocalTrainer:
         with self.autocast():
             ro = generate(
                 self.policy, self.tokenizer, prompt_ids, n, a.rollout.max_new_tokens,
-                a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device,
+                a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device, self.stop_ids,
             )
             t_gen = time.time() - t0
             mb, chunk, temp = a.rollout.micro_batch_size, a.actor.logprobs_chunk_size, a.rollout.temperature
@@ -278,18 +270,25 @@ class LocalTrainer:
             if self.reward_fn is not None:
                 t_reward = time.time()
                 labels = [self.prompt_set.labels[i] for i in idx]
-                rewards, scores, extra = self.reward_fn(
-                    decode_queries(self.tokenizer, ro), [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)]
-                )
+                queries = decode_queries(self.tokenizer, ro)
+                rewards, scores, extra = self.reward_fn(queries, [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)])
                 ro.rewards, ro.info = rewards, {"score": scores, **extra}
                 t_reward = time.time() - t_reward
+                self._stop_if_not_finite(ro.rewards, "reward", lambda i: f"reward_func of {self.reward_fn.path} returned "
+                                         f"{ro.rewards[i].item()} for the query {_shorten(queries[i])}")
             else:
                 ro.rewards = reward_scores(self.reward_model, ro, self.reward_pad_id, mb, self.device)
+                self._stop_if_not_finite(ro.rewards, "reward", lambda i: f"the reward model {self.paths['reward']} scored "
+                                         f"sample {i} of rollout {rollout_idx} {ro.rewards[i].item()}")
         ro.kl = approx_kl(ro.old_log_probs, ro.ref_log_probs, a.algo.kl.estimator) * ro.action_mask
         ro.advantages, ro.returns = compute_advantages(
             ro.rewards, ro.kl, ro.action_mask, a.rollout.n_samples_per_prompt, a.algo.advantage.estimator,
             a.algo.kl.init_coef, tuple(a.reward.clip_range),
         )
+        self._stop_if_not_finite(ro.advantages.masked_fill(ro.action_mask == 0, 0), "advantage", lambda i: (
+            f"{a.algo.advantage.estimator} advantages of rollout {rollout_idx} from the finite rewards "
+            f"{ro.rewards.reshape(-1, n)[i // n].tolist()} and a KL to the reference of "
+            f"{masked_mean(ro.kl[i], ro.action_mask[i].float()).item()} per token"))
         groups = ro.rewards.reshape(-1, a.rollout.n_samples_per_prompt)
         self.rollout_info = {
             "group_reward_std": groups.std(-1).mean().item(),
@@ -333,13 +332,19 @@ class LocalTrainer:
             )
             entropy_mean = aggregate_loss(entropy, mask, batch_num_tokens=n_tokens)
             total = out.loss - a.actor.entropy_coef * entropy_mean if a.actor.entropy_coef else out.loss
+            loss, entropy_value = out.loss.item(), entropy_mean.item()
+            if not math.isfinite(loss) or (a.actor.entropy_coef and not math.isfinite(entropy_value)):
+                raise NonFiniteError(self.global_step + 1, "loss", f"{a.actor.policy_loss_type} loss {loss}, entropy {entropy_value}, "
+                                     f"from finite advantages")
             total.backward()
             share = mask.sum().item()
-            sums["policy_loss"] += out.loss.item()
-            sums["entropy"] += entropy_mean.item()
+            sums["policy_loss"] += loss
+            sums["entropy"] += entropy_value
             for k, value in out.metrics.items():
                 token_sums[k] += float(value) * share
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, a.actor.max_norm)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, a.actor.max_norm))
+        if not math.isfinite(grad_norm):
+            raise NonFiniteError(self.global_step + 1, "gradient", f"norm {grad_norm} from a finite loss")
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -349,7 +354,7 @@ class LocalTrainer:
             "policy_loss": sums["policy_loss"],
             "entropy": sums["entropy"],
             **{logged_name("openrlhf", k): v / n_tokens for k, v in token_sums.items()},
-            "actor_grad_norm": float(grad_norm),
+            "actor_grad_norm": grad_norm,
             "actor_lr": lr,
             "reward": batch.rewards.mean().item(),
             "return": (batch.returns[:, 0]).mean().item(),
@@ -366,6 +371,12 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------ loop
 
+    def _stop_interrupted(self, elapsed: float, saved: bool) -> None:
+        """At a step boundary after Ctrl-C: save this step (unless just saved, or checkpoints are off) and raise Interrupted."""
+        if not saved and self.args.ckpt.save_steps > 0:
+            self._save_checkpoint(elapsed)
+        raise Interrupted(self.global_step, self.sizes.total_steps, checkpoint.latest(self.args.ckpt.path) if self.args.ckpt.save_steps > 0 else None)
+
     def fit(self) -> Dict[str, float]:
         a, sizes = self.args, self.sizes
         out = Path(a.ckpt.output_dir)
@@ -373,48 +384,61 @@ class LocalTrainer:
         (out / RUN_CONFIG).write_text(self.cfg.to_json())
         label = f"{a.actor.policy_loss_type} kl={a.algo.kl.init_coef:g}"
         logger = RunLogger(str(out), a.logger.tensorboard_dir, sizes.total_steps, self.global_step, a.logger.progress, label)
-        t0 = time.time()
+        t0, start_step = time.time(), self.global_step
         tokens_trained = 0
         last: Dict[str, float] = {}
+        ctrl_c = CtrlC(self.log)
         try:
-            while self.rollout_idx < sizes.num_rollouts:
-                if self.buffer is None:
-                    self.buffer = self.make_experience(self.rollout_idx)
-                    self.plan = minibatch_plan(sizes.samples_per_rollout, a.train.batch_size, a.train.max_epochs, a.train.seed, self.rollout_idx)
-                    self.step_in_rollout = 0
-                t_step = time.time()
-                batch = self.buffer.select(self.plan[self.step_in_rollout])
-                metrics = self.train_step(batch)
-                tokens_trained += int(batch.action_mask.sum())
-                self.global_step += 1
-                self.step_in_rollout += 1
-                record = {
-                    "step": self.global_step,
-                    "rollout": self.rollout_idx,
-                    "epoch": (self.step_in_rollout - 1) // sizes.steps_per_epoch,
-                    **metrics,
-                    **(self.rollout_info if self.step_in_rollout == 1 else {}),
-                    "group_reward_std": self.rollout_info.get("group_reward_std", 0.0),
-                    "timing/train_step": time.time() - t_step,
-                    "time": self.elapsed_before + time.time() - t0,
-                }
-                if self.step_in_rollout == sizes.steps_per_rollout:
-                    self.buffer, self.plan = None, None
-                    self.rollout_idx += 1
-                logger.log(record)
-                last = record
-                if a.ckpt.save_steps > 0 and self.global_step % a.ckpt.save_steps == 0:
-                    self._save_checkpoint(record["time"])
-                for cb in self.callbacks:
-                    cb(self, record)
+            with ctrl_c:
+                while self.rollout_idx < sizes.num_rollouts:
+                    if self.buffer is None:
+                        rng = checkpoint.rng_state()
+                        try:
+                            with ctrl_c.dropping():
+                                buffer = self.make_experience(self.rollout_idx)
+                        except KeyboardInterrupt:
+                            checkpoint.set_rng_state(rng)  # as if this rollout had never started: resume redoes it exactly
+                            self._stop_interrupted(self.elapsed_before + time.time() - t0, saved=False)
+                        self.buffer = buffer
+                        self.plan = minibatch_plan(sizes.samples_per_rollout, a.train.batch_size, a.train.max_epochs, a.train.seed, self.rollout_idx)
+                        self.step_in_rollout = 0
+                    t_step = time.time()
+                    batch = self.buffer.select(self.plan[self.step_in_rollout])
+                    metrics = self.train_step(batch)
+                    tokens_trained += int(batch.action_mask.sum())
+                    self.global_step += 1
+                    self.step_in_rollout += 1
+                    record = {
+                        "step": self.global_step,
+                        "rollout": self.rollout_idx,
+                        "epoch": (self.step_in_rollout - 1) // sizes.steps_per_epoch,
+                        **metrics,
+                        **(self.rollout_info if self.step_in_rollout == 1 else {}),
+                        "group_reward_std": self.rollout_info.get("group_reward_std", 0.0),
+                        "timing/train_step": time.time() - t_step,
+                        "time": self.elapsed_before + time.time() - t0,
+                    }
+                    if self.step_in_rollout == sizes.steps_per_rollout:
+                        self.buffer, self.plan = None, None
+                        self.rollout_idx += 1
+                    logger.log(record)
+                    last = record
+                    saved = a.ckpt.save_steps > 0 and self.global_step % a.ckpt.save_steps == 0
+                    if saved:
+                        self._save_checkpoint(record["time"])
+                    for cb in self.callbacks:
+                        cb(self, record)
+                    if ctrl_c.requested and self.rollout_idx < sizes.num_rollouts:  # (after the last step: just finish)
+                        self._stop_interrupted(record["time"], saved)
         finally:
             logger.close()
         elapsed = self.elapsed_before + time.time() - t0
         if last:
             self._save_checkpoint(elapsed)
-            self.policy.save_pretrained(out / "model")
-            self.tokenizer.save_pretrained(out / "model")
-        summary = {"steps": self.global_step, "wall_time_s": round(elapsed, 2), "tokens_trained_this_session": tokens_trained,
+            save_pretrained(self.policy, out / "model")
+            save_pretrained(self.tokenizer, out / "model")
+        summary = {"steps": self.global_step, "wall_time_s": round(elapsed, 2), "steps_this_session": self.global_step - start_step,
+                   "wall_time_this_session_s": round(time.time() - t0, 2), "tokens_trained_this_session": tokens_trained,
                    "sizes": sizes.__dict__, "paths": self.paths}
         (out / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
         return summary

@@ -1,12 +1,15 @@
 """Shared fixtures: tiny embedded-default assets, built once per session (seconds), and run helpers."""
+import importlib.util
+import os
+
 import pytest
 
-from openrlhf_cfpo.local.assets import BuildSettings, build_assets
+from openrlhf_cfpo.local.embedded import arithmetic, chat
 
 
 @pytest.fixture(scope="session")
 def tiny_assets(tmp_path_factory):
-    return build_assets(tmp_path_factory.mktemp("assets") / "tiny", BuildSettings.tiny())
+    return chat.DEFAULT.build(tmp_path_factory.mktemp("assets") / "tiny", chat.ChatSettings.tiny())
 
 
 @pytest.fixture
@@ -22,9 +25,7 @@ def local_flags(tiny_assets):
 
 @pytest.fixture(scope="session")
 def tiny_arithmetic(tmp_path_factory):
-    from openrlhf_cfpo.local.arithmetic import ArithmeticSettings
-
-    return build_assets(tmp_path_factory.mktemp("assets") / "arithmetic", ArithmeticSettings.tiny())
+    return arithmetic.DEFAULT.build(tmp_path_factory.mktemp("assets") / "arithmetic", arithmetic.ArithmeticSettings.tiny())
 
 
 @pytest.fixture
@@ -37,3 +38,57 @@ def arithmetic_flags(tiny_arithmetic):
         "--train.batch_size", "4", "--train.micro_batch_size", "4", "--actor.adam.lr", "1e-3", "--logger.progress", "none",
         "--algo.advantage.estimator", "group_norm",
     ]
+
+
+class SavedFigure:
+    """A figure the engine wrote, read back by what it plots."""
+
+    def __init__(self, fig, path):
+        self.fig, self.path = fig, path
+
+    def panel(self, title):
+        (ax,) = [ax for ax in self.fig.axes if ax.get_title() == title]
+        return ax
+
+    @staticmethod
+    def curve(ax, label, raw=False):
+        """(steps, values) of the line ``label`` in ``ax``: its plotted curve, or with ``raw`` the faint unsmoothed one."""
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label() == (f"_raw {label}" if raw else label)]
+        return list(line.get_xdata()), list(line.get_ydata())
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """Every figure `plot.save_figure` writes during the test, in order, as :class:`SavedFigure`."""
+    from openrlhf_cfpo.local import plot
+
+    saved, save = [], plot.save_figure
+
+    def recording(fig, output):
+        saved.append(SavedFigure(fig, save(fig, output)))
+        return output
+
+    monkeypatch.setattr(plot, "save_figure", recording)
+    return saved
+
+
+@pytest.fixture
+def chatml_tokenizer():
+    """ChatML turns closed by <|im_end|> with another eos, <|endoftext|>, as Qwen2.5 base models have (tests/test_chat.py)."""
+    spec = importlib.util.spec_from_file_location("test_chat", os.path.join(os.path.dirname(__file__), "..", "test_chat.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.chatml_tokenizer_with_base_eos()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder in which no file can be created: a chmod'ed one, or for root (whom permissions do not stop) /sys."""
+    if os.geteuid() == 0:
+        yield "/sys"
+        return
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield str(folder)
+    folder.chmod(0o755)

@@ -88,7 +88,7 @@ def test_local_writes_metrics_tensorboard_checkpoints_and_the_model(local_flags,
     assert json.loads((out / "run_summary.json").read_text())["steps"] == 6
 
 
-def test_python_dash_m_runs_the_local_engine(local_flags, tmp_path):
+def test_python_dash_m_runs_the_local_engine_without_start_up_warnings(local_flags, tmp_path):
     import subprocess
     import sys
 
@@ -96,7 +96,22 @@ def test_python_dash_m_runs_the_local_engine(local_flags, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "openrlhf_cfpo.local", *local_flags, "--data.max_samples", "4", "--ckpt.output_dir", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert len(read_metrics(str(out / "metrics.jsonl"))) == 2
+    assert len(read_metrics(str(out / "metrics.jsonl"))) == 2 and (out / "model" / "config.json").exists()
+    # neither pynvml's deprecation nor DeepSpeed's accelerator warning (on stdout: saving the model imported DeepSpeed)
+    assert proc.stderr.splitlines()[-1].startswith("trained 2 steps in ")
+    output = (proc.stdout + proc.stderr).lower().splitlines()
+    assert not [line for line in output if "warn" in line or "deepspeed" in line or "accelerator" in line]
+
+
+def test_building_an_embedded_default_imports_no_deepspeed(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from openrlhf_cfpo.local.embedded import chat; "
+            f"chat.DEFAULT.build({str(tmp_path / 'chat')!r}, chat.ChatSettings(hidden=8, layers=1, heads=2, sft_steps=1, rm_steps=1, "
+            "batch_size=2, n_prompts=2)); print(sys.modules.get('deepspeed') is not None)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]
 
 
 def test_metrics_records_cut_by_a_kill_inside_a_write_are_dropped_on_read_and_on_resume(tmp_path):
@@ -119,3 +134,57 @@ def test_tensorboard_holds_every_logged_metric_of_every_step(local_flags, tmp_pa
     for metric in ("reward", "response_length", "ppo_clip_ratio", "kl", "ppo_kl", "ratio_dev_mean"):
         steps, values = tb.series[metric]
         assert steps == [r["step"] for r in rows] and values == pytest.approx([r[metric] for r in rows], rel=1e-6)
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_when_the_newest_cannot_be_read(local_flags, tmp_path, capsys):
+    flags = [*local_flags, "--ckpt.save_steps", "2", "--ckpt.max_num", "3", "--ckpt.output_dir", str(tmp_path / "run")]
+    full = _trainer(local_flags, tmp_path / "full", "--ckpt.save_steps", "2")
+    full.fit()
+    assert main_local(flags) == 0
+    ckpts = tmp_path / "run" / "checkpoints"
+    (ckpts / "global_step_6" / "state.pt").write_bytes(b"not a checkpoint")  # a disk fault, a hand edit
+    (ckpts / "global_step_4" / "state.pt").write_bytes((ckpts / "global_step_4" / "state.pt").read_bytes()[:1000])  # truncated
+    capsys.readouterr()
+    logs = []
+    resumed = LocalTrainer(parse_args([*flags, "--resume"]), log=logs.append)
+    assert resumed.global_step == 2
+    assert logs[0].startswith(f"warning: checkpoint {ckpts / 'global_step_6'} cannot be read (") and "falling back" in logs[0]
+    assert logs[1].startswith(f"warning: checkpoint {ckpts / 'global_step_4'} cannot be read (")
+    assert logs[2] == f"resumed from {ckpts / 'global_step_2'} (step 2/6)"
+    resumed.fit()  # and continues exactly as the uninterrupted run
+    a, b = (_deterministic(read_metrics(str(tmp_path / r / "metrics.jsonl"))) for r in ("full", "run"))
+    assert [r.keys() for r in a] == [r.keys() for r in b]
+    assert [v for r in a for v in r.values()] == pytest.approx([v for r in b for v in r.values()], rel=1e-5, abs=1e-6)
+
+
+def test_resume_stops_in_one_line_when_no_checkpoint_can_be_read(local_flags, tmp_path, capsys):
+    flags = [*local_flags, "--ckpt.save_steps", "3", "--ckpt.output_dir", str(tmp_path / "run")]
+    assert main_local(flags) == 0
+    for state in (tmp_path / "run" / "checkpoints").glob("*/state.pt"):
+        state.write_bytes(b"")
+    capsys.readouterr()
+    assert main_local([*flags, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(" cannot be read")[0] for line in err[:-1]] == [
+        f"warning: checkpoint {tmp_path / 'run' / 'checkpoints' / f'global_step_{k}'}" for k in (6, 3)]
+    assert err[-1].startswith("openrlhf-cfpo local: error: --resume: no checkpoint in ") and "can be read" in err[-1]
+
+
+def test_the_last_line_says_what_this_session_trained(local_flags, tmp_path, capsys):
+    def stop_after_step_4(trainer, record):
+        if record["step"] == 4:
+            raise KeyboardInterrupt
+
+    run = _trainer(local_flags, tmp_path / "run", "--ckpt.save_steps", "4")
+    run.callbacks.append(stop_after_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit()
+
+    def last_line(argv):
+        assert main_local([*local_flags, "--ckpt.save_steps", "4", *argv]) == 0
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    resume = ["--ckpt.output_dir", str(tmp_path / "run"), "--resume"]
+    assert last_line(resume).startswith("trained steps 5-6 of 6 in ")
+    assert last_line(resume).startswith("nothing left to train: the run had finished all 6 steps; metrics in ")  # not "trained 6"
+    assert last_line(["--ckpt.output_dir", str(tmp_path / "fresh")]).startswith("trained 6 steps in ")

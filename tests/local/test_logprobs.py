@@ -33,4 +33,4 @@ def test_response_logprobs_do_not_depend_on_left_padding(tiny_assets):
 
 def test_response_mask_keeps_tokens_up_to_and_including_the_first_eos():
     responses = torch.tensor([[5, 3, 7, 3], [5, 6, 7, 8], [3, 0, 0, 0]])
-    assert response_mask(responses, eos_id=3).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert response_mask(responses, [3]).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from openrlhf_cfpo.local.arithmetic_reward import parse_answer, reward_func
 from openrlhf_cfpo.local.cli import main_local
 from openrlhf_cfpo.local.config import parse_args
+from openrlhf_cfpo.local.embedded.arithmetic_reward import parse_answer, reward_func
 from openrlhf_cfpo.local.logger import read_metrics
 from openrlhf_cfpo.local.trainer import LocalTrainer
 
@@ -128,3 +128,47 @@ def test_reward_model_scores_are_unchanged_by_vectorised_repacking(tiny_assets):
     # the reference: each sequence alone, its tokens at positions 0..n-1
     want = [rm(input_ids=s[m.bool()][None]).logits[0, 0].item() for s, m in zip(seq, attn)]
     assert got.tolist() == pytest.approx(want, abs=1e-5)
+
+
+def test_a_reward_func_that_reads_labels_without_a_label_key_is_refused_before_any_model_loads(arithmetic_flags, tmp_path, capsys,
+                                                                                             monkeypatch):
+    import openrlhf_cfpo.local.trainer as trainer
+
+    reward_file = tmp_path / "my_reward.py"
+    reward_file.write_text(RECORDING_REWARD)
+    flags = list(arithmetic_flags)
+    del flags[flags.index("--data.label_key") : flags.index("--data.label_key") + 2]
+    monkeypatch.setattr(trainer.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("a model was loaded"))
+    line = _one_error_line([*flags, "--reward.remote_url", str(reward_file)], capsys, tmp_path / "run")
+    assert "reward_func reads its labels, but no --data.label_key is given" in line
+    assert "set --data.label_key" in line and "fields: input, label" in line
+
+
+def test_a_reward_func_that_ignores_its_labels_needs_no_label_key():
+    from openrlhf_cfpo.local.rewards import reads_labels
+
+    def by_length(queries, prompts, labels):
+        return {"rewards": torch.tensor([float(len(q)) for q in queries])}
+
+    def by_label(queries, prompts, labels):
+        return {"rewards": torch.tensor([float(q.endswith(y)) for q, y in zip(queries, labels)])}
+
+    def by_label_inside(queries, prompts, labels):
+        return {"rewards": torch.tensor([float(labels[i] in q) for i, q in enumerate(queries)])}
+
+    def anything(*args):
+        return {"rewards": torch.zeros(1)}
+
+    assert not reads_labels(by_length)
+    assert reads_labels(by_label) and reads_labels(by_label_inside) and reads_labels(anything)
+    assert reads_labels(reward_func)  # the arithmetic default's
+
+
+def test_extra_logs_with_several_values_for_one_query_stop_the_run_in_one_line(arithmetic_flags, tmp_path, capsys):
+    bad = tmp_path / "reward.py"
+    bad.write_text("import torch\ndef reward_func(queries, prompts, labels):\n"
+                   "    return {'rewards': torch.ones(1), 'extra_logs': {'lengths': torch.tensor([1.0, 2.0])}}\n")
+    code = main_local([*arithmetic_flags, "--reward.remote_url", str(bad), "--ckpt.output_dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].endswith("reward_func returned 2 values for extra_logs['lengths'] for one query "
+                                          "(OpenRLHF calls it with one sample at a time and reads one value)")

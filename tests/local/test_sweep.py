@@ -1,6 +1,4 @@
 """`sweep`: GRPO (clipped) vs CFPO for each iteration count, a Figure-2-style grid and a summary."""
-import os
-
 import pytest
 
 from openrlhf_cfpo.local.cli import main_sweep
@@ -32,7 +30,7 @@ def test_iteration_counts_are_whole_numbers_from_one():
             parse_iterations(bad)
 
 
-def test_sweep_trains_both_losses_per_iteration_count_and_writes_the_grid_and_summary(arithmetic_flags, tmp_path):
+def test_sweep_trains_both_losses_per_iteration_count_and_writes_the_grid_and_summary(arithmetic_flags, tmp_path, saved_figures):
     out = tmp_path / "sweep"
     flags = [f for f in arithmetic_flags]
     # the sweep sets the train batch to the whole rollout itself (one step per pass): drop the fixture's
@@ -43,7 +41,17 @@ def test_sweep_trains_both_losses_per_iteration_count_and_writes_the_grid_and_su
     for run, steps in (("ppo_it1", 2), ("cfpo_it1", 2), ("ppo_it3", 6), ("cfpo_it3", 6)):
         rows = read_metrics(str(out / run / "metrics.jsonl"))
         assert len(rows) == steps and {r["epoch"] for r in rows} == set(range(steps // 2))  # 2 rollouts, one step per pass
-    assert os.path.getsize(out / "figure2.png") > 10_000
+    (fig,) = saved_figures
+    assert fig.path == str(out / "figure2.png")
+    # one column per iteration count (titled by it), reward then clip ratio, both losses in every panel as logged
+    grid = [fig.fig.axes[:2], fig.fig.axes[2:]]
+    assert [ax.get_title() for ax in grid[0]] == ["1 iteration", "3 iterations"]
+    for j, k in enumerate((1, 3)):
+        for i, metric in enumerate(("reward", "ppo_clip_ratio")):
+            for loss, label in (("ppo", "GRPO (clipped)"), ("cfpo", "CFPO")):
+                rows = read_metrics(str(out / f"{loss}_it{k}" / "metrics.jsonl"))
+                steps, values = fig.curve(grid[i][j], label, raw=True)
+                assert steps == [r["step"] for r in rows] and values == pytest.approx([r[metric] for r in rows])
     summary = (out / "summary.md").read_text()
     assert "| 1 | GRPO (clipped) | 2 |" in summary and "| 3 | CFPO | 6 |" in summary
     assert "Collapsed: the reward averaged over 2 consecutive rollouts falls below 0.5 x its running peak" in summary

@@ -10,7 +10,7 @@ from openrlhf_cfpo.gpu_smoke import save_tiny_llama  # the 2-layer, 32-wide Llam
 def tiny_openrlhf_models(tmp_path_factory):
     """``(policy, reward, prompts)``: a policy, a model OpenRLHF loads as its reward model (a random
     value head on another tiny Llama), and 8 prompts in OpenRLHF's jsonl layout (key ``input``)."""
-    from openrlhf_cfpo.local.assets import TOPICS, prompt_text
+    from openrlhf_cfpo.local.embedded.chat import TOPICS, prompt_text
 
     root = tmp_path_factory.mktemp("tiny_openrlhf")
     prompts = root / "prompts.jsonl"

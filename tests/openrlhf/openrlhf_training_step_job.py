@@ -115,7 +115,7 @@ def rollout_samples(tokenizer):
     """Single-sample Experiences laid out as SamplesGenerator._process_response_into_experience does."""
     from openrlhf.trainer.ppo_utils.experience import Experience
 
-    from openrlhf_cfpo.local.assets import TOPICS, prompt_text
+    from openrlhf_cfpo.local.embedded.chat import TOPICS, prompt_text
 
     g = torch.Generator().manual_seed(1)
     topics = list(TOPICS)[:N_PROMPTS]

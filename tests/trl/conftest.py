@@ -14,7 +14,7 @@ import pytest
 from without_vllm_stub import import_without_vllm_stub  # tests/stubs, on the path (tests/conftest.py)
 import torch
 
-from openrlhf_cfpo.local.assets import build_tokenizer
+from openrlhf_cfpo.local.embedded.chat import build_tokenizer
 
 
 

@@ -24,9 +24,10 @@ from typing import List, Tuple
 
 import torch
 
-from .assets import EmbeddedDefault, _pad, tiny_llama, train_lm, word_level_tokenizer
+from ..hf import save_pretrained
+from .build import EmbeddedDefault
+from .toy_models import right_pad, tiny_llama, train_lm, word_level_tokenizer
 
-ARITHMETIC_VERSION = "v1"
 REWARD_FILE = str(Path(__file__).with_name("arithmetic_reward.py"))
 WORDS = [str(d) for d in range(10)] + ["+", "="]
 
@@ -73,7 +74,7 @@ def _train_policy(tokenizer, s: ArithmeticSettings, rng: random.Random):
             p = tokenizer(prompt_text(a, b))["input_ids"]
             prompts.append(len(p))
             full.append(p + tokenizer(spaced(a + b), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
-        ids, mask = _pad(full, tokenizer.pad_token_id)
+        ids, mask = right_pad(full, tokenizer.pad_token_id)
         labels = ids.masked_fill(mask == 0, -100)
         for i, n in enumerate(prompts):
             labels[i, :n] = -100  # no loss on the prompt
@@ -85,29 +86,31 @@ def _train_policy(tokenizer, s: ArithmeticSettings, rng: random.Random):
 @torch.no_grad()
 def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> dict:
     """Share of correct answers through the engine's sampling and the reward file, sampled (T=1) and greedy."""
-    from .rewards import RewardFunction
-    from .rollout import decode_queries, generate, left_pad, tokenize_prompts
+    from ...chat import stop_token_ids
+    from ..rewards import RewardFunction
+    from ..rollout import decode_queries, generate, left_pad, tokenize_prompts
 
     reward = RewardFunction(REWARD_FILE)
     prompts = [prompt_text(a, b) for a, b in problems]
     labels = [str(a + b) for a, b in problems]
     ids = tokenize_prompts(tokenizer, prompts)
+    stop_ids = stop_token_ids(tokenizer, policy.generation_config)
     torch.manual_seed(seed)
-    ro = generate(policy, tokenizer, ids, 1, 8, 1.0, 1.0, 256, torch.device("cpu"))
+    ro = generate(policy, tokenizer, ids, 1, 8, 1.0, 1.0, 256, torch.device("cpu"), stop_ids)
     sampled, _, extra = reward(decode_queries(tokenizer, ro), prompts, labels)
     x, mask = left_pad(ids, tokenizer.pad_token_id)
     out = policy.generate(input_ids=x, attention_mask=mask, do_sample=False, max_new_tokens=8,
-                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                          pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
     greedy, _, _ = reward(tokenizer.batch_decode(out, skip_special_tokens=False), prompts, labels)
     return {"sft_sample_accuracy": round(float(sampled.mean()), 4), "sft_greedy_accuracy": round(float(greedy.mean()), 4),
             "sft_well_formed": round(float(extra["answer_well_formed"].mean()), 4)}
 
 
-def _build(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
+def _write(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
     tokenizer = word_level_tokenizer(WORDS)
     policy, sft_loss = _train_policy(tokenizer, s, rng)
-    policy.save_pretrained(tmp / "policy")
-    tokenizer.save_pretrained(tmp / "policy")
+    save_pretrained(policy, tmp / "policy")
+    save_pretrained(tokenizer, tmp / "policy")
     with open(tmp / "prompts.jsonl", "w") as f:
         for _ in range(s.n_prompts):
             a, b = _problem(rng, s)
@@ -118,8 +121,8 @@ def _build(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
             "reward_func": Path(REWARD_FILE).name}
 
 
-ARITHMETIC = EmbeddedDefault(
-    "arithmetic", ARITHMETIC_VERSION, ArithmeticSettings, _build, "arithmetic", "under a minute on 2 CPU cores",
+DEFAULT = EmbeddedDefault(
+    __name__.rsplit(".", 1)[-1], "v1", ArithmeticSettings, _write, "arithmetic", "under a minute on 2 CPU cores",
     lambda info: f"SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling "
                  f"({info['sft_greedy_accuracy']:.0%} greedy)",
     reward_func=REWARD_FILE, label_key="label",

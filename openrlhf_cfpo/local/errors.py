@@ -1,0 +1,69 @@
+"""The local engine's errors and how a command reports them (imports no other module of the engine, so all can use it)."""
+from __future__ import annotations
+
+import sys
+from typing import Callable, List, Optional, TypeVar
+
+T = TypeVar("T")
+
+# What a shell reports for a process ended by Ctrl-C (128 + SIGINT); a run stopped by Ctrl-C exits with it.
+EXIT_INTERRUPTED = 130
+
+
+class ConfigError(ValueError):
+    """Bad input found before any training: one line per problem, every problem found at that point."""
+
+    def __init__(self, *problems: str):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+class Problems:
+    """Collects the problems of independent checks, so that one run of a command reports them all."""
+
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+
+    def add(self, line: Optional[str]) -> None:
+        if line and line not in self.lines:
+            self.lines.append(line)
+
+    def attempt(self, check: Callable[..., T], *args, **kwargs) -> Optional[T]:
+        """``check(...)``, or None with its ConfigError's problems kept."""
+        try:
+            return check(*args, **kwargs)
+        except ConfigError as e:
+            for line in e.problems:
+                self.add(line)
+            return None
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise ConfigError(*self.lines)
+
+
+def report(prog: str, error: ConfigError) -> None:
+    """Each problem of ``error`` as one ``PROG: error: ...`` line on stderr."""
+    for line in error.problems:
+        print(f"{prog}: error: {line}", file=sys.stderr)
+
+
+class RewardFuncError(RuntimeError):
+    """``reward_func`` raised or returned something OpenRLHF could not use either; one line."""
+
+
+class NonFiniteError(RuntimeError):
+    """A reward, advantage, loss or gradient that is not finite: the run stops before an optimizer step or a
+    checkpoint uses it, so the weights and the checkpoints on disk stay finite."""
+
+    def __init__(self, step: int, source: str, detail: str):
+        super().__init__(f"step {step}: the {source} is not finite ({detail}); stopped before any optimizer step or checkpoint used it")
+        self.step, self.source = step, source
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped the run at a step boundary; ``checkpoint`` is where it was saved (None with --ckpt.save_steps -1)."""
+
+    def __init__(self, step: int, total: int, checkpoint):
+        super().__init__(f"interrupted at step {step}/{total}")
+        self.step, self.total, self.checkpoint = step, total, checkpoint
