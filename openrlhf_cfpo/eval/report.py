@@ -97,7 +97,7 @@ def build_table5(folders: Sequence[Path], baseline: Optional[Path] = None, loade
     loaded = loaded if loaded is not None else _load(folders, baseline)
     table5 = columns(5)
     t5 = [["Model"] + [c for c, _, _ in table5]]
-    for name, is_base, res in loaded:
+    for name, _is_base, res in loaded:
         t5.append([name] + [_value(res, b, k) for _, b, k in table5])
     return t5
 

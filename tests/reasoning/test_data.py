@@ -1,7 +1,6 @@
 """MATH -> chat prompts and labels: the paper's system prompt per size, the solution as label, the 512-token budget."""
 import pytest
 
-from openrlhf_cfpo.reasoning import data
 from openrlhf_cfpo.reasoning.data import SYSTEM_PROMPTS, chat_prompt, load_math, prepare_math, prompt_length
 
 ROWS = [

@@ -18,7 +18,7 @@ def assert_same_step(ours, stock, inputs, loss_grads_metrics, mode="train", call
         scale = grad.abs().max().item()
         assert scale > 0, name
         # float32 rounding only: autograd may sum a parameter's gradient contributions in another order
-        torch.testing.assert_close(grads[name], grad, rtol=1e-5, atol=1e-6 * scale, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grads[name], grad, rtol=1e-5, atol=1e-6 * scale, msg=lambda m, name=name: f"{name}: {m}")
     for name, values in stock_metrics.items():
         assert metrics[name] == pytest.approx(values, rel=1e-6, abs=1e-9, nan_ok=True), name
     # What ours logs besides TRL's metrics: the registry's diagnostics (TRL's clip ratio already covers clip_ratio).
