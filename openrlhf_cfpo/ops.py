@@ -33,7 +33,7 @@ class _MaskedRatio(torch.autograd.Function):
         raw = torch.where(mask, log_probs - old_log_probs, 0.0)
         log_ratio = raw.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
         ratio = log_ratio.exp()
-        ctx.save_for_backward(ratio * (mask & (raw.abs() <= LOG_RATIO_CLAMP)))
+        ctx.save_for_backward(torch.where(mask & (raw.abs() <= LOG_RATIO_CLAMP), ratio, 0.0))
         ctx.set_materialize_grads(True)
         ctx.mark_non_differentiable(log_ratio)
         return log_ratio, ratio
@@ -69,14 +69,23 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Ten
     return masked_sum(values, mask, dim) / count.clamp(min=1)
 
 
+def as_weights(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``mask`` in ``like``'s dtype when that dtype counts tokens exactly (float32/64), converted once: a product with
+    a bool or integer mask converts it again on every call. Other dtypes (bf16) keep the mask, so counts stay exact."""
+    if like.dtype not in (torch.float32, torch.float64) or mask.dtype == like.dtype:
+        return mask
+    return mask.to(like.dtype)
+
+
 def token_means(per_token: Dict[str, torch.Tensor], mask: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """:func:`masked_mean` of each per-token diagnostic over the whole ``mask``, as one matrix-vector product
-    (this runs on every micro-batch)."""
+    """:func:`masked_mean` of each per-token diagnostic over the whole ``mask``, one dot product each (this runs on
+    every micro-batch; float diagnostics)."""
     if not per_token:
         return {}
-    stacked = torch.stack([v.expand_as(mask) for v in per_token.values()]).flatten(1)
-    sums = stacked @ mask.flatten().to(stacked.dtype)
-    return dict(zip(per_token, (sums / mask.sum().clamp(min=1)).unbind()))
+    dtype = next(iter(per_token.values())).dtype
+    count = mask.sum().clamp(min=1)
+    weights = mask.reshape(-1).to(dtype)
+    return {name: torch.dot(v.expand_as(mask).reshape(-1), weights) / count for name, v in per_token.items()}
 
 
 def aggregate_loss(
@@ -95,6 +104,7 @@ def aggregate_loss(
     gradient averaging done across data-parallel ranks (OpenRLHF's convention). Fully masked sequences
     contribute 0 and are not counted.
     """
+    mask = as_weights(mask, loss)
     if token_level_loss:
         if batch_num_tokens is None:
             return masked_mean(loss, mask)

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from openrlhf_cfpo.losses import DEFAULT_POLICY_LOSS, check_policy_loss_args, token_policy_loss
-from openrlhf_cfpo.ops import aggregate_loss, masked_mean, token_means
+from openrlhf_cfpo.ops import aggregate_loss, as_weights, masked_mean, token_means
 
 
 class ISCorrection(NamedTuple):
@@ -166,9 +166,10 @@ class PolicyLoss(nn.Module):
             loss = corr.weight * loss
             vllm_kl, is_filter_ratio = corr.vllm_kl, corr.is_filter_ratio
 
-        loss = aggregate_loss(loss, mask, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size)
+        weights = as_weights(mask, loss)
+        loss = aggregate_loss(loss, weights, self.token_level_loss, dp_size, batch_num_tokens, global_batch_size)
         with torch.no_grad():
-            metrics = token_means(per_token.metrics, mask)
+            metrics = token_means(per_token.metrics, weights)
         return PolicyLossOutput(loss, metrics["clip_ratio"], metrics["ppo_kl"], vllm_kl, is_filter_ratio, metrics)
 
     def forward(self, *args, **kwargs):
