@@ -12,6 +12,7 @@ import argparse
 import difflib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
@@ -19,7 +20,9 @@ from typing import Any, Dict, List, Optional
 from ..advantages import GROUP_BASELINES
 from ..losses import DEFAULT_POLICY_LOSS, POLICY_LOSSES, check_policy_loss_args, trust_region
 from .device import DEVICE_CHOICES, DEVICE_PATTERN
+from .embedded import DEFAULT_NAME as DEFAULT_EMBEDDED
 from .embedded import REGISTRY as EMBEDDED_DEFAULTS
+from .embedded import run_flags
 from .errors import ConfigError
 
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
@@ -53,7 +56,7 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     )
     add = p.add_argument
     g = p.add_argument_group("models and data (default: an embedded default, built offline on first use)")
-    g.add_argument("--embedded_default", default="chat", choices=list(EMBEDDED_DEFAULTS),
+    g.add_argument("--embedded_default", default=DEFAULT_EMBEDDED, choices=list(EMBEDDED_DEFAULTS),
                    help="what fills in the models and data not given: "
                         + "; ".join(f"{name} ({what})" for name, what in EMBEDDED_DEFAULTS.items()))
     g.add_argument("--actor.model_name_or_path", default=None, help="the SFT policy: a local Hugging Face causal LM folder or a hub name")
@@ -197,14 +200,17 @@ class LocalConfig:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
-    """Parse and check the flags by themselves (what they point at is checked by :mod:`.preflight`)."""
+    """Parse and check the flags by themselves (what they point at is checked by :mod:`.preflight`).
+
+    The embedded default's own run flags come first, so any flag given overrides them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns = parser.parse_args(run_flags(argv) + argv)
     flat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(ns).items()}
     out = flat["ckpt.output_dir"]
     flat["ckpt.path"] = flat["ckpt.path"] or os.path.join(out, "checkpoints")
     flat["logger.tensorboard_dir"] = flat["logger.tensorboard_dir"] or os.path.join(out, "tensorboard")
-    # What was given: the same arguments parsed again with no defaults (argparse leaves out what it never saw).
+    # What was given on the command line: its arguments parsed again with no defaults (argparse leaves out what it never saw).
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     cfg = LocalConfig(flat, nest(flat), frozenset(vars(parser.parse_args(argv))))

@@ -15,7 +15,7 @@ from .errors import ConfigError
 class PromptSet:
     """Prompt texts and, with ``--data.label_key``, each prompt's label (what OpenRLHF passes to ``reward_func``)."""
 
-    prompts: List[str]
+    prompts: List[Any]  # texts, or chat messages ([{"role", "content"}, ...]) with --data.apply_chat_template
     labels: List[Any] = field(default_factory=list)  # "" per prompt without --data.label_key, as OpenRLHF
     fields: List[str] = field(default_factory=list)  # the fields of the first row (none for plain-text prompts)
 
@@ -46,6 +46,12 @@ def _rows_from_datasets(path: str, data_dir: Optional[str], split: str, flag: st
             raise ConfigError(f"--{flag} {path} has no split {split!r} (it has {', '.join(ds)}); set --data.prompt_split")
         ds = ds[split]
     return list(ds)
+
+
+def is_conversation(value: Any) -> bool:
+    """A prompt given as chat messages, ``[{"role": "user", "content": "..."}, ...]`` (OpenRLHF's chat-format input)."""
+    return (isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value))
 
 
 def _positions(where: List[str], verb: str) -> str:
@@ -90,12 +96,15 @@ def load_prompts(
     split: str = "train",
     data_dir: str | None = None,
     flag: str = "data.prompt_dataset",
+    apply_chat_template: bool = False,
 ) -> PromptSet:
     """Prompts (and labels) from a .jsonl / .json / .txt file, a .parquet / .csv file, or a dataset folder.
 
     A folder is a ``datasets.save_to_disk`` folder or a folder of data files (what a hub dataset's
     snapshot is); ``--data.prompt_split`` picks the split, as OpenRLHF does. The first ``max_samples``
-    rows are used (OpenRLHF's ``select``); every kind of bad row among them is one line, naming where.
+    rows are used (OpenRLHF's ``select``); every kind of bad row among them is one line, naming where. A prompt is
+    text, or with ``apply_chat_template`` a list of chat messages, which OpenRLHF renders with the chat template as they
+    are (a system turn or a worked example before the question, say).
     """
     rows, where = _read_rows(path, split, data_dir, flag)
     n = max_samples if max_samples else len(rows)
@@ -115,9 +124,11 @@ def load_prompts(
         if isinstance(row, dict):
             if input_key not in row:
                 flag_row("no_field", i, row)
-            elif not isinstance(row[input_key], str):
+            elif is_conversation(row[input_key]) and not apply_chat_template:
+                flag_row("chat_without_template", i)
+            elif not isinstance(row[input_key], str) and not is_conversation(row[input_key]):
                 flag_row("not_text", i, row[input_key])
-            elif not row[input_key].strip():
+            elif not (row[input_key].strip() if isinstance(row[input_key], str) else row[input_key][-1]["content"].strip()):
                 flag_row("empty", i)
             elif label_key is not None and label_key not in row:
                 flag_row("no_label", i, row)
@@ -133,7 +144,10 @@ def load_prompts(
                             f"set --data.input_key)")
         elif kind == "not_text":
             problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} {value!r} ({type(value).__name__}) in its "
-                            f"field {input_key!r}, not text")
+                            f"field {input_key!r}, neither text nor chat messages [{{\"role\": ..., \"content\": ...}}, ...]")
+        elif kind == "chat_without_template":
+            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} chat messages in its field {input_key!r}, "
+                            f"which are rendered with the tokenizer's chat template: pass --data.apply_chat_template")
         elif kind == "empty":  # a turn with nothing to answer: trained on all the same, it only teaches noise
             problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} an empty prompt in its field {input_key!r}; "
                             f"remove such rows")

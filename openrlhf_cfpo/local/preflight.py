@@ -162,7 +162,8 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
         if reward is None and reward_fn is None:
             reward = assets.reward
             reward_fn = RewardFunction(assets.reward_func) if assets.reward_func else None
-    prompt_set = load_prompts(prompts, a.data.input_key, a.data.max_samples, label_key, a.data.prompt_split, data_dir)
+    prompt_set = load_prompts(prompts, a.data.input_key, a.data.max_samples, label_key, a.data.prompt_split, data_dir,
+                              apply_chat_template=a.data.apply_chat_template)
     problems.attempt(check_labels, reward_fn, label_key, prompt_set)
     sizes = Sizes.of(a, len(prompt_set))
     problems.attempt(check_sizes, cfg, sizes)

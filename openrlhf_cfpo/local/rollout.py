@@ -49,10 +49,12 @@ class Rollout:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def format_prompts(tokenizer, prompts: List[str], apply_chat_template: bool = False, input_template: str | None = None) -> List[str]:
-    """The prompt texts the policy is given (and reward_func gets as ``prompts``), as OpenRLHF's preprocess_data makes them."""
+def format_prompts(tokenizer, prompts: List[str | list], apply_chat_template: bool = False, input_template: str | None = None) -> List[str]:
+    """The prompt texts the policy is given (and reward_func gets as ``prompts``), as OpenRLHF's preprocess_data makes them:
+    with the chat template, a text is one user turn and a list of chat messages is rendered as it is."""
     if apply_chat_template:
-        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
+        return [tokenizer.apply_chat_template(p if isinstance(p, list) else [{"role": "user", "content": p}], tokenize=False,
+                                              add_generation_prompt=True) for p in prompts]
     return [input_template.format(p) for p in prompts] if input_template else list(prompts)
 
 

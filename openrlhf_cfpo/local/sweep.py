@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
+from . import embedded
 from .config import parse_args
+from .embedded import run_flags
 from .errors import ConfigError, report
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_grid, read_runs, smooth_problem
@@ -161,15 +163,18 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
     options = [p for p in options if p]
     try:
         iterations = parse_iterations(opts.iterations)
-        flags = SWEEP_DEFAULTS + local_flags
+        # The chosen embedded default's run flags after ours (its model may need another length or lr), the user's last.
+        chosen = run_flags(SWEEP_DEFAULTS + local_flags) + local_flags
+        flags = SWEEP_DEFAULTS + chosen
         if not _given(local_flags, "--train.batch_size"):
-            # One optimizer step per pass: the whole rollout is the batch (and the micro-batch, unless given).
+            # One optimizer step per pass: the whole rollout is the batch (and the micro-batch, unless the user or the
+            # embedded default gives one).
             # (probed with a batch of 1, which divides any rollout: the batch is what is being decided)
             probe = parse_args(flags + ["--train.batch_size", "1", "--train.micro_batch_size", "1",
                                         "--ckpt.output_dir", str(output / "_probe")]).args
             rollout = probe.rollout.batch_size * probe.rollout.n_samples_per_prompt
             flags += ["--train.batch_size", str(rollout)]
-            if not _given(local_flags, "--train.micro_batch_size"):
+            if not _given(chosen, "--train.micro_batch_size"):
                 flags += ["--train.micro_batch_size", str(rollout)]
     except ConfigError as e:  # no runs to check without these: reported with the other options' problems
         report(prog, ConfigError(*options, *e.problems))
@@ -194,8 +199,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
                           "wall_time_s": json.loads((folder / RUN_SUMMARY).read_text())["wall_time_s"]})
         columns.append((f"{k} iteration{'s' if k != 1 else ''}", curves))
     steps_per_pass = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size
-    model = "the embedded arithmetic default" if a.actor.model_name_or_path is None and a.embedded_default == "arithmetic" else (
-        a.actor.model_name_or_path or f"the embedded {a.embedded_default} default")
+    model = a.actor.model_name_or_path or f"the embedded {a.embedded_default} default"
     title = (f"{' vs '.join(labels.values())} under sample reuse on {model} ({a.algo.advantage.estimator} advantages, same seed, "
              f"{table[0]['stats']['rollouts']} rollouts, {steps_per_pass} step{'s' if steps_per_pass != 1 else ''} per pass)")
     linestyles = {labels[loss]: "--" if loss == "ppo" else "-" for loss in opts.losses}
@@ -207,12 +211,9 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
 
 
 def _start_note(cfg) -> str:
-    """What the starting policy gets right, when the embedded arithmetic default measured it at build time."""
+    """What the starting policy gets right, when an embedded default's policy is trained: measured at its build."""
     a = cfg.args
-    if a.actor.model_name_or_path is not None or a.embedded_default != "arithmetic":
+    if a.actor.model_name_or_path is not None:
         return ""
-    from . import embedded
-
-    info = embedded.get("arithmetic").cached(log=lambda m: None).build_info
-    return (f"The SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling at temperature 1 "
-            f"({info['sft_greedy_accuracy']:.0%} greedy), measured when the embedded default was built.")
+    default = embedded.get(a.embedded_default)
+    return f"Starting policy: {default.done(default.cached(log=lambda m: None).build_info)} (measured when the embedded default was built)."

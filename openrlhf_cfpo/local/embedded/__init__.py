@@ -12,7 +12,21 @@ import importlib
 REGISTRY = {
     "chat": "a reward model with a verbosity bias, the paper's Figure 3",
     "arithmetic": "verifiable rewards from a reward_func file, the paper's Figure 2",
+    "smollm2_arithmetic": "the same on a real pretrained chat model, SmolLM2-135M-Instruct, with the reasoning reward",
 }
+DEFAULT_NAME = "chat"  # what `--embedded_default` is when not given
+
+
+def run_flags(argv) -> list:
+    """The run flags of the embedded default that ``argv`` names (``--embedded_default NAME``, last one wins; else
+    the parser's default ``default``): what that default's model and prompts need, for the flags after them to override."""
+    name = DEFAULT_NAME
+    for i, arg in enumerate(argv):
+        if arg == "--embedded_default" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--embedded_default="):
+            name = arg.split("=", 1)[1]
+    return list(get(name).flags) if name in REGISTRY else []  # (an unknown name: the parser's one line says so)
 
 
 def get(name: str):

@@ -123,7 +123,7 @@ def _write(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
 
 DEFAULT = EmbeddedDefault(
     __name__.rsplit(".", 1)[-1], "v1", ArithmeticSettings, _write, "arithmetic", "under a minute on 2 CPU cores",
-    lambda info: f"SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling "
-                 f"({info['sft_greedy_accuracy']:.0%} greedy)",
+    lambda info: f"SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling at "
+                 f"temperature 1 ({info['sft_greedy_accuracy']:.0%} greedy)",
     reward_func=REWARD_FILE, label_key="label",
 )

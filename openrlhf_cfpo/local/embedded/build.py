@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 
@@ -62,6 +62,9 @@ class EmbeddedDefault:
     done: Callable[[dict], str]  # the line printed after it, from the build info
     reward_func: Optional[str] = None
     label_key: Optional[str] = None
+    # Run flags its model and prompts need (a chat template, a generation length, a learning rate), applied before
+    # the user's own: `local` puts them first, `sweep` after its defaults.
+    flags: Tuple[str, ...] = ()
 
     def assets(self, root: str | os.PathLike) -> Assets:
         return Assets(Path(root), self.reward_func, self.label_key)
