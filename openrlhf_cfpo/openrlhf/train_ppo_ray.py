@@ -320,6 +320,35 @@ def build_policy_loss(*, policy_loss_type: str = "ppo", **kwargs):
     return loss_fn
 
 
+class NonFiniteTraining(RuntimeError):
+    """A micro-batch's advantages or policy loss are nan or inf: the job stops before backward on every actor rank."""
+
+
+def stop_if_not_finite(advantages, action_mask, loss, step: int) -> None:
+    """Stop every actor rank together, before backward, when a micro-batch's advantages or loss are not finite.
+
+    OpenRLHF 0.11.2 has no such check: a nan ``reward_func`` value spreads through its group's baseline into the
+    advantages and the loss, and DeepSpeed then either skips the step silently (bf16, ZeRO 1/2) or lets Adam write
+    nan weights that the next saves keep (ZeRO 3). Raised here, nothing of the micro-batch reaches the gradients, the
+    step is not taken and no checkpoint is written after it. The ranks agree by one all-reduce (max) of the flags, so
+    that all raise or none does: a rank that went on alone would hang in ZeRO's next collective.
+    """
+    import torch
+    import torch.distributed as dist
+
+    flags = torch.tensor([float(not torch.isfinite(advantages[action_mask.bool()]).all()),
+                          float(not torch.isfinite(loss).all())], device=loss.device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    if flags.any():
+        source = ("advantages (a reward that is nan or inf spreads through its group's baseline: check the reward "
+                  "function or reward model)" if flags[0] else "policy loss (the log-probs or the ratio overflowed)")
+        raise NonFiniteTraining(f"[openrlhf-cfpo] micro-batch {step} of this training round: the {source} "
+                                f"{'are' if flags[0] else 'is'} not finite "
+                                f"on at least one actor rank; stopped before backward on every rank, so the weights and "
+                                f"the checkpoints saved so far stay finite")
+
+
 def _patch(ppo_actor) -> None:
     if getattr(ppo_actor, "_openrlhf_cfpo_installed", False):
         return
@@ -334,8 +363,9 @@ def _patch(ppo_actor) -> None:
                 return super().training_step(experience, kl_ctl, step, loss_batch_info)
             outputs = []
 
-            def compute_and_keep(*args, **kwargs):
-                outputs.append(loss_fn.compute(*args, **kwargs))
+            def compute_and_keep(log_probs, old_log_probs, advantages, *args, **kwargs):
+                outputs.append(loss_fn.compute(log_probs, old_log_probs, advantages, *args, **kwargs))
+                stop_if_not_finite(advantages, kwargs["action_mask"], outputs[-1].loss, step)
                 return tuple(outputs[-1][:5])
 
             self.actor_loss_fn = compute_and_keep

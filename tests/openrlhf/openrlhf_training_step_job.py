@@ -232,8 +232,40 @@ def one_update(loss: str, model: str, regime: str) -> dict:
     }
 
 
+def update_with_a_nan_advantage(loss: str, model: str) -> dict:
+    """The on-policy update, with one action token's advantage nan in the third of four micro-batches (what a nan
+    reward does through its group's baseline): what the worker raises, and whether any weight moved."""
+    from openrlhf.trainer.ray import ppo_actor
+    from openrlhf.utils import get_strategy
+
+    args, _ = args_from_our_entry_point(flags(loss, model))
+    strategy = get_strategy(args)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    policy = ppo_actor.PolicyModelActor.__ray_actor_class__(1, 0, "127.0.0.1", port)
+    policy.init_model_from_pretrained(strategy, model, max_steps=4)
+    experiences, _ = make_experiences(policy, strategy, "on_policy")
+    row, col = (int(i) for i in experiences[2].action_mask.nonzero()[0])
+    experiences[2].advantages[row, col] = float("nan")
+    record = record_steps(policy)
+    weights_before = {k: v.detach().clone() for k, v in policy.actor.model.module.state_dict().items()}
+    for exp in experiences:
+        policy.append(exp)
+    try:
+        policy.fit(kl_ctl=0.0)
+        error = None
+    except Exception as e:  # what a Ray actor would send the driver
+        error = (type(e).__name__, str(e))
+    weights_after = {k: v.detach().clone() for k, v in policy.actor.model.module.state_dict().items()}
+    return {"error": error, "micro_batches": record["micro_batches"], "optimizer_steps": len(record["gradients"]),
+            "weights_unchanged": all(torch.equal(weights_before[k], weights_after[k]) for k in weights_before)}
+
+
 def main(model: str, out_dir: str) -> None:
     results = {(loss, regime): one_update(loss, model, regime) for loss in ("cfpo", "ppo") for regime in ("on_policy", "off_policy")}
+    # last: an update that raises may leave the process group mid-step
+    results[("cfpo", "nan_advantage")] = update_with_a_nan_advantage("cfpo", model)
     torch.save(results, Path(out_dir) / "results.pt")
 
 
