@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
+from .embedded import layered
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_runs, read_runs, smooth_problem
 from .runs import run_all
@@ -101,7 +102,7 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
     opts, local_flags = p.parse_known_args(argv)
     t0 = time.time()
     output = Path(opts.output)
-    flags = COMPARE_DEFAULTS + local_flags
+    flags = layered(COMPARE_DEFAULTS, local_flags)  # ours, the embedded default's run flags, the user's
     runs = {run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
             for kl in opts.kl_coefs for loss in opts.losses}
     configs, code = run_all(runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)])

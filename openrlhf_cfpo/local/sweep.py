@@ -31,7 +31,7 @@ from typing import Dict, List, Sequence
 from ..losses import POLICY_LOSSES
 from . import embedded
 from .config import parse_args
-from .embedded import run_flags
+from .embedded import layered
 from .errors import ConfigError, report
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_grid, read_runs, smooth_problem
@@ -164,8 +164,8 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
     try:
         iterations = parse_iterations(opts.iterations)
         # The chosen embedded default's run flags after ours (its model may need another length or lr), the user's last.
-        chosen = run_flags(SWEEP_DEFAULTS + local_flags) + local_flags
-        flags = SWEEP_DEFAULTS + chosen
+        flags = layered(SWEEP_DEFAULTS, local_flags)
+        chosen = flags[len(SWEEP_DEFAULTS):]
         if not _given(local_flags, "--train.batch_size"):
             # One optimizer step per pass: the whole rollout is the batch (and the micro-batch, unless the user or the
             # embedded default gives one).

