@@ -153,7 +153,8 @@ def test_a_folder_given_as_the_reward_file_is_called_a_folder(local_flags, capsy
 @pytest.mark.parametrize("lines, words", [
     (['{"input": "tell me about cats :"}'] * 5 + ['{"input": "tell me about dogs :",}'],
      "line 6 is not JSON (Expecting property name enclosed in double quotes: column 34)"),
-    (['{"input": "tell me about cats :"}', '{"input": 5}', "", '{"input": 7}'], "line 2, line 4 hold 5 (int) in its field 'input', neither text nor chat messages"),
+    (['{"input": "tell me about cats :"}', '{"input": 5}', "", '{"input": 7}'], "line 2, line 4 hold 5 (int) in its field 'input', neither text nor chat messages "
+     '[{"role": ..., "content": ...}, ...]'),
     (['{"input": "tell me about cats :"}', "5"], "line 2 is 5 (int), not an object with a text field 'input'"),
 ])
 def test_a_bad_prompt_row_is_named_by_its_line_and_what_it_holds(local_flags, capsys, tmp_path, lines, words):

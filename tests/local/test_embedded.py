@@ -11,7 +11,7 @@ from openrlhf_cfpo.local.embedded.chat import ChatSettings
 
 
 def test_every_registered_default_is_the_module_of_its_name():
-    assert set(embedded.REGISTRY) == {"chat", "arithmetic"}
+    assert set(embedded.REGISTRY) == {"chat", "arithmetic", "smollm2_arithmetic"}
     for name in embedded.REGISTRY:
         assert embedded.get(name).name == name
 
