@@ -17,7 +17,9 @@ epoch over the data grows with ``num_iterations``.
 Defaults: the embedded arithmetic default (verifiable rewards from its ``reward_func`` file), group-
 normalised advantages (GRPO), no KL penalty (the paper's beta = 0), eps = 0.2. Any `local` flag
 overrides them, e.g. ``--actor.model_name_or_path Qwen/Qwen2.5-0.5B-Instruct ... --ds.param_dtype bf16``
-with a reasoning dataset and reward file on a GPU.
+with a reasoning dataset and reward file on a GPU. ``--embedded_default smollm2_arithmetic`` runs the same task on
+a real pretrained chat model (SmolLM2-135M-Instruct) with the reasoning reward; its own run flags (chat template,
+generation length, lr, sizes) come after these defaults.
 """
 from __future__ import annotations
 
