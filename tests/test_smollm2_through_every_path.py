@@ -151,3 +151,36 @@ def test_the_local_engine_renders_a_rows_prompt_and_label_as_openrlhfs_own_prepr
     ours = format_prompts(tokenizer, [r["input"] for r in rows], apply_chat_template=True)
     theirs = [preprocess_data(r, None, "input", "label", tokenizer.apply_chat_template) for r in rows]
     assert [(text, r["label"]) for text, r in zip(ours, rows)] == theirs
+
+
+@pytest.mark.parametrize("max_length", [None, 80])  # 80: OpenRLHF keeps only the prompt's last tokens
+def test_openrlhfs_own_agent_executor_scores_the_sampled_answers_as_the_local_engine_does(tokenizer, sampled, max_length):
+    # OpenRLHF 0.11.2's SingleTurnAgentExecutor loads the reward file, tokenizes the prompt, appends what its (here
+    # stand-in) vLLM engine returned, decodes the query and calls reward_func from a worker thread.
+    import asyncio
+    from types import SimpleNamespace
+
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    prompts, labels, rollout, queries = sampled
+    ours, _, _ = RewardFunction(REWARD_FILE)(queries, prompts, labels)
+    assert 1.0 in ours.tolist(), "no right answer sampled: a response lost in the query would go unnoticed"
+    executor = SingleTurnAgentExecutor(remote_rm_url=REWARD_FILE)
+    response = rollout.sequences[:, -rollout.num_actions:]
+
+    class Engine:  # returns the answer the local engine sampled for this prompt
+        def __init__(self, ids):
+            self.ids = ids
+
+        async def generate(self, prompt_token_ids, params, multi_modal_data=None):
+            return SimpleNamespace(outputs=[SimpleNamespace(token_ids=self.ids, finish_reason="stop", logprobs=None)])
+
+    theirs = []
+    for prompt, label, ids, mask in zip(prompts, labels, response.tolist(), rollout.action_mask.tolist()):
+        prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        budget = prompt_tokens + MAX_NEW_TOKENS if max_length is None else max_length
+        params = SimpleNamespace(max_tokens=MAX_NEW_TOKENS, logprobs=None)
+        out = asyncio.run(executor.execute(prompt, label, params, budget, tokenizer, Engine(ids[: sum(mask)])))
+        assert out["reward"] is not None, "OpenRLHF logged a reward_func failure and left the reward out"
+        theirs.append(float(out["reward"].reshape(-1)[0]))
+    assert theirs == ours.tolist()
