@@ -124,11 +124,11 @@ def load_prompts(
         if isinstance(row, dict):
             if input_key not in row:
                 flag_row("no_field", i, row)
-            elif is_conversation(row[input_key]) and not apply_chat_template:
-                flag_row("chat_without_template", i)
             elif not isinstance(row[input_key], str) and not is_conversation(row[input_key]):
                 flag_row("not_text", i, row[input_key])
-            elif not (row[input_key].strip() if isinstance(row[input_key], str) else row[input_key][-1]["content"].strip()):
+            elif not isinstance(row[input_key], str) and not apply_chat_template:
+                flag_row("chat_without_template", i)
+            elif not (row[input_key] if isinstance(row[input_key], str) else row[input_key][-1]["content"]).strip():
                 flag_row("empty", i)
             elif label_key is not None and label_key not in row:
                 flag_row("no_label", i, row)

@@ -8,13 +8,14 @@ its end (``utils/agent.py``), so a query may start with only a tail of its promp
 longest tail of the prompt that the query starts with. It is cut at the first end-of-turn or end-of-text token (the
 policy's turn ends there; what a sampler left after it is not the answer).
 
-- ``rewards`` / ``scores``: 1.0 when the response's answer equals the label's, else 0.0 (also when the label has no
+- ``rewards`` / ``scores``: :func:`~openrlhf_cfpo.reasoning.rewards.score`, 1.0 when the response's answer equals the
+  label's, else 0.0 (also when the label has no
   readable answer: OpenRLHF needs a number, as verl does);
 - ``extra_logs``: ``answer_parsed``, 1.0 when the response holds an answer math-verify reads, right or wrong.
 """
 import torch
 
-from openrlhf_cfpo.reasoning.rewards import read_answer, score
+from openrlhf_cfpo.reasoning.rewards import read_answer, score_answer
 
 # Where a chat turn or a text ends: ChatML (Qwen2.5, SmolLM2), Llama 3, GPT-2 style vocabularies and SentencePiece.
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "</s>")
@@ -34,11 +35,11 @@ def response_of(query: str, prompt: str) -> str:
 
 
 def reward_func(queries, prompts, labels):
-    responses = [response_of(q, p) for q, p in zip(queries, prompts)]
-    values = [score(r, str(y)) for r, y in zip(responses, labels)]
+    answers = [read_answer(response_of(q, p)) for q, p in zip(queries, prompts)]
+    values = [score_answer(answer, str(y)) for answer, y in zip(answers, labels)]
     rewards = torch.tensor([0.0 if v is None else v for v in values])
     return {
         "rewards": rewards,
         "scores": rewards,
-        "extra_logs": {"answer_parsed": torch.tensor([float(bool(read_answer(r))) for r in responses])},
+        "extra_logs": {"answer_parsed": torch.tensor([float(bool(answer)) for answer in answers])},
     }

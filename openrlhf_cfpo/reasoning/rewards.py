@@ -57,11 +57,16 @@ def read_answer(completion: str) -> list:
 
 def score(completion: str, solution: str) -> Optional[float]:
     """1.0 / 0.0: does ``completion``'s answer equal the one in ``solution``? None if the gold cannot be read."""
+    return score_answer(read_answer(completion), solution)
+
+
+def score_answer(answer: list, solution: str) -> Optional[float]:
+    """:func:`score` of an answer already read with :func:`read_answer`."""
     gold = read_gold(solution)
     if not gold:
         return None
     try:
-        return float(verify(gold, read_answer(completion), timeout_seconds=VERIFY_TIMEOUT_S))
+        return float(verify(gold, answer, timeout_seconds=VERIFY_TIMEOUT_S))
     except Exception:  # the reference skips a completion whose comparison raises
         return None
 

@@ -193,7 +193,8 @@ def record_steps(policy) -> dict:
     return record
 
 
-def one_update(loss: str, model: str, regime: str) -> dict:
+def policy_worker(loss: str, model: str):
+    """OpenRLHF's policy worker for args our entry point parsed: (the runtime_env it gave Ray, strategy, worker)."""
     from openrlhf.trainer.ray import ppo_actor
     from openrlhf.utils import get_strategy
 
@@ -205,6 +206,11 @@ def one_update(loss: str, model: str, regime: str) -> dict:
     # The class behind OpenRLHF's @ray.remote PolicyModelActor: what a Ray worker instantiates.
     policy = ppo_actor.PolicyModelActor.__ray_actor_class__(1, 0, "127.0.0.1", port)
     policy.init_model_from_pretrained(strategy, model, max_steps=4)
+    return runtime_env, strategy, policy
+
+
+def one_update(loss: str, model: str, regime: str) -> dict:
+    runtime_env, strategy, policy = policy_worker(loss, model)
     experiences, policy_log_probs = make_experiences(policy, strategy, regime)
     saved = [
         {k: getattr(exp, k).clone() for k in ("action_mask", "action_log_probs", "advantages")} | {"policy_log_probs": lp}
@@ -235,16 +241,7 @@ def one_update(loss: str, model: str, regime: str) -> dict:
 def update_with_a_nan_advantage(loss: str, model: str) -> dict:
     """The on-policy update, with one action token's advantage nan in the third of four micro-batches (what a nan
     reward does through its group's baseline): what the worker raises, and whether any weight moved."""
-    from openrlhf.trainer.ray import ppo_actor
-    from openrlhf.utils import get_strategy
-
-    args, _ = args_from_our_entry_point(flags(loss, model))
-    strategy = get_strategy(args)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    policy = ppo_actor.PolicyModelActor.__ray_actor_class__(1, 0, "127.0.0.1", port)
-    policy.init_model_from_pretrained(strategy, model, max_steps=4)
+    _, strategy, policy = policy_worker(loss, model)
     experiences, _ = make_experiences(policy, strategy, "on_policy")
     row, col = (int(i) for i in experiences[2].action_mask.nonzero()[0])
     experiences[2].advantages[row, col] = float("nan")

@@ -18,8 +18,8 @@ DEFAULT_NAME = "chat"  # what `--embedded_default` is when not given
 
 
 def run_flags(argv) -> list:
-    """The run flags of the embedded default that ``argv`` names (``--embedded_default NAME``, last one wins; else
-    the parser's default ``default``): what that default's model and prompts need, for the flags after them to override."""
+    """The run flags of the embedded default that ``argv`` names (``--embedded_default NAME``, the last one; else
+    :data:`DEFAULT_NAME`): what that default's model and prompts need, placed before flags that may override them."""
     name = DEFAULT_NAME
     for i, arg in enumerate(argv):
         if arg == "--embedded_default" and i + 1 < len(argv):

@@ -63,7 +63,7 @@ class EmbeddedDefault:
     reward_func: Optional[str] = None
     label_key: Optional[str] = None
     # Run flags its model and prompts need (a chat template, a generation length, a learning rate), applied before
-    # the user's own: `local` puts them first, `sweep` after its defaults.
+    # the user's own: `local` puts them first, `sweep` and `compare` after their own defaults (see ``layered``).
     flags: Tuple[str, ...] = ()
 
     def assets(self, root: str | os.PathLike) -> Assets:

@@ -125,7 +125,7 @@ def _write(tmp: Path, s: SmolArithmeticSettings, rng: random.Random) -> dict:
             "task": f"a + b with a, b in [0, {s.max_operand}], the paper's {SYSTEM_PROMPT_OF} system prompt and one worked "
                     f"example before the question; reward 1 when the "
                     f"answer (LaTeX, e.g. \\boxed{{17}}) equals the sum, else 0",
-            "reward_func": "openrlhf_cfpo/reasoning/openrlhf_reward.py"}
+            "reward_func": Path(REWARD_FILE).name}
 
 
 DEFAULT = EmbeddedDefault(
