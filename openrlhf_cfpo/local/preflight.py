@@ -130,7 +130,21 @@ def check_without_loading(cfg: LocalConfig, run_folder: bool = True) -> None:
         problems.attempt(resolve_dtype, cfg.args.ds.param_dtype, device)
     for line in (run_folder_problems(cfg) if run_folder else []) + input_problems(cfg):
         problems.add(line)
+    problems.add(embedded_default_problem(cfg))
     problems.raise_any()
+
+
+def embedded_default_problem(cfg: LocalConfig) -> Optional[str]:
+    """The packages the embedded default needs and misses: to build it (when not cached) and, when no reward is
+    given, to run its reward file."""
+    if not cfg.uses_embedded_default:
+        return None
+    from . import embedded
+
+    a = cfg.args
+    default = embedded.get(a.embedded_default)
+    return default.missing_packages(
+        building=not default.is_built(), uses_reward=a.reward.model_name_or_path is None and a.reward.remote_url is None)
 
 
 def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:

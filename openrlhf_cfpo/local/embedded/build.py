@@ -8,6 +8,7 @@ cache folder by a digest of the build settings and builds it on first use.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import random
@@ -21,6 +22,8 @@ from typing import Any, Callable, Optional, Tuple
 import torch
 
 from openrlhf_cfpo.paths import cache_dir
+
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,23 @@ class EmbeddedDefault:
     # Run flags its model and prompts need (a chat template, a generation length, a learning rate), applied before
     # the user's own: `local` puts them first, `sweep` and `compare` after their own defaults (see ``layered``).
     flags: Tuple[str, ...] = ()
+    # Distributions (pip names) beyond the core install: to build it, and to run with its reward file; and the one
+    # command that installs them.
+    build_requires: Tuple[str, ...] = ()
+    reward_requires: Tuple[str, ...] = ()
+    install: str = ""
+
+    def missing_packages(self, building: bool, uses_reward: bool = True) -> Optional[str]:
+        """One line naming every distribution this default needs and misses (to build it, when ``building``; to run its
+        reward file, when ``uses_reward``), with the command that installs them; None when nothing is missing."""
+        needed = [*(self.build_requires if building else ()), *(self.reward_requires if uses_reward else ())]
+        missing = [name for name in dict.fromkeys(needed) if not _installed(name)]
+        if not missing:
+            return None
+        return f"--embedded_default {self.name} needs {', '.join(missing)} (missing here). Install with: {self.install}"
+
+    def is_built(self, settings=None) -> bool:
+        return (cache_dir() / self.cache_name(settings) / "build_info.json").exists()
 
     def assets(self, root: str | os.PathLike) -> Assets:
         return Assets(Path(root), self.reward_func, self.label_key)
@@ -80,6 +100,9 @@ class EmbeddedDefault:
     def build(self, out_dir: str | os.PathLike, settings=None) -> Assets:
         """Build into ``out_dir`` (replacing it). Deterministic for given ``settings``."""
         settings = self.settings_type() if settings is None else settings
+        problem = self.missing_packages(building=True, uses_reward=False)
+        if problem:
+            raise ConfigError(problem)
         t0 = time.time()
         threads = torch.get_num_threads()
         # Models this small run fastest on one thread: more threads only add OpenMP synchronisation.
@@ -110,11 +133,22 @@ class EmbeddedDefault:
     def cached(self, settings=None, log: Callable[[str], None] = print) -> Assets:
         """The cached build of ``settings`` (the default's own unless told), built on first use."""
         root = cache_dir() / self.cache_name(settings)
-        if (root / "build_info.json").exists():
+        if self.is_built(settings):
             return self.assets(root)
+        problem = self.missing_packages(building=True, uses_reward=False)  # (said before the line that it builds)
+        if problem:
+            raise ConfigError(problem)
         root.parent.mkdir(parents=True, exist_ok=True)
         log(f"building the embedded {self.name} default into {root} (once; {self.build_time}) ...")
         assets = self.build(root, settings)
         info = assets.build_info
         log(f"built in {info['build_seconds']}s: {self.done(info)}")
         return assets
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False

