@@ -91,6 +91,15 @@ def test_ctrl_c_in_a_sweep_saves_every_running_run_and_one_line_says_how_to_resu
     flags = [f for f in arithmetic_flags if f not in ("--logger.progress", "none")]
     for name in ("--train.batch_size", "--train.micro_batch_size", "--data.max_samples"):  # the sweep's own choice
         del flags[flags.index(name) : flags.index(name) + 2]
+    # The tiny runs train 32 steps in well under a second, faster than the parent can see them start: a reward file
+    # that takes 50 ms a sample (6 s a run) leaves the Ctrl-C time to land while every run is still training.
+    real = flags[flags.index("--reward.remote_url") + 1]
+    slow = tmp_path / "slow_reward.py"
+    slow.write_text(f"import importlib.util, time\nspec = importlib.util.spec_from_file_location('real', {real!r})\n"
+                    f"real = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(real)\n"
+                    f"def reward_func(queries, prompts, labels):\n    time.sleep(0.05)\n"
+                    f"    return real.reward_func(queries, prompts, labels)\n")
+    flags[flags.index("--reward.remote_url") + 1] = str(slow)
     out = tmp_path / "sweep"
     # all 128 prompts of the tiny arithmetic default: 32 rollouts of 4, one step per pass over each
     argv = ["sweep", "--output", str(out), "--iterations", "1,2", "--jobs", "2", "--window", "2", *flags,
