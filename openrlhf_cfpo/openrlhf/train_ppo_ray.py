@@ -14,7 +14,9 @@
    importing it here would pull DeepSpeed into vLLM engine processes, which OpenRLHF keeps out of them);
 5. :func:`_patch`: ``ppo_actor.PolicyLoss`` becomes :func:`build_policy_loss` (our
    :class:`~openrlhf_cfpo.openrlhf.PolicyLoss` for the registry's losses, OpenRLHF's own for others such as
-   ``gspo``), and ``ActorPPOTrainer.training_step`` logs every diagnostic the surrogate declares.
+   ``gspo``), ``ActorPPOTrainer.training_step`` logs every diagnostic the surrogate declares, and
+   ``ActorPPOTrainer.broadcast_to_vllm`` checks after each weight sync that every vLLM engine holds the actor's
+   weights (:mod:`openrlhf_cfpo.openrlhf.weight_sync`; the driver gives the engines its worker extension).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 # CPU install of flash-attn has its Python package but not this extension).
 GPU_ONLY_MODULES = ("vllm", "flash_attn_2_cuda")
 PPO_ACTOR = "openrlhf.trainer.ray.ppo_actor"
+VLLM_ENGINE = "openrlhf.trainer.ray.vllm_engine"
+SKIP_SYNC_CHECK_FLAG = "--vllm.skip_sync_check"  # turns off openrlhf_cfpo.openrlhf.weight_sync's check
 LOSS_TYPE_FLAG = "--actor.policy_loss_type"
 SETUP_HOOK = f"{__name__}.install"
 # A user's own setup hook ("module.function"), run by ours right after it.
@@ -65,9 +69,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with openrlhf_with_cfpo():
             runpy.run_module(OPENRLHF_MODULE, run_name="__main__", alter_sys=False)
+    except Exception as err:
+        stop = stopped_by_us(err)
+        if stop is None:
+            raise
+        print(stop, file=sys.stderr)  # our one line, not Ray's traceback of every actor it passed through
+        return 1
     finally:
         sys.argv = saved_argv
     return 0
+
+
+class StopTraining(RuntimeError):
+    """A check of ours stopped the run in a worker (its message is the one line the user sees)."""
+
+
+def stopped_by_us(err: BaseException) -> Optional[str]:
+    """The one line of the :class:`StopTraining` behind ``err``, if any. Ray re-raises a worker's exception in each
+    caller as a RayTaskError that is also an instance of the original class and holds it as ``cause``: the deepest
+    one is the original, whose message is the line."""
+    found = None
+    for _ in range(16):
+        if err is None:
+            break
+        if isinstance(err, StopTraining):
+            found = err
+        err = getattr(err, "cause", None) or err.__cause__
+    return None if found is None else str(found).strip().splitlines()[-1]
 
 
 @contextlib.contextmanager
@@ -86,6 +114,9 @@ def openrlhf_with_cfpo() -> Iterator[None]:
         if LOSS_TYPE_FLAG in names and kwargs.get("choices"):
             kwargs["choices"] = list(dict.fromkeys([*kwargs["choices"], *POLICY_LOSSES]))
             kwargs["help"] = "policy surrogate; cfpo is Clipping-Free Policy Optimization (arXiv 2601.22801)"
+            add_argument(self, SKIP_SYNC_CHECK_FLAG, action="store_true", default=False,
+                         help="openrlhf-cfpo: do not check after each weight sync that every vLLM engine holds the "
+                              "actor's weights (openrlhf_cfpo/openrlhf/weight_sync.py)")
         return add_argument(self, *names, **kwargs)
 
     def parse_and_check(self, args=None, namespace=None):
@@ -110,6 +141,8 @@ def openrlhf_with_cfpo() -> Iterator[None]:
     argparse.ArgumentParser.add_argument = add_argument_with_our_losses
     argparse.ArgumentParser.parse_args = parse_and_check
     ray.init = init_with_cfpo_workers
+    if not absent:  # every engine gets the worker extension that answers the weight-sync check
+        patch_on_import(VLLM_ENGINE, _with_checked_workers)
     try:
         with _absent_until_used(absent):
             yield
@@ -153,7 +186,7 @@ def _absent_until_used(names: List[str]) -> Iterator[None]:
         yield
         return
     finder = Finder()
-    sys.meta_path.append(finder)
+    sys.meta_path.insert(0, finder)  # before the path finder: an installed but unusable module stays out too
     try:
         yield
     finally:
@@ -320,7 +353,7 @@ def build_policy_loss(*, policy_loss_type: str = "ppo", **kwargs):
     return loss_fn
 
 
-class NonFiniteTraining(RuntimeError):
+class NonFiniteTraining(StopTraining):
     """A micro-batch's advantages or policy loss are nan or inf: the job stops before backward on every actor rank."""
 
 
@@ -349,6 +382,12 @@ def stop_if_not_finite(advantages, action_mask, loss, step: int) -> None:
                                 f"the checkpoints saved so far stay finite")
 
 
+def _with_checked_workers(vllm_engine) -> None:
+    from openrlhf_cfpo.openrlhf.weight_sync import with_checked_workers
+
+    with_checked_workers(vllm_engine)
+
+
 def _patch(ppo_actor) -> None:
     if getattr(ppo_actor, "_openrlhf_cfpo_installed", False):
         return
@@ -356,6 +395,17 @@ def _patch(ppo_actor) -> None:
     from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
 
     class ActorPPOTrainer(ppo_actor.ActorPPOTrainer):
+        syncs = 0
+
+        def broadcast_to_vllm(self):
+            """OpenRLHF's weight sync, then the check that every engine holds the weights just sent."""
+            super().broadcast_to_vllm()
+            self.syncs += 1
+            if not getattr(self.strategy.args.vllm, "skip_sync_check", False):
+                from openrlhf_cfpo.openrlhf.weight_sync import check_engines
+
+                check_engines(self, self.syncs)
+
         def training_step(self, experience, kl_ctl, step, loss_batch_info=None):
             """OpenRLHF's step; the loss's own diagnostics are logged beside its ppo_clip_ratio and ppo_kl."""
             loss_fn = self.actor_loss_fn
