@@ -1,4 +1,4 @@
-"""``GRPOConfig``: TRL 1.16's, plus ``policy_loss_type``, with the settings this trainer cannot honour refused."""
+"""``GRPOConfig``: TRL 1.16's, plus ``policy_loss_type`` and ``vllm_weight_sync_check``, with the settings this trainer cannot honour refused."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,7 +45,7 @@ def epsilons(args) -> tuple[float, float]:
 
 @dataclass
 class GRPOConfig(trl.GRPOConfig):
-    """TRL's ``GRPOConfig`` plus ``policy_loss_type``."""
+    """TRL's ``GRPOConfig`` plus ``policy_loss_type`` and ``vllm_weight_sync_check``."""
 
     policy_loss_type: str = field(
         default=DEFAULT_POLICY_LOSS,
@@ -54,6 +54,16 @@ class GRPOConfig(trl.GRPOConfig):
             "'cfpo' (Clipping-Free Policy Optimization, arXiv 2601.22801: r*A - |A|/(2*eps)*(r-1)^2). `loss_type` then "
             "only picks the aggregation (grpo, bnpo, dr_grpo, dapo); `epsilon` / `epsilon_high` are the trust-region "
             "widths where A < 0 / A > 0."
+        },
+    )
+
+    vllm_weight_sync_check: bool = field(
+        default=True,
+        metadata={
+            "help": "After each weight sync into the colocated vLLM (vllm_mode='colocate', one engine per process), "
+            "compare per-tensor float64 checksums of the weights sent and of the engine's weights, and stop naming the "
+            "first tensor that differs. Costs about one read of the weights on each side per sync; server mode and "
+            "vllm_tensor_parallel_size > 1 are not checked."
         },
     )
 

@@ -12,6 +12,9 @@ importance-sampling correction, ``top_entropy_quantile``, the entropy bonus, ``t
 ``entropy``, ``clip_ratio/{low_mean,low_min,high_mean,high_max,region_mean}`` (where PPO's clip binds, whichever
 surrogate trains), plus the registry's other diagnostics under their registry names (``ratio_dev_mean``,
 ``ratio_outside_region``, ``ppo_kl``, and for cfpo ``cfpo_penalty``).
+
+With ``use_vllm`` in colocate mode, every weight sync is checked (:func:`check_colocated_syncs`, on unless
+``vllm_weight_sync_check=False``): a sync that leaves the engine on other weights stops training with one line.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from trl.trainer.utils import get_config_model_id, nanmax, nanmin
 from openrlhf_cfpo.losses import logged_name, token_policy_loss
 from openrlhf_cfpo.ops import aggregate_loss
 from openrlhf_cfpo.trl.config import GRPOConfig, check_grpo_args, epsilons
+from openrlhf_cfpo.weight_checksums import checksums, expected_by_engine_param, first_mismatch, sync_rtol
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,60 @@ def compute_loss_drift() -> str | None:
             f"ratio, KL, aggregation per loss_type, entropy bonus, aux loss, metrics) against it, then update TRL_COMPUTE_LOSS")
 
 
+def colocated_engine_model(vllm_generation):
+    """The ``torch.nn.Module`` of this process's colocated vLLM engine, where TRL loads the weights into it."""
+    return vllm_generation.llm.llm_engine.model_executor.driver_worker.model_runner.model
+
+
+def check_colocated_syncs(vllm_generation, step=lambda: None) -> bool:
+    """Make every ``vllm_generation.sync_weights()`` check that the engine then holds the weights it was sent.
+
+    TRL 1.16's colocated sync (``trl/generation/vllm_generation.py`` ``sync_weights``) streams
+    ``_iter_named_params()`` (gathered under ZeRO-3, merged under PEFT) into the engine model's ``load_weights``
+    one tensor at a time. Each tensor's checksum is taken as it streams past, the engine's parameters' after the
+    load, and :func:`openrlhf_cfpo.weight_checksums.first_mismatch` compares them, tensors vLLM fuses (q/k/v,
+    gate/up) grouped by the class's ``packed_modules_mapping``. Cost: one float64 read of each tensor on each side.
+
+    Returns False (and checks nothing) where TRL's sync does not load into a local engine: server mode, or a
+    tensor-parallel engine, whose shards would need their own grouping.
+    """
+    if vllm_generation.mode != "colocate" or vllm_generation.tensor_parallel_size != 1:
+        return False
+    sync = vllm_generation.sync_weights
+
+    def checked_sync():
+        sent, dtypes = {}, set()
+        iter_named_params = vllm_generation._iter_named_params
+
+        def recording():
+            for name, param in iter_named_params():
+                if name not in sent:
+                    sent.update(checksums([(name, param)]))
+                    dtypes.add(param.dtype)
+                yield name, param
+
+        vllm_generation._iter_named_params = recording
+        try:
+            sync()
+        finally:
+            del vllm_generation._iter_named_params
+        engine = colocated_engine_model(vllm_generation)
+        held = dict(engine.named_parameters())
+        dtypes.update(p.dtype for p in held.values())
+        problem = first_mismatch(expected_by_engine_param(sent, getattr(engine, "packed_modules_mapping", {})),
+                                 checksums(held.items()), rtol=sync_rtol(*dtypes))
+        if problem:
+            raise RuntimeError(
+                f"vLLM weight sync check, step {step()}: the colocated engine does not hold the trainer's weights: "
+                f"{problem}. Likely causes: vLLM's load_weights skipped or mis-mapped the tensor (a TRL or vLLM "
+                "whose parameter names or fused layouts differ), or the engine computes from a copy the load does not "
+                "refresh (vLLM-CPU's packed oneDNN weights). Set vllm_weight_sync_check=False to train anyway"
+            )
+
+    vllm_generation.sync_weights = checked_sync
+    return True
+
+
 class GRPOTrainer(trl.GRPOTrainer):
     """TRL's ``GRPOTrainer`` with its per-token surrogate taken from ``args.policy_loss_type``."""
 
@@ -71,6 +129,8 @@ class GRPOTrainer(trl.GRPOTrainer):
         if drift:
             logger.warning(drift)
         super().__init__(model, reward_funcs, args, *rest, **kwargs)
+        if self.use_vllm and args.vllm_weight_sync_check:
+            check_colocated_syncs(self.vllm_generation, lambda: self.state.global_step)
 
     # TRL 1.16 computes its surrogate inline in `_compute_loss`, so this replaces it whole, step for step:
     # forward, masks, ratio, surrogate, KL, aggregation per loss_type, entropy bonus, MoE aux loss, metrics.

@@ -11,14 +11,9 @@ import shlex
 import subprocess
 
 import pytest
-from without_vllm_stub import import_without_vllm_stub  # tests/stubs, on the path (tests/conftest.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT_ENV = ("NUM_NODES", "GPUS_PER_NODE", "OUTPUT_DIR", "WANDB_API_KEY", "PYTHON")
-
-
-# TRL must not take openrlhf's vLLM stand-in (tests/stubs, on the path) for the real vLLM.
-import_without_vllm_stub("trl.trainer.grpo_trainer", "openrlhf_cfpo.reasoning.trl_grpo")
 
 
 def _load_offline_math():

@@ -3,7 +3,7 @@
 Fixtures: ``make_trainer``, ``make_batch``, ``loss_grads_metrics`` and ``trl_loss_from_log_probs``, the hook
 a cross-framework parity test uses: TRL's loss for given per-token log-probs, computed by a built trainer's
 own ``_compute_loss``. Outside tests/trl, load this file with ``importlib.util.spec_from_file_location``
-(importing it also makes TRL importable beside tests/stubs) and call ``make_trainer`` / ``trl_loss_from_log_probs``.
+and call ``make_trainer`` / ``trl_loss_from_log_probs``.
 """
 from __future__ import annotations
 
@@ -11,15 +11,9 @@ from typing import Optional
 from unittest import mock
 
 import pytest
-from without_vllm_stub import import_without_vllm_stub  # tests/stubs, on the path (tests/conftest.py)
 import torch
 
 from openrlhf_cfpo.local.embedded.chat import build_tokenizer
-
-
-
-# TRL must not take openrlhf's vLLM stand-in (tests/stubs, on the path) for the real vLLM.
-import_without_vllm_stub("trl.trainer.grpo_trainer", "openrlhf_cfpo.trl")
 
 # 4 completions (2 prompts x 2 generations) of at most COMPLETION_LEN tokens; gradient accumulation 2, so the
 # accumulation scaling of every loss type is exercised.
