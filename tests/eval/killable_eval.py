@@ -5,6 +5,7 @@ Run as `python killable_eval.py EVAL-ARGS...`. Environment:
   that file), `judge` (a judge-cache commit), `results` (results.json). Without `:inside` the process dies
   just after the write is complete; with it, halfway through the write's bytes (a torn last line). Unset: no kill.
 - GEN_LOG=FILE — every prompt the stand-in model answers is appended there, one JSON string a line.
+- REAL_BACKEND=1 — answers come from the backend `--backend` names (e.g. vLLM), not from the stand-in.
 
 The stand-in answers deterministically and puts every character that `str.splitlines` treats as a line break
 into its answers, so a resume must read them back exactly.
@@ -81,7 +82,8 @@ def write_json(path, obj):
 store.JsonlStore.append = append
 judge.JudgeCache.put = put
 common.write_json = write_json
-common.make_backend = lambda *a, **k: StandIn()
+if not os.environ.get("REAL_BACKEND"):
+    common.make_backend = lambda *a, **k: StandIn()
 
 if __name__ == "__main__":
     sys.exit(cli.main(sys.argv[1:]))

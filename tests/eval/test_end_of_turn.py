@@ -3,7 +3,6 @@ import importlib.util
 import os
 
 import pytest
-import vllm
 
 from openrlhf_cfpo.eval.decoding import Decoding
 from openrlhf_cfpo.eval.generation import HFBackend, Item, VLLMBackend, generate_resumable
@@ -21,7 +20,10 @@ NEXT = {"assistant": "the", "the": "answer", "answer": "<|im_end|>", "<|im_end|>
 
 @pytest.fixture(scope="module")
 def base_model_ending_turns_with_im_end(tmp_path_factory):
-    """ChatML turns closed by <|im_end|>, eos <|endoftext|>, and a greedy bigram model that follows NEXT (else "x")."""
+    """ChatML turns closed by <|im_end|>, eos <|endoftext|>, and a greedy bigram model that follows NEXT (else "x").
+
+    One attention head of size 32 (its output zeroed): vLLM's CPU attention takes head sizes 32, 64, 80, ...
+    """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -30,7 +32,7 @@ def base_model_ending_turns_with_im_end(tmp_path_factory):
     tok.eos_token = "<|endoftext|>"
     vocab = len(tok)
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=vocab, intermediate_size=8, num_hidden_layers=1, num_attention_heads=1,
-                      num_key_value_heads=1, bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+                      num_key_value_heads=1, head_dim=32, bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():
         # The layer adds nothing to the residual stream, so each position's logits depend on its own token only.
@@ -59,11 +61,10 @@ def test_hf_generation_stops_at_im_end_although_eos_is_endoftext(base_model_endi
     assert answer == "the answer"
 
 
-def test_vllm_requests_stop_at_eos_and_at_im_end(base_model_ending_turns_with_im_end, tmp_path, monkeypatch):
+def test_vllm_generation_stops_at_im_end_although_eos_is_endoftext(vllm_cpu, base_model_ending_turns_with_im_end, tmp_path):
     path, tok = base_model_ending_turns_with_im_end
-    monkeypatch.setattr(vllm.LLM, "made", [])
-    backend = VLLMBackend(path)
-    generate_resumable([Item("a", ["the answer is"], Decoding(max_new_tokens=8))], JsonlStore(tmp_path / "a.jsonl"),
-                       lambda: backend, log=lambda m: None)
-    ((_, _, params, _),) = backend.llm.llm_engine.added
-    assert params.stop_token_ids == [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    backend = VLLMBackend(path, dtype="float32")
+    out = generate_resumable([Item("a", ["the answer is"], Decoding(max_new_tokens=8))], JsonlStore(tmp_path / "a.jsonl"),
+                             lambda: backend, log=lambda m: None)
+    assert backend.stop_token_ids == [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    assert out["a"]["turns"] == ["the answer"]  # not "the answer so x x ..." past the end of the turn

@@ -143,3 +143,29 @@ def test_openllm_task_option_rejects_a_malformed_spec_with_one_error_line(cli, t
         cli("openllm", "--model", "m", "--output", tmp_path, "--task", "arc=arc_challenge:many:acc,none")
     assert e.value.code == 2
     assert "expected KEY=TASK:SHOTS:METRIC" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_openllm_runs_through_lm_evals_vllm_class_on_cpu_and_scores_as_its_hugging_face_class(
+        vllm_cpu, cli, smollm2, local_tasks_indexed, tmp_path, monkeypatch):
+    made, runs = [], {}
+    real_make_lm = openllm.make_lm
+    monkeypatch.setattr(openllm, "make_lm", lambda *a: made.append(real_make_lm(*a)) or made[-1])
+    for backend in ("vllm", "hf"):
+        out = tmp_path / backend
+        assert cli("openllm", "--model", smollm2, "--output", out, "--include-path", local_tasks_indexed, "--backend", backend,
+                   "--dtype", "float32", "--batch-size", 2, "--limit", 2, "--max-new-tokens", 4, *TASK_ARGS) == 0
+        runs[backend] = json.loads((out / "openllm" / "results.json").read_text())
+    vllm_lm, _ = made
+    from lm_eval.models.vllm_causallms import VLLM
+
+    assert isinstance(vllm_lm, VLLM)
+    config = vllm_lm.model.llm_engine.vllm_config
+    assert config.device_config.device_type == "cpu" and config.model_config.enforce_eager is True
+    assert config.cache_config.kv_cache_memory_bytes == 1 << 30  # VLLM_CPU_KVCACHE_SPACE=1 from tests/conftest.py
+    settings = runs["vllm"]["settings"]
+    assert settings["backend"] == "vllm" and settings["vllm_engine"] == {
+        "device": "cpu", "enforce_eager": True, "kv_cache_gib": 1, "kv_cache_from": "VLLM_CPU_KVCACHE_SPACE", "in_process": True}
+    assert runs["hf"]["settings"]["backend"] == "hf" and "vllm_engine" not in runs["hf"]["settings"]
+    # The same fp32 model and prompts: the log-likelihood and the greedy generative task score alike on both classes.
+    assert {k: runs["vllm"][k] for k in ("mc", "gen")} == {k: runs["hf"][k] for k in ("mc", "gen")}
+    made.clear()

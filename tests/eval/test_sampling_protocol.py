@@ -1,14 +1,15 @@
-"""Both eval backends sample with the protocol's settings only, never the model's generation_config.json."""
+"""Both eval backends sample with the protocol's settings only, never the model's generation_config.json.
+
+The vLLM side runs on the real engine in test_vllm_backend.py.
+"""
 import importlib.util
 import json
 
 import pytest
-import vllm
 from transformers import GenerationConfig
 
 from openrlhf_cfpo.eval.decoding import Decoding
-from openrlhf_cfpo.eval.generation import HFBackend, Item, VLLMBackend, generate_resumable
-from openrlhf_cfpo.eval.store import JsonlStore
+from openrlhf_cfpo.eval.generation import HFBackend
 
 REASONING = Decoding(max_new_tokens=4, temperature=0.6, top_p=0.95)
 # What Qwen2.5-Instruct's generation_config.json sets, and more.
@@ -40,17 +41,6 @@ def test_hf_generation_uses_the_protocols_sampling_and_none_of_the_models_defaul
     assert (sampled.do_sample, sampled.temperature, sampled.top_p) == (True, 0.6, 0.95)
     assert sampled.top_k == 0 and sampled.repetition_penalty == 1.0 and sampled.min_p in (None, 0.0)
     assert greedy.do_sample is False and greedy.repetition_penalty == 1.0 and greedy.min_p is None
-
-
-def test_vllm_is_built_without_the_models_generation_config_and_samples_with_the_protocols_settings(
-        opinionated_model, tmp_path, monkeypatch):
-    monkeypatch.setattr(vllm.LLM, "made", [])
-    backend = VLLMBackend(opinionated_model)
-    generate_resumable([Item("a", ["hello"], REASONING)], JsonlStore(tmp_path / "a.jsonl"), lambda: backend, log=lambda m: None)
-    assert backend.llm.kwargs["generation_config"] == "vllm"
-    ((_, _, params, _),) = backend.llm.llm_engine.added
-    assert (params.temperature, params.top_p, params.max_tokens) == (0.6, 0.95, 4)
-    assert (params.top_k, params.min_p, params.repetition_penalty) == (0, 0.0, 1.0)
 
 
 def test_results_record_the_backend_and_the_sampling_settings(cli, opinionated_model, fixture_data, tmp_path):
