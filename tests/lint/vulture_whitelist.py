@@ -24,3 +24,5 @@ main_compare, main_sweep, main_plot, install, compute_score, extra_info
 ppo_kl
 # the tests' build sizes (ArithmeticSettings.tiny, ChatSettings.tiny)
 _.tiny
+# vLLM imports a worker extension by its dotted name (openrlhf_cfpo.openrlhf.weight_sync.WORKER_EXTENSION)
+CheckedWorkerWrap

@@ -63,7 +63,7 @@ def swap_q_and_k_rows(params):
 ])
 def test_the_first_tensor_an_engine_holds_otherwise_is_named_in_one_line(actor, edit, tensor):
     line = mismatch_line(sent(actor), as_vllm_holds_it(actor, edit))
-    assert line.startswith(f"[openrlhf-cfpo] vLLM engine 0 does not hold") and f"first difference {tensor}:" in line
+    assert line.startswith("[openrlhf-cfpo] vLLM engine 0 does not hold") and f"first difference {tensor}:" in line
     assert "\n" not in line and "--vllm.skip_sync_check" in line
 
 

@@ -29,7 +29,7 @@ _applied = False
 
 
 def apply() -> None:
-    """Patch torch.cuda, OpenRLHF, DeepSpeed and the vLLM stand-in, each on import. Idempotent."""
+    """Patch torch.cuda, OpenRLHF, DeepSpeed and the weight sync, each on import. Idempotent."""
     global _applied
     if _applied:
         return
