@@ -102,7 +102,7 @@ lint: $(VENV)/.test
 # tests/verl import verl, which only .venv-verl has: the main run leaves them to the second one.
 test: $(VENV)/.test $(VERL_VENV)/.verl $(LIGHTEVAL_VENV)/.lighteval
 	$(MAKE) lint
-	$(PY) -m pytest -q --ignore=tests/verl
+	$(PY) -m pytest -q --durations=15 --ignore=tests/verl
 	OPENRLHF_CFPO_REQUIRE_VERL=1 $(VERL_PY) -m pytest -q tests/verl
 	$(MAKE) check-verl-resolve
 
