@@ -73,7 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         stop = stopped_by_us(err)
         if stop is None:
             raise
-        print(stop, file=sys.stderr)  # our one line, not Ray's traceback of every actor it passed through
+        sys.stdout.flush()  # Ray's forwarded worker lines are buffered there: ours must not land inside one of them
+        print(stop, file=sys.stderr, flush=True)  # our one line, not Ray's traceback of every actor it passed through
         return 1
     finally:
         sys.argv = saved_argv
