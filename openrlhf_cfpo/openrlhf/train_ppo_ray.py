@@ -73,8 +73,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         stop = stopped_by_us(err)
         if stop is None:
             raise
-        sys.stdout.flush()  # Ray's forwarded worker lines are buffered there: ours must not land inside one of them
-        print(stop, file=sys.stderr, flush=True)  # our one line, not Ray's traceback of every actor it passed through
+        # Our one line, not Ray's traceback of every actor it passed through. Ray's threads forward worker lines to
+        # stdout and stderr meanwhile: stdout's buffer goes out first, and the line is one write, so nothing lands inside.
+        sys.stdout.flush()
+        sys.stderr.write(stop + "\n")
+        sys.stderr.flush()
         return 1
     finally:
         sys.argv = saved_argv
