@@ -28,7 +28,7 @@ import time
 from openrlhf.trainer.ray.vllm_worker_wrap import WorkerWrap
 
 from openrlhf_cfpo.openrlhf.train_ppo_ray import SKIP_SYNC_CHECK_FLAG, StopTraining
-from openrlhf_cfpo.weight_checksums import Checksum, checksums, expected_by_engine_param, first_mismatch
+from openrlhf_cfpo.weight_checksums import Checksum, checksums, expected_by_engine_param, first_mismatch, tensor_checksum
 
 # The name under which the engine actor's update_weight(name, dtype, shape) asks its workers for checksums instead.
 CHECKSUM_REQUEST = "__openrlhf_cfpo_weight_checksums__"
@@ -109,10 +109,9 @@ def check_engines(trainer, sync: int) -> None:
             gathered = deepspeed.zero.GatheredParameters([param], enabled=args.ds.zero_stage == 3)
         with gathered:
             if rank0:
-                sent[name] = checksums([(name, param.data)])[name]
+                sent[name] = tensor_checksum(param.data)
     if rank0:
-        dtype = next(model.parameters()).dtype
-        replies = ray.get([engine.update_weight.remote(CHECKSUM_REQUEST, dtype=dtype, shape=None)
+        replies = ray.get([engine.update_weight.remote(CHECKSUM_REQUEST, dtype=None, shape=None)
                            for engine in trainer.vllm_engines])
         problem = mismatch_line(sent, replies)
     failed = torch.tensor([float(problem is not None)], device=torch.cuda.current_device())
