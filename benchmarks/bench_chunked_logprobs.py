@@ -10,6 +10,7 @@ within 1e-5 of a float64 reference.
 
     python benchmarks/bench_chunked_logprobs.py [--tokens 1024] [--hidden 256] [--chunk 1024]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,15 +101,19 @@ def main():
     max_err, naive_err = err(lp_c, ent_c), err(lp_n, ent_n)
     grad_err = (gh_n - gh_c).abs().max().item()
     mib = 2**20
-    print(f"vocab {VOCAB}, {a.tokens} tokens, hidden {a.hidden}, chunk {a.chunk}, device {a.device}, forward + backward")
+    print(
+        f"vocab {VOCAB}, {a.tokens} tokens, hidden {a.hidden}, chunk {a.chunk}, device {a.device}, forward + backward"
+    )
     print(f"  naive   peak {peak_n / mib:9.1f} MiB   {t_n:6.2f} s")
     print(f"  chunked peak {peak_c / mib:9.1f} MiB   {t_c:6.2f} s")
     if cuda_n is not None:
         print(f"  cuda max_memory_allocated: naive {cuda_n / mib:.1f} MiB, chunked {cuda_c / mib:.1f} MiB")
     ratio = peak_c / peak_n
     print(f"peak memory ratio chunked/naive = {ratio:.3f} (target <= 0.5): {'PASS' if ratio <= 0.5 else 'FAIL'}")
-    print(f"max |error| vs float64, log-probs and entropy: chunked {max_err:.2e}, naive {naive_err:.2e}; "
-          f"chunked vs naive hidden-grad {grad_err:.2e} (target <= 1e-5): {'PASS' if max_err <= 1e-5 and grad_err <= 1e-5 else 'FAIL'}")
+    print(
+        f"max |error| vs float64, log-probs and entropy: chunked {max_err:.2e}, naive {naive_err:.2e}; "
+        f"chunked vs naive hidden-grad {grad_err:.2e} (target <= 1e-5): {'PASS' if max_err <= 1e-5 and grad_err <= 1e-5 else 'FAIL'}"
+    )
     print(f"time ratio chunked/naive = {t_c / t_n:.2f}")
 
 

@@ -6,6 +6,7 @@ scaled to 805 requests unless --full is given, since a full sequential pass take
 
     python benchmarks/bench_judge_concurrency.py [--concurrency 64] [--full]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,7 @@ N_JUDGMENTS = 805  # the size of the AlpacaEval set
 
 def serve(delay_s: float, port_queue) -> None:
     """The fake endpoint, run in its own process as a real one would be (no GIL shared with the client)."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a real API endpoint offers
         disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms per response and flatter the ratio
@@ -32,11 +34,25 @@ def serve(delay_s: float, port_queue) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             time.sleep(delay_s)
             top = [{"token": "M", "logprob": -0.1, "bytes": None}, {"token": "m", "logprob": -2.4, "bytes": None}]
-            body = json.dumps({"id": "b", "object": "chat.completion", "created": 0, "model": "judge",
-                               "choices": [{"index": 0, "finish_reason": "length",
-                                            "message": {"role": "assistant", "content": "M"},
-                                            "logprobs": {"content": [{"token": "M", "logprob": -0.1, "bytes": None, "top_logprobs": top}]}}],
-                               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+            body = json.dumps(
+                {
+                    "id": "b",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "judge",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "length",
+                            "message": {"role": "assistant", "content": "M"},
+                            "logprobs": {
+                                "content": [{"token": "M", "logprob": -0.1, "bytes": None, "top_logprobs": top}]
+                            },
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -51,8 +67,16 @@ def serve(delay_s: float, port_queue) -> None:
 
 def requests(n: int, tag: str) -> list[dict]:
     # AlpacaEval's weighted annotator asks for one token with its top logprobs.
-    return [{"messages": [{"role": "user", "content": f"{tag} instruction {i}: which output is better?"}],
-             "max_tokens": 1, "temperature": 1, "logprobs": True, "top_logprobs": 5} for i in range(n)]
+    return [
+        {
+            "messages": [{"role": "user", "content": f"{tag} instruction {i}: which output is better?"}],
+            "max_tokens": 1,
+            "temperature": 1,
+            "logprobs": True,
+            "top_logprobs": 5,
+        }
+        for i in range(n)
+    ]
 
 
 def timed(url: str, concurrency: int, reqs: list[dict]) -> float:
@@ -79,8 +103,10 @@ def main() -> None:
     t_seq_805 = t_seq * N_JUDGMENTS / n_seq
     t_conc = timed(url, a.concurrency, requests(N_JUDGMENTS, "conc"))
     server.terminate()
-    print(f"sequential: {n_seq} requests in {t_seq:.2f} s ({t_seq / n_seq * 1000:.0f} ms each)"
-          + ("" if a.full else f" -> {t_seq_805:.1f} s for {N_JUDGMENTS} (scaled)"))
+    print(
+        f"sequential: {n_seq} requests in {t_seq:.2f} s ({t_seq / n_seq * 1000:.0f} ms each)"
+        + ("" if a.full else f" -> {t_seq_805:.1f} s for {N_JUDGMENTS} (scaled)")
+    )
     print(f"concurrency {a.concurrency}: {N_JUDGMENTS} requests in {t_conc:.2f} s")
     ratio = t_seq_805 / t_conc
     print(f"speed-up: {ratio:.1f}x (target >= 20x) {'PASS' if ratio >= 20 else 'FAIL'}")

@@ -23,6 +23,7 @@ transformers 5.15).
 
     python benchmarks/bench_local_throughput.py [--min_seconds 20] [--repeats 5] [--threads 1] [--lr 1e-9]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,15 +59,42 @@ def run_engine(assets, steps: int, threads: int, out: str, prompts: str, lr: flo
     from openrlhf_cfpo.local.trainer import LocalTrainer
 
     rollouts = steps // (PROMPTS * SAMPLES // STEP_BATCH * EPOCHS)
-    cfg = parse_args([
-        "--actor.model_name_or_path", assets.policy, "--reward.model_name_or_path", assets.reward,
-        "--data.prompt_dataset", prompts, "--data.max_samples", str(rollouts * PROMPTS),
-        "--rollout.batch_size", str(PROMPTS), "--rollout.n_samples_per_prompt", str(SAMPLES),
-        "--rollout.max_new_tokens", str(NEW_TOKENS), "--train.batch_size", str(STEP_BATCH),
-        "--train.micro_batch_size", str(STEP_BATCH), "--train.max_epochs", str(EPOCHS), "--algo.kl.init_coef", str(KL),
-        "--actor.adam.lr", str(lr), "--ckpt.output_dir", out, "--ckpt.save_steps", "-1", "--logger.progress", "none",
-        "--num_threads", str(threads),
-    ])
+    cfg = parse_args(
+        [
+            "--actor.model_name_or_path",
+            assets.policy,
+            "--reward.model_name_or_path",
+            assets.reward,
+            "--data.prompt_dataset",
+            prompts,
+            "--data.max_samples",
+            str(rollouts * PROMPTS),
+            "--rollout.batch_size",
+            str(PROMPTS),
+            "--rollout.n_samples_per_prompt",
+            str(SAMPLES),
+            "--rollout.max_new_tokens",
+            str(NEW_TOKENS),
+            "--train.batch_size",
+            str(STEP_BATCH),
+            "--train.micro_batch_size",
+            str(STEP_BATCH),
+            "--train.max_epochs",
+            str(EPOCHS),
+            "--algo.kl.init_coef",
+            str(KL),
+            "--actor.adam.lr",
+            str(lr),
+            "--ckpt.output_dir",
+            out,
+            "--ckpt.save_steps",
+            "-1",
+            "--logger.progress",
+            "none",
+            "--num_threads",
+            str(threads),
+        ]
+    )
     trainer = LocalTrainer(cfg, log=lambda m: None)
     t0 = time.perf_counter()
     trainer.fit()
@@ -98,15 +126,34 @@ def run_trl(assets, steps: int, threads: int, out: str, prompts: str, lr: float 
                 lengths.append(logs["completions/mean_length"])
 
     config = GRPOConfig(
-        output_dir=out, per_device_train_batch_size=STEP_BATCH, num_generations=SAMPLES,
-        steps_per_generation=PROMPTS * SAMPLES // STEP_BATCH, num_iterations=EPOCHS, max_completion_length=NEW_TOKENS,
-        temperature=1.0, top_k=0, beta=KL, learning_rate=lr, max_steps=steps, logging_steps=1, save_strategy="no",
-        report_to="none", use_cpu=True, bf16=False, seed=42, dataloader_num_workers=0, disable_tqdm=True,
+        output_dir=out,
+        per_device_train_batch_size=STEP_BATCH,
+        num_generations=SAMPLES,
+        steps_per_generation=PROMPTS * SAMPLES // STEP_BATCH,
+        num_iterations=EPOCHS,
+        max_completion_length=NEW_TOKENS,
+        temperature=1.0,
+        top_k=0,
+        beta=KL,
+        learning_rate=lr,
+        max_steps=steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        seed=42,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
         log_level="error",
     )
     trainer = GRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(assets.policy), args=config, train_dataset=dataset, processing_class=tok,
-        reward_funcs=AutoModelForSequenceClassification.from_pretrained(assets.reward), reward_processing_classes=tok,
+        model=AutoModelForCausalLM.from_pretrained(assets.policy),
+        args=config,
+        train_dataset=dataset,
+        processing_class=tok,
+        reward_funcs=AutoModelForSequenceClassification.from_pretrained(assets.reward),
+        reward_processing_classes=tok,
         callbacks=[Lengths()],
     )
     with contextlib.redirect_stdout(io.StringIO()):  # Trainer prints every step's log dict
@@ -127,12 +174,18 @@ def _median(xs):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--min_seconds", type=float, default=20.0, help="each run lasts at least this long (steady state)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (a multiple of 8); default: calibrated")
+    p.add_argument(
+        "--steps", type=int, default=None, help="optimizer steps per run (a multiple of 8); default: calibrated"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for both trainers")
     p.add_argument("--repeats", type=int, default=5, help="interleaved engine/TRL pairs; the median is reported")
-    p.add_argument("--lr", type=float, default=1e-9,
-                   help="learning rate of both; at 1e-5 responses grow over a run (the reward model pays for length) and each "
-                        "trainer's at its own pace, at 1e-9 the policy stays put and both process the same token distribution")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=1e-9,
+        help="learning rate of both; at 1e-5 responses grow over a run (the reward model pays for length) and each "
+        "trainer's at its own pace, at 1e-9 the policy stays put and both process the same token distribution",
+    )
     a = p.parse_args()
     from openrlhf_cfpo.local import embedded
 
@@ -149,32 +202,48 @@ def main():
             _, _, t = run_engine(assets, 64, a.threads, os.path.join(tmp, "engine_calibration"), small)
             steps = max(int(1.5 * a.min_seconds / (t / 64)) // per_rollout + 1, 1) * per_rollout
         prompts = _prompt_file(assets, steps // per_rollout * PROMPTS, tmp)
-        print(f"{steps} optimizer steps per run ({steps // per_rollout} rollouts), {a.repeats} interleaved engine/TRL pairs, "
-              f"{a.threads} thread(s), CPU", flush=True)
+        print(
+            f"{steps} optimizer steps per run ({steps // per_rollout} rollouts), {a.repeats} interleaved engine/TRL pairs, "
+            f"{a.threads} thread(s), CPU",
+            flush=True,
+        )
         engine, trl = [], []
         for i in range(a.repeats):
             engine.append(run_engine(assets, steps, a.threads, os.path.join(tmp, f"engine{i}"), prompts, a.lr))
             trl.append(run_trl(assets, steps, a.threads, os.path.join(tmp, f"trl{i}"), prompts, a.lr))
             (es, et, ee), (ts, tt, te) = engine[-1], trl[-1]
-            print(f"  pair {i + 1}: engine {et / ee:7.1f} tokens/s ({ee:5.1f} s, {et / es / STEP_BATCH:4.1f} tokens per response), "
-                  f"TRL {tt / te:7.1f} tokens/s ({te:5.1f} s, {tt / ts / STEP_BATCH:4.1f}) -> {(et / ee) / (tt / te):.2f}x", flush=True)
+            print(
+                f"  pair {i + 1}: engine {et / ee:7.1f} tokens/s ({ee:5.1f} s, {et / es / STEP_BATCH:4.1f} tokens per response), "
+                f"TRL {tt / te:7.1f} tokens/s ({te:5.1f} s, {tt / ts / STEP_BATCH:4.1f}) -> {(et / ee) / (tt / te):.2f}x",
+                flush=True,
+            )
 
     short = [r[2] for r in engine + trl if r[2] < a.min_seconds]
     e_tps = [t / e for _, t, e in engine]
     t_tps = [t / e for _, t, e in trl]
     ratios = [x / y for x, y in zip(e_tps, t_tps)]
     ratio = _median(ratios)
-    print(f"same model, prompts, {PROMPTS}x{SAMPLES} samples per rollout, {STEP_BATCH} per step, {EPOCHS} epochs, {steps} steps, lr {a.lr:g}")
-    print(f"  openrlhf-cfpo local : median {_median(e_tps):8.1f} tokens/s (runs {min(e_tps):.0f}-{max(e_tps):.0f}), "
-          f"mean response {sum(t for _, t, _ in engine) / len(engine) / steps / STEP_BATCH:.1f} tokens")
-    print(f"  TRL GRPOTrainer     : median {_median(t_tps):8.1f} tokens/s (runs {min(t_tps):.0f}-{max(t_tps):.0f}), "
-          f"mean response {sum(t for _, t, _ in trl) / len(trl) / steps / STEP_BATCH:.1f} tokens")
+    print(
+        f"same model, prompts, {PROMPTS}x{SAMPLES} samples per rollout, {STEP_BATCH} per step, {EPOCHS} epochs, {steps} steps, lr {a.lr:g}"
+    )
+    print(
+        f"  openrlhf-cfpo local : median {_median(e_tps):8.1f} tokens/s (runs {min(e_tps):.0f}-{max(e_tps):.0f}), "
+        f"mean response {sum(t for _, t, _ in engine) / len(engine) / steps / STEP_BATCH:.1f} tokens"
+    )
+    print(
+        f"  TRL GRPOTrainer     : median {_median(t_tps):8.1f} tokens/s (runs {min(t_tps):.0f}-{max(t_tps):.0f}), "
+        f"mean response {sum(t for _, t, _ in trl) / len(trl) / steps / STEP_BATCH:.1f} tokens"
+    )
     if short:
         print(f"  note: {len(short)} run(s) lasted under {a.min_seconds:g} s (the machine got faster than calibrated)")
     walls = [t[2] / e[2] for e, t in zip(engine, trl)]
-    print(f"throughput ratio engine/TRL = {ratio:.2f}x (median of {len(ratios)} pairs; pairs {min(ratios):.2f}-{max(ratios):.2f}x) "
-          f"(target >= 1.5x): {'PASS' if ratio >= 1.5 else 'FAIL'}")
-    print(f"wall-time ratio TRL/engine for the same {steps} steps = {_median(walls):.2f}x (pairs {min(walls):.2f}-{max(walls):.2f}x)")
+    print(
+        f"throughput ratio engine/TRL = {ratio:.2f}x (median of {len(ratios)} pairs; pairs {min(ratios):.2f}-{max(ratios):.2f}x) "
+        f"(target >= 1.5x): {'PASS' if ratio >= 1.5 else 'FAIL'}"
+    )
+    print(
+        f"wall-time ratio TRL/engine for the same {steps} steps = {_median(walls):.2f}x (pairs {min(walls):.2f}-{max(walls):.2f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Target: cfpo <= 0.8x OpenRLHF's ppo for every mask.
 
     python benchmarks/bench_policy_loss.py [--batch 64] [--seq 1024] [--repeats 200] [--device cpu]
 """
+
 import argparse
 import os
 import statistics
@@ -69,8 +70,10 @@ def main():
         "ours ppo": PolicyLoss(policy_loss_type="ppo"),
         "ours cfpo": PolicyLoss(policy_loss_type="cfpo"),
     }
-    print(f"PolicyLoss forward+backward, {args.batch}x{args.seq} tokens on {args.device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    print(
+        f"PolicyLoss forward+backward, {args.batch}x{args.seq} tokens on {args.device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}"
+    )
     print(f"  {'mask':<16} {'openrlhf ppo':>12} {'ours ppo':>9} {'ours cfpo':>10}   cfpo/openrlhf ppo")
     worst = 0.0
     for dtype_name, dtype in MASK_DTYPES.items():
@@ -86,9 +89,13 @@ def main():
             med = {name: statistics.median(ts) for name, ts in times.items()}
             ratio = med["ours cfpo"] / med["openrlhf ppo"]
             worst = max(worst, ratio)
-            print(f"  {dtype_name + ' ' + density:<16} {med['openrlhf ppo'] * 1e3:9.3f} ms {med['ours ppo'] * 1e3:6.3f} ms "
-                  f"{med['ours cfpo'] * 1e3:7.3f} ms   {ratio:.2f}x")
-    print(f"worst cfpo / openrlhf ppo = {worst:.2f}x (target <= 0.80x for every mask): {'MET' if worst <= 0.8 else 'NOT MET'}")
+            print(
+                f"  {dtype_name + ' ' + density:<16} {med['openrlhf ppo'] * 1e3:9.3f} ms {med['ours ppo'] * 1e3:6.3f} ms "
+                f"{med['ours cfpo'] * 1e3:7.3f} ms   {ratio:.2f}x"
+            )
+    print(
+        f"worst cfpo / openrlhf ppo = {worst:.2f}x (target <= 0.80x for every mask): {'MET' if worst <= 0.8 else 'NOT MET'}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ once more on each side (``openrlhf_cfpo.weight_checksums.checksums``). Interleav
 
     python benchmarks/bench_weight_checksums.py [--repeats 5] [--threads 1,2] [--device cpu]
 """
+
 import argparse
 import statistics
 import time
@@ -22,11 +23,19 @@ def smollm2_shaped(dtype, device):
     shapes = {"model.embed_tokens.weight": (vocab, hidden), "model.norm.weight": (hidden,)}
     for i in range(layers):
         p = f"model.layers.{i}."
-        shapes.update({p + "self_attn.q_proj.weight": (hidden, hidden), p + "self_attn.k_proj.weight": (kv_heads * head, hidden),
-                       p + "self_attn.v_proj.weight": (kv_heads * head, hidden), p + "self_attn.o_proj.weight": (hidden, hidden),
-                       p + "mlp.gate_proj.weight": (inter, hidden), p + "mlp.up_proj.weight": (inter, hidden),
-                       p + "mlp.down_proj.weight": (hidden, inter), p + "input_layernorm.weight": (hidden,),
-                       p + "post_attention_layernorm.weight": (hidden,)})
+        shapes.update(
+            {
+                p + "self_attn.q_proj.weight": (hidden, hidden),
+                p + "self_attn.k_proj.weight": (kv_heads * head, hidden),
+                p + "self_attn.v_proj.weight": (kv_heads * head, hidden),
+                p + "self_attn.o_proj.weight": (hidden, hidden),
+                p + "mlp.gate_proj.weight": (inter, hidden),
+                p + "mlp.up_proj.weight": (inter, hidden),
+                p + "mlp.down_proj.weight": (hidden, inter),
+                p + "input_layernorm.weight": (hidden,),
+                p + "post_attention_layernorm.weight": (hidden,),
+            }
+        )
     g = torch.Generator().manual_seed(0)
     return {n: (torch.randn(s, generator=g) * 0.02).to(dtype=dtype, device=device) for n, s in shapes.items()}
 
@@ -53,8 +62,10 @@ def main():
             checksums(weights.items())
             check_s.append(time.perf_counter() - start)
         copy, check = statistics.median(copy_s), statistics.median(check_s)
-        print(f"threads {threads}: copy {copy:.3f} s, checksums {check:.3f} s, ratio {check / copy:.1f}x "
-              f"(one side; the check runs on the actor and on each engine)")
+        print(
+            f"threads {threads}: copy {copy:.3f} s, checksums {check:.3f} s, ratio {check / copy:.1f}x "
+            f"(one side; the check runs on the actor and on each engine)"
+        )
 
 
 if __name__ == "__main__":

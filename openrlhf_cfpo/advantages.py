@@ -4,6 +4,7 @@ The paper pairs CFPO with two of them (section 3.2): group-relative advantages f
 ``group_norm``) and leave-one-out advantages for alignment (eq. 10, ``rloo``). Torch-free at import, so the
 OpenRLHF driver can check its flags against :data:`GROUP_BASELINE_ESTIMATORS` before anything heavy loads.
 """
+
 from __future__ import annotations
 
 

@@ -6,9 +6,10 @@ is ``<|end_of_text|>`` while its turns end with ``<|eot_id|>``. A sampler that s
 turn into invented ones, which are then trained on and scored. Every generator of this package (the local
 engine, TRL and verl recipes, eval) stops at :func:`stop_token_ids`.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 # A string no tokenizer merges with what a template puts after it.
 _MARK = "\u2063openrlhf-cfpo-end-of-turn-probe\u2063"
@@ -20,7 +21,7 @@ def _ids(value) -> list[int]:
     return [int(v) for v in value] if isinstance(value, Iterable) else [int(value)]
 
 
-def end_of_turn_token_id(tokenizer) -> Optional[int]:
+def end_of_turn_token_id(tokenizer) -> int | None:
     """The special token the chat template closes an assistant turn with; None without a template or such a token.
 
     Found by rendering a conversation whose assistant turn is a marker and reading the first token after the

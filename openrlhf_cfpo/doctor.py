@@ -10,6 +10,7 @@ CUDA is never initialised here: the GPU facts come from NVML / nvidia-smi, torch
 (linking it checks it was built for this torch; loading does not create a CUDA context). The doctor is a
 process of its own in the train scripts anyway, so a vLLM engine started later forks from a clean parent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from openrlhf_cfpo import recipes as recipe_plans
 
@@ -70,19 +71,34 @@ class Recipe:
     needs: tuple[str, ...]
     gpus_per_node: int
     extras: tuple[str, ...]  # the extras of ours its environment installs: whose pins apply
-    gpu_memory_gib: Optional[float] = None  # per GPU, total memory
+    gpu_memory_gib: float | None = None  # per GPU, total memory
     memory_reason: str = ""
 
 
 # The train recipes' packages and GPU memory are the recipes module's (the scripts pass the same values).
 RECIPES = {
-    "llama3-rlhf": Recipe(recipe_plans.NEEDS["llama3-rlhf"], 8, ("openrlhf",), recipe_plans.GPU_MEMORY_GIB,
-                          "the Llama-3-8B placement colocates four models per GPU and is sized for 80 GB GPUs"),
-    "qwen25-math-trl": Recipe(recipe_plans.NEEDS["qwen25-math-trl"], 8, ("openrlhf", "trl", "reasoning"),
-                              recipe_plans.GPU_MEMORY_GIB, "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs"),
+    "llama3-rlhf": Recipe(
+        recipe_plans.NEEDS["llama3-rlhf"],
+        8,
+        ("openrlhf",),
+        recipe_plans.GPU_MEMORY_GIB,
+        "the Llama-3-8B placement colocates four models per GPU and is sized for 80 GB GPUs",
+    ),
+    "qwen25-math-trl": Recipe(
+        recipe_plans.NEEDS["qwen25-math-trl"],
+        8,
+        ("openrlhf", "trl", "reasoning"),
+        recipe_plans.GPU_MEMORY_GIB,
+        "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs",
+    ),
     # verl's environment is its own (verl's tested GPU stack): its Ray and vLLM are verl's, not our openrlhf extra's
-    "qwen25-math-verl": Recipe(recipe_plans.NEEDS["qwen25-math-verl"], 8, ("verl-gpu", "reasoning"),
-                               recipe_plans.GPU_MEMORY_GIB, "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs"),
+    "qwen25-math-verl": Recipe(
+        recipe_plans.NEEDS["qwen25-math-verl"],
+        8,
+        ("verl-gpu", "reasoning"),
+        recipe_plans.GPU_MEMORY_GIB,
+        "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs",
+    ),
     "eval": Recipe(("math_verify",), 0, ("eval", "reasoning", "openrlhf")),
 }
 
@@ -100,7 +116,7 @@ class GpuReport:
     """The NVIDIA driver's view of this node. ``error``: the driver is there but does not answer."""
 
     driver_version: str = ""
-    driver_cuda: Optional[tuple[int, int]] = None  # the newest CUDA the driver supports
+    driver_cuda: tuple[int, int] | None = None  # the newest CUDA the driver supports
     gpus: tuple[Gpu, ...] = ()
     error: str = ""
 
@@ -108,16 +124,16 @@ class GpuReport:
 @dataclass(frozen=True)
 class TorchBuild:
     version: str
-    cuda: Optional[str]  # torch.version.cuda; None for a CPU build
-    nccl: Optional[tuple[int, ...]]  # the NCCL torch loads; None without one
+    cuda: str | None  # torch.version.cuda; None for a CPU build
+    nccl: tuple[int, ...] | None  # the NCCL torch loads; None without one
 
 
 @dataclass(frozen=True)
 class Toolchain:
     """What compiles CUDA code at run time (DeepSpeed's FusedAdam): nvcc under CUDA_HOME, and ninja."""
 
-    cuda_home: Optional[str]
-    nvcc_version: Optional[tuple[int, int]]
+    cuda_home: str | None
+    nvcc_version: tuple[int, int] | None
     ninja: bool
 
 
@@ -134,9 +150,9 @@ class RayNode:
 
     address: str
     gpus: float  # the node's GPU resource
-    package_version: Optional[str]  # openrlhf_cfpo.__version__, None if the import failed
+    package_version: str | None  # openrlhf_cfpo.__version__, None if the import failed
     import_error: str = ""
-    torch_version: Optional[str] = None
+    torch_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,10 +165,12 @@ class RayCluster:
 # Probes: each reads one kind of fact and never raises for a missing thing (it reports it).
 
 
-def probe_gpus() -> Optional[GpuReport]:
+def probe_gpus() -> GpuReport | None:
     """NVML first (no CUDA context), nvidia-smi otherwise; None when this machine has no NVIDIA driver."""
     try:
-        with warnings.catch_warnings():  # the `pynvml` shim OpenRLHF requires warns on import; nvidia-ml-py is the module
+        with (
+            warnings.catch_warnings()
+        ):  # the `pynvml` shim OpenRLHF requires warns on import; nvidia-ml-py is the module
             warnings.simplefilter("ignore")
             import pynvml
     except ImportError:
@@ -173,7 +191,9 @@ def probe_gpus() -> Optional[GpuReport]:
             for index in range(pynvml.nvmlDeviceGetCount()):
                 handle = pynvml.nvmlDeviceGetHandleByIndex(index)
                 memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-                gpus.append(Gpu(index, _text(pynvml.nvmlDeviceGetName(handle)), memory.total / 2**30, memory.used / 2**30))
+                gpus.append(
+                    Gpu(index, _text(pynvml.nvmlDeviceGetName(handle)), memory.total / 2**30, memory.used / 2**30)
+                )
             return GpuReport(driver, (cuda // 1000, cuda % 1000 // 10), tuple(_visible(gpus)))
         except pynvml.NVMLError as e:
             return GpuReport(error=f"NVML: {e}")
@@ -182,14 +202,20 @@ def probe_gpus() -> Optional[GpuReport]:
     return _probe_gpus_with_nvidia_smi()
 
 
-def _probe_gpus_with_nvidia_smi() -> Optional[GpuReport]:
+def _probe_gpus_with_nvidia_smi() -> GpuReport | None:
     if not shutil.which("nvidia-smi"):
         return None
     try:
         header = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=30)
         query = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,name,memory.total,memory.used,driver_version", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=30,
+            [
+                "nvidia-smi",
+                "--query-gpu=index,name,memory.total,memory.used,driver_version",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         return GpuReport(error=f"nvidia-smi: {e}")
@@ -227,7 +253,7 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def probe_torch() -> Optional[TorchBuild]:
+def probe_torch() -> TorchBuild | None:
     """torch's version, CUDA build and NCCL; neither call initialises CUDA."""
     if importlib.util.find_spec("torch") is None:
         return None
@@ -240,7 +266,7 @@ def probe_torch() -> Optional[TorchBuild]:
     return TorchBuild(torch.__version__, torch.version.cuda, nccl)
 
 
-def probe_distribution(name: str) -> Optional[str]:
+def probe_distribution(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -255,7 +281,7 @@ def probe_requirements(name: str) -> list[str]:
         return []
 
 
-def probe_import(module: str) -> Optional[str]:
+def probe_import(module: str) -> str | None:
     """None if the module imports, else the error in one line ("missing" if there is no such module)."""
     try:
         if importlib.util.find_spec(module) is None:
@@ -274,7 +300,7 @@ def probe_found(module: str) -> bool:
         return False
 
 
-def probe_deepspeed_build() -> Optional[dict]:
+def probe_deepspeed_build() -> dict | None:
     """What DeepSpeed recorded when it was installed (``git_version_info_installed.py``), read without importing it."""
     spec = importlib.util.find_spec("deepspeed")
     if spec is None or not spec.submodule_search_locations:
@@ -331,7 +357,7 @@ def probe_hf_token() -> bool:
     return bool(get_token())
 
 
-def probe_judge(base_url: Optional[str], model: Optional[str]) -> Optional[str]:
+def probe_judge(base_url: str | None, model: str | None) -> str | None:
     """None if the judge endpoint answers with the key set; else the eval suite's own one-line reason."""
     try:
         from openrlhf_cfpo.eval.judge import Judge, JudgeConfig
@@ -342,7 +368,9 @@ def probe_judge(base_url: Optional[str], model: Optional[str]) -> Optional[str]:
         return f"the judge check needs the eval extra ({e}): pip install '.[eval]'"
 
 
-def probe_ray_cluster(address: Optional[str], module: str = "openrlhf_cfpo", timeout_s: float = RAY_TIMEOUT_S) -> RayCluster:
+def probe_ray_cluster(
+    address: str | None, module: str = "openrlhf_cfpo", timeout_s: float = RAY_TIMEOUT_S
+) -> RayCluster:
     """Connect to the running cluster and run one tiny task on every alive node: does ``module`` import there, at
     which version? The task is pickled by value (it references nothing of ours), so it runs where ours is missing."""
     try:
@@ -406,18 +434,18 @@ def package_version() -> str:
 class Probes:
     """The facts the checks read; tests replace any of them."""
 
-    gpus: Callable[[], Optional[GpuReport]] = probe_gpus
-    torch: Callable[[], Optional[TorchBuild]] = probe_torch
-    distribution: Callable[[str], Optional[str]] = probe_distribution
+    gpus: Callable[[], GpuReport | None] = probe_gpus
+    torch: Callable[[], TorchBuild | None] = probe_torch
+    distribution: Callable[[str], str | None] = probe_distribution
     requirements: Callable[[str], list] = probe_requirements
-    imports: Callable[[str], Optional[str]] = probe_import
+    imports: Callable[[str], str | None] = probe_import
     found: Callable[[str], bool] = probe_found
-    deepspeed_build: Callable[[], Optional[dict]] = probe_deepspeed_build
+    deepspeed_build: Callable[[], dict | None] = probe_deepspeed_build
     toolchain: Callable[[], Toolchain] = probe_toolchain
     disk: Callable[[str], Disk] = probe_disk
     hf_token: Callable[[], bool] = probe_hf_token
-    judge: Callable[[Optional[str], Optional[str]], Optional[str]] = probe_judge
-    ray_cluster: Callable[[Optional[str]], RayCluster] = probe_ray_cluster
+    judge: Callable[[str | None, str | None], str | None] = probe_judge
+    ray_cluster: Callable[[str | None], RayCluster] = probe_ray_cluster
     package_version: Callable[[], str] = package_version
     environ: dict = field(default_factory=lambda: os.environ)
 
@@ -431,21 +459,21 @@ class Plan:
     recipe: str
     nodes: int = 1
     gpus_per_node: int = 0
-    gpu_memory_gib: Optional[float] = None
-    disk_gib: Optional[float] = None
+    gpu_memory_gib: float | None = None
+    disk_gib: float | None = None
     output_dir: str = "."
     needs: tuple[str, ...] = ()
     hf_token: bool = False
-    judge_base_url: Optional[str] = None
-    judge_model: Optional[str] = None
+    judge_base_url: str | None = None
+    judge_model: str | None = None
 
 
 @dataclass
 class Findings:
     faults: list = field(default_factory=list)
     notes: list = field(default_factory=list)
-    gpus: Optional[GpuReport] = None
-    torch: Optional[TorchBuild] = None
+    gpus: GpuReport | None = None
+    torch: TorchBuild | None = None
 
 
 def _pins(probes: Probes, extras) -> dict:
@@ -572,14 +600,18 @@ def check_packages(plan: Plan, found: Findings, probes: Probes) -> None:
                 continue
             have = probes.distribution(req.name)
             if have is None:
-                found.faults.append(f"{need.distribution} {version} requires {req}, which is not installed: pip install '{req}'")
+                found.faults.append(
+                    f"{need.distribution} {version} requires {req}, which is not installed: pip install '{req}'"
+                )
             elif req.specifier and not req.specifier.contains(have, prereleases=True):
                 found.faults.append(
                     f"{need.distribution} {version} requires {req}, {req.name} {have} is installed: "
                     f"pip install '{req.name}{req.specifier}' (or the {need.distribution} built for {req.name} {have})"
                 )
         if not probes.found(need.module):
-            found.faults.append(f"{need.distribution} {version} is installed but `import {need.module}` finds nothing: reinstall it")
+            found.faults.append(
+                f"{need.distribution} {version} is installed but `import {need.module}` finds nothing: reinstall it"
+            )
         elif name == "flash_attn" and not _cpu_torch_on_gpu_plan(plan, found):
             check_flash_attn_extension(version, found, probes)
         elif name == "deepspeed" and plan.gpus_per_node > 0:
@@ -606,7 +638,9 @@ def check_flash_attn_extension(version: str, found: Findings, probes: Probes) ->
             f"flash-attn {version} has no CUDA extension (installed with FLASH_ATTENTION_SKIP_CUDA_BUILD, or without nvcc): {rebuild}"
         )
     else:
-        found.faults.append(f"flash-attn {version}'s CUDA extension does not load with torch {torch} ({error}): {rebuild}")
+        found.faults.append(
+            f"flash-attn {version}'s CUDA extension does not load with torch {torch} ({error}): {rebuild}"
+        )
 
 
 def check_deepspeed_ops(version: str, found: Findings, probes: Probes) -> None:
@@ -634,7 +668,11 @@ def check_deepspeed_ops(version: str, found: Findings, probes: Probes) -> None:
         f"{INSTALL_DOC})"
     )
     if tools.nvcc_version is None:
-        where = f"CUDA_HOME={tools.cuda_home} has no bin/nvcc" if tools.cuda_home else "CUDA_HOME is unset and no nvcc is on PATH"
+        where = (
+            f"CUDA_HOME={tools.cuda_home} has no bin/nvcc"
+            if tools.cuda_home
+            else "CUDA_HOME is unset and no nvcc is on PATH"
+        )
         found.faults.append(f"DeepSpeed compiles its FusedAdam optimizer at the first training step and {where}: {fix}")
     elif tools.nvcc_version[0] != wanted:
         found.faults.append(
@@ -642,7 +680,9 @@ def check_deepspeed_ops(version: str, found: Findings, probes: Probes) -> None:
             f"(torch refuses to build DeepSpeed's FusedAdam with another major version): {fix}"
         )
     if not tools.ninja:
-        found.faults.append("DeepSpeed compiles its FusedAdam optimizer with ninja, which is not installed: pip install ninja")
+        found.faults.append(
+            "DeepSpeed compiles its FusedAdam optimizer with ninja, which is not installed: pip install ninja"
+        )
 
 
 def check_nccl(plan: Plan, found: Findings, probes: Probes) -> None:
@@ -652,7 +692,9 @@ def check_nccl(plan: Plan, found: Findings, probes: Probes) -> None:
     if torch.cuda is None:
         return  # check_driver reports the CPU build
     if torch.nccl is None:
-        found.faults.append(f"torch {torch.version} has no NCCL: reinstall torch (pip install --force-reinstall torch=={torch.version.split('+')[0]})")
+        found.faults.append(
+            f"torch {torch.version} has no NCCL: reinstall torch (pip install --force-reinstall torch=={torch.version.split('+')[0]})"
+        )
         return
     shipped = None
     for line in probes.requirements("torch"):
@@ -669,7 +711,9 @@ def check_nccl(plan: Plan, found: Findings, probes: Probes) -> None:
 def check_disk(plan: Plan, found: Findings, probes: Probes) -> None:
     disk = probes.disk(plan.output_dir)
     if not disk.writable:
-        found.faults.append(f"cannot write to {disk.path} (for --output-dir {plan.output_dir}): choose a folder you can write to")
+        found.faults.append(
+            f"cannot write to {disk.path} (for --output-dir {plan.output_dir}): choose a folder you can write to"
+        )
     if plan.disk_gib is not None and disk.free_gib < plan.disk_gib:
         found.faults.append(
             f"{disk.path} has {disk.free_gib:.0f} GiB free, the {plan.recipe} run keeps about {plan.disk_gib:.0f} GiB of "
@@ -737,7 +781,7 @@ def check_ray_cluster(plan: Plan, found: Findings, probes: Probes) -> None:
             )
 
 
-def run_checks(plan: Plan, probes: Optional[Probes] = None) -> Findings:
+def run_checks(plan: Plan, probes: Probes | None = None) -> Findings:
     probes = probes or Probes()
     found = Findings(gpus=probes.gpus(), torch=probes.torch())
     check_gpus(plan, found)
@@ -757,9 +801,14 @@ def summary(plan: Plan, found: Findings, seconds: float) -> str:
     if report and report.gpus and not report.error:
         g = report.gpus[0]
         cuda = ".".join(map(str, report.driver_cuda)) if report.driver_cuda else "?"
-        parts.append(f"{len(report.gpus)}x {g.name} {g.total_gib:.0f} GiB, driver {report.driver_version} (CUDA {cuda})")
+        parts.append(
+            f"{len(report.gpus)}x {g.name} {g.total_gib:.0f} GiB, driver {report.driver_version} (CUDA {cuda})"
+        )
     if found.torch:
-        parts.append(f"torch {found.torch.version}" + (f", NCCL {'.'.join(map(str, found.torch.nccl))}" if found.torch.nccl else ""))
+        parts.append(
+            f"torch {found.torch.version}"
+            + (f", NCCL {'.'.join(map(str, found.torch.nccl))}" if found.torch.nccl else "")
+        )
     return f"openrlhf-cfpo doctor: ok ({'; '.join(parts)}; {seconds:.1f} s)"
 
 
@@ -808,13 +857,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--recipe", required=True, choices=sorted(RECIPES), help="what will run; sets the defaults below")
     p.add_argument("--nodes", type=_positive_int, default=1, help="nodes of the run (> 1: checks the Ray cluster)")
-    p.add_argument("--gpus-per-node", "--gpus", dest="gpus", type=_non_negative_int,
-                   help="GPUs per node the run uses (0: no GPU needed); default: the recipe's")
-    p.add_argument("--gpu-memory-gib", type=_positive_float, help="memory each GPU needs (total, GiB); default: the recipe's")
+    p.add_argument(
+        "--gpus-per-node",
+        "--gpus",
+        dest="gpus",
+        type=_non_negative_int,
+        help="GPUs per node the run uses (0: no GPU needed); default: the recipe's",
+    )
+    p.add_argument(
+        "--gpu-memory-gib", type=_positive_float, help="memory each GPU needs (total, GiB); default: the recipe's"
+    )
     p.add_argument("--disk-gib", type=_positive_float, help="free space the run needs under --output-dir (GiB)")
-    p.add_argument("--output-dir", default=".", help="where checkpoints go (measured there or at its nearest existing parent)")
+    p.add_argument(
+        "--output-dir", default=".", help="where checkpoints go (measured there or at its nearest existing parent)"
+    )
     p.add_argument("--needs", type=_needs, help=f"comma-separated, replaces the recipe's list: {', '.join(NEEDS)}")
-    p.add_argument("--hf-token", action="store_true", help="gated data will be read (GPQA): a Hugging Face token must be set")
+    p.add_argument(
+        "--hf-token", action="store_true", help="gated data will be read (GPQA): a Hugging Face token must be set"
+    )
     p.add_argument("--judge-base-url", help="judged benchmarks: the OpenAI-compatible endpoint (else $OPENAI_BASE_URL)")
     p.add_argument("--judge-model", action="append", help="judged benchmarks: a judge model (repeatable)")
     return p
@@ -824,16 +884,20 @@ def plan_from_args(args) -> Plan:
     recipe = RECIPES[args.recipe]
     gpus = recipe.gpus_per_node if args.gpus is None else args.gpus
     return Plan(
-        recipe=args.recipe, nodes=args.nodes, gpus_per_node=gpus,
+        recipe=args.recipe,
+        nodes=args.nodes,
+        gpus_per_node=gpus,
         gpu_memory_gib=(args.gpu_memory_gib or recipe.gpu_memory_gib) if gpus else None,
-        disk_gib=args.disk_gib, output_dir=args.output_dir,
+        disk_gib=args.disk_gib,
+        output_dir=args.output_dir,
         needs=args.needs if args.needs is not None else recipe.needs,
-        hf_token=args.hf_token, judge_base_url=args.judge_base_url,
+        hf_token=args.hf_token,
+        judge_base_url=args.judge_base_url,
         judge_model=args.judge_model[0] if args.judge_model else None,  # the check reads the endpoint, not the model
     )
 
 
-def main(argv=None, probes: Optional[Probes] = None) -> int:
+def main(argv=None, probes: Probes | None = None) -> int:
     args = build_parser().parse_args(argv)
     if os.environ.get(SKIP_ENV) == "1":
         print(f"openrlhf-cfpo doctor: skipped ({SKIP_ENV}=1)")
@@ -848,7 +912,8 @@ def main(argv=None, probes: Optional[Probes] = None) -> int:
             print(f"openrlhf-cfpo doctor: {fault}", file=sys.stderr)
         print(
             f"openrlhf-cfpo doctor: {len(found.faults)} problem(s) for {plan.recipe}; the scripts skip this check with "
-            f"--skip-doctor or {SKIP_ENV}=1", file=sys.stderr,
+            f"--skip-doctor or {SKIP_ENV}=1",
+            file=sys.stderr,
         )
         return 1
     print(summary(plan, found, time.monotonic() - start))

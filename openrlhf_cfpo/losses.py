@@ -8,16 +8,18 @@ starts from log-probs and adds the diagnostics every surrogate shares; adapters 
 ``.trl``, ``.verl``, the local engine) only map their framework's arguments, weights, aggregation and metric
 names (:data:`LOGGED_AS`) onto it. Tensor plumbing is in :mod:`openrlhf_cfpo.ops`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import torch
 
 from openrlhf_cfpo.ops import ratio_from_log_probs
 
-Metrics = Dict[str, torch.Tensor]
+Metrics = dict[str, torch.Tensor]
 
 # Every adapter defaults to its framework's own surrogate; CFPO is always chosen by name.
 DEFAULT_POLICY_LOSS = "ppo"
@@ -50,25 +52,25 @@ class PolicySurrogate:
     """A registered surrogate: ``fn(ratio, advantages, eps_low, eps_high, dual_clip) -> (loss, own metrics)``."""
 
     name: str
-    fn: Callable[..., Tuple[torch.Tensor, Metrics]]
-    own_metrics: Tuple[str, ...] = field(default_factory=tuple)
+    fn: Callable[..., tuple[torch.Tensor, Metrics]]
+    own_metrics: tuple[str, ...] = field(default_factory=tuple)
     accepts_dual_clip: bool = False
 
     @property
-    def metrics(self) -> Tuple[str, ...]:
+    def metrics(self) -> tuple[str, ...]:
         """Every per-token diagnostic :func:`token_policy_loss` returns for this surrogate."""
         return (*SHARED_METRICS, *self.own_metrics)
 
-    def __call__(self, ratio, advantages, eps_low, eps_high, dual_clip=None) -> Tuple[torch.Tensor, Metrics]:
+    def __call__(self, ratio, advantages, eps_low, eps_high, dual_clip=None) -> tuple[torch.Tensor, Metrics]:
         if dual_clip is not None and not self.accepts_dual_clip:
             check_policy_loss_args(self.name, eps_low, eps_high, dual_clip)  # raises with the reason
         return self.fn(ratio, advantages, eps_low, eps_high, dual_clip)
 
 
-POLICY_LOSSES: Dict[str, PolicySurrogate] = {}
+POLICY_LOSSES: dict[str, PolicySurrogate] = {}
 
 
-def register_policy_loss(name: str, metrics: Tuple[str, ...] = (), accepts_dual_clip: bool = False):
+def register_policy_loss(name: str, metrics: tuple[str, ...] = (), accepts_dual_clip: bool = False):
     """Register ``fn`` under ``name``; ``metrics`` names its own per-token diagnostics (logged as token means)."""
 
     def wrap(fn):
@@ -85,18 +87,22 @@ def get_policy_loss(name: str) -> PolicySurrogate:
     return POLICY_LOSSES[name]
 
 
-def trust_region(eps: float, eps_low: Optional[float] = None, eps_high: Optional[float] = None) -> Tuple[float, float]:
+def trust_region(eps: float, eps_low: float | None = None, eps_high: float | None = None) -> tuple[float, float]:
     """``(eps_low, eps_high)``: each side's own width where a framework gives one, else the symmetric ``eps``."""
     return (float(eps if eps_low is None else eps_low), float(eps if eps_high is None else eps_high))
 
 
-def check_policy_loss_args(name: str, eps_low: float, eps_high: float, dual_clip: Optional[float] = None) -> PolicySurrogate:
+def check_policy_loss_args(
+    name: str, eps_low: float, eps_high: float, dual_clip: float | None = None
+) -> PolicySurrogate:
     """The one validation of a surrogate's settings (every adapter calls it before anything loads)."""
     surrogate = get_policy_loss(name)
     if not (eps_low > 0 and eps_high > 0):
         raise ValueError(f"clip eps must be > 0 (got low={eps_low}, high={eps_high}): it is the trust-region width")
     if dual_clip is not None and not surrogate.accepts_dual_clip:
-        raise ValueError(f"dual_clip bounds PPO's clipped objective for A < 0; {name} bounds every ratio by itself: drop dual_clip")
+        raise ValueError(
+            f"dual_clip bounds PPO's clipped objective for A < 0; {name} bounds every ratio by itself: drop dual_clip"
+        )
     if dual_clip is not None and dual_clip <= 1.0:
         raise ValueError(f"dual_clip must be > 1.0, got {dual_clip}")
     return surrogate

@@ -8,9 +8,8 @@ after that is a sum weighted by the mask (:func:`masked_sum`), as OpenRLHF, TRL 
 reduced must be finite on padding. Every per-token value of a surrogate is, given a finite advantage there (OpenRLHF
 and verl zero advantages on padding; TRL's are per sequence). Masks are bool or 0/1.
 """
-from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from __future__ import annotations
 
 import torch
 
@@ -47,7 +46,7 @@ class _MaskedRatio(torch.autograd.Function):
 
 def ratio_from_log_probs(
     log_probs: torch.Tensor, old_log_probs: torch.Tensor, mask: torch.Tensor
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log r, r)`` per token, log r clamped to +-:data:`LOG_RATIO_CLAMP` and 0 on padding (so r = 1 there).
 
     Zeroing padding *before* exp() means padding never leaves the trust region, adds nothing to |r - 1| or the
@@ -77,7 +76,7 @@ def as_weights(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.to(like.dtype)
 
 
-def token_means(per_token: Dict[str, torch.Tensor], mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+def token_means(per_token: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """:func:`masked_mean` of each per-token diagnostic over the whole ``mask``, one dot product each (this runs on
     every micro-batch; float diagnostics)."""
     if not per_token:
@@ -93,8 +92,8 @@ def aggregate_loss(
     mask: torch.Tensor,
     token_level_loss: bool = True,
     dp_size: int = 1,
-    batch_num_tokens: Optional[float] = None,
-    global_batch_size: Optional[float] = None,
+    batch_num_tokens: float | None = None,
+    global_batch_size: float | None = None,
 ) -> torch.Tensor:
     """Reduce a per-token loss to a scalar: token-mean or seq-mean-token-mean (paper eq. 8).
 

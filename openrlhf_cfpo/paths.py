@@ -1,4 +1,5 @@
 """Where openrlhf-cfpo keeps what it builds or downloads once: one cache folder for every command."""
+
 import os
 from pathlib import Path
 

@@ -9,6 +9,7 @@ FLAGS...``: it checks the script's flags (one line on stderr and exit status 2 f
 settings as shell assignments (``name='value'``, one per line) for the script to ``eval``. Standard library only, so
 that the call costs milliseconds and works before any extra is installed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,6 @@ import json
 import shlex
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,6 @@ SYSTEM_PROMPTS = {
 MODEL_SIZES = tuple(SYSTEM_PROMPTS)  # section 4.1: Qwen2.5-1.5B, -3B and -7B
 
 
-
-
 @dataclass(frozen=True)
 class Filled:
     """A setting Table 3 does not give, the value the recipes use, and where that value comes from."""
@@ -120,23 +118,34 @@ class Filled:
 # and whose verl script (verl-intuitor/math_grpo.sh) runs verl 0.4.1.
 _INTUITOR = "the reference recipe (Zhao et al.'s open-r1 fork, recipes/Qwen2.5-{3B,7B}/grpo/config_demo.yaml)"
 FILLED = {
-    "epochs": Filled(1, f"{_INTUITOR}: num_train_epochs 1, and its verl script trainer.total_epochs=1 (TRL's own "
-                        "default, 3, would triple the optimizer steps)"),
+    "epochs": Filled(
+        1,
+        f"{_INTUITOR}: num_train_epochs 1, and its verl script trainer.total_epochs=1 (TRL's own "
+        "default, 3, would triple the optimizer steps)",
+    ),
     # The reference sets no loss_type, so its runs aggregated with TRL's default at its pinned commit: bnpo, a token
     # mean over each micro-batch (grpo_config.py there). Eq. 8 writes the per-completion mean (TRL's grpo); Table 3
     # says unspecified fields are TRL's defaults, and the runs behind the paper's numbers are what a comparison needs.
-    "trl_loss_type": Filled("bnpo", f"TRL's default at the commit {_INTUITOR} pins (it sets no loss_type); eq. 8's "
-                                    "per-completion mean is --loss-type grpo"),
-    "verl_loss_agg_mode": Filled("token-mean", "verl's default (0.4.1, the reference's verl script sets none), the "
-                                               "token mean TRL's bnpo takes; eq. 8 is --loss-agg-mode "
-                                               "seq-mean-token-mean"),
+    "trl_loss_type": Filled(
+        "bnpo",
+        f"TRL's default at the commit {_INTUITOR} pins (it sets no loss_type); eq. 8's "
+        "per-completion mean is --loss-type grpo",
+    ),
+    "verl_loss_agg_mode": Filled(
+        "token-mean",
+        "verl's default (0.4.1, the reference's verl script sets none), the "
+        "token mean TRL's bnpo takes; eq. 8 is --loss-agg-mode "
+        "seq-mean-token-mean",
+    ),
     # TRL 0.17 cut prompts over max_prompt_length from the left (grpo_trainer.py at the pinned commit:
     # prompt_ids[:, -max_prompt_length:]), which drops the system prompt and the start of the problem: the policy
     # would be trained on prompts that no longer say what to do. TRL 1.16 has no prompt budget at all; the reference's
     # verl script drops them (data.filter_overlong_prompts=True, truncation=error). Dropped here in both frameworks.
     "prompts_over_max_prompt_length": Filled(
-        "dropped", "the reference's verl script (filter_overlong_prompts); its TRL cut them from the left, losing the "
-                   "system prompt"),
+        "dropped",
+        "the reference's verl script (filter_overlong_prompts); its TRL cut them from the left, losing the "
+        "system prompt",
+    ),
 }
 
 # TRL's and verl's names of the aggregations the scripts accept (TRL: GRPOConfig.loss_type; verl: loss_agg_mode).
@@ -153,7 +162,7 @@ BF16_WEIGHTS = 2
 ZERO_STATE = 2 + 4 + 8  # DeepSpeed: the bf16 module weights, the fp32 master weights, Adam's two fp32 moments
 FSDP_STATE = 4 + 8  # verl's FSDP: fp32 parameters and Adam's two fp32 moments
 KEEP_CHECKPOINTS = 2  # the newest two: a resume point even while the next one is being written
-_GIB = 2 ** 30
+_GIB = 2**30
 
 
 @dataclass(frozen=True)
@@ -172,8 +181,10 @@ class DiskPlan:
 
     def describe(self) -> str:
         final = f" + final model {self.final} B" if self.final else ""
-        return (f"about {self.gib:.0f} GiB kept = {self.parameters / 1e9:.2f}e9 parameters x ({self.keep} checkpoints "
-                f"x {self.per_checkpoint} B ({self.what}){final}); --keep-checkpoints changes the count")
+        return (
+            f"about {self.gib:.0f} GiB kept = {self.parameters / 1e9:.2f}e9 parameters x ({self.keep} checkpoints "
+            f"x {self.per_checkpoint} B ({self.what}){final}); --keep-checkpoints changes the count"
+        )
 
 
 # --- what the preflight (openrlhf-cfpo doctor) checks before a run starts ------------------------------------------
@@ -302,8 +313,10 @@ def llama3_rlhf(args) -> dict:
     # DeepSpeed splits each optimizer step's samples into micro-batches on every GPU: they must divide evenly
     micro_batch = LLAMA3_MICRO_BATCH_SIZE
     if table.train_batch_size % (nodes * gpus * micro_batch):
-        raise BadFlag(f"--nodes {nodes} x --gpus-per-node {gpus} x micro-batch {micro_batch} must divide Table 4's "
-                      f"train batch of {table.train_batch_size} samples (e.g. 1, 2, 4, 8 or 16 GPUs in all)")
+        raise BadFlag(
+            f"--nodes {nodes} x --gpus-per-node {gpus} x micro-batch {micro_batch} must divide Table 4's "
+            f"train batch of {table.train_batch_size} samples (e.g. 1, 2, 4, 8 or 16 GPUs in all)"
+        )
     kl_coef = number(0.0 if args.kl0 else table.kl_coef)
     plan = {
         "run_name": f"{labels[args.loss]}_llama3-8b_kl{kl_coef}",
@@ -321,8 +334,16 @@ def llama3_rlhf(args) -> dict:
         "train_micro_batch_size": micro_batch,
     }
     # OpenRLHF rotates its DeepSpeed checkpoints (--ckpt.max_num) and writes the final HF model once
-    return _disk(plan, DiskPlan(PARAMETERS["Llama-3-8B"], _keep(args), ZERO_STATE, BF16_WEIGHTS,
-                                "ZeRO-3: bf16 weights 2 + fp32 master 4 + Adam moments 8"))
+    return _disk(
+        plan,
+        DiskPlan(
+            PARAMETERS["Llama-3-8B"],
+            _keep(args),
+            ZERO_STATE,
+            BF16_WEIGHTS,
+            "ZeRO-3: bf16 weights 2 + fp32 master 4 + Adam moments 8",
+        ),
+    )
 
 
 def _reasoning_common(args, labels: dict, scripts: str) -> dict:
@@ -354,14 +375,17 @@ def _reasoning_common(args, labels: dict, scripts: str) -> dict:
 
 def qwen25_math_trl(args) -> dict:
     """Table 3 in TRL on one node: one update = batch_size x group_size completions in one optimizer step."""
-    plan = _reasoning_common(args, {"cfpo": "cfpo", "ppo": "grpo"},
-                             "cfpo_qwen25_math_trl.sh or grpo_qwen25_math_trl.sh")
+    plan = _reasoning_common(
+        args, {"cfpo": "cfpo", "ppo": "grpo"}, "cfpo_qwen25_math_trl.sh or grpo_qwen25_math_trl.sh"
+    )
     gpus = _positive_int("--gpus-per-node", args.gpus_per_node)
     micro_batch = _positive_int("--micro-batch-size", args.micro_batch_size)
     completions = plan["batch_size"] * plan["group_size"]
     if completions % (gpus * micro_batch):
-        raise BadFlag(f"--gpus-per-node {gpus} x --micro-batch-size {micro_batch} must divide the {completions} "
-                      "completions of an update")
+        raise BadFlag(
+            f"--gpus-per-node {gpus} x --micro-batch-size {micro_batch} must divide the {completions} "
+            "completions of an update"
+        )
     plan["accumulation"] = completions // (gpus * micro_batch)
     plan["nodes"] = 1  # accelerate starts the processes on this node
     plan["run_name"] = f"{plan['label']}_{plan['tag']}_trl_it{plan['iterations']}"
@@ -370,57 +394,88 @@ def qwen25_math_trl(args) -> dict:
 
     # TRL flags after `--` win over the recipe's: those that size an update must keep Table 3's.
     passed = _trl_flags(args.passthrough)
-    per_device = _positive_int("--per_device_train_batch_size",
-                               passed.get("per_device_train_batch_size", str(micro_batch)))
-    accumulation = _positive_int("--gradient_accumulation_steps",
-                                 passed.get("gradient_accumulation_steps", str(plan["accumulation"])))
+    per_device = _positive_int(
+        "--per_device_train_batch_size", passed.get("per_device_train_batch_size", str(micro_batch))
+    )
+    accumulation = _positive_int(
+        "--gradient_accumulation_steps", passed.get("gradient_accumulation_steps", str(plan["accumulation"]))
+    )
     group = _positive_int("--num_generations", passed.get("num_generations", str(plan["group_size"])))
     if "generation_batch_size" in passed:
         generated = _positive_int("--generation_batch_size", passed["generation_batch_size"])
     else:
-        generated = per_device * gpus * _positive_int("--steps_per_generation",
-                                                      passed.get("steps_per_generation", str(accumulation)))
+        generated = (
+            per_device
+            * gpus
+            * _positive_int("--steps_per_generation", passed.get("steps_per_generation", str(accumulation)))
+        )
     if (group, per_device * gpus * accumulation, generated) != (plan["group_size"], completions, completions):
-        sizing = [f"--{name} {passed[name]}" for name in ("per_device_train_batch_size", "gradient_accumulation_steps",
-                  "num_generations", "generation_batch_size", "steps_per_generation") if name in passed]
-        raise BadFlag(f"{' '.join(sizing)} after -- would make an update {per_device * gpus * accumulation} "
-                      f"completions in groups of {group}, generated {generated} at a time, not Table 3's "
-                      f"{plan['batch_size']} problems x {plan['group_size']} = {completions} in one optimizer step: "
-                      "size the micro-batch with --micro-batch-size (the gradient accumulation follows)")
+        sizing = [
+            f"--{name} {passed[name]}"
+            for name in (
+                "per_device_train_batch_size",
+                "gradient_accumulation_steps",
+                "num_generations",
+                "generation_batch_size",
+                "steps_per_generation",
+            )
+            if name in passed
+        ]
+        raise BadFlag(
+            f"{' '.join(sizing)} after -- would make an update {per_device * gpus * accumulation} "
+            f"completions in groups of {group}, generated {generated} at a time, not Table 3's "
+            f"{plan['batch_size']} problems x {plan['group_size']} = {completions} in one optimizer step: "
+            "size the micro-batch with --micro-batch-size (the gradient accumulation follows)"
+        )
     plan["loss_type"] = passed.get("loss_type", plan["loss_type"])
     plan["epochs"] = passed.get("num_train_epochs", plan["epochs"])
     # each TRL checkpoint holds the model's weights and DeepSpeed's states (save_total_limit rotates them); the
     # final model is saved once more at the end
-    return _disk(plan, DiskPlan(plan.pop("parameters"), _keep(args), BF16_WEIGHTS + ZERO_STATE, BF16_WEIGHTS,
-                                "bf16 weights 2 + ZeRO-2: bf16 weights 2 + fp32 master 4 + Adam moments 8"))
+    return _disk(
+        plan,
+        DiskPlan(
+            plan.pop("parameters"),
+            _keep(args),
+            BF16_WEIGHTS + ZERO_STATE,
+            BF16_WEIGHTS,
+            "bf16 weights 2 + ZeRO-2: bf16 weights 2 + fp32 master 4 + Adam moments 8",
+        ),
+    )
 
 
 def qwen25_math_verl(args) -> dict:
     """Table 3 in verl: each update split into ``batch_ratio`` mini-batches, each passed over ``iterations`` times."""
-    plan = _reasoning_common(args, {"cfpo": "cfpo", "vanilla": "grpo"},
-                             "cfpo_qwen25_math_verl.sh or grpo_qwen25_math_verl.sh")
+    plan = _reasoning_common(
+        args, {"cfpo": "cfpo", "vanilla": "grpo"}, "cfpo_qwen25_math_verl.sh or grpo_qwen25_math_verl.sh"
+    )
     batch_ratio = _positive_int("--batch-ratio", args.batch_ratio)
     nodes = _positive_int("--nodes", args.nodes)
     gpus = _positive_int("--gpus-per-node", args.gpus_per_node)
     if plan["batch_size"] % batch_ratio:
-        raise BadFlag(f"--batch-ratio {batch_ratio} must divide the {plan['batch_size']} problems of an update "
-                      "(1, 2, 4, 8, ...)")
+        raise BadFlag(
+            f"--batch-ratio {batch_ratio} must divide the {plan['batch_size']} problems of an update (1, 2, 4, 8, ...)"
+        )
     mini_batch = plan["batch_size"] // batch_ratio
     if (mini_batch * plan["group_size"]) % (nodes * gpus):
-        raise BadFlag(f"--batch-ratio {batch_ratio} gives mini-batches of {mini_batch * plan['group_size']} rollouts, "
-                      f"not divisible by the {nodes * gpus} GPUs")
+        raise BadFlag(
+            f"--batch-ratio {batch_ratio} gives mini-batches of {mini_batch * plan['group_size']} rollouts, "
+            f"not divisible by the {nodes * gpus} GPUs"
+        )
     plan["mini_batch_size"] = mini_batch
     plan["run_name"] = f"{plan['label']}_{plan['tag']}_verl_it{plan['iterations']}_br{batch_ratio}"
-    plan["loss_agg_mode"] = _one_of("--loss-agg-mode", args.loss_agg_mode or FILLED["verl_loss_agg_mode"].value,
-                                    VERL_LOSS_AGG_MODES)
+    plan["loss_agg_mode"] = _one_of(
+        "--loss-agg-mode", args.loss_agg_mode or FILLED["verl_loss_agg_mode"].value, VERL_LOSS_AGG_MODES
+    )
     plan["epochs"] = FILLED["epochs"].value
 
     # Hydra overrides after `--` win over the recipe's: those that size an update must keep Table 3's.
     passed = _hydra_overrides(args.passthrough)
     update = f"Table 3's update is {plan['batch_size']} problems x {plan['group_size']} rollouts"
-    sizes = {"data.train_batch_size": (plan["batch_size"], update),
-             "actor_rollout_ref.rollout.n": (plan["group_size"], update),
-             "actor_rollout_ref.actor.ppo_mini_batch_size": (mini_batch, "the mini-batch is set by --batch-ratio")}
+    sizes = {
+        "data.train_batch_size": (plan["batch_size"], update),
+        "actor_rollout_ref.rollout.n": (plan["group_size"], update),
+        "actor_rollout_ref.actor.ppo_mini_batch_size": (mini_batch, "the mini-batch is set by --batch-ratio"),
+    }
     for key, (value, fix) in sizes.items():
         if key in passed and passed[key] != str(value):
             raise BadFlag(f"{key}={passed[key]} after -- would change the update size ({value} here): {fix}")
@@ -428,8 +483,9 @@ def qwen25_math_verl(args) -> dict:
     plan["epochs"] = passed.get("trainer.total_epochs", plan["epochs"])
     # verl's actor checkpoints (model, optimizer, extra; trainer.max_actor_ckpt_to_keep rotates them) are the run's
     # only copies of the weights
-    return _disk(plan, DiskPlan(plan.pop("parameters"), _keep(args), FSDP_STATE, 0,
-                                "FSDP: fp32 parameters 4 + Adam moments 8"))
+    return _disk(
+        plan, DiskPlan(plan.pop("parameters"), _keep(args), FSDP_STATE, 0, "FSDP: fp32 parameters 4 + Adam moments 8")
+    )
 
 
 RECIPES = {"llama3-rlhf": llama3_rlhf, "qwen25-math-trl": qwen25_math_trl, "qwen25-math-verl": qwen25_math_verl}
@@ -440,8 +496,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("--prog", default="openrlhf_cfpo.recipes", help="the calling script, named in error lines")
     # every value arrives as the user typed it: the recipe checks it and names the flag in its one error line
-    for flag in ("--loss", "--model-size", "--iterations", "--batch-ratio", "--nodes", "--gpus-per-node",
-                 "--micro-batch-size", "--vllm-tp"):
+    for flag in (
+        "--loss",
+        "--model-size",
+        "--iterations",
+        "--batch-ratio",
+        "--nodes",
+        "--gpus-per-node",
+        "--micro-batch-size",
+        "--vllm-tp",
+    ):
         parser.add_argument(flag, default="1")
     parser.add_argument("--keep-checkpoints", default=str(KEEP_CHECKPOINTS))
     for flag in ("--loss-type", "--loss-agg-mode"):
@@ -454,8 +518,15 @@ def _parser() -> argparse.ArgumentParser:
 def run_record(recipe: str, plan: dict, passthrough: list) -> str:
     """What a run folder keeps of its recipe (``recipe.json``): the settings, where the gap-filling ones come from,
     and the flags given after ``--``."""
-    return json.dumps({"recipe": recipe, "settings": plan, "passthrough": passthrough,
-                       "filled_from_the_reference": {k: vars(v) for k, v in FILLED.items()}}, indent=1)
+    return json.dumps(
+        {
+            "recipe": recipe,
+            "settings": plan,
+            "passthrough": passthrough,
+            "filled_from_the_reference": {k: vars(v) for k, v in FILLED.items()},
+        },
+        indent=1,
+    )
 
 
 def shell_assignments(plan: dict) -> str:
@@ -463,12 +534,12 @@ def shell_assignments(plan: dict) -> str:
     return "".join(f"{name}={shlex.quote(str(value))}\n" for name, value in plan.items())
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # after `--`: the flags the script hands to the framework, read only for what they change of the recipe
     split = argv.index("--") if "--" in argv else len(argv)
     args = _parser().parse_args(argv[:split])
-    args.passthrough = argv[split + 1:]
+    args.passthrough = argv[split + 1 :]
     try:
         plan = RECIPES[args.recipe](args)
     except BadFlag as error:

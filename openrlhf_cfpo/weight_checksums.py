@@ -19,14 +19,24 @@ offset), so the trainer side is grouped with :func:`expected_by_engine_param` in
 Framework-free (torch only). Not covered: tensor-parallel shards (compare per shard instead), experts stacked along a
 new dim (MoE ``w13``/``w2``), quantized engine weights.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping, NamedTuple, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 
-__all__ = ["Checksum", "tensor_checksum", "checksums", "concat_rows", "engine_param_name",
-           "expected_by_engine_param", "first_mismatch", "sync_rtol"]
+__all__ = [
+    "Checksum",
+    "tensor_checksum",
+    "checksums",
+    "concat_rows",
+    "engine_param_name",
+    "expected_by_engine_param",
+    "first_mismatch",
+    "sync_rtol",
+]
 
 
 class Checksum(NamedTuple):
@@ -54,8 +64,13 @@ def tensor_checksum(t: torch.Tensor) -> Checksum:
     """
     m = t.detach().reshape(t.shape[0] if t.dim() else 1, -1).to(torch.float64)
     rows, cols = m.shape
-    weights = torch.stack([torch.ones(cols, dtype=torch.float64, device=m.device),
-                           torch.arange(1, cols + 1, dtype=torch.float64, device=m.device)], dim=1)
+    weights = torch.stack(
+        [
+            torch.ones(cols, dtype=torch.float64, device=m.device),
+            torch.arange(1, cols + 1, dtype=torch.float64, device=m.device),
+        ],
+        dim=1,
+    )
     row_sums, row_col_weighted = (m @ weights).unbind(1)
     flat = m.reshape(-1)
     return Checksum(
@@ -103,12 +118,13 @@ def engine_param_name(name: str, packed_modules_mapping: Mapping[str, Sequence[s
         for position, member in enumerate(members):
             if member in parts[:-1]:
                 i = parts.index(member)
-                return ".".join([*parts[:i], packed, *parts[i + 1:]]), position
+                return ".".join([*parts[:i], packed, *parts[i + 1 :]]), position
     return name, 0
 
 
-def expected_by_engine_param(hf_checksums: Mapping[str, Checksum],
-                             packed_modules_mapping: Mapping[str, Sequence[str]]) -> dict[str, Checksum]:
+def expected_by_engine_param(
+    hf_checksums: Mapping[str, Checksum], packed_modules_mapping: Mapping[str, Sequence[str]]
+) -> dict[str, Checksum]:
     """The checksum each engine parameter should have, from the trainer's per-tensor ones (keyed by engine name).
 
     Tensors packed into one engine parameter are concatenated in ``packed_modules_mapping``'s order (q, k, v),
@@ -136,13 +152,15 @@ def _scale(a: Checksum, b: Checksum) -> tuple[float, float]:
     return (max(a.numel, b.numel) * total_sq) ** 0.5, total_sq
 
 
-def _moment_mismatch(expected: Checksum, got: Checksum, rtol: float) -> Optional[str]:
+def _moment_mismatch(expected: Checksum, got: Checksum, rtol: float) -> str | None:
     abs_bound, sq_bound = _scale(expected, got)
     cols = max(expected.numel // max(expected.rows, 1), got.numel // max(got.rows, 1))
     # Rounding each element by a relative delta <= rtol moves each moment by at most rtol times these.
     tolerances = {
-        "total": abs_bound, "total_sq": 2 * sq_bound,
-        "col_weighted": cols * abs_bound, "row_weighted": max(expected.rows, got.rows) * abs_bound,
+        "total": abs_bound,
+        "total_sq": 2 * sq_bound,
+        "col_weighted": cols * abs_bound,
+        "row_weighted": max(expected.rows, got.rows) * abs_bound,
     }
     for field, scale in tolerances.items():
         e, g = getattr(expected, field), getattr(got, field)
@@ -151,7 +169,7 @@ def _moment_mismatch(expected: Checksum, got: Checksum, rtol: float) -> Optional
     return None
 
 
-def first_mismatch(expected: Mapping[str, Checksum], got: Mapping[str, Checksum], rtol: float) -> Optional[str]:
+def first_mismatch(expected: Mapping[str, Checksum], got: Mapping[str, Checksum], rtol: float) -> str | None:
     """``None`` when every tensor agrees, else ``"NAME: what differs"`` for the first one (in ``expected``'s order).
 
     ``rtol``: the relative rounding each element may have taken on the way (0 for a bitwise copy; see

@@ -1,4 +1,5 @@
 """Test-wide setup: stand-ins for GPU-only extensions on the path, offline Hugging Face, a real chat model."""
+
 import os
 import sys
 

@@ -9,6 +9,7 @@ own code run on these cases (tests/lighteval/reference_verdicts.py, run in .venv
 
 Loaded by file path (the lighteval environment and the main one both read it), so it imports nothing of ours.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,11 @@ import json
 
 MATH500_ROWS = [
     ("What is $7+11$?", r"Adding, $7+11=\boxed{18}$.", "18"),
-    ("What share of the square is shaded?", r"Half of the area is shaded, so the share is $\boxed{\frac{1}{2}}$.",
-     r"\frac{1}{2}"),
+    (
+        "What share of the square is shaded?",
+        r"Half of the area is shaded, so the share is $\boxed{\frac{1}{2}}$.",
+        r"\frac{1}{2}",
+    ),
     ("How many dollars in all?", r"We add the four amounts and get $\boxed{1,\!234}$ dollars.", r"1,\!234"),
     ("Where does the line meet the $x$-axis?", r"Setting $y=0$ gives $x=3$, so the point is $\boxed{(3,0)}$.", "(3,0)"),
     ("Solve $x^2=2$ for $x>0$.", r"Taking the positive root, $x = \boxed{\sqrt{2}}$.", r"\sqrt{2}"),
@@ -51,9 +55,22 @@ FORMS = [  # every math task: {a}: the gold answer as the row writes it, {w}: a 
     r"So the answer is \boxed{{{a}",
     r"I am not sure.",
 ]
-MATH_WRONG = {"2, 3": "2, 4", "5": "6", "y = 2x + 3": "y = 2x - 3", "3.14": "3.15", "18": "19",
-              r"\frac{1}{2}": r"\frac{1}{3}", r"1,\!234": "1,243", "(3,0)": "(0,3)", r"\sqrt{2}": r"\sqrt{3}",
-              r"\text{(C)}": r"\text{(D)}", "x^2+1": "x^2-1", "[1,3)": "[1,3]", "2.5": "25", "-3": "3"}
+MATH_WRONG = {
+    "2, 3": "2, 4",
+    "5": "6",
+    "y = 2x + 3": "y = 2x - 3",
+    "3.14": "3.15",
+    "18": "19",
+    r"\frac{1}{2}": r"\frac{1}{3}",
+    r"1,\!234": "1,243",
+    "(3,0)": "(0,3)",
+    r"\sqrt{2}": r"\sqrt{3}",
+    r"\text{(C)}": r"\text{(D)}",
+    "x^2+1": "x^2-1",
+    "[1,3)": "[1,3]",
+    "2.5": "25",
+    "-3": "3",
+}
 
 MATH500_EXTRA = [  # (row index, response): equivalent, unit-bearing, unboxed and malformed answers
     (0, r"so $x = \boxed{18}$"),
@@ -169,9 +186,11 @@ MATH500_EXTRA = [  # (row index, response): equivalent, unit-bearing, unboxed an
 
 GSM8K_ROWS = [
     ("Sam has 7 apples and buys 11 more. How many now?", "Sam has 7 + 11 = <<7+11=18>>18 apples.\n#### 18", "18"),
-    ("A shop sells 250 pens a day. How many pens in 4 days and 234 more?",
-     "4 days give 250 * 4 = <<250*4=1000>>1000 pens.\nWith 234 more: 1000 + 234 = <<1000+234=1234>>1234.\n#### 1234",
-     "1234"),
+    (
+        "A shop sells 250 pens a day. How many pens in 4 days and 234 more?",
+        "4 days give 250 * 4 = <<250*4=1000>>1000 pens.\nWith 234 more: 1000 + 234 = <<1000+234=1234>>1234.\n#### 1234",
+        "1234",
+    ),
     ("Half of 9 dollars is how much?", "Half is 9 / 2 = <<9/2=4.5>>4.5 dollars.\n#### 4.5", "4.5"),
 ]
 GSM8K_WRONG = {"18": "17", "1234": "1243", "4.5": "5"}
@@ -203,9 +222,11 @@ GSM8K_EXTRA = [
 
 # ---------------------------------------------------------------- AIME 2024 (problem, answer)
 
-AIME_ROWS = [("Find the remainder when 2024 is divided by 1000.", "24"),
-             ("Compute seventeen times twelve.", "204"),
-             ("How many ordered pairs are there?", "33")]
+AIME_ROWS = [
+    ("Find the remainder when 2024 is divided by 1000.", "24"),
+    ("Compute seventeen times twelve.", "204"),
+    ("How many ordered pairs are there?", "33"),
+]
 AIME_WRONG = {"24": "42", "204": "240", "33": "3"}
 AIME_EXTRA = [
     (0, r"\boxed{024}"),
@@ -283,8 +304,14 @@ GPQA_EXTRA = [  # (row, response)
 
 def gpqa_row(question, correct, *incorrect) -> dict:
     """A row with GPQA's official columns."""
-    return {"Question": question, "Correct Answer": correct, "Incorrect Answer 1": incorrect[0],
-            "Incorrect Answer 2": incorrect[1], "Incorrect Answer 3": incorrect[2], "Record ID": f"rec-{question[:12]}"}
+    return {
+        "Question": question,
+        "Correct Answer": correct,
+        "Incorrect Answer 1": incorrect[0],
+        "Incorrect Answer 2": incorrect[1],
+        "Incorrect Answer 3": incorrect[2],
+        "Record ID": f"rec-{question[:12]}",
+    }
 
 
 def cases() -> list[dict]:
@@ -301,8 +328,11 @@ def cases() -> list[dict]:
             add("math500", row, form.format(a=answer, w=MATH_WRONG[answer]))
     for i, response in MATH500_EXTRA:
         problem, solution, answer = MATH500_ROWS[i]
-        add("math500", {"problem": problem, "solution": solution, "answer": answer, "unique_id": f"test/x/{i}.json"},
-            response)
+        add(
+            "math500",
+            {"problem": problem, "solution": solution, "answer": answer, "unique_id": f"test/x/{i}.json"},
+            response,
+        )
     for question, answer, final in GSM8K_ROWS:
         for form in FORMS:
             add("gsm8k", {"question": question, "answer": answer}, form.format(a=final, w=GSM8K_WRONG[final]))
@@ -317,9 +347,13 @@ def cases() -> list[dict]:
     gpqa = [(row, form) for row in GPQA_ROWS for form in GPQA_FORMS] + [(GPQA_ROWS[i], form) for i, form in GPQA_EXTRA]
     for n, (row, form) in enumerate(gpqa):
         gold_index = n % 4
-        add("gpqa_diamond", {**gpqa_row(*row), "gold_index": gold_index},
-            form.replace("{g}", "ABCD"[gold_index]).replace("{l}", "abcd"[gold_index])
-            .replace("{x}", "ABCD"[(gold_index + 1) % 4]))
+        add(
+            "gpqa_diamond",
+            {**gpqa_row(*row), "gold_index": gold_index},
+            form.replace("{g}", "ABCD"[gold_index])
+            .replace("{l}", "abcd"[gold_index])
+            .replace("{x}", "ABCD"[(gold_index + 1) % 4]),
+        )
     return out
 
 

@@ -1,4 +1,5 @@
 """End of a chat turn, read off the template: the stop ids every generator of the package uses."""
+
 import importlib.util
 import os
 
@@ -7,7 +8,8 @@ from transformers import GenerationConfig
 from openrlhf_cfpo.chat import end_of_turn_token_id, stop_token_ids
 
 _spec = importlib.util.spec_from_file_location(
-    "offline_math", os.path.join(os.path.dirname(__file__), "reasoning", "offline_math.py"))
+    "offline_math", os.path.join(os.path.dirname(__file__), "reasoning", "offline_math.py")
+)
 offline_math = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(offline_math)
 

@@ -1,4 +1,5 @@
 """`openrlhf-cfpo doctor`: every check's fault line, on CPU, with the probes faked; the real probes where a CPU can."""
+
 import dataclasses
 import json
 import os
@@ -18,13 +19,27 @@ from openrlhf_cfpo.doctor import Disk, Gpu, GpuReport, Probes, RayCluster, RayNo
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 INSTALLED = {
-    "openrlhf-cfpo": "0.1.0", "torch": "2.13.0+cu130", "nvidia-nccl-cu13": "2.29.7", "vllm": "0.29.0",
-    "flash-attn": "2.8.3", "deepspeed": "0.19.6", "ray": "2.55.0", "transformers": "5.15.0", "trl": "1.16.0",
-    "verl": "0.9.1", "math-verify": "0.9.0", "lm-eval": "0.4.13", "alpaca-eval": "0.6.6",
+    "openrlhf-cfpo": "0.1.0",
+    "torch": "2.13.0+cu130",
+    "nvidia-nccl-cu13": "2.29.7",
+    "vllm": "0.29.0",
+    "flash-attn": "2.8.3",
+    "deepspeed": "0.19.6",
+    "ray": "2.55.0",
+    "transformers": "5.15.0",
+    "trl": "1.16.0",
+    "verl": "0.9.1",
+    "math-verify": "0.9.0",
+    "lm-eval": "0.4.13",
+    "alpaca-eval": "0.6.6",
 }
 REQUIRES = {
-    "openrlhf-cfpo": ['vllm==0.29.0; extra == "openrlhf"', 'flash-attn==2.8.3; extra == "openrlhf-cpu"',
-                      'trl==1.16.0; extra == "trl"', "transformers<=5.15.0,>=5.5.3"],
+    "openrlhf-cfpo": [
+        'vllm==0.29.0; extra == "openrlhf"',
+        'flash-attn==2.8.3; extra == "openrlhf-cpu"',
+        'trl==1.16.0; extra == "trl"',
+        "transformers<=5.15.0,>=5.5.3",
+    ],
     "torch": ['nvidia-nccl-cu13==2.29.7; platform_system == "Linux"', 'optree>=0.13.0; extra == "optree"'],
     "vllm": ["torch==2.13.0", "transformers>=5.10.4", 'pytest; extra == "test"'],
     "flash-attn": ["torch", "einops"],
@@ -73,15 +88,30 @@ def faults(probes, **plan_kw):
 @pytest.mark.parametrize("recipe", sorted(doctor.RECIPES))
 def test_a_healthy_node_has_no_faults_for_any_recipe(recipe):
     every_need = tuple(doctor.NEEDS)
-    assert faults(healthy(), recipe=recipe, needs=every_need, nodes=2, gpus_per_node=8, disk_gib=500.0,
-                  hf_token=True, judge_model="gpt-4.1") == []
+    assert (
+        faults(
+            healthy(),
+            recipe=recipe,
+            needs=every_need,
+            nodes=2,
+            gpus_per_node=8,
+            disk_gib=500.0,
+            hf_token=True,
+            judge_model="gpt-4.1",
+        )
+        == []
+    )
 
 
 def test_a_healthy_run_prints_one_summary_line_and_exits_0(capsys):
     assert doctor.main(["--recipe", "llama3-rlhf"], probes=healthy()) == 0
     out = capsys.readouterr()
     assert out.err == "" and out.out.count("\n") == 1
-    assert out.out.startswith("openrlhf-cfpo doctor: ok (llama3-rlhf") and "8x NVIDIA H200" in out.out and "NCCL 2.29.7" in out.out
+    assert (
+        out.out.startswith("openrlhf-cfpo doctor: ok (llama3-rlhf")
+        and "8x NVIDIA H200" in out.out
+        and "NCCL 2.29.7" in out.out
+    )
 
 
 # --- GPUs and the driver --------------------------------------------------------------------------------------
@@ -106,8 +136,10 @@ def test_a_driver_that_does_not_answer_asks_for_a_reboot():
 
 def test_a_cuda_12_driver_under_torchs_cuda_13_build_asks_for_r580():
     (fault,) = faults(healthy(gpus=lambda: GpuReport("550.90.07", (12, 4), H200)))
-    assert fault == ("NVIDIA driver 550.90.07 supports CUDA up to 12.4, torch 2.13.0+cu130 is built for CUDA 13.0: "
-                     "install an R580-or-newer driver (vLLM 0.29's kernels are CUDA 13 builds too)")
+    assert fault == (
+        "NVIDIA driver 550.90.07 supports CUDA up to 12.4, torch 2.13.0+cu130 is built for CUDA 13.0: "
+        "install an R580-or-newer driver (vLLM 0.29's kernels are CUDA 13 builds too)"
+    )
 
 
 def test_an_older_minor_version_of_the_same_cuda_major_is_enough():
@@ -115,8 +147,10 @@ def test_an_older_minor_version_of_the_same_cuda_major_is_enough():
 
 
 def test_a_cpu_torch_on_a_gpu_plan_is_one_fault_not_a_cascade():
-    probes = healthy(torch=lambda: TorchBuild("2.13.0+cpu", None, None),
-                     imports=lambda module: "ImportError: libc10_cuda.so: cannot open shared object file")
+    probes = healthy(
+        torch=lambda: TorchBuild("2.13.0+cpu", None, None),
+        imports=lambda module: "ImportError: libc10_cuda.so: cannot open shared object file",
+    )
     (fault,) = faults(probes)
     assert "torch 2.13.0+cpu is a CPU build" in fault and "pip install --force-reinstall torch==2.13.0" in fault
 
@@ -131,7 +165,9 @@ def test_fewer_visible_gpus_than_planned_names_both_counts(monkeypatch):
 def test_gpus_smaller_than_the_plan_are_listed_in_one_line():
     small = tuple(Gpu(i, "NVIDIA A100-SXM4-40GB", 39.4, 0.4) for i in range(8))
     (fault,) = faults(healthy(gpus=lambda: GpuReport("580.65.06", (13, 0), small)))
-    assert fault.startswith("GPU 0, 1, 2, 3, 4, 5, 6, 7 (NVIDIA A100-SXM4-40GB, 39.4 GiB) has less than the 79 GiB per GPU")
+    assert fault.startswith(
+        "GPU 0, 1, 2, 3, 4, 5, 6, 7 (NVIDIA A100-SXM4-40GB, 39.4 GiB) has less than the 79 GiB per GPU"
+    )
     assert "--skip-doctor" in fault
 
 
@@ -166,7 +202,9 @@ def test_a_package_off_our_pin_is_a_fault():
 
 
 def test_our_pins_apply_only_where_the_recipes_environment_installs_their_extra():
-    probes = healthy(installed={"ray": "2.60.0"}, requires={"openrlhf-cfpo": ['ray[default]==2.55.0; extra == "openrlhf"']})
+    probes = healthy(
+        installed={"ray": "2.60.0"}, requires={"openrlhf-cfpo": ['ray[default]==2.55.0; extra == "openrlhf"']}
+    )
     (fault,) = faults(probes, needs=("ray",))
     assert fault == "ray 2.60.0 is installed, openrlhf-cfpo pins ray==2.55.0: pip install 'ray==2.55.0'"
     assert faults(probes, recipe="qwen25-math-verl", needs=("ray",)) == []  # verl's environment brings its own Ray
@@ -204,7 +242,9 @@ def test_a_package_whose_module_cannot_be_found_is_a_fault():
 
 def test_deepspeed_without_nvcc_cannot_compile_fused_adam_at_the_first_step():
     (fault,) = faults(healthy(toolchain=lambda: Toolchain(None, None, True)), needs=("deepspeed",))
-    assert fault.startswith("DeepSpeed compiles its FusedAdam optimizer at the first training step and CUDA_HOME is unset")
+    assert fault.startswith(
+        "DeepSpeed compiles its FusedAdam optimizer at the first training step and CUDA_HOME is unset"
+    )
     assert "cuda-toolkit[nvcc,cccl]==13.0.*" in fault
 
 
@@ -219,8 +259,11 @@ def test_deepspeed_without_ninja_is_a_fault():
 
 
 def test_deepspeed_ops_prebuilt_for_another_torch_are_a_fault_and_need_no_nvcc():
-    build = {"installed_ops": {"fused_adam": True}, "accelerator_name": "cuda",
-             "torch_info": {"version": "2.12", "cuda_version": "12.8"}}
+    build = {
+        "installed_ops": {"fused_adam": True},
+        "accelerator_name": "cuda",
+        "torch_info": {"version": "2.12", "cuda_version": "12.8"},
+    }
     probes = healthy(deepspeed_build=lambda: build, toolchain=lambda: Toolchain(None, None, False))
     (fault,) = faults(probes, needs=("deepspeed",))
     assert fault.startswith("DeepSpeed's prebuilt ops are for torch 2.12 / CUDA 12.8, this is torch 2.13 / CUDA 13.0")
@@ -265,9 +308,9 @@ def test_the_judge_probes_reason_is_the_fault_line():
         seen.append((url, model))
         return "no judge API key: set OPENAI_API_KEY"
 
-    assert faults(healthy(judge=judge), recipe="eval", judge_base_url="http://judge:8000/v1", judge_model="gpt-4.1") == [
-        "no judge API key: set OPENAI_API_KEY"
-    ]
+    assert faults(
+        healthy(judge=judge), recipe="eval", judge_base_url="http://judge:8000/v1", judge_model="gpt-4.1"
+    ) == ["no judge API key: set OPENAI_API_KEY"]
     assert seen == [("http://judge:8000/v1", "gpt-4.1")]
 
 
@@ -282,14 +325,19 @@ def test_a_single_node_run_without_ray_address_does_not_touch_ray():
 
 
 def test_no_cluster_for_several_nodes_says_how_to_start_one():
-    (fault,) = faults(healthy(ray_cluster=lambda a: RayCluster(error="ConnectionError: Could not find any running Ray instance.")), nodes=2)
+    (fault,) = faults(
+        healthy(ray_cluster=lambda a: RayCluster(error="ConnectionError: Could not find any running Ray instance.")),
+        nodes=2,
+    )
     assert fault.startswith("cannot reach a running Ray cluster (address 'auto') for --nodes 2")
     assert "ray start --head" in fault and "README, multi-node" in fault
 
 
 def test_ray_address_alone_makes_the_cluster_checked():
     seen = []
-    probes = healthy(ray_cluster=lambda a: seen.append(a) or RayCluster(error="boom"), environ={"RAY_ADDRESS": "ray://head:10001"})
+    probes = healthy(
+        ray_cluster=lambda a: seen.append(a) or RayCluster(error="boom"), environ={"RAY_ADDRESS": "ray://head:10001"}
+    )
     (fault,) = faults(probes)
     assert seen == ["ray://head:10001"] and fault.startswith("cannot reach RAY_ADDRESS=ray://head:10001")
 
@@ -334,18 +382,26 @@ def test_every_fault_is_listed_in_one_run_one_line_each(capsys):
     assert doctor.main(["--recipe", "llama3-rlhf", "--disk-gib", "340", "--hf-token"], probes=probes) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 6 and all(line.startswith("openrlhf-cfpo doctor: ") for line in err)
-    assert [k for k in ("GPU(s) visible", "supports CUDA up to 12.4", "vllm 0.30.1", "GiB free", "HF_TOKEN")
-            if not any(k in line for line in err)] == []
-    assert err[-1] == ("openrlhf-cfpo doctor: 5 problem(s) for llama3-rlhf; the scripts skip this check with "
-                       "--skip-doctor or OPENRLHF_CFPO_SKIP_DOCTOR=1")
+    assert [
+        k
+        for k in ("GPU(s) visible", "supports CUDA up to 12.4", "vllm 0.30.1", "GiB free", "HF_TOKEN")
+        if not any(k in line for line in err)
+    ] == []
+    assert err[-1] == (
+        "openrlhf-cfpo doctor: 5 problem(s) for llama3-rlhf; the scripts skip this check with "
+        "--skip-doctor or OPENRLHF_CFPO_SKIP_DOCTOR=1"
+    )
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--recipe", "llama3"], "argument --recipe: invalid choice: 'llama3'"),
-    (["--recipe", "eval", "--needs", "vllm,flashattn"], "unknown flashattn; known: flash_attn, vllm,"),
-    (["--recipe", "eval", "--gpus", "-1"], "must be 0 or more (got -1)"),
-    (["--recipe", "eval", "--nodes", "0"], "must be 1 or more (got 0)"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--recipe", "llama3"], "argument --recipe: invalid choice: 'llama3'"),
+        (["--recipe", "eval", "--needs", "vllm,flashattn"], "unknown flashattn; known: flash_attn, vllm,"),
+        (["--recipe", "eval", "--gpus", "-1"], "must be 0 or more (got -1)"),
+        (["--recipe", "eval", "--nodes", "0"], "must be 1 or more (got 0)"),
+    ],
+)
 def test_bad_flags_are_one_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         doctor.main(argv, probes=healthy())
@@ -357,7 +413,9 @@ def test_needs_replaces_the_recipes_list_and_gpus_alias_sets_the_count():
     args = doctor.build_parser().parse_args(["--recipe", "eval", "--needs", "vllm,lm_eval", "--gpus", "1"])
     p = doctor.plan_from_args(args)
     assert p.needs == ("vllm", "lm_eval") and p.gpus_per_node == 1 and p.gpu_memory_gib is None
-    args = doctor.build_parser().parse_args(["--recipe", "llama3-rlhf", "--gpus-per-node", "4", "--gpu-memory-gib", "40"])
+    args = doctor.build_parser().parse_args(
+        ["--recipe", "llama3-rlhf", "--gpus-per-node", "4", "--gpu-memory-gib", "40"]
+    )
     p = doctor.plan_from_args(args)
     assert p.needs == doctor.RECIPES["llama3-rlhf"].needs and p.gpus_per_node == 4 and p.gpu_memory_gib == 40
 
@@ -371,13 +429,36 @@ def test_the_skip_variable_skips_with_one_line(monkeypatch, capsys):
 def test_doctor_on_this_cpu_machine_takes_seconds_through_both_entry_points(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "OPENRLHF_CFPO_SKIP_DOCTOR", "CUDA_HOME")}
     start = time.monotonic()
-    cpu = subprocess.run([sys.executable, "-m", "openrlhf_cfpo.doctor", "--recipe", "eval", "--gpus", "0",
-                          "--output-dir", str(tmp_path / "a" / "b")], capture_output=True, text=True, env=env, timeout=120)
-    gpu = subprocess.run([sys.executable, "-m", "openrlhf_cfpo.cli.main", "doctor", "--recipe", "llama3-rlhf", "--needs", "ray"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    cpu = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openrlhf_cfpo.doctor",
+            "--recipe",
+            "eval",
+            "--gpus",
+            "0",
+            "--output-dir",
+            str(tmp_path / "a" / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    gpu = subprocess.run(
+        [sys.executable, "-m", "openrlhf_cfpo.cli.main", "doctor", "--recipe", "llama3-rlhf", "--needs", "ray"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     elapsed = time.monotonic() - start
     assert cpu.returncode == 0, cpu.stderr
-    assert cpu.stdout.splitlines()[0] == "openrlhf-cfpo doctor: CPU-only machine (no NVIDIA driver found): GPU checks skipped"
+    assert (
+        cpu.stdout.splitlines()[0]
+        == "openrlhf-cfpo doctor: CPU-only machine (no NVIDIA driver found): GPU checks skipped"
+    )
     assert gpu.returncode == 1 and gpu.stdout == ""
     assert gpu.stderr.splitlines()[0].startswith("openrlhf-cfpo doctor: no NVIDIA GPU on this machine")
     assert elapsed < 30, elapsed
@@ -393,7 +474,9 @@ def test_parse_nvidia_smi_reads_the_driver_cuda_version_and_each_gpu(monkeypatch
     report = doctor.parse_nvidia_smi(header, query)
     assert report.driver_version == "580.65.06" and report.driver_cuda == (13, 0)
     assert [(g.index, g.name, round(g.total_gib, 1), round(g.used_gib, 1)) for g in report.gpus] == [
-        (0, "NVIDIA H200", 140.4, 0.5), (1, "NVIDIA H200", 140.4, 68.4)]
+        (0, "NVIDIA H200", 140.4, 0.5),
+        (1, "NVIDIA H200", 140.4, 68.4),
+    ]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     assert [g.index for g in doctor.parse_nvidia_smi(header, query).gpus] == [1]
 
@@ -405,8 +488,10 @@ def test_probe_disk_measures_the_nearest_existing_parent(tmp_path):
 
 def test_probe_deepspeed_build_reads_what_deepspeed_recorded_without_importing_it():
     pytest.importorskip("deepspeed", reason="needs the openrlhf extra")
-    code = ("import sys; from openrlhf_cfpo.doctor import probe_deepspeed_build; b = probe_deepspeed_build(); "
-            "print(sorted(b), 'fused_adam' in b['installed_ops'], 'deepspeed' in sys.modules)")
+    code = (
+        "import sys; from openrlhf_cfpo.doctor import probe_deepspeed_build; b = probe_deepspeed_build(); "
+        "print(sorted(b), 'fused_adam' in b['installed_ops'], 'deepspeed' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.split("] ")[1].strip() == "True False" and "'torch_info'" in out
 
@@ -425,7 +510,9 @@ class _ModelsEndpoint(BaseHTTPRequestHandler):
 
     def do_GET(self):
         status = 200 if self.headers.get("Authorization") == "Bearer good" else 401
-        body = json.dumps({"object": "list", "data": []} if status == 200 else {"error": {"message": "bad key"}}).encode()
+        body = json.dumps(
+            {"object": "list", "data": []} if status == 200 else {"error": {"message": "bad key"}}
+        ).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -471,8 +558,9 @@ def test_probe_ray_cluster_runs_one_task_per_node_that_reports_the_package():
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (ours, absent) = json.loads(proc.stdout.strip().splitlines()[-1])
-    from openrlhf_cfpo import __version__
     import torch
+
+    from openrlhf_cfpo import __version__
 
     assert ours == [__version__, "", torch.__version__]
     assert absent[0] is None and absent[1] == "ModuleNotFoundError: No module named 'no_such_module_for_doctor'"

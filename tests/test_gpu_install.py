@@ -1,5 +1,6 @@
 """The GPU install path (README's GPU quick start, dockerfile/Dockerfile) names only what setup.py defines,
 installs what the recipes and the eval suite import, and keeps its CUDA major in step with torch's."""
+
 import ast
 import os
 import re
@@ -31,7 +32,7 @@ def extras_in(text: str) -> set:
 def gpu_section() -> str:
     readme = _read("README.md")
     start = readme.index("## GPU quick start")
-    return readme[start:readme.index("\n## ", start + 1)]
+    return readme[start : readme.index("\n## ", start + 1)]
 
 
 def dockerfile_install_extras() -> set:
@@ -45,8 +46,11 @@ def test_every_extra_the_readme_and_the_image_install_is_defined_in_setup_py():
 
 
 def test_the_image_installs_every_extra_that_the_train_scripts_and_the_eval_suite_import():
-    needed = {doctor.NEEDS[name].extra for recipe in ("llama3-rlhf", "qwen25-math-trl", "eval")
-              for name in doctor.RECIPES[recipe].needs}
+    needed = {
+        doctor.NEEDS[name].extra
+        for recipe in ("llama3-rlhf", "qwen25-math-trl", "eval")
+        for name in doctor.RECIPES[recipe].needs
+    }
     needed |= {doctor.NEEDS["lm_eval"].extra, doctor.NEEDS["alpaca_eval"].extra}  # eval/run_suite.sh's benchmarks
     assert needed - dockerfile_install_extras() == set()
     assert "verl" not in dockerfile_install_extras()  # verl pins transformers<5.11: an environment of its own

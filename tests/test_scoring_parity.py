@@ -9,6 +9,7 @@ The references run in .venv-lighteval (tests/lighteval/reference_verdicts.py), s
 our side runs in this environment through the benchmark loaders, metrics and reward the runs use. Where the reward and
 the eval disagree, the last test names which difference between the two references explains it.
 """
+
 import importlib.util
 import json
 import os
@@ -48,9 +49,18 @@ def reference(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("references")
     (folder / "in.json").write_text(json.dumps({"cases": CASES, "system_prompt": SYSTEM_PROMPT}), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of this environment in the references'
-    proc = subprocess.run([str(LIGHTEVAL_PYTHON), str(ROOT / "tests" / "lighteval" / "reference_verdicts.py"),
-                           str(folder / "in.json"), str(folder / "out.json")],
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            str(LIGHTEVAL_PYTHON),
+            str(ROOT / "tests" / "lighteval" / "reference_verdicts.py"),
+            str(folder / "in.json"),
+            str(folder / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((folder / "out.json").read_text(encoding="utf-8"))
 
@@ -81,21 +91,26 @@ def test_the_fixed_set_has_right_wrong_and_unreadable_responses_for_every_task(r
 def test_every_eval_verdict_is_lighteval_0_9_2s_own(task, reference, monkeypatch):
     cases = [c for c in CASES if c["task"] == task]
     ours = {c["id"]: our_eval_verdict(c, monkeypatch) for c in cases}
-    differ = [(c["response"], ours[c["id"]], reference[c["id"]]["lighteval"]) for c in cases
-              if ours[c["id"]] != reference[c["id"]]["lighteval"]]
+    differ = [
+        (c["response"], ours[c["id"]], reference[c["id"]]["lighteval"])
+        for c in cases
+        if ours[c["id"]] != reference[c["id"]]["lighteval"]
+    ]
     assert not differ, f"{len(differ)} of {len(cases)} (response, ours, lighteval's) differ: {differ}"
 
 
 @pytest.mark.parametrize("with_system_prompt", [True, False], ids=["system-prompt", "no-system-prompt"])
 @pytest.mark.parametrize("task", TASKS)
-def test_every_conversation_is_the_one_lighteval_builds_with_the_chat_template(task, with_system_prompt, reference,
-                                                                               monkeypatch):
+def test_every_conversation_is_the_one_lighteval_builds_with_the_chat_template(
+    task, with_system_prompt, reference, monkeypatch
+):
     bench = reasoning.BENCHMARKS[task]
     system = SYSTEM_PROMPT if with_system_prompt else None
     for case in [c for c in CASES if c["task"] == task]:
         system_turn, user_turns = reasoning.conversation(bench, our_problem(case, monkeypatch), system)
-        ours = ([{"role": "system", "content": system_turn}] if system_turn is not None else []) + \
-            [{"role": "user", "content": turn} for turn in user_turns]
+        ours = ([{"role": "system", "content": system_turn}] if system_turn is not None else []) + [
+            {"role": "user", "content": turn} for turn in user_turns
+        ]
         assert ours == reference[case["id"]]["messages" if with_system_prompt else "messages_without_system"]
 
 
@@ -104,8 +119,11 @@ def test_every_reward_is_the_reference_recipes_own(task, reference, monkeypatch)
     cases = [c for c in CASES if c["task"] == task]
     # the reference's solution column: the gold text the eval reads too (MATH-500's solution, GSM8K's, AIME's answer)
     ours = {c["id"]: rewards.score(c["response"], our_problem(c, monkeypatch).gold) for c in cases}
-    differ = [(c["response"], ours[c["id"]], reference[c["id"]]["open_r1"]) for c in cases
-              if ours[c["id"]] != reference[c["id"]]["open_r1"]]
+    differ = [
+        (c["response"], ours[c["id"]], reference[c["id"]]["open_r1"])
+        for c in cases
+        if ours[c["id"]] != reference[c["id"]]["open_r1"]
+    ]
     assert not differ, f"{len(differ)} of {len(cases)} (response, ours, the reference's) differ: {differ}"
     assert {1.0, 0.0} <= set(ours.values())
 

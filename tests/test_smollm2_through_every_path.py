@@ -5,6 +5,7 @@ answer extraction. Here the same arithmetic questions (a worked example, then th
 smollm2_arithmetic default's prompts) go through the local engine's sampler, the OpenRLHF reward file, the eval's HF
 backend and answer check, and the TRL recipe's prompt tokenization; each pair must agree on the same text.
 """
+
 import json
 
 import pytest
@@ -49,8 +50,18 @@ def sampled(smollm2, tokenizer, one_thread):
     model = AutoModelForCausalLM.from_pretrained(smollm2).eval()
     texts = format_prompts(tokenizer, [question(a, b) for a, b in PROBLEMS], apply_chat_template=True)
     torch.manual_seed(0)
-    rollout = generate(model, tokenizer, encode_prompts(tokenizer, texts, True), SAMPLES, MAX_NEW_TOKENS, 1.0, 1.0, 16,
-                       torch.device("cpu"), stop_token_ids(tokenizer, model.generation_config))
+    rollout = generate(
+        model,
+        tokenizer,
+        encode_prompts(tokenizer, texts, True),
+        SAMPLES,
+        MAX_NEW_TOKENS,
+        1.0,
+        1.0,
+        16,
+        torch.device("cpu"),
+        stop_token_ids(tokenizer, model.generation_config),
+    )
     prompts = [t for t in texts for _ in range(SAMPLES)]
     labels = [str(a + b) for a, b in PROBLEMS for _ in range(SAMPLES)]
     return prompts, labels, rollout, decode_queries(tokenizer, rollout)
@@ -59,7 +70,7 @@ def sampled(smollm2, tokenizer, one_thread):
 def test_local_rollouts_end_at_im_end_and_train_on_nothing_after_it(tokenizer, sampled):
     _, _, rollout, _ = sampled
     im_end, im_start = (tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|im_start|>"))
-    response = rollout.sequences[:, -rollout.num_actions:]
+    response = rollout.sequences[:, -rollout.num_actions :]
     ended = 0
     for ids, mask in zip(response.tolist(), rollout.action_mask.tolist()):
         actions = ids[: sum(mask)]
@@ -82,15 +93,19 @@ def test_training_and_eval_render_and_tokenize_the_same_conversation_identically
         assert ids == prompt_token_ids(tokenizer, conversation)
         # TRL tokenizes a conversational prompt with the template directly (the reasoning recipe's prompt budget)
         assert len(ids) == reasoning_data.prompt_length(tokenizer, conversation)
-        assert ids == tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True,
-                                                    return_dict=True)["input_ids"]
+        assert (
+            ids
+            == tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True)[
+                "input_ids"
+            ]
+        )
     # a plain-text prompt is one user turn, the same in both
     assert format_prompts(tokenizer, ["Hi"], True) == [render(tokenizer, [{"role": "user", "content": "Hi"}])]
 
 
 def test_the_reward_file_finds_each_sampled_response_in_its_openrlhf_query(tokenizer, sampled):
     prompts, _, rollout, queries = sampled
-    response = rollout.sequences[:, -rollout.num_actions:]
+    response = rollout.sequences[:, -rollout.num_actions :]
     for prompt, query, ids, mask in zip(prompts, queries, response.tolist(), rollout.action_mask.tolist()):
         assert query.startswith(prompt)  # decoding the prompt's ids gives back the rendered text
         said = tokenizer.decode(ids[: sum(mask)], skip_special_tokens=True)
@@ -103,14 +118,18 @@ def test_training_reward_and_eval_check_agree_on_every_answer_the_reward_reads(t
     # tests/test_scoring_parity.py. Everywhere else the two must agree.
     prompts, labels, rollout, queries = sampled
     rewards, _, extra = RewardFunction(REWARD_FILE)(queries, prompts, labels)
-    for prompt, query, label, reward, parsed in zip(prompts, queries, labels, rewards.tolist(), extra["answer_parsed"].tolist()):
+    for prompt, query, label, reward, parsed in zip(
+        prompts, queries, labels, rewards.tolist(), extra["answer_parsed"].tolist()
+    ):
         response = response_of(query, prompt)
         _, correct = answer_check.check_math(response, label)
         if parsed:
             assert reward == float(correct), response
         else:
             assert reward == 0.0 and not reasoning_rewards.read_answer(response), response
-    assert extra["answer_parsed"].sum() >= 2, "too few sampled answers were read: the agreement above would prove little"
+    assert extra["answer_parsed"].sum() >= 2, (
+        "too few sampled answers were read: the agreement above would prove little"
+    )
     # the worked example's \boxed{7} in every prompt is never read as an answer: 0 + 7 is right only when said
     said = [response_of(q, p) for q, p in zip(queries, prompts)]
     assert all(r == 0.0 or "\\boxed" in s or "$" in s for r, s in zip(rewards.tolist(), said))
@@ -132,10 +151,35 @@ def test_the_smollm2_arithmetic_default_trains_a_step_through_the_local_engine(s
     from openrlhf_cfpo.local.logger import RUN_SUMMARY, read_metrics
 
     out = tmp_path / "run"
-    assert main_local(["--embedded_default", "smollm2_arithmetic", "--ckpt.output_dir", str(out), "--data.max_samples", "2",
-                       "--rollout.batch_size", "2", "--rollout.n_samples_per_prompt", "2", "--train.batch_size", "4",
-                       "--rollout.max_new_tokens", "24", "--ckpt.save_steps", "-1", "--logger.progress", "none",
-                       "--num_threads", "1", "--actor.policy_loss_type", "cfpo"]) == 0
+    assert (
+        main_local(
+            [
+                "--embedded_default",
+                "smollm2_arithmetic",
+                "--ckpt.output_dir",
+                str(out),
+                "--data.max_samples",
+                "2",
+                "--rollout.batch_size",
+                "2",
+                "--rollout.n_samples_per_prompt",
+                "2",
+                "--train.batch_size",
+                "4",
+                "--rollout.max_new_tokens",
+                "24",
+                "--ckpt.save_steps",
+                "-1",
+                "--logger.progress",
+                "none",
+                "--num_threads",
+                "1",
+                "--actor.policy_loss_type",
+                "cfpo",
+            ]
+        )
+        == 0
+    )
     (row,) = read_metrics(str(out / "metrics.jsonl"))
     assert 0 <= row["reward"] <= 1 and 0 <= row["answer_parsed"] <= 1 and 0 < row["response_length"] <= 24
     config = json.loads((out / "run_config.json").read_text())
@@ -154,7 +198,9 @@ def test_the_local_engine_renders_a_rows_prompt_and_label_as_openrlhfs_own_prepr
 
 
 @pytest.mark.parametrize("max_length", [None, 80])  # 80: OpenRLHF keeps only the prompt's last tokens
-def test_openrlhfs_own_agent_executor_scores_the_sampled_answers_as_the_local_engine_does(tokenizer, sampled, max_length):
+def test_openrlhfs_own_agent_executor_scores_the_sampled_answers_as_the_local_engine_does(
+    tokenizer, sampled, max_length
+):
     # OpenRLHF 0.11.2's SingleTurnAgentExecutor loads the reward file, tokenizes the prompt, appends what its (here
     # stand-in) vLLM engine returned, decodes the query and calls reward_func from a worker thread.
     import asyncio
@@ -166,7 +212,7 @@ def test_openrlhfs_own_agent_executor_scores_the_sampled_answers_as_the_local_en
     ours, _, _ = RewardFunction(REWARD_FILE)(queries, prompts, labels)
     assert 1.0 in ours.tolist(), "no right answer sampled: a response lost in the query would go unnoticed"
     executor = SingleTurnAgentExecutor(remote_rm_url=REWARD_FILE)
-    response = rollout.sequences[:, -rollout.num_actions:]
+    response = rollout.sequences[:, -rollout.num_actions :]
 
     class Engine:  # returns the answer the local engine sampled for this prompt
         def __init__(self, ids):

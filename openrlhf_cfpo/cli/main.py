@@ -3,6 +3,7 @@
 Each sub-command lives in its own module and is imported only when asked for, so
 `openrlhf-cfpo plot` never pays for importing a trainer.
 """
+
 import importlib
 import sys
 import warnings
@@ -10,12 +11,20 @@ import warnings
 SUBCOMMANDS = {
     "local": ("openrlhf_cfpo.local.cli", "main_local", "train with the single-process RLHF engine"),
     "compare": ("openrlhf_cfpo.local.cli", "main_compare", "CFPO vs clipped RLOO on the embedded default, with plots"),
-    "sweep": ("openrlhf_cfpo.local.cli", "main_sweep", "GRPO vs CFPO over iterations of sample reuse (paper Figure 2), with plots"),
+    "sweep": (
+        "openrlhf_cfpo.local.cli",
+        "main_sweep",
+        "GRPO vs CFPO over iterations of sample reuse (paper Figure 2), with plots",
+    ),
     "plot": ("openrlhf_cfpo.local.cli", "main_plot", "Figure-3-style plots from run folders or TensorBoard logs"),
     "eval": ("openrlhf_cfpo.eval.cli", "main", "AlpacaEval 2.0, Arena-Hard, MT-Bench, IFEval, OpenLLM and the report"),
     "train-ppo-ray": ("openrlhf_cfpo.cli.train_ppo_ray", "main", "OpenRLHF 0.11.2's train_ppo_ray with cfpo"),
     "doctor": ("openrlhf_cfpo.doctor", "main", "preflight of this node (and the Ray cluster) for a recipe, in seconds"),
-    "gpu-smoke": ("openrlhf_cfpo.gpu_smoke", "main", "first run on a new GPU node: OpenRLHF, TRL, verl and eval on a tiny model"),
+    "gpu-smoke": (
+        "openrlhf_cfpo.gpu_smoke",
+        "main",
+        "first run on a new GPU node: OpenRLHF, TRL, verl and eval on a tiny model",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """`python -m openrlhf_cfpo.cli.train_ppo_ray`: the public entry point; see :mod:`openrlhf_cfpo.openrlhf.train_ppo_ray`."""
+
 import sys
 
 from openrlhf_cfpo.openrlhf.train_ppo_ray import main

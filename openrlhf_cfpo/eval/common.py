@@ -1,4 +1,5 @@
 """What every benchmark run shares: its output folder, the guard against mixing models, settings, results."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,14 +7,14 @@ import json
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Optional
 
+from . import registry
 from .data import DataFiles, default_cache_dir
 from .errors import EvalError
-from . import registry
 from .generation import generation_settings, make_backend
 from .model import describe, same_model
 from .store import write_json
+
 
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
@@ -56,8 +57,15 @@ def bench_dir(args: argparse.Namespace, benchmark: str) -> Path:
 
 def backend_factory(args: argparse.Namespace):
     ref = args.model_ref
-    return lambda: make_backend(ref.source, args.backend, args.batch_size, args.dtype, args.seed, revision=ref.revision,
-                                tensor_parallel_size=args.tensor_parallel_size)
+    return lambda: make_backend(
+        ref.source,
+        args.backend,
+        args.batch_size,
+        args.dtype,
+        args.seed,
+        revision=ref.revision,
+        tensor_parallel_size=args.tensor_parallel_size,
+    )
 
 
 def versions(*packages: str) -> dict:
@@ -70,11 +78,14 @@ def versions(*packages: str) -> dict:
     return out
 
 
-def base_settings(args: argparse.Namespace, benchmark: str, answers: Optional[dict] = None) -> dict:
+def base_settings(args: argparse.Namespace, benchmark: str, answers: dict | None = None) -> dict:
     """What every results.json records; `answers` (the generated ones) add how they were generated."""
     return {
-        **({"generation": generation_settings(answers), "tensor_parallel_size": args.tensor_parallel_size}
-           if answers is not None else {}),
+        **(
+            {"generation": generation_settings(answers), "tensor_parallel_size": args.tensor_parallel_size}
+            if answers is not None
+            else {}
+        ),
         "benchmark": benchmark,
         "model": args.model,
         "model_identity": args.model_ref.identity(),

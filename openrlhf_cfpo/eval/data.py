@@ -5,13 +5,13 @@ their official sources on first use and cached under `<cache>/data/<relative pat
 `--data-dir DIR` nothing is downloaded and each file is read from `DIR/<relative path>`, the layout below
 (the official file names and relative paths of each project's data folder).
 """
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 from urllib.parse import urlsplit
 
 from openrlhf_cfpo.paths import cache_dir as default_cache_dir
@@ -53,7 +53,9 @@ SOURCES = {
     "mt_bench/question.jsonl": Source(url=f"{_FASTCHAT_RAW}/mt_bench/question.jsonl"),
     "mt_bench/reference_answer/gpt-4.jsonl": Source(url=f"{_FASTCHAT_RAW}/mt_bench/reference_answer/gpt-4.jsonl"),
     "judge_prompts.jsonl": Source(url=f"{_FASTCHAT_RAW}/judge_prompts.jsonl"),
-    "arena-hard-v0.1/question.jsonl": Source(url=f"{_ARENA_RAW}/{_ARENA_DATA_COMMIT}/data/arena-hard-v0.1/question.jsonl"),
+    "arena-hard-v0.1/question.jsonl": Source(
+        url=f"{_ARENA_RAW}/{_ARENA_DATA_COMMIT}/data/arena-hard-v0.1/question.jsonl"
+    ),
     "arena-hard-v0.1/model_answer/gpt-4-0314.jsonl": Source(
         url=f"{_ARENA_RAW}/{_ARENA_DATA_COMMIT}/data/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl"
     ),
@@ -74,9 +76,11 @@ SOURCES = {
         hf_repo="HuggingFaceH4/aime_2024", hf_filename="data/train-00000-of-00001.parquet"
     ),
     "Idavidrein/gpqa/gpqa_diamond.csv": Source(
-        hf_repo="Idavidrein/gpqa", hf_filename="gpqa_diamond.csv", gated=True,
+        hf_repo="Idavidrein/gpqa",
+        hf_filename="gpqa_diamond.csv",
+        gated=True,
         hint="GPQA is gated: accept its terms at https://huggingface.co/datasets/Idavidrein/gpqa and set HF_TOKEN "
-             "(or run `hf auth login`), or",
+        "(or run `hf auth login`), or",
     ),
 }
 
@@ -84,7 +88,7 @@ SOURCES = {
 class DataFiles:
     """Resolves a relative data path to a local file, downloading into the cache when allowed."""
 
-    def __init__(self, data_dir: Optional[os.PathLike] = None, cache_dir: Optional[os.PathLike] = None):
+    def __init__(self, data_dir: os.PathLike | None = None, cache_dir: os.PathLike | None = None):
         self.data_dir = Path(data_dir) if data_dir else None
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
 
@@ -92,12 +96,14 @@ class DataFiles:
         """Where `rel` is read from: DIR/rel with --data-dir, else its place in the download cache."""
         return self.data_dir / rel if self.data_dir is not None else self.cache_dir / "data" / rel
 
-    def missing_from_data_dir(self, rel: str) -> Optional[str]:
+    def missing_from_data_dir(self, rel: str) -> str | None:
         """Why `rel` cannot be read from --data-dir (None without --data-dir or when it is there)."""
         if self.data_dir is None or self.local(rel).is_file():
             return None
-        return (f"--data-dir {self.data_dir} has no {rel}; put the official file there "
-                f"(from {SOURCES[rel].describe()}) or drop --data-dir to download it")
+        return (
+            f"--data-dir {self.data_dir} has no {rel}; put the official file there "
+            f"(from {SOURCES[rel].describe()}) or drop --data-dir to download it"
+        )
 
     def to_download(self, rel: str) -> bool:
         return self.data_dir is None and not self.local(rel).is_file()
@@ -127,7 +133,9 @@ class DataFiles:
         try:
             return pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises several types for a damaged file
-            raise EvalError(f"{path} is not a readable parquet file ({_one_line(e)}); replace it with the official {rel}") from None
+            raise EvalError(
+                f"{path} is not a readable parquet file ({_one_line(e)}); replace it with the official {rel}"
+            ) from None
 
     def csv(self, rel: str) -> list[dict]:
         import csv
@@ -137,7 +145,9 @@ class DataFiles:
             with open(path, newline="", encoding="utf-8") as f:
                 return list(csv.DictReader(f))
         except (csv.Error, UnicodeDecodeError) as e:
-            raise EvalError(f"{path} is not a readable CSV file ({_one_line(e)}); replace it with the official {rel}") from None
+            raise EvalError(
+                f"{path} is not a readable CSV file ({_one_line(e)}); replace it with the official {rel}"
+            ) from None
 
     def yaml(self, rel: str) -> dict:
         import yaml
@@ -157,7 +167,9 @@ def read_jsonl(path: Path, what: str = "") -> list[dict]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
-                    raise EvalError(f"{path} line {n} is not JSON ({e}); replace it with the official {what or path.name}") from None
+                    raise EvalError(
+                        f"{path} line {n} is not JSON ({e}); replace it with the official {what or path.name}"
+                    ) from None
     return rows
 
 
@@ -190,8 +202,10 @@ def download_problem(rel: str, why: str) -> str:
     """The one line for a data file that could not be downloaded, with what to do instead."""
     source = SOURCES[rel]
     hint = f"{source.hint} " if source.hint else ""
-    return (f"could not download {rel} from {source.describe()} ({why}); "
-            f"{hint}fetch it by hand into DIR/{rel} and pass --data-dir DIR")
+    return (
+        f"could not download {rel} from {source.describe()} ({why}); "
+        f"{hint}fetch it by hand into DIR/{rel} and pass --data-dir DIR"
+    )
 
 
 def _one_line(e: Exception) -> str:

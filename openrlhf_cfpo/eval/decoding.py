@@ -4,10 +4,10 @@ Each benchmark declares its settings beside its protocol (`BENCHMARKS` in its mo
 harness each value follows); `decoding_for` reads them from the registry. `--max-new-tokens` overrides the
 length for smoke runs only; the override is recorded in results.json.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Optional
 
 from . import registry
 
@@ -20,8 +20,7 @@ class Decoding:
     max_new_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
-    seed: Optional[int] = None  # a sampling seed for these requests; None: the run's --seed
-
+    seed: int | None = None  # a sampling seed for these requests; None: the run's --seed
 
     @property
     def greedy(self) -> bool:
@@ -34,7 +33,7 @@ class Decoding:
         return d
 
 
-def decoding_for(benchmark: str, max_new_tokens: Optional[int] = None) -> Decoding:
+def decoding_for(benchmark: str, max_new_tokens: int | None = None) -> Decoding:
     """The settings for one benchmark, with the optional smoke-run length cap."""
     dec = registry.get(benchmark).decoding
     return dec if max_new_tokens is None else replace(dec, max_new_tokens=max_new_tokens)

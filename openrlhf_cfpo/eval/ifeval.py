@@ -5,9 +5,10 @@ Generating here (rather than inside lm-eval) gives IFEval the same chat template
 unchanged. lm-eval's IFEval module downloads NLTK's punkt_tab when imported, so the data is checked for
 (and fetched, with a clear error when that fails) before generation, never at import time.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import common
 from .decoding import Decoding, decoding_for
@@ -18,11 +19,18 @@ from .store import JsonlStore
 
 NAME = "ifeval"
 DATA = "ifeval/input_data.jsonl"
-BENCHMARKS = {NAME: Benchmark(
-    name=NAME, module=__name__, suite="rlhf", table=1, columns=(("IFEval", "prompt_strict"),),  # prompt-level strict
-    results=("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"), files=(DATA,),
-    decoding=Decoding(max_new_tokens=1280, temperature=0.0),  # lm-eval's ifeval.yaml: greedy, max_gen_toks 1280
-)}
+BENCHMARKS = {
+    NAME: Benchmark(
+        name=NAME,
+        module=__name__,
+        suite="rlhf",
+        table=1,
+        columns=(("IFEval", "prompt_strict"),),  # prompt-level strict
+        results=("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"),
+        files=(DATA,),
+        decoding=Decoding(max_new_tokens=1280, temperature=0.0),  # lm-eval's ifeval.yaml: greedy, max_gen_toks 1280
+    )
+}
 NLTK_RESOURCE = "punkt_tab"
 
 
@@ -69,8 +77,14 @@ def run(args) -> dict:
     out = common.bench_dir(args, NAME)
     dec = decoding_for(NAME, max_new_tokens=args.max_new_tokens)
     items = [Item(str(d["key"]), [d["prompt"]], dec) for d in docs]
-    answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
+    answers = generate_resumable(
+        items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size
+    )
     metrics = score(docs, [answers[str(d["key"])]["turns"][0] for d in docs])
-    settings = {**common.base_settings(args, NAME, answers), "decoding": dec.to_dict(), "chat_template_applied": True,
-                **common.versions("lm_eval")}
+    settings = {
+        **common.base_settings(args, NAME, answers),
+        "decoding": dec.to_dict(),
+        "chat_template_applied": True,
+        **common.versions("lm_eval"),
+    }
     return common.write_results(out, NAME, metrics, settings)

@@ -6,6 +6,7 @@ the judge model and the request body, committed as it arrives, so a rerun or a r
 costs no judge calls for anything already answered. The endpoint's URL is not part of the key: the same
 model behind another proxy is the same judge.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +14,9 @@ import hashlib
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from .errors import EvalError
 
@@ -25,14 +26,14 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 @dataclass
 class JudgeConfig:
     model: str
-    base_url: Optional[str] = None
-    api_key: Optional[str] = None
+    base_url: str | None = None
+    api_key: str | None = None
     concurrency: int = 64
     max_retries: int = 6
     timeout_s: float = 300.0
-    cache_path: Optional[Path] = None
+    cache_path: Path | None = None
 
-    def resolved(self) -> "JudgeConfig":
+    def resolved(self) -> JudgeConfig:
         base = self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         key = self.api_key or os.environ.get("OPENAI_API_KEY")
         return JudgeConfig(self.model, base, key, self.concurrency, self.max_retries, self.timeout_s, self.cache_path)
@@ -48,10 +49,12 @@ class JudgeCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path))
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, judge TEXT, request TEXT, response TEXT)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, judge TEXT, request TEXT, response TEXT)"
+        )
         self.db.commit()
 
-    def get(self, key: str) -> Optional[dict]:
+    def get(self, key: str) -> dict | None:
         row = self.db.execute("SELECT response FROM judgments WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
@@ -77,14 +80,16 @@ class Judge:
     def settings(self) -> dict:
         return {"judge_model": self.config.model, "judge_base_url": self.config.base_url}
 
-    def key_problem(self) -> Optional[str]:
+    def key_problem(self) -> str | None:
         """Why no request can be sent (a missing key), found without touching the network."""
         if self.config.api_key:
             return None
-        return ("no judge API key: set OPENAI_API_KEY (any non-empty value for a local endpoint) "
-                f"for the judge at {self.config.base_url}")
+        return (
+            "no judge API key: set OPENAI_API_KEY (any non-empty value for a local endpoint) "
+            f"for the judge at {self.config.base_url}"
+        )
 
-    def endpoint_problem(self, timeout_s: float = 20.0) -> Optional[str]:
+    def endpoint_problem(self, timeout_s: float = 20.0) -> str | None:
         """Why the endpoint will not answer (unreachable, key rejected), from one request that is never retried."""
         import openai
 
@@ -114,7 +119,7 @@ class Judge:
 
         cfg = self.config
         cache = JudgeCache(self.cache_path) if self.cache_path else None
-        results: list[Optional[dict]] = [None] * len(requests)
+        results: list[dict | None] = [None] * len(requests)
         keys = [request_key(cfg.model, r) for r in requests]
         todo = []
         for i, k in enumerate(keys):
@@ -185,5 +190,3 @@ def make_judge(args, cache_dir: Path) -> Judge:
             cache_path=cache_dir / "judge_cache.sqlite",
         )
     )
-
-

@@ -11,6 +11,7 @@ refuses another. The identity is what the model is, not how `--model` spells it:
 - a hub name: the commit the name resolves to (the hub's answer when online, the cache's `refs` offline),
   and that revision is the one loaded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .errors import EvalError
 
@@ -32,10 +32,10 @@ _HUB_NAME = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 @dataclass(frozen=True)
 class ModelRef:
     given: str  # --model as typed
-    path: Optional[str] = None  # a local folder, absolute
-    fingerprint: Optional[str] = None
-    hub: Optional[str] = None  # a hub name
-    revision: Optional[str] = None  # the commit it resolved to
+    path: str | None = None  # a local folder, absolute
+    fingerprint: str | None = None
+    hub: str | None = None  # a hub name
+    revision: str | None = None  # the commit it resolved to
 
     @property
     def source(self) -> str:
@@ -86,7 +86,7 @@ def is_hub_name(text: str) -> bool:
     return bool(_HUB_NAME.match(text)) and ".." not in text
 
 
-def local_problem(text: str) -> Optional[str]:
+def local_problem(text: str) -> str | None:
     """Why `--model text` is no usable local folder (None when it is one, or when it can only be a hub name)."""
     path = Path(text).expanduser()
     if path.exists():
@@ -100,7 +100,7 @@ def local_problem(text: str) -> Optional[str]:
     return None
 
 
-def resolve(text: str, offline: Optional[bool] = None) -> ModelRef:
+def resolve(text: str, offline: bool | None = None) -> ModelRef:
     """The model `--model text` names; EvalError (one line) when it names none."""
     problem = local_problem(text)
     if problem:
@@ -112,7 +112,7 @@ def resolve(text: str, offline: Optional[bool] = None) -> ModelRef:
     return ModelRef(text, hub=text, revision=hub_revision(text, offline))
 
 
-def hub_revision(name: str, offline: Optional[bool] = None) -> str:
+def hub_revision(name: str, offline: bool | None = None) -> str:
     from huggingface_hub import constants, try_to_load_from_cache
 
     offline = constants.HF_HUB_OFFLINE if offline is None else offline
@@ -130,7 +130,11 @@ def hub_revision(name: str, offline: Optional[bool] = None) -> str:
     try:
         return HfApi().model_info(name, timeout=float(os.environ.get("HF_HUB_ETAG_TIMEOUT", 10))).sha
     except RepositoryNotFoundError:
-        raise EvalError(f"--model {name}: no such folder, and no such model on the hub (or it is private: set HF_TOKEN)") from None
+        raise EvalError(
+            f"--model {name}: no such folder, and no such model on the hub (or it is private: set HF_TOKEN)"
+        ) from None
     except (HfHubHTTPError, OSError) as e:
-        raise EvalError(f"--model {name}: cannot ask the hub for it ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
-                        "pass a model folder, or set HF_HUB_OFFLINE=1 to use the cached copy") from None
+        raise EvalError(
+            f"--model {name}: cannot ask the hub for it ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+            "pass a model folder, or set HF_HUB_OFFLINE=1 to use the cached copy"
+        ) from None

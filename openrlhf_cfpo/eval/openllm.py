@@ -6,13 +6,14 @@ template is off by default; `--chat-template` turns it on, and results.json reco
 `--task`/`--include-path` swap in other lm-eval tasks (e.g. local YAML tasks), and `--max-new-tokens` caps
 generative tasks (gsm8k) for smoke runs; both are recorded in results.json.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from . import common
 from .errors import EvalError
@@ -40,18 +41,28 @@ TASKS = (
     TaskSpec("truthfulqa", "truthfulqa_mc2", 0, "acc,none", "TruthfulQA"),
     TaskSpec("winogrande", "winogrande", 5, "acc,none", "Winogrande"),
 )
-BENCHMARKS = {NAME: Benchmark(
-    name=NAME, module=__name__, suite="rlhf", table=2,
-    columns=tuple((t.column, t.key) for t in TASKS) + (("Avg", "average"),),
-    results=(),  # one key per task, which --task may change, and "average"
-)}
+BENCHMARKS = {
+    NAME: Benchmark(
+        name=NAME,
+        module=__name__,
+        suite="rlhf",
+        table=2,
+        columns=tuple((t.column, t.key) for t in TASKS) + (("Avg", "average"),),
+        results=(),  # one key per task, which --task may change, and "average"
+    )
+}
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--chat-template", action="store_true", help="apply the model's chat template in lm-eval")
-    parser.add_argument("--task", action="append", type=_task_spec, metavar="KEY=TASK:SHOTS:METRIC",
-                        help="run this lm-eval task instead of the leaderboard set (repeatable), scored by METRIC "
-                             "(lm-eval's 'metric,filter' key) and saved as KEY; e.g. arc=arc_challenge:25:acc_norm,none")
+    parser.add_argument(
+        "--task",
+        action="append",
+        type=_task_spec,
+        metavar="KEY=TASK:SHOTS:METRIC",
+        help="run this lm-eval task instead of the leaderboard set (repeatable), scored by METRIC "
+        "(lm-eval's 'metric,filter' key) and saved as KEY; e.g. arc=arc_challenge:25:acc_norm,none",
+    )
     parser.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (for --task)")
 
 
@@ -103,13 +114,20 @@ def lm_eval_vllm_class():
     return vllm_causallms.VLLM
 
 
-def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Optional[str] = None,
-            tensor_parallel_size: int = 1):
+def make_lm(
+    model: str, backend: str, batch_size: int, dtype: str, revision: str | None = None, tensor_parallel_size: int = 1
+):
     if lm_backend(backend) == "vllm":
         use_spawn_for_vllm()
         options, _ = vllm_engine_options(vllm_platform())
-        return lm_eval_vllm_class()(pretrained=model, dtype=dtype, batch_size="auto", revision=revision,
-                                    tensor_parallel_size=tensor_parallel_size, **options)
+        return lm_eval_vllm_class()(
+            pretrained=model,
+            dtype=dtype,
+            batch_size="auto",
+            revision=revision,
+            tensor_parallel_size=tensor_parallel_size,
+            **options,
+        )
     import torch
     from lm_eval.models.huggingface import HFLM
 
@@ -118,7 +136,9 @@ def make_lm(model: str, backend: str, batch_size: int, dtype: str, revision: Opt
     try:
         return HFLM(pretrained=model, batch_size=batch_size, dtype=dtype, device=device, revision=revision or "main")
     except OSError as e:
-        raise EvalError(f"cannot load --model {model} for lm-eval ({e}); pass a Hugging Face model folder or hub name") from None
+        raise EvalError(
+            f"cannot load --model {model} for lm-eval ({e}); pass a Hugging Face model folder or hub name"
+        ) from None
 
 
 def metric_value(results: dict, spec: TaskSpec) -> float:
@@ -126,15 +146,26 @@ def metric_value(results: dict, spec: TaskSpec) -> float:
     try:
         return 100 * float(results["results"][spec.task][spec.metric])
     except KeyError:
-        raise EvalError(f"lm-eval returned no {spec.metric!r} for {spec.task}; this lm-eval version names it differently") from None
+        raise EvalError(
+            f"lm-eval returned no {spec.metric!r} for {spec.task}; this lm-eval version names it differently"
+        ) from None
 
 
 def summarize(values: dict) -> dict:
     return {**values, "average": sum(values.values()) / len(values)}
 
 
-def run_tasks(lm_factory, specs: Sequence[TaskSpec], out: Path, limit: Optional[int], chat_template: bool,
-              include_path: Optional[str] = None, seed: int = 0, max_new_tokens: Optional[int] = None, log=print) -> dict:
+def run_tasks(
+    lm_factory,
+    specs: Sequence[TaskSpec],
+    out: Path,
+    limit: int | None,
+    chat_template: bool,
+    include_path: str | None = None,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+    log=print,
+) -> dict:
     """Task scores (percent), reusing those saved under out/tasks/; the model loads only if one is missing."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -145,8 +176,14 @@ def run_tasks(lm_factory, specs: Sequence[TaskSpec], out: Path, limit: Optional[
     for spec in specs:
         path = out / "tasks" / f"{spec.key}.json"
         # A saved score is reused only if it was computed exactly as this run would compute it.
-        setup = {"task": spec.task, "shots": spec.shots, "metric": spec.metric, "limit": limit,
-                 "chat_template": chat_template, "max_gen_toks": max_new_tokens}
+        setup = {
+            "task": spec.task,
+            "shots": spec.shots,
+            "metric": spec.metric,
+            "limit": limit,
+            "chat_template": chat_template,
+            "max_gen_toks": max_new_tokens,
+        }
         if path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))
             # The generation cap cannot change a task that generated nothing (saved with no generative subtask).
@@ -163,17 +200,31 @@ def run_tasks(lm_factory, specs: Sequence[TaskSpec], out: Path, limit: Optional[
             raise EvalError(f"lm-eval has no task {spec.task!r}{where}; list them with `lm-eval ls tasks`")
         lm = lm or lm_factory()
         res = lm_eval.simple_evaluate(
-            model=lm, tasks=[spec.task], num_fewshot=spec.shots, limit=limit, task_manager=tm,
-            apply_chat_template=chat_template, fewshot_as_multiturn=chat_template, log_samples=False,
+            model=lm,
+            tasks=[spec.task],
+            num_fewshot=spec.shots,
+            limit=limit,
+            task_manager=tm,
+            apply_chat_template=chat_template,
+            fewshot_as_multiturn=chat_template,
+            log_samples=False,
             gen_kwargs=gen_kwargs,
-            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
         )
         values[spec.key] = metric_value(res, spec)
         # What lm-eval actually generated with, per generative (sub)task, so a capped smoke run is visible.
-        generation = {name: cfg.get("generation_kwargs") for name, cfg in res.get("configs", {}).items()
-                      if cfg.get("output_type") == "generate_until"}
-        write_json(path, {**setup, "value": values[spec.key], "generation_kwargs": generation,
-                          "lm_eval_results": res["results"]})
+        generation = {
+            name: cfg.get("generation_kwargs")
+            for name, cfg in res.get("configs", {}).items()
+            if cfg.get("output_type") == "generate_until"
+        }
+        write_json(
+            path,
+            {**setup, "value": values[spec.key], "generation_kwargs": generation, "lm_eval_results": res["results"]},
+        )
     return values
 
 
@@ -184,14 +235,26 @@ def run(args) -> dict:
     if len(set(keys)) != len(keys):
         raise EvalError(f"--task keys must be distinct, got {keys}")
     ref = args.model_ref
-    values = run_tasks(lambda: make_lm(ref.source, args.backend, args.batch_size, args.dtype, ref.revision,
-                                       args.tensor_parallel_size), specs, out,
-                       args.limit, args.chat_template, include_path=args.include_path, seed=args.seed,
-                       max_new_tokens=args.max_new_tokens)
+    values = run_tasks(
+        lambda: make_lm(ref.source, args.backend, args.batch_size, args.dtype, ref.revision, args.tensor_parallel_size),
+        specs,
+        out,
+        args.limit,
+        args.chat_template,
+        include_path=args.include_path,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+    )
     backend = lm_backend(args.backend)
     engine = {"vllm_engine": vllm_engine_options(vllm_platform())[1]} if backend == "vllm" else {}
-    settings = {**common.base_settings(args, NAME), "backend": backend, **engine, "chat_template_applied": args.chat_template,
-                "leaderboard_tasks": not args.task, "include_path": args.include_path,
-                "tasks": {s.key: {"task": s.task, "shots": s.shots, "metric": s.metric} for s in specs},
-                **common.versions("lm_eval")}
+    settings = {
+        **common.base_settings(args, NAME),
+        "backend": backend,
+        **engine,
+        "chat_template_applied": args.chat_template,
+        "leaderboard_tasks": not args.task,
+        "include_path": args.include_path,
+        "tasks": {s.key: {"task": s.task, "shots": s.shots, "metric": s.metric} for s in specs},
+        **common.versions("lm_eval"),
+    }
     return common.write_results(out, NAME, summarize(values), settings)

@@ -8,12 +8,12 @@
    Problems of both steps are listed together, and the run stops there.
 3. Only when everything answers: missing data files are downloaded and a hub name is pinned to its revision.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
-from typing import Optional
 
 from . import common, model
 from .data import SOURCES, download_problem
@@ -24,7 +24,7 @@ from .registry import Benchmark
 PROBE_TIMEOUT_S = 10.0
 
 
-def output_problem(output: str) -> Optional[str]:
+def output_problem(output: str) -> str | None:
     out = Path(output)
     if out.exists() and not out.is_dir():
         return f"--output {output} is a file; pass a folder"
@@ -34,7 +34,7 @@ def output_problem(output: str) -> Optional[str]:
     return None
 
 
-def unreachable(origin: str) -> Optional[str]:
+def unreachable(origin: str) -> str | None:
     """Why `origin` does not answer one HEAD request (None when it answers with any HTTP status)."""
     import httpx
 
@@ -50,7 +50,11 @@ def check(args: argparse.Namespace, bench: Benchmark) -> model.ModelRef:
     from huggingface_hub import constants, get_token
 
     model_problem = model.local_problem(args.model)
-    problems = [p for p in (output_problem(args.output), model_problem, backend_problem(args.backend, args.tensor_parallel_size)) if p]
+    problems = [
+        p
+        for p in (output_problem(args.output), model_problem, backend_problem(args.backend, args.tensor_parallel_size))
+        if p
+    ]
     # A name that is no folder is a hub name: looked up in the cache offline, on the hub otherwise.
     hub_model = model_problem is None and not Path(args.model).expanduser().exists()
     judge = None
@@ -85,10 +89,14 @@ def check(args: argparse.Namespace, bench: Benchmark) -> model.ModelRef:
     down = {o: why for o in sorted(origins) if (why := unreachable(o))}
     for rel in downloads:
         if SOURCES[rel].origin() in down:
-            problems.append(download_problem(rel, f"{SOURCES[rel].origin()} does not answer: {down[SOURCES[rel].origin()]}"))
+            problems.append(
+                download_problem(rel, f"{SOURCES[rel].origin()} does not answer: {down[SOURCES[rel].origin()]}")
+            )
     if asks_hub and constants.ENDPOINT in down:
-        problems.append(f"--model {args.model}: no such folder, and the hub ({constants.ENDPOINT}) does not answer "
-                        f"({down[constants.ENDPOINT]}); pass a model folder, or set HF_HUB_OFFLINE=1 to use a cached copy")
+        problems.append(
+            f"--model {args.model}: no such folder, and the hub ({constants.ENDPOINT}) does not answer "
+            f"({down[constants.ENDPOINT]}); pass a model folder, or set HF_HUB_OFFLINE=1 to use a cached copy"
+        )
     if judge is not None and not judge.key_problem():
         problems += [p for p in (judge.endpoint_problem(),) if p]
     if problems:

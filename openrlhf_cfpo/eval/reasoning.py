@@ -21,12 +21,13 @@ functions and metrics in .venv-lighteval on a fixed set of responses and checks 
 Data: the official files of each Hugging Face dataset repo (`data.SOURCES`), downloaded on first use into
 the cache; `--data-dir D` reads `D/<repo id>/<file>` instead. GPQA is gated (needs HF_TOKEN).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Optional
 
 from ..reasoning.data import SYSTEM_PROMPTS as TRAINING_SYSTEM_PROMPTS
 from . import answer_check, common
@@ -74,16 +75,21 @@ def _math500(rows: list[dict]) -> list[Problem]:
 def _gsm8k(rows: list[dict]) -> list[Problem]:
     for r in rows:
         if "####" not in r["answer"]:
-            raise EvalError(f"a GSM8K answer has no '#### <number>' line ({r['answer'][:60]!r}); "
-                            "use the official openai/gsm8k test split")
+            raise EvalError(
+                f"a GSM8K answer has no '#### <number>' line ({r['answer'][:60]!r}); "
+                "use the official openai/gsm8k test split"
+            )
     # GSM8K has no ids; the row number in the official test split is stable. lighteval's gold choice: " " + answer.
-    return [Problem(f"test-{i}", GSM8K_PROMPT.format(question=r["question"]), f" {r['answer']}")
-            for i, r in enumerate(rows)]
+    return [
+        Problem(f"test-{i}", GSM8K_PROMPT.format(question=r["question"]), f" {r['answer']}") for i, r in enumerate(rows)
+    ]
 
 
 def _aime24(rows: list[dict]) -> list[Problem]:
-    return [Problem(str(r.get("id", i)), MATH_PROMPT.format(problem=r["problem"]), str(r["answer"]))
-            for i, r in enumerate(rows)]
+    return [
+        Problem(str(r.get("id", i)), MATH_PROMPT.format(problem=r["problem"]), str(r["answer"]))
+        for i, r in enumerate(rows)
+    ]
 
 
 def gold_position(key: str) -> int:
@@ -109,7 +115,7 @@ def _gpqa(rows: list[dict]) -> list[Problem]:
     return [gpqa_problem(r) for r in rows]
 
 
-def conversation(bench: "Benchmark", problem: Problem, system: Optional[str]) -> tuple[Optional[str], list[str]]:
+def conversation(bench: Benchmark, problem: Problem, system: str | None) -> tuple[str | None, list[str]]:
     """(system turn, user turns) as lighteval 0.9.2 builds them with --use-chat-template [--system-prompt]."""
     if system is not None and bench.kind == "choice":
         return system + problem.prompt, [""]  # GPQA's prompt is all "instruction": lighteval's bug, kept (see above)
@@ -127,9 +133,17 @@ class ReasoningBenchmark(Benchmark):
 
 
 def _declare(name: str, column: str, **data) -> ReasoningBenchmark:
-    return ReasoningBenchmark(name=name, module=__name__, suite="reasoning", table=5, columns=((column, "pass_at_1"),),
-                              results=("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed"),
-                              files=(data["data"],), decoding=DECODING, **data)
+    return ReasoningBenchmark(
+        name=name,
+        module=__name__,
+        suite="reasoning",
+        table=5,
+        columns=((column, "pass_at_1"),),
+        results=("pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed"),
+        files=(data["data"],),
+        decoding=DECODING,
+        **data,
+    )
 
 
 # Section 4.1 "Evaluation": sampling at temperature 0.6 and top-p 0.95 "for all evaluations". The paper gives no
@@ -137,29 +151,71 @@ def _declare(name: str, column: str, **data) -> ReasoningBenchmark:
 # trained models learned to finish in. Each of k samples per problem (`--samples`) gets its own seed.
 DECODING = Decoding(max_new_tokens=3072, temperature=0.6, top_p=0.95)
 # In the column order of the paper's Tables 5-10; pass@1 as a fraction, as the paper prints it.
-BENCHMARKS = {b.name: b for b in (
-    _declare("math500", "MATH500", data="HuggingFaceH4/MATH-500/test.jsonl", fmt="jsonl",
-             split="HuggingFaceH4/MATH-500 test", load=_math500, kind="math", lighteval="lighteval|math_500|0|0"),
-    _declare("gsm8k", "GSM8K", data="openai/gsm8k/main/test-00000-of-00001.parquet", fmt="parquet",
-             split="openai/gsm8k main test", load=_gsm8k, kind="gsm8k", lighteval="lighteval|gsm8k|0|0"),
-    _declare("gpqa_diamond", "GPQA-Diamond", data="Idavidrein/gpqa/gpqa_diamond.csv", fmt="csv",
-             split="Idavidrein/gpqa gpqa_diamond train", load=_gpqa, kind="choice",
-             lighteval="lighteval|gpqa:diamond|0|0"),
-    _declare("aime24", "AIME24", data="HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet", fmt="parquet",
-             split="HuggingFaceH4/aime_2024 train", load=_aime24, kind="math", lighteval="lighteval|aime24|0|0"),
-)}
+BENCHMARKS = {
+    b.name: b
+    for b in (
+        _declare(
+            "math500",
+            "MATH500",
+            data="HuggingFaceH4/MATH-500/test.jsonl",
+            fmt="jsonl",
+            split="HuggingFaceH4/MATH-500 test",
+            load=_math500,
+            kind="math",
+            lighteval="lighteval|math_500|0|0",
+        ),
+        _declare(
+            "gsm8k",
+            "GSM8K",
+            data="openai/gsm8k/main/test-00000-of-00001.parquet",
+            fmt="parquet",
+            split="openai/gsm8k main test",
+            load=_gsm8k,
+            kind="gsm8k",
+            lighteval="lighteval|gsm8k|0|0",
+        ),
+        _declare(
+            "gpqa_diamond",
+            "GPQA-Diamond",
+            data="Idavidrein/gpqa/gpqa_diamond.csv",
+            fmt="csv",
+            split="Idavidrein/gpqa gpqa_diamond train",
+            load=_gpqa,
+            kind="choice",
+            lighteval="lighteval|gpqa:diamond|0|0",
+        ),
+        _declare(
+            "aime24",
+            "AIME24",
+            data="HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet",
+            fmt="parquet",
+            split="HuggingFaceH4/aime_2024 train",
+            load=_aime24,
+            kind="math",
+            lighteval="lighteval|aime24|0|0",
+        ),
+    )
+}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--system-prompt", default="auto", metavar="auto|paper-1.5b|paper-3b|paper-7b|none|TEXT",
-                        help="the system turn: auto (default) takes the paper's training prompt for the checkpoint's "
-                             "Qwen2.5 size (appendix B.1; the 1.5B one for other models), paper-* names one, none "
-                             "sends no system turn, anything else is used as the prompt text")
-    parser.add_argument("--samples", type=common.positive, default=1,
-                        help="samples per problem; pass@1 is averaged over them (default 1)")
+    parser.add_argument(
+        "--system-prompt",
+        default="auto",
+        metavar="auto|paper-1.5b|paper-3b|paper-7b|none|TEXT",
+        help="the system turn: auto (default) takes the paper's training prompt for the checkpoint's "
+        "Qwen2.5 size (appendix B.1; the 1.5B one for other models), paper-* names one, none "
+        "sends no system turn, anything else is used as the prompt text",
+    )
+    parser.add_argument(
+        "--samples",
+        type=common.positive,
+        default=1,
+        help="samples per problem; pass@1 is averaged over them (default 1)",
+    )
 
 
-def load_problems(bench: Benchmark, files, limit: Optional[int]) -> list[Problem]:
+def load_problems(bench: Benchmark, files, limit: int | None) -> list[Problem]:
     rows = {"jsonl": files.jsonl, "parquet": files.parquet, "csv": files.csv}[bench.fmt](bench.data)
     try:
         problems = bench.load(common.first(rows, limit))
@@ -173,7 +229,7 @@ def load_problems(bench: Benchmark, files, limit: Optional[int]) -> list[Problem
     return problems
 
 
-def resolve_system_prompt(choice: str, model: str, revision: Optional[str] = None) -> tuple[Optional[str], str]:
+def resolve_system_prompt(choice: str, model: str, revision: str | None = None) -> tuple[str | None, str]:
     """(system prompt or None for no system turn, how it was chosen)."""
     if choice in SYSTEM_PROMPTS:
         return SYSTEM_PROMPTS[choice], choice
@@ -227,8 +283,17 @@ def score(bench: Benchmark, problems: list[Problem], answers: dict, samples: int
             flags.append(ok)
             by_sample[j] += ok
             n_unparsed += extracted is None
-            records.append({"id": item_id(p.id, j), "problem_id": p.id, "sample": j, "gold": p.gold,
-                            "gold_extracted": str(gold[0]) if gold else None, "extracted": extracted, "correct": ok})
+            records.append(
+                {
+                    "id": item_id(p.id, j),
+                    "problem_id": p.id,
+                    "sample": j,
+                    "gold": p.gold,
+                    "gold_extracted": str(gold[0]) if gold else None,
+                    "extracted": extracted,
+                    "correct": ok,
+                }
+            )
         correct_by_problem.append(flags)
     metrics = {
         "pass_at_1": pass_at_1(correct_by_problem),
@@ -252,17 +317,31 @@ def run(args) -> dict:
     system, system_source = resolve_system_prompt(args.system_prompt, args.model_ref.source, args.model_ref.revision)
     out = common.bench_dir(args, bench.name)
     dec = decoding_for(bench.name, max_new_tokens=args.max_new_tokens)
-    protocol = {"system_prompt": system, "decoding": dec.to_dict(), "seed": args.seed,
-                "prompt": f"{answer_check.REFERENCE} {bench.lighteval}"}
+    protocol = {
+        "system_prompt": system,
+        "decoding": dec.to_dict(),
+        "seed": args.seed,
+        "prompt": f"{answer_check.REFERENCE} {bench.lighteval}",
+    }
     _check_protocol(out, protocol)
 
     # Sample-major order with one seed per sample: each sample is a batch-friendly group of its own, and no
     # two samples of a problem can share a random stream.
     turns = {p.id: conversation(bench, p, system) for p in problems}
-    items = [Item(item_id(p.id, j), turns[p.id][1], replace(dec, seed=args.seed + j),
-                  {"problem_id": p.id, "sample": j}, system=turns[p.id][0])
-             for j in range(args.samples) for p in problems]
-    answers = generate_resumable(items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size)
+    items = [
+        Item(
+            item_id(p.id, j),
+            turns[p.id][1],
+            replace(dec, seed=args.seed + j),
+            {"problem_id": p.id, "sample": j},
+            system=turns[p.id][0],
+        )
+        for j in range(args.samples)
+        for p in problems
+    ]
+    answers = generate_resumable(
+        items, JsonlStore(out / "answers.jsonl"), common.backend_factory(args), args.batch_size
+    )
 
     metric = METRICS[bench.kind]
     metrics, records = score(bench, problems, answers, args.samples)
@@ -279,10 +358,13 @@ def run(args) -> dict:
         "protocol": {
             "reference": answer_check.REFERENCE,
             "task": bench.lighteval,
-            "conversation": ("system prompt + lighteval's prompt as one system turn, an empty user turn (lighteval's "
-                             "GPQA placement)" if system is not None and bench.kind == "choice"
-                             else "system prompt, then lighteval's prompt as the user turn" if system is not None
-                             else "lighteval's prompt as the user turn"),
+            "conversation": (
+                "system prompt + lighteval's prompt as one system turn, an empty user turn (lighteval's GPQA placement)"
+                if system is not None and bench.kind == "choice"
+                else "system prompt, then lighteval's prompt as the user turn"
+                if system is not None
+                else "lighteval's prompt as the user turn"
+            ),
             "metric": metric.name,
             "answer_extraction": metric.extraction,
             "gold_position": "sha256 of the Record ID (gold_position())" if bench.kind == "choice" else None,

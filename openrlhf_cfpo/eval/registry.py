@@ -6,12 +6,13 @@ this module collects the declarations in the column order of the paper's tables,
 - `openrlhf-cfpo eval report` builds Tables 1, 2 and 5 from the declared columns;
 - `eval/run_suite.sh` runs a suite's benchmarks, listed by `python -m openrlhf_cfpo.eval.suite SUITE`.
 """
+
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, Optional
+from functools import cache
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .decoding import Decoding
@@ -34,11 +35,11 @@ class Benchmark:
     columns: tuple[tuple[str, str], ...]  # (column of that table, results.json key), in the table's order
     results: tuple[str, ...]  # keys its results.json always holds
     files: tuple[str, ...] = ()  # the data files it reads (data.SOURCES keys), checked before a run starts
-    decoding: Optional["Decoding"] = None  # the protocol's answer decoding; None: the harness (lm-eval) decodes
-    judge: Optional[str] = None  # the paper's judge model; None: not judged
+    decoding: Decoding | None = None  # the protocol's answer decoding; None: the harness (lm-eval) decodes
+    judge: str | None = None  # the paper's judge model; None: not judged
 
 
-@lru_cache(maxsize=None)
+@cache
 def _collected() -> tuple[Benchmark, ...]:
     found = []
     for name in MODULES:
@@ -46,7 +47,7 @@ def _collected() -> tuple[Benchmark, ...]:
     return tuple(found)
 
 
-def benchmarks(suite: Optional[str] = None) -> dict[str, Benchmark]:
+def benchmarks(suite: str | None = None) -> dict[str, Benchmark]:
     """Name -> benchmark, in the order of the paper's table columns; only `suite`'s when given."""
     return {b.name: b for b in _collected() if suite is None or b.suite == suite}
 

@@ -1,12 +1,13 @@
 """The paper's Table 1 (instruction following), Table 2 (capabilities, with the alignment tax) and Table 5
 (reasoning: pass@1 on MATH500, GSM8K, GPQA-Diamond, AIME24, one row per checkpoint) from results."""
+
 from __future__ import annotations
 
 import csv
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path, PurePath
-from typing import Optional, Sequence
 
 from . import registry
 from .errors import EvalError
@@ -14,7 +15,9 @@ from .errors import EvalError
 
 def columns(table: int) -> tuple[tuple[str, str, str], ...]:
     """(column, benchmark folder, results.json key) of one of the paper's tables, from the registry."""
-    return tuple((col, b.name, key) for b in registry.benchmarks().values() if b.table == table for col, key in b.columns)
+    return tuple(
+        (col, b.name, key) for b in registry.benchmarks().values() if b.table == table for col, key in b.columns
+    )
 
 
 def load_run(folder: Path) -> dict:
@@ -27,7 +30,9 @@ def load_run(folder: Path) -> dict:
         except json.JSONDecodeError as e:
             raise EvalError(f"{f} is not valid JSON ({e}); rerun that benchmark to rewrite it") from None
     if not results:
-        raise EvalError(f"{folder} has no <benchmark>/results.json; run `openrlhf-cfpo eval BENCHMARK --output {folder}` first")
+        raise EvalError(
+            f"{folder} has no <benchmark>/results.json; run `openrlhf-cfpo eval BENCHMARK --output {folder}` first"
+        )
     return results
 
 
@@ -36,7 +41,9 @@ def model_parts(folder: Path, results: dict) -> tuple[str, ...]:
     for r in results.values():
         settings = r.get("settings", {})
         identity = settings.get("model_identity") or {}
-        name = identity.get("path") or identity.get("hub") or settings.get("model")  # results before identities: the string
+        name = (
+            identity.get("path") or identity.get("hub") or settings.get("model")
+        )  # results before identities: the string
         parts = tuple(p for p in PurePath(name).parts if p not in (".", PurePath(name).anchor)) if name else ()
         if parts:
             return parts
@@ -49,8 +56,11 @@ def row_names(parts: Sequence[tuple[str, ...]], folders: Sequence[Path]) -> list
     depth = [1] * len(parts)
     while True:
         names = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
-        clash = [i for i, n in enumerate(names) if depth[i] < len(parts[i])
-                 and any(m == n and parts[j] != parts[i] for j, m in enumerate(names))]
+        clash = [
+            i
+            for i, n in enumerate(names)
+            if depth[i] < len(parts[i]) and any(m == n and parts[j] != parts[i] for j, m in enumerate(names))
+        ]
         if not clash:
             break
         for i in clash:
@@ -58,27 +68,30 @@ def row_names(parts: Sequence[tuple[str, ...]], folders: Sequence[Path]) -> list
     return [f"{n} ({f.name})" if names.count(n) > 1 else n for n, f in zip(names, folders)]
 
 
-def alignment_tax(avg: Optional[float], baseline_avg: Optional[float]) -> Optional[float]:
+def alignment_tax(avg: float | None, baseline_avg: float | None) -> float | None:
     """Relative drop (percent) of the OpenLLM average against the baseline; negative when it improved."""
     if avg is None or baseline_avg in (None, 0):
         return None
     return 100 * (baseline_avg - avg) / baseline_avg
 
 
-def _value(results: dict, bench: str, key: str) -> Optional[float]:
+def _value(results: dict, bench: str, key: str) -> float | None:
     v = results.get(bench, {}).get(key)
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def _load(folders: Sequence[Path], baseline: Optional[Path]) -> list[tuple[str, bool, dict]]:
+def _load(folders: Sequence[Path], baseline: Path | None) -> list[tuple[str, bool, dict]]:
     """(row name, is the baseline, results) per run folder, the baseline first."""
     runs = ([(baseline, True)] if baseline else []) + [(f, False) for f in folders if f != baseline]
     results = [load_run(f) for f, _ in runs]
     names = row_names([model_parts(f, res) for (f, _), res in zip(runs, results)], [f for f, _ in runs])
-    return [(name + (" (baseline)" if is_base else ""), is_base, res) for name, (_, is_base), res in zip(names, runs, results)]
+    return [
+        (name + (" (baseline)" if is_base else ""), is_base, res)
+        for name, (_, is_base), res in zip(names, runs, results)
+    ]
 
 
-def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> tuple[list[list], list[list]]:
+def build_tables(folders: Sequence[Path], baseline: Path | None = None, loaded=None) -> tuple[list[list], list[list]]:
     loaded = loaded if loaded is not None else _load(folders, baseline)
     base_avg = _value(loaded[0][2], "openllm", "average") if baseline else None
     table1, table2 = columns(1), columns(2)
@@ -92,7 +105,7 @@ def build_tables(folders: Sequence[Path], baseline: Optional[Path] = None, loade
     return t1, t2
 
 
-def build_table5(folders: Sequence[Path], baseline: Optional[Path] = None, loaded=None) -> list[list]:
+def build_table5(folders: Sequence[Path], baseline: Path | None = None, loaded=None) -> list[list]:
     """Reasoning pass@1 per checkpoint (the baseline, e.g. the untrained model, first), Table 5's columns."""
     loaded = loaded if loaded is not None else _load(folders, baseline)
     table5 = columns(5)
@@ -118,7 +131,7 @@ def write_csv(path: Path, table: list[list]) -> None:
         csv.writer(f).writerows([[("" if v is None else v) for v in r] for r in table])
 
 
-def report(folders: Sequence[Path], baseline: Optional[Path], csv_dir: Optional[Path] = None) -> str:
+def report(folders: Sequence[Path], baseline: Path | None, csv_dir: Path | None = None) -> str:
     """Markdown of the tables the runs have results for; with `csv_dir`, each printed table is also written as CSV.
 
     Tables 1 and 2 are printed unless the runs hold reasoning results only; Table 5 whenever any run has one.
@@ -132,8 +145,15 @@ def report(folders: Sequence[Path], baseline: Optional[Path], csv_dir: Optional[
         if csv_dir:
             write_csv(csv_dir / "table1_instruction_following.csv", t1)
             write_csv(csv_dir / "table2_capabilities.csv", t2)
-        parts.append("### Table 1: instruction following\n\n" + markdown(t1) + "\n\n### Table 2: capabilities (OpenLLM)"
-                     + ("" if baseline else "; pass --baseline for the alignment tax") + "\n\n" + markdown(t2) + "\n")
+        parts.append(
+            "### Table 1: instruction following\n\n"
+            + markdown(t1)
+            + "\n\n### Table 2: capabilities (OpenLLM)"
+            + ("" if baseline else "; pass --baseline for the alignment tax")
+            + "\n\n"
+            + markdown(t2)
+            + "\n"
+        )
     if benches & reasoning:
         t5 = build_table5(folders, baseline, loaded)
         if csv_dir:

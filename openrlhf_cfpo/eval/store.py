@@ -1,10 +1,11 @@
 """Append-only JSONL record files that survive a killed run, and atomic results.json writes."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .errors import EvalError
 
@@ -35,7 +36,9 @@ class JsonlStore:
                 try:
                     rec = json.loads(line.decode("utf-8"))
                 except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                    raise EvalError(f"{self.path} line {n} is not a JSON record ({e}); delete that line (or the file) and rerun") from None
+                    raise EvalError(
+                        f"{self.path} line {n} is not a JSON record ({e}); delete that line (or the file) and rerun"
+                    ) from None
                 records[rec[self.key]] = rec
         return records
 

@@ -1,14 +1,15 @@
 """What eval/run_suite.sh asks the package: a suite's benchmarks, and the `openrlhf-cfpo doctor` flags they need.
 
-    python -m openrlhf_cfpo.eval.suite SUITE                          # its benchmarks, one per line
-    python -m openrlhf_cfpo.eval.suite SUITE --doctor-flags -- ARGS   # doctor flags, one per line (ARGS: the
-                                                                      # arguments every benchmark gets)
+python -m openrlhf_cfpo.eval.suite SUITE                          # its benchmarks, one per line
+python -m openrlhf_cfpo.eval.suite SUITE --doctor-flags -- ARGS   # doctor flags, one per line (ARGS: the
+                                                                  # arguments every benchmark gets)
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import registry
 from .data import SOURCES
@@ -36,8 +37,11 @@ def doctor_flags(suite: str, benchmark_args: Sequence[str] = ()) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m openrlhf_cfpo.eval.suite", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m openrlhf_cfpo.eval.suite",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("suite", choices=registry.SUITES, help="; ".join(f"{k}: {v}" for k, v in registry.SUITES.items()))
     p.add_argument("--doctor-flags", action="store_true", help="print the doctor flags the suite's benchmarks need")
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -1,4 +1,5 @@
 """`python -m openrlhf_cfpo.local`: the same as `openrlhf-cfpo local`."""
+
 import sys
 
 from ..cli.main import quiet_startup

@@ -9,9 +9,8 @@ The steps, in OpenRLHF's order:
    advantages are those returns;
 4. reinforce_baseline alone then whitens the advantages over all response tokens of the rollout.
 """
-from __future__ import annotations
 
-from typing import Tuple
+from __future__ import annotations
 
 import torch
 
@@ -43,7 +42,7 @@ def per_token_rewards(
     kl: torch.Tensor,
     action_mask: torch.Tensor,
     kl_coef: float,
-    clip_range: Tuple[float, float] | None,
+    clip_range: tuple[float, float] | None,
 ) -> torch.Tensor:
     """Step 2: ``-kl_coef * kl`` at every token plus the clipped scalar on the last response token."""
     if clip_range is not None:
@@ -75,8 +74,8 @@ def compute_advantages(
     n_samples_per_prompt: int,
     estimator: str,
     kl_coef: float,
-    clip_range: Tuple[float, float] | None,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+    clip_range: tuple[float, float] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All four steps for one rollout; returns ``(advantages, returns)``, both (batch, response_len)."""
     shaped = group_baseline(rewards, n_samples_per_prompt, estimator)
     token_rewards = per_token_rewards(shaped, kl, action_mask, kl_coef, clip_range)

@@ -6,13 +6,14 @@ draws from (torch CPU and CUDA, numpy, python). It is written to a temporary fol
 so a kill during the save leaves the previous checkpoint intact; one that cannot be read all the same (a disk
 fault, a hand edit) is passed over for the previous one on ``--resume``.
 """
+
 from __future__ import annotations
 
 import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,14 +22,14 @@ STATE_FILE = "state.pt"
 PREFIX = "global_step_"
 
 
-def rng_state() -> Dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: Dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
@@ -36,7 +37,7 @@ def set_rng_state(state: Dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(ckpt_dir: str, step: int, state: Dict[str, Any], max_num: int) -> Path:
+def save(ckpt_dir: str, step: int, state: dict[str, Any], max_num: int) -> Path:
     root = Path(ckpt_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step}"
@@ -46,7 +47,7 @@ def save(ckpt_dir: str, step: int, state: Dict[str, Any], max_num: int) -> Path:
     torch.save(state, tmp / STATE_FILE)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    for old in sorted(_list(root), key=lambda p: _step_of(p))[:-max(max_num, 1)]:
+    for old in sorted(_list(root), key=lambda p: _step_of(p))[: -max(max_num, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -59,16 +60,16 @@ def _list(root: Path):
     return [p for p in root.glob(f"{PREFIX}*") if p.name[len(PREFIX) :].isdigit() and (p / STATE_FILE).exists()]
 
 
-def newest_first(ckpt_dir: str) -> List[Path]:
+def newest_first(ckpt_dir: str) -> list[Path]:
     root = Path(ckpt_dir)
     return sorted(_list(root), key=_step_of, reverse=True) if root.is_dir() else []
 
 
-def latest(ckpt_dir: str) -> Optional[Path]:
+def latest(ckpt_dir: str) -> Path | None:
     found = newest_first(ckpt_dir)
     return found[0] if found else None
 
 
-def load(path: Path) -> Dict[str, Any]:
+def load(path: Path) -> dict[str, Any]:
     # weights_only=False: the state holds python and numpy RNG states, written by this package.
     return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)

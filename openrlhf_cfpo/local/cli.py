@@ -1,17 +1,17 @@
 """Entry points of `openrlhf-cfpo local`, `compare`, `sweep` and `plot` (dispatched by openrlhf_cfpo.cli.main)."""
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import List, Optional
 
 from .errors import EXIT_INTERRUPTED, report
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _until_ctrl_c(prog: str, main, argv: Optional[List[str]]) -> int:
+def _until_ctrl_c(prog: str, main, argv: list[str] | None) -> int:
     """``main(argv)``, with a Ctrl-C that reaches here (during start-up: imports, checks, loading) as one line."""
     try:
         return main(list(sys.argv[1:] if argv is None else argv))
@@ -20,11 +20,11 @@ def _until_ctrl_c(prog: str, main, argv: Optional[List[str]]) -> int:
         return EXIT_INTERRUPTED
 
 
-def main_local(argv: Optional[List[str]] = None) -> int:
+def main_local(argv: list[str] | None = None) -> int:
     return _until_ctrl_c("openrlhf-cfpo local", _local, argv)
 
 
-def _local(argv: List[str]) -> int:
+def _local(argv: list[str]) -> int:
     from .config import parse_args
     from .errors import ConfigError, Interrupted, NonFiniteError, RewardFuncError
 
@@ -54,12 +54,18 @@ def _local(argv: List[str]) -> int:
         print(f"{prog}: error: {e}; {_resume_point(cfg)}", file=sys.stderr)
         return 1
     except Interrupted as e:
-        kept = (f"saved {e.checkpoint}: `--resume` continues from it" if e.checkpoint is not None
-                else "nothing saved (--ckpt.save_steps -1)")
+        kept = (
+            f"saved {e.checkpoint}: `--resume` continues from it"
+            if e.checkpoint is not None
+            else "nothing saved (--ckpt.save_steps -1)"
+        )
         print(f"{prog}: interrupted at step {e.step}/{e.total}; {kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:  # a second Ctrl-C, inside a step
-        print(f"{prog}: interrupted inside step {trainer.global_step + 1}, before it was saved; {_resume_point(cfg)}", file=sys.stderr)
+        print(
+            f"{prog}: interrupted inside step {trainer.global_step + 1}, before it was saved; {_resume_point(cfg)}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     print(_trained(summary, f"{cfg.args.ckpt.output_dir}/metrics.jsonl"), file=sys.stderr)
     return 0
@@ -84,8 +90,8 @@ def _resume_point(cfg) -> str:
     return f"the last checkpoint, {found}, is intact and `--resume` continues from it"
 
 
-def main_compare(argv: Optional[List[str]] = None) -> int:
-    def compare(args: List[str]) -> int:
+def main_compare(argv: list[str] | None = None) -> int:
+    def compare(args: list[str]) -> int:
         from .compare import main
 
         return main(args)
@@ -93,8 +99,8 @@ def main_compare(argv: Optional[List[str]] = None) -> int:
     return _until_ctrl_c("openrlhf-cfpo compare", compare, argv)
 
 
-def main_sweep(argv: Optional[List[str]] = None) -> int:
-    def sweep(args: List[str]) -> int:
+def main_sweep(argv: list[str] | None = None) -> int:
+    def sweep(args: list[str]) -> int:
         from .sweep import main
 
         return main(args)
@@ -102,15 +108,19 @@ def main_sweep(argv: Optional[List[str]] = None) -> int:
     return _until_ctrl_c("openrlhf-cfpo sweep", sweep, argv)
 
 
-def main_plot(argv: Optional[List[str]] = None) -> int:
+def main_plot(argv: list[str] | None = None) -> int:
     return _until_ctrl_c("openrlhf-cfpo plot", _plot, argv)
 
 
-def _plot(argv: List[str]) -> int:
+def _plot(argv: list[str]) -> int:
     from .plot import PlotError, plot_runs, read_runs
 
-    p = argparse.ArgumentParser(prog="openrlhf-cfpo plot", description="Figure-3-style curves (reward, length, clip ratio, KL) per run.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder (metrics.jsonl) or OpenRLHF TensorBoard log folder")
+    p = argparse.ArgumentParser(
+        prog="openrlhf-cfpo plot", description="Figure-3-style curves (reward, length, clip ratio, KL) per run."
+    )
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run folder (metrics.jsonl) or OpenRLHF TensorBoard log folder"
+    )
     p.add_argument("--output", required=True, help="PNG file to write")
     p.add_argument("--smooth", type=float, default=0.6, help="EMA weight in [0, 1); 0 plots raw values")
     p.add_argument("--title", default=None)

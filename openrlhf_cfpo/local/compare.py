@@ -3,13 +3,14 @@
 Each run is a `openrlhf-cfpo local` child process with the same flags but ``--actor.policy_loss_type``
 (and ``--algo.kl.init_coef`` when several are asked for), trained in parallel by :mod:`.runs`.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
 from .embedded import layered
@@ -21,9 +22,24 @@ from .runs import run_all
 # 8 optimizer steps per rollout, where PPO's clip and CFPO's penalty act differently; 64 rollouts.
 # Two KL coefficients, as in the paper's Figure 3 (with and without the KL penalty).
 COMPARE_DEFAULTS = [
-    "--rollout.batch_size", "16", "--rollout.n_samples_per_prompt", "4", "--train.batch_size", "16",
-    "--train.micro_batch_size", "16", "--train.max_epochs", "2", "--data.max_samples", "1024", "--rollout.max_new_tokens", "32",
-    "--algo.advantage.estimator", "rloo", "--ckpt.save_steps", "128",
+    "--rollout.batch_size",
+    "16",
+    "--rollout.n_samples_per_prompt",
+    "4",
+    "--train.batch_size",
+    "16",
+    "--train.micro_batch_size",
+    "16",
+    "--train.max_epochs",
+    "2",
+    "--data.max_samples",
+    "1024",
+    "--rollout.max_new_tokens",
+    "32",
+    "--algo.advantage.estimator",
+    "rloo",
+    "--ckpt.save_steps",
+    "128",
 ]
 
 
@@ -31,7 +47,7 @@ def run_name(loss: str, kl: float) -> str:
     return f"{loss}_kl{kl:g}"
 
 
-def _summarise(folder: Path) -> Dict[str, float]:
+def _summarise(folder: Path) -> dict[str, float]:
     rows = read_metrics(str(folder / METRICS_FILE))
     first_rollout, last_rollout = rows[0]["rollout"], rows[-1]["rollout"]
     first = [r for r in rows if r["rollout"] == first_rollout]
@@ -59,11 +75,15 @@ def describe(losses: Sequence[str], cfg) -> str:
     a = cfg.args
     steps = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size * a.train.max_epochs
     models = "the embedded default" if a.actor.model_name_or_path is None else a.actor.model_name_or_path
-    return (f"{' vs '.join(losses)} on {models} ({a.algo.advantage.estimator} advantages, same seed, "
-            f"{steps} optimizer step{'s' if steps != 1 else ''} per rollout)")
+    return (
+        f"{' vs '.join(losses)} on {models} ({a.algo.advantage.estimator} advantages, same seed, "
+        f"{steps} optimizer step{'s' if steps != 1 else ''} per rollout)"
+    )
 
 
-def write_summary(output: Path, runs: Dict[str, Dict[str, float]], total_wall: float, flags: Sequence[str], title: str) -> str:
+def write_summary(
+    output: Path, runs: dict[str, dict[str, float]], total_wall: float, flags: Sequence[str], title: str
+) -> str:
     lines = [
         f"# {title}",
         "",
@@ -90,22 +110,39 @@ def write_summary(output: Path, runs: Dict[str, Dict[str, float]], total_wall: f
     return text
 
 
-def main(argv: List[str], prog: str = "openrlhf-cfpo compare") -> int:
+def main(argv: list[str], prog: str = "openrlhf-cfpo compare") -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run.")
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run."
+    )
     p.add_argument("--output", required=True, help="folder for DIR/<run>/, DIR/*.png and DIR/summary.md")
-    p.add_argument("--losses", nargs="+", default=["ppo", "cfpo"], choices=sorted(POLICY_LOSSES), help="policy losses to train")
-    p.add_argument("--kl_coefs", nargs="+", type=float, default=[0.01, 0.0], help="--algo.kl.init_coef values (one run per loss per value)")
+    p.add_argument(
+        "--losses", nargs="+", default=["ppo", "cfpo"], choices=sorted(POLICY_LOSSES), help="policy losses to train"
+    )
+    p.add_argument(
+        "--kl_coefs",
+        nargs="+",
+        type=float,
+        default=[0.01, 0.0],
+        help="--algo.kl.init_coef values (one run per loss per value)",
+    )
     p.add_argument("--jobs", type=int, default=max(os.cpu_count() or 1, 1), help="runs trained at once")
-    p.add_argument("--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)")
+    p.add_argument(
+        "--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)"
+    )
     opts, local_flags = p.parse_known_args(argv)
     t0 = time.time()
     output = Path(opts.output)
     flags = layered(COMPARE_DEFAULTS, local_flags)  # ours, the embedded default's run flags, the user's
-    runs = {run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
-            for kl in opts.kl_coefs for loss in opts.losses}
-    configs, code = run_all(runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)])
+    runs = {
+        run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
+        for kl in opts.kl_coefs
+        for loss in opts.losses
+    }
+    configs, code = run_all(
+        runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)]
+    )
     if configs is None:
         return code
     curves = read_runs([str(output / name) for name in runs])

@@ -6,6 +6,7 @@ Defaults differ where OpenRLHF's suit an 8B model on GPUs and not the embedded d
 (learning rate, batch sizes, generation length). Every derived size is computed once, in
 :class:`Sizes`, and read by name everywhere else.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from ..advantages import GROUP_BASELINES
 from ..losses import DEFAULT_POLICY_LOSS, POLICY_LOSSES, check_policy_loss_args, trust_region
@@ -28,8 +29,15 @@ from .errors import ConfigError
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
 # change them. Everything else must match the checkpoint.
 RESUME_FREE = {
-    "ckpt.load_enable", "ckpt.save_steps", "ckpt.max_num", "ckpt.path", "ckpt.output_dir", "logger.tensorboard_dir",
-    "logger.progress", "num_threads", "device",
+    "ckpt.load_enable",
+    "ckpt.save_steps",
+    "ckpt.max_num",
+    "ckpt.path",
+    "ckpt.output_dir",
+    "logger.tensorboard_dir",
+    "logger.progress",
+    "num_threads",
+    "device",
 }
 
 
@@ -56,23 +64,48 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     )
     add = p.add_argument
     g = p.add_argument_group("models and data (default: an embedded default, built offline on first use)")
-    g.add_argument("--embedded_default", default=DEFAULT_EMBEDDED, choices=list(EMBEDDED_DEFAULTS),
-                   help="what fills in the models and data not given: "
-                        + "; ".join(f"{name} ({what})" for name, what in EMBEDDED_DEFAULTS.items()))
-    g.add_argument("--actor.model_name_or_path", default=None, help="the SFT policy: a local Hugging Face causal LM folder or a hub name")
-    g.add_argument("--reward.model_name_or_path", default=None,
-                   help="reward model: a local AutoModelForSequenceClassification folder (num_labels=1) or a hub name")
-    g.add_argument("--reward.remote_url", default=None,
-                   help="verifiable rewards instead of a reward model: a .py file defining OpenRLHF's "
-                        "reward_func(queries, prompts, labels) -> {'rewards', 'scores', 'extra_logs'}")
-    g.add_argument("--data.prompt_dataset", default=None,
-                   help="prompts: a .jsonl/.json/.txt/.parquet file, a dataset folder, or a hub dataset name (NAME@DIR: its sub-folder DIR)")
+    g.add_argument(
+        "--embedded_default",
+        default=DEFAULT_EMBEDDED,
+        choices=list(EMBEDDED_DEFAULTS),
+        help="what fills in the models and data not given: "
+        + "; ".join(f"{name} ({what})" for name, what in EMBEDDED_DEFAULTS.items()),
+    )
+    g.add_argument(
+        "--actor.model_name_or_path",
+        default=None,
+        help="the SFT policy: a local Hugging Face causal LM folder or a hub name",
+    )
+    g.add_argument(
+        "--reward.model_name_or_path",
+        default=None,
+        help="reward model: a local AutoModelForSequenceClassification folder (num_labels=1) or a hub name",
+    )
+    g.add_argument(
+        "--reward.remote_url",
+        default=None,
+        help="verifiable rewards instead of a reward model: a .py file defining OpenRLHF's "
+        "reward_func(queries, prompts, labels) -> {'rewards', 'scores', 'extra_logs'}",
+    )
+    g.add_argument(
+        "--data.prompt_dataset",
+        default=None,
+        help="prompts: a .jsonl/.json/.txt/.parquet file, a dataset folder, or a hub dataset name (NAME@DIR: its sub-folder DIR)",
+    )
     g.add_argument("--data.prompt_split", default="train", help="split of a dataset folder or hub dataset")
     g.add_argument("--data.input_key", default="input", help="field holding the prompt text")
-    g.add_argument("--data.label_key", default=None, help="field passed to reward_func as its label (e.g. the reference answer)")
-    g.add_argument("--data.input_template", default=None, help="format string with {} for the prompt text (without --data.apply_chat_template)")
+    g.add_argument(
+        "--data.label_key", default=None, help="field passed to reward_func as its label (e.g. the reference answer)"
+    )
+    g.add_argument(
+        "--data.input_template",
+        default=None,
+        help="format string with {} for the prompt text (without --data.apply_chat_template)",
+    )
     g.add_argument("--data.max_samples", type=int, default=int(1e8), help="use at most this many prompts")
-    g.add_argument("--data.apply_chat_template", action="store_true", help="wrap each prompt in the tokenizer's chat template")
+    g.add_argument(
+        "--data.apply_chat_template", action="store_true", help="wrap each prompt in the tokenizer's chat template"
+    )
 
     g = p.add_argument_group("rollout")
     g.add_argument("--rollout.batch_size", type=int, default=16, help="prompts per rollout")
@@ -84,50 +117,136 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
 
     g = p.add_argument_group("training")
     g.add_argument("--train.batch_size", type=int, default=16, help="samples per optimizer step")
-    g.add_argument("--train.micro_batch_size", type=int, default=16, help="samples per forward/backward (gradient accumulation)")
-    g.add_argument("--train.max_epochs", type=int, default=1, help="passes over each rollout (>1 or several steps per rollout = off-policy)")
+    g.add_argument(
+        "--train.micro_batch_size", type=int, default=16, help="samples per forward/backward (gradient accumulation)"
+    )
+    g.add_argument(
+        "--train.max_epochs",
+        type=int,
+        default=1,
+        help="passes over each rollout (>1 or several steps per rollout = off-policy)",
+    )
     g.add_argument("--train.num_episodes", type=int, default=1, help="passes over the prompt set")
-    g.add_argument("--train.seed", "--seed", dest="train.seed", type=int, default=42, help="seed for data order, sampling and init")
+    g.add_argument(
+        "--train.seed", "--seed", dest="train.seed", type=int, default=42, help="seed for data order, sampling and init"
+    )
 
     g = p.add_argument_group("algorithm")
-    g.add_argument("--algo.advantage.estimator", default="rloo", choices=list(GROUP_BASELINES), help="group baseline for the advantages")
-    g.add_argument("--algo.kl.init_coef", type=float, default=0.01, help="KL-to-reference coefficient, folded into the per-token reward")
+    g.add_argument(
+        "--algo.advantage.estimator",
+        default="rloo",
+        choices=list(GROUP_BASELINES),
+        help="group baseline for the advantages",
+    )
+    g.add_argument(
+        "--algo.kl.init_coef",
+        type=float,
+        default=0.01,
+        help="KL-to-reference coefficient, folded into the per-token reward",
+    )
     g.add_argument("--algo.kl.estimator", default="k1", choices=["k1", "k2", "k3"], help="per-token KL estimator")
-    g.add_argument("--reward.clip_range", type=float, nargs=2, default=(-10.0, 10.0), metavar=("LOW", "HIGH"), help="reward clip range")
-    g.add_argument("--actor.policy_loss_type", default=DEFAULT_POLICY_LOSS, choices=sorted(POLICY_LOSSES), help="ppo: clipped surrogate; cfpo: quadratic penalty")
+    g.add_argument(
+        "--reward.clip_range",
+        type=float,
+        nargs=2,
+        default=(-10.0, 10.0),
+        metavar=("LOW", "HIGH"),
+        help="reward clip range",
+    )
+    g.add_argument(
+        "--actor.policy_loss_type",
+        default=DEFAULT_POLICY_LOSS,
+        choices=sorted(POLICY_LOSSES),
+        help="ppo: clipped surrogate; cfpo: quadratic penalty",
+    )
     g.add_argument("--actor.eps_clip", type=float, default=0.2, help="trust-region half-width eps")
-    g.add_argument("--actor.eps_clip_low_high", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="eps_low, eps_high")
+    g.add_argument(
+        "--actor.eps_clip_low_high",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="eps_low, eps_high",
+    )
     g.add_argument("--actor.dual_clip", type=float, default=None, help="dual-clip constant c > 1 (ppo only)")
-    g.add_argument("--actor.entropy_coef", type=float, default=None, help="entropy bonus coefficient (entropy is logged either way)")
+    g.add_argument(
+        "--actor.entropy_coef",
+        type=float,
+        default=None,
+        help="entropy bonus coefficient (entropy is logged either way)",
+    )
     g.add_argument("--actor.adam.lr", type=float, default=2e-4, help="AdamW learning rate")
-    g.add_argument("--actor.adam.betas", type=float, nargs=2, default=(0.9, 0.95), metavar=("B1", "B2"), help="AdamW betas")
+    g.add_argument(
+        "--actor.adam.betas", type=float, nargs=2, default=(0.9, 0.95), metavar=("B1", "B2"), help="AdamW betas"
+    )
     g.add_argument("--actor.adam.eps", type=float, default=1e-8, help="AdamW eps")
     g.add_argument("--actor.adam.weight_decay", type=float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--actor.lr_scheduler", default="cosine_with_min_lr", choices=["cosine_with_min_lr", "constant"], help="learning-rate schedule")
+    g.add_argument(
+        "--actor.lr_scheduler",
+        default="cosine_with_min_lr",
+        choices=["cosine_with_min_lr", "constant"],
+        help="learning-rate schedule",
+    )
     g.add_argument("--actor.lr_warmup_ratio", type=float, default=0.03, help="warmup share of all optimizer steps")
     g.add_argument("--actor.min_lr_ratio", type=float, default=0.1, help="final lr / peak lr for cosine_with_min_lr")
     g.add_argument("--actor.max_norm", type=float, default=1.0, help="gradient clipping norm")
-    g.add_argument("--actor.logprobs_chunk_size", type=int, default=1024, help="tokens per chunk when computing log-probs and entropy")
+    g.add_argument(
+        "--actor.logprobs_chunk_size",
+        type=int,
+        default=1024,
+        help="tokens per chunk when computing log-probs and entropy",
+    )
 
     g = p.add_argument_group("checkpoints and logging")
-    g.add_argument("--ckpt.output_dir", default="./runs/local", help="run folder: metrics.jsonl, tensorboard/, checkpoints/, model/")
+    g.add_argument(
+        "--ckpt.output_dir",
+        default="./runs/local",
+        help="run folder: metrics.jsonl, tensorboard/, checkpoints/, model/",
+    )
     g.add_argument("--ckpt.path", default=None, help="checkpoint folder (default: OUTPUT_DIR/checkpoints)")
-    g.add_argument("--ckpt.save_steps", type=int, default=20, help="checkpoint every N optimizer steps (a kill loses at most N); -1: never")
+    g.add_argument(
+        "--ckpt.save_steps",
+        type=int,
+        default=20,
+        help="checkpoint every N optimizer steps (a kill loses at most N); -1: never",
+    )
     g.add_argument("--ckpt.max_num", type=int, default=2, help="checkpoints kept")
-    g.add_argument("--ckpt.load_enable", "--resume", dest="ckpt.load_enable", action="store_true", help="continue from the last checkpoint")
-    g.add_argument("--logger.tensorboard_dir", default=None, help="TensorBoard folder (default: OUTPUT_DIR/tensorboard)")
-    g.add_argument("--logger.progress", default="auto", choices=["auto", "bar", "none"], help="progress bar (auto: only on a terminal)")
+    g.add_argument(
+        "--ckpt.load_enable",
+        "--resume",
+        dest="ckpt.load_enable",
+        action="store_true",
+        help="continue from the last checkpoint",
+    )
+    g.add_argument(
+        "--logger.tensorboard_dir", default=None, help="TensorBoard folder (default: OUTPUT_DIR/tensorboard)"
+    )
+    g.add_argument(
+        "--logger.progress",
+        default="auto",
+        choices=["auto", "bar", "none"],
+        help="progress bar (auto: only on a terminal)",
+    )
     add("--device", default="auto", help=f"{DEVICE_CHOICES} (auto: cuda if present, else cpu)")
-    add("--ds.param_dtype", default="fp32", choices=["fp32", "bf16"],
+    add(
+        "--ds.param_dtype",
+        default="fp32",
+        choices=["fp32", "bf16"],
         help="bf16: mixed precision (bf16 compute under autocast, fp32 master weights and optimizer; the frozen reference "
-             "and reward model held in bf16), as OpenRLHF's bf16 on a GPU; also runs on a CPU, where it is rarely faster")
-    add("--num_threads", type=int, default=0, help="CPU threads for torch; 0: 1 for models under 20M parameters, else torch's default")
+        "and reward model held in bf16), as OpenRLHF's bf16 on a GPU; also runs on a CPU, where it is rarely faster",
+    )
+    add(
+        "--num_threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch; 0: 1 for models under 20M parameters, else torch's default",
+    )
     return p
 
 
-def nest(flat: Dict[str, Any]) -> SimpleNamespace:
+def nest(flat: dict[str, Any]) -> SimpleNamespace:
     """``{"rollout.batch_size": 16}`` -> ``ns.rollout.batch_size``, the attribute layout OpenRLHF uses."""
-    root: Dict[str, Any] = {}
+    root: dict[str, Any] = {}
     for key, value in flat.items():
         node = root
         *parents, leaf = key.split(".")
@@ -154,7 +273,7 @@ class Sizes:
     total_steps: int
 
     @classmethod
-    def of(cls, args: SimpleNamespace, n_prompts: int) -> "Sizes":
+    def of(cls, args: SimpleNamespace, n_prompts: int) -> Sizes:
         samples = args.rollout.batch_size * args.rollout.n_samples_per_prompt
         steps_per_epoch = samples // args.train.batch_size
         per_episode = n_prompts // args.rollout.batch_size
@@ -171,7 +290,7 @@ class Sizes:
 
 @dataclass
 class LocalConfig:
-    flat: Dict[str, Any]
+    flat: dict[str, Any]
     args: SimpleNamespace
     given: frozenset = frozenset()  # the flags on the command line (dotted names), as opposed to their defaults
 
@@ -184,22 +303,28 @@ class LocalConfig:
     def uses_embedded_default(self) -> bool:
         """Whether the embedded default fills in a model, the prompts or the reward (whatever the flags leave out)."""
         a = self.args
-        return (a.actor.model_name_or_path is None or a.data.prompt_dataset is None
-                or (a.reward.model_name_or_path is None and a.reward.remote_url is None))
+        return (
+            a.actor.model_name_or_path is None
+            or a.data.prompt_dataset is None
+            or (a.reward.model_name_or_path is None and a.reward.remote_url is None)
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.flat, indent=2, sort_keys=True)
 
-    def differences(self, saved: Dict[str, Any]) -> List[str]:
+    def differences(self, saved: dict[str, Any]) -> list[str]:
         """The flags that differ from a saved run's (``run_config.json``) and may not change on resume."""
         # A flag the saved run's version did not have yet ran at its default there.
         saved = {**build_parser().parse_args([]).__dict__, **saved}
         saved = {k: list(v) if isinstance(v, tuple) else v for k, v in saved.items()}
-        return [f"--{k} {saved.get(k)} -> {self.flat.get(k)}" for k in sorted(set(saved) | set(self.flat))
-                if k not in RESUME_FREE and saved.get(k) != self.flat.get(k)]
+        return [
+            f"--{k} {saved.get(k)} -> {self.flat.get(k)}"
+            for k in sorted(set(saved) | set(self.flat))
+            if k not in RESUME_FREE and saved.get(k) != self.flat.get(k)
+        ]
 
 
-def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
+def parse_args(argv: list[str] | None = None) -> LocalConfig:
     """Parse and check the flags by themselves (what they point at is checked by :mod:`.preflight`).
 
     The embedded default's own run flags come first, so any flag given overrides them."""
@@ -220,13 +345,23 @@ def parse_args(argv: Optional[List[str]] = None) -> LocalConfig:
     return cfg
 
 
-def flag_problems(cfg: LocalConfig) -> List[str]:
+def flag_problems(cfg: LocalConfig) -> list[str]:
     """Every problem of the flags by themselves (nothing they point at is touched), one line each."""
     f, a = cfg.flat, cfg.args
     problems = []
-    positive = ("rollout.batch_size", "rollout.n_samples_per_prompt", "rollout.micro_batch_size", "rollout.max_new_tokens",
-                "train.batch_size", "train.micro_batch_size", "train.max_epochs", "train.num_episodes", "data.max_samples",
-                "actor.adam.lr", "actor.logprobs_chunk_size")  # eps: the registry's own check below
+    positive = (
+        "rollout.batch_size",
+        "rollout.n_samples_per_prompt",
+        "rollout.micro_batch_size",
+        "rollout.max_new_tokens",
+        "train.batch_size",
+        "train.micro_batch_size",
+        "train.max_epochs",
+        "train.num_episodes",
+        "data.max_samples",
+        "actor.adam.lr",
+        "actor.logprobs_chunk_size",
+    )  # eps: the registry's own check below
     problems += [f"--{n} must be > 0, got {f[n]}" for n in positive if f[n] is None or f[n] <= 0]
     if a.rollout.temperature <= 0:
         problems.append(f"--rollout.temperature must be > 0 (sampling only), got {a.rollout.temperature}")
@@ -234,14 +369,20 @@ def flag_problems(cfg: LocalConfig) -> List[str]:
         problems.append(f"--rollout.top_p must be in (0, 1], got {a.rollout.top_p}")
     n = a.rollout.n_samples_per_prompt
     if 0 < n < 2:
-        problems.append(f"--algo.advantage.estimator {a.algo.advantage.estimator} needs --rollout.n_samples_per_prompt >= 2 "
-                        f"(the baseline comes from the other samples of the same prompt), got {n}")
+        problems.append(
+            f"--algo.advantage.estimator {a.algo.advantage.estimator} needs --rollout.n_samples_per_prompt >= 2 "
+            f"(the baseline comes from the other samples of the same prompt), got {n}"
+        )
     samples = a.rollout.batch_size * n
     if samples > 0 and a.train.batch_size > 0 and samples % a.train.batch_size:
-        problems.append(f"--train.batch_size {a.train.batch_size} must divide the rollout size --rollout.batch_size x "
-                        f"--rollout.n_samples_per_prompt = {samples}")
+        problems.append(
+            f"--train.batch_size {a.train.batch_size} must divide the rollout size --rollout.batch_size x "
+            f"--rollout.n_samples_per_prompt = {samples}"
+        )
     if a.train.batch_size > 0 and a.train.micro_batch_size > 0 and a.train.batch_size % a.train.micro_batch_size:
-        problems.append(f"--train.micro_batch_size {a.train.micro_batch_size} must divide --train.batch_size {a.train.batch_size}")
+        problems.append(
+            f"--train.micro_batch_size {a.train.micro_batch_size} must divide --train.batch_size {a.train.batch_size}"
+        )
     low, high = a.reward.clip_range
     if low >= high:
         problems.append(f"--reward.clip_range LOW HIGH needs LOW < HIGH, got {low} {high}")
@@ -251,21 +392,27 @@ def flag_problems(cfg: LocalConfig) -> List[str]:
         problems.append(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)")
     if {"actor.eps_clip", "actor.eps_clip_low_high"} <= cfg.given:
         # OpenRLHF takes eps_clip_low_high and ignores eps_clip without a word; which width was meant is not ours to guess.
-        problems.append(f"give --actor.eps_clip {a.actor.eps_clip} (both sides) or --actor.eps_clip_low_high "
-                        f"{' '.join(map(str, a.actor.eps_clip_low_high))}, not both: OpenRLHF would ignore --actor.eps_clip")
+        problems.append(
+            f"give --actor.eps_clip {a.actor.eps_clip} (both sides) or --actor.eps_clip_low_high "
+            f"{' '.join(map(str, a.actor.eps_clip_low_high))}, not both: OpenRLHF would ignore --actor.eps_clip"
+        )
     if a.algo.kl.init_coef < 0:
         problems.append(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
     for name in ("actor.lr_warmup_ratio", "actor.min_lr_ratio"):
         if not 0 <= f[name] <= 1:
-            problems.append(f"--{name} must be in [0, 1] (a share of {'all optimizer steps' if 'warmup' in name else 'the peak lr'}), "
-                            f"got {f[name]}")
+            problems.append(
+                f"--{name} must be in [0, 1] (a share of {'all optimizer steps' if 'warmup' in name else 'the peak lr'}), "
+                f"got {f[name]}"
+            )
     if not DEVICE_PATTERN.fullmatch(a.device):
         problems.append(f"--device {a.device}: choose {DEVICE_CHOICES}")
     template = f["data.input_template"]
     if template is not None and "{}" not in template:
         problems.append(f"--data.input_template {template!r} has no {{}} for the prompt text")
     if f["reward.remote_url"] is not None and f["reward.model_name_or_path"] is not None:
-        problems.append("give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both")
+        problems.append(
+            "give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both"
+        )
     return problems
 
 

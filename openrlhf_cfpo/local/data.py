@@ -1,10 +1,11 @@
 """Prompt sets (with their labels, for verifiable rewards): local files, folders or hub datasets, and the seeded order."""
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -15,19 +16,21 @@ from .errors import ConfigError
 class PromptSet:
     """Prompt texts and, with ``--data.label_key``, each prompt's label (what OpenRLHF passes to ``reward_func``)."""
 
-    prompts: List[Any]  # texts, or chat messages ([{"role", "content"}, ...]) with --data.apply_chat_template
-    labels: List[Any] = field(default_factory=list)  # "" per prompt without --data.label_key, as OpenRLHF
-    fields: List[str] = field(default_factory=list)  # the fields of the first row (none for plain-text prompts)
+    prompts: list[Any]  # texts, or chat messages ([{"role", "content"}, ...]) with --data.apply_chat_template
+    labels: list[Any] = field(default_factory=list)  # "" per prompt without --data.label_key, as OpenRLHF
+    fields: list[str] = field(default_factory=list)  # the fields of the first row (none for plain-text prompts)
 
     def __len__(self) -> int:
         return len(self.prompts)
 
 
-def _rows_from_datasets(path: str, data_dir: Optional[str], split: str, flag: str) -> list:
+def _rows_from_datasets(path: str, data_dir: str | None, split: str, flag: str) -> list:
     try:
         import datasets
     except ImportError:
-        raise ConfigError(f"--{flag} {path}: reading this needs the `datasets` package (pip install datasets)") from None
+        raise ConfigError(
+            f"--{flag} {path}: reading this needs the `datasets` package (pip install datasets)"
+        ) from None
     try:
         if os.path.isdir(path) and data_dir is None:
             try:
@@ -40,27 +43,36 @@ def _rows_from_datasets(path: str, data_dir: Optional[str], split: str, flag: st
             ext = os.path.splitext(path)[1].lower().lstrip(".")
             ds = datasets.load_dataset({"jsonl": "json"}.get(ext, ext), data_files=path)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"--{flag} {path}: cannot read it ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise ConfigError(
+            f"--{flag} {path}: cannot read it ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
-            raise ConfigError(f"--{flag} {path} has no split {split!r} (it has {', '.join(ds)}); set --data.prompt_split")
+            raise ConfigError(
+                f"--{flag} {path} has no split {split!r} (it has {', '.join(ds)}); set --data.prompt_split"
+            )
         ds = ds[split]
     return list(ds)
 
 
 def is_conversation(value: Any) -> bool:
     """A prompt given as chat messages, ``[{"role": "user", "content": "..."}, ...]`` (OpenRLHF's chat-format input)."""
-    return (isinstance(value, list) and bool(value) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value))
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+        )
+    )
 
 
-def _positions(where: List[str], verb: str) -> str:
+def _positions(where: list[str], verb: str) -> str:
     """``["line 6"] -> "line 6 has"``; several: ``"line 6, line 9 and 3 more have"``."""
     shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
     return f"{shown} {verb if len(where) == 1 else {'has': 'have', 'holds': 'hold', 'is': 'are'}[verb]}"
 
 
-def _read_rows(path: str, split: str, data_dir: Optional[str], flag: str) -> Tuple[list, List[str]]:
+def _read_rows(path: str, split: str, data_dir: str | None, flag: str) -> tuple[list, list[str]]:
     """The rows of a prompt file or dataset, and where each is (``line N`` of a .jsonl/.txt file, else ``row N``)."""
     try:
         if os.path.isdir(path) or path.endswith((".parquet", ".csv", ".arrow")):
@@ -112,9 +124,11 @@ def load_prompts(
     if not rows:
         raise ConfigError(f"--{flag} {path} holds no prompts")
     if label_key is not None and all(isinstance(r, str) for r in rows):
-        raise ConfigError(f"--{flag} {path} holds plain-text prompts, which have no label field {label_key!r} (--data.label_key)")
-    bad: Dict[str, List[str]] = {}
-    example: Dict[str, Any] = {}
+        raise ConfigError(
+            f"--{flag} {path} holds plain-text prompts, which have no label field {label_key!r} (--data.label_key)"
+        )
+    bad: dict[str, list[str]] = {}
+    example: dict[str, Any] = {}
 
     def flag_row(kind: str, i: int, value: Any = None) -> None:
         bad.setdefault(kind, []).append(where[i])
@@ -140,26 +154,40 @@ def load_prompts(
     for kind, positions in bad.items():
         value, at = example[kind], _positions(positions, "has")
         if kind == "no_field":
-            problems.append(f"--{flag} {path}: {at} no text field {input_key!r} (its fields: {', '.join(map(str, value))}; "
-                            f"set --data.input_key)")
+            problems.append(
+                f"--{flag} {path}: {at} no text field {input_key!r} (its fields: {', '.join(map(str, value))}; "
+                f"set --data.input_key)"
+            )
         elif kind == "not_text":
-            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} {value!r} ({type(value).__name__}) in its "
-                            f"field {input_key!r}, neither text nor chat messages [{{\"role\": ..., \"content\": ...}}, ...]")
+            problems.append(
+                f"--{flag} {path}: {_positions(positions, 'holds')} {value!r} ({type(value).__name__}) in its "
+                f'field {input_key!r}, neither text nor chat messages [{{"role": ..., "content": ...}}, ...]'
+            )
         elif kind == "chat_without_template":
-            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} chat messages in its field {input_key!r}, "
-                            f"which are rendered with the tokenizer's chat template: pass --data.apply_chat_template")
+            problems.append(
+                f"--{flag} {path}: {_positions(positions, 'holds')} chat messages in its field {input_key!r}, "
+                f"which are rendered with the tokenizer's chat template: pass --data.apply_chat_template"
+            )
         elif kind == "empty":  # a turn with nothing to answer: trained on all the same, it only teaches noise
-            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} an empty prompt in its field {input_key!r}; "
-                            f"remove such rows")
+            problems.append(
+                f"--{flag} {path}: {_positions(positions, 'holds')} an empty prompt in its field {input_key!r}; "
+                f"remove such rows"
+            )
         elif kind == "null_label":  # reward_func would get None where it expects the reference answer
-            problems.append(f"--{flag} {path}: {_positions(positions, 'holds')} a null label in its field {label_key!r} "
-                            f"(--data.label_key); remove such rows or fill them in")
+            problems.append(
+                f"--{flag} {path}: {_positions(positions, 'holds')} a null label in its field {label_key!r} "
+                f"(--data.label_key); remove such rows or fill them in"
+            )
         elif kind == "no_label":
-            problems.append(f"--{flag} {path}: {at} no label field {label_key!r} (--data.label_key; its fields: "
-                            f"{', '.join(map(str, value))})")
+            problems.append(
+                f"--{flag} {path}: {at} no label field {label_key!r} (--data.label_key; its fields: "
+                f"{', '.join(map(str, value))})"
+            )
         else:
-            problems.append(f"--{flag} {path}: {_positions(positions, 'is')} {value!r} ({type(value).__name__}), not an object "
-                            f"with a text field {input_key!r}")
+            problems.append(
+                f"--{flag} {path}: {_positions(positions, 'is')} {value!r} ({type(value).__name__}), not an object "
+                f"with a text field {input_key!r}"
+            )
     if problems:
         raise ConfigError(*problems)
     prompts = [r if isinstance(r, str) else r[input_key] for r in rows]
@@ -167,19 +195,21 @@ def load_prompts(
     return PromptSet(prompts, labels, [str(k) for k in rows[0]] if isinstance(rows[0], dict) else [])
 
 
-def episode_order(n_prompts: int, seed: int, episode: int) -> List[int]:
+def episode_order(n_prompts: int, seed: int, episode: int) -> list[int]:
     """The prompt order of one episode: a function of (seed, episode) only, so a resumed run needs no state for it."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + episode)
     return torch.randperm(n_prompts, generator=g).tolist()
 
 
-def rollout_indices(n_prompts: int, rollout_idx: int, batch_size: int, rollouts_per_episode: int, seed: int) -> List[int]:
+def rollout_indices(
+    n_prompts: int, rollout_idx: int, batch_size: int, rollouts_per_episode: int, seed: int
+) -> list[int]:
     """Indices into the prompt set of the prompts of one rollout."""
     episode, k = divmod(rollout_idx, rollouts_per_episode)
     return episode_order(n_prompts, seed, episode)[k * batch_size : (k + 1) * batch_size]
 
 
-def minibatch_plan(samples: int, batch_size: int, epochs: int, seed: int, rollout_idx: int) -> List[List[int]]:
+def minibatch_plan(samples: int, batch_size: int, epochs: int, seed: int, rollout_idx: int) -> list[list[int]]:
     """Sample indices of each optimizer step of one rollout: a fresh shuffle per epoch, seeded by the rollout."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + 7919 * (rollout_idx + 1))
     plan = []

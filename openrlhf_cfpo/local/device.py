@@ -1,4 +1,5 @@
 """Where and in which precision the engine computes: ``--device`` and ``--ds.param_dtype`` against the machine."""
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,9 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"--device {name}: no CUDA device is visible; use --device cpu or auto")
     device = torch.device(name)
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: {torch.cuda.device_count()} CUDA device(s) are visible (cuda:0 ...); choose one of them")
+        raise ConfigError(
+            f"--device {name}: {torch.cuda.device_count()} CUDA device(s) are visible (cuda:0 ...); choose one of them"
+        )
     return device
 
 
@@ -27,6 +30,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``--ds.param_dtype``: the compute dtype. bf16 is mixed precision (see ``LocalTrainer``), fp32 plain."""
     if name == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"--ds.param_dtype bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use --ds.param_dtype fp32")
+            raise ConfigError(
+                f"--ds.param_dtype bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use --ds.param_dtype fp32"
+            )
         return torch.bfloat16
     return torch.float32

@@ -1,8 +1,10 @@
 """The local engine's errors and how a command reports them (imports no other module of the engine, so all can use it)."""
+
 from __future__ import annotations
 
 import sys
-from typing import Callable, List, Optional, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -22,13 +24,13 @@ class Problems:
     """Collects the problems of independent checks, so that one run of a command reports them all."""
 
     def __init__(self) -> None:
-        self.lines: List[str] = []
+        self.lines: list[str] = []
 
-    def add(self, line: Optional[str]) -> None:
+    def add(self, line: str | None) -> None:
         if line and line not in self.lines:
             self.lines.append(line)
 
-    def attempt(self, check: Callable[..., T], *args, **kwargs) -> Optional[T]:
+    def attempt(self, check: Callable[..., T], *args, **kwargs) -> T | None:
         """``check(...)``, or None with its ConfigError's problems kept."""
         try:
             return check(*args, **kwargs)
@@ -57,7 +59,9 @@ class NonFiniteError(RuntimeError):
     checkpoint uses it, so the weights and the checkpoints on disk stay finite."""
 
     def __init__(self, step: int, source: str, detail: str):
-        super().__init__(f"step {step}: the {source} is not finite ({detail}); stopped before any optimizer step or checkpoint used it")
+        super().__init__(
+            f"step {step}: the {source} is not finite ({detail}); stopped before any optimizer step or checkpoint used it"
+        )
         self.step, self.source = step, source
 
 

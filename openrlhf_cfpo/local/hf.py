@@ -5,12 +5,13 @@ installed (OpenRLHF installs it), which imports DeepSpeed: seconds of start-up a
 warning (and, on a machine without libaio, linker noise) in the middle of a run that never uses DeepSpeed. The
 engine never wraps a model in one, so DeepSpeed is hidden from that check while it saves.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import ConfigError
 

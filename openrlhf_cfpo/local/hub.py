@@ -7,11 +7,11 @@ engine only ever sees folders. Offline (``HF_HUB_OFFLINE=1``, or no connection t
 snapshot is used as is; a name that is not cached stops the run with one line that names it and says
 what to do, before any model is loaded.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Optional
 
 from .errors import ConfigError
 
@@ -29,7 +29,13 @@ def hub_offline() -> bool:
 
 def is_hub_name(name: str) -> bool:
     """True for what could only be a hub repository id: not on disk, not path-like, a valid ``owner/name``."""
-    if os.path.exists(name) or name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name:
+    if (
+        os.path.exists(name)
+        or name.startswith((".", "/", "~"))
+        or name.count("/") > 1
+        or os.sep != "/"
+        and os.sep in name
+    ):
         return False
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
@@ -46,9 +52,9 @@ def _cache_hint() -> str:
     return constants.HF_HUB_CACHE
 
 
-def _snapshot(flag: str, name: str, repo_type: str, allow_patterns: Optional[List[str]]) -> str:
-    from huggingface_hub import snapshot_download
+def _snapshot(flag: str, name: str, repo_type: str, allow_patterns: list[str] | None) -> str:
     from huggingface_hub import errors as E
+    from huggingface_hub import snapshot_download
 
     offline = hub_offline()
     kind = "dataset" if repo_type == "dataset" else "model"
@@ -57,12 +63,18 @@ def _snapshot(flag: str, name: str, repo_type: str, allow_patterns: Optional[Lis
     try:
         return snapshot_download(name, repo_type=repo_type, allow_patterns=allow_patterns, local_files_only=offline)
     except E.GatedRepoError:
-        raise ConfigError(f"{where} is gated: accept its terms on huggingface.co, then `hf auth login` or set HF_TOKEN") from None
+        raise ConfigError(
+            f"{where} is gated: accept its terms on huggingface.co, then `hf auth login` or set HF_TOKEN"
+        ) from None
     except E.RepositoryNotFoundError:
-        raise ConfigError(f"{where} does not exist (or is private: `hf auth login` or set HF_TOKEN); check the name") from None
+        raise ConfigError(
+            f"{where} does not exist (or is private: `hf auth login` or set HF_TOKEN); check the name"
+        ) from None
     except E.IncompleteSnapshotError:
-        raise ConfigError(f"{where} is only partly in the cache ({_cache_hint()}) and the hub cannot be reached: "
-                          f"run {download} once with network access") from None
+        raise ConfigError(
+            f"{where} is only partly in the cache ({_cache_hint()}) and the hub cannot be reached: "
+            f"run {download} once with network access"
+        ) from None
     except E.LocalEntryNotFoundError:
         if offline:
             raise ConfigError(
@@ -82,15 +94,17 @@ def resolve_model(flag: str, name: str) -> str:
     if os.path.isdir(name):
         return name
     if not is_hub_name(name):
-        raise ConfigError(f"--{flag} {name}: no such folder (give a local Hugging Face model folder, a hub name such as "
-                          f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)")
+        raise ConfigError(
+            f"--{flag} {name}: no such folder (give a local Hugging Face model folder, a hub name such as "
+            f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)"
+        )
     folder = _snapshot(flag, name, "model", MODEL_FILES)
     if not any(Path(folder).glob("*.safetensors")):
         folder = _snapshot(flag, name, "model", MODEL_FILES + PICKLED_WEIGHTS)
     return folder
 
 
-def resolve_dataset(flag: str, name: str) -> tuple[str, Optional[str]]:
+def resolve_dataset(flag: str, name: str) -> tuple[str, str | None]:
     """``(local path, data_dir)`` for a prompt set: a local file or folder, or a hub dataset's snapshot.
 
     ``NAME@DIR`` selects a sub-folder of the dataset, as OpenRLHF's ``blending_datasets`` reads it.
@@ -100,6 +114,8 @@ def resolve_dataset(flag: str, name: str) -> tuple[str, Optional[str]]:
     if os.path.exists(base):
         return base, data_dir
     if not is_hub_name(base):
-        raise ConfigError(f"--{flag} {name}: no such file or folder (give a .jsonl/.json/.txt/.parquet file, a folder, or a hub dataset name)")
+        raise ConfigError(
+            f"--{flag} {name}: no such file or folder (give a .jsonl/.json/.txt/.parquet file, a folder, or a hub dataset name)"
+        )
     patterns = [f"{data_dir}/**", "*.md"] if data_dir else None
     return _snapshot(flag, base, "dataset", patterns), data_dir

@@ -4,6 +4,7 @@ TensorBoard tags follow OpenRLHF's layout (``train/<metric>``), so `openrlhf-cfp
 TensorBoard dashboard read this engine's runs and OpenRLHF's the same way. On resume, lines and
 events past the checkpoint's step are dropped, so the logs read as one uninterrupted run.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import math
 import os
 import sys
 import time
-from typing import Dict
 
 # The files of a run folder: one record per optimizer step, the flags, the summary written at the end.
 METRICS_FILE = "metrics.jsonl"
@@ -44,7 +44,15 @@ def _fmt_seconds(s: float) -> str:
 
 
 class RunLogger:
-    def __init__(self, output_dir: str, tensorboard_dir: str, total_steps: int, start_step: int = 0, progress: str = "auto", label: str = ""):
+    def __init__(
+        self,
+        output_dir: str,
+        tensorboard_dir: str,
+        total_steps: int,
+        start_step: int = 0,
+        progress: str = "auto",
+        label: str = "",
+    ):
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, METRICS_FILE)
         truncate_metrics(path, start_step)
@@ -66,15 +74,20 @@ class RunLogger:
         if progress == "bar" or (progress == "auto" and sys.stderr.isatty()):
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total_steps, initial=start_step, desc=label or "train", unit="step", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total_steps, initial=start_step, desc=label or "train", unit="step", dynamic_ncols=True
+            )
 
-    def log(self, metrics: Dict[str, float]) -> None:
+    def log(self, metrics: dict[str, float]) -> None:
         step = int(metrics["step"])
         self.file.write(json.dumps(metrics) + "\n")
         # One TensorBoard event per step holding every scalar (what add_scalar writes per value, one value per
         # event): a tenth of the logging cost on a CPU, where 20 events per step were ~10% of a tiny run's time.
-        values = [self.Summary.Value(tag=f"train/{k}", simple_value=float(v)) for k, v in metrics.items()
-                  if k != "step" and isinstance(v, (int, float)) and math.isfinite(v)]
+        values = [
+            self.Summary.Value(tag=f"train/{k}", simple_value=float(v))
+            for k, v in metrics.items()
+            if k != "step" and isinstance(v, (int, float)) and math.isfinite(v)
+        ]
         self.file_writer.add_summary(self.Summary(value=values), step)
         short = {name: f"{metrics[k]:.3g}" for k, name in SHORT.items() if k in metrics}
         if self.bar is not None:
@@ -85,7 +98,11 @@ class RunLogger:
             done = step - self.start_step
             eta = (time.time() - self.t0) / max(done, 1) * (self.total - step)
             fields = " ".join(f"{k} {v}" for k, v in short.items())
-            print(f"[{self.label or 'train'}] step {step}/{self.total} {fields} eta {_fmt_seconds(eta)}", file=sys.stderr, flush=True)
+            print(
+                f"[{self.label or 'train'}] step {step}/{self.total} {fields} eta {_fmt_seconds(eta)}",
+                file=sys.stderr,
+                flush=True,
+            )
             self._next_line = step + max(self.total // 10, 1)
 
     def close(self) -> None:

@@ -6,9 +6,8 @@ head is applied to ``chunk_size`` positions at a time; with gradients, each chun
 the backward pass (activation checkpointing), so the peak stays at one chunk's logits.
 Only the response positions are ever projected: the prompt's logits are never needed.
 """
-from __future__ import annotations
 
-from typing import Tuple
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +44,7 @@ def logprobs_and_entropy_from_hidden(
     temperature: float = 1.0,
     chunk_size: int = 1024,
     entropy_grad: bool = False,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``log softmax(h W^T + b)[label]`` and the entropy, for ``hidden`` of shape (..., H).
 
     Returns two float32 tensors shaped like ``labels``. Gradients flow to ``hidden``, ``weight`` and
@@ -82,7 +81,11 @@ def _output_head(model) -> torch.nn.Linear | None:
     head = model.get_output_embeddings()
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     # Models that post-process logits (soft-capping, scaling) need their own forward for exact values.
-    if not isinstance(head, torch.nn.Linear) or getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+    if (
+        not isinstance(head, torch.nn.Linear)
+        or getattr(config, "final_logit_softcapping", None)
+        or getattr(config, "logit_scale", None)
+    ):
         return None
     return head
 
@@ -95,7 +98,7 @@ def sequence_logprobs(
     temperature: float = 1.0,
     chunk_size: int = 1024,
     entropy_grad: bool = False,
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs and entropy of the last ``num_actions`` tokens of ``sequences`` under ``model``.
 
     ``sequences`` = left-padded prompt + right-padded response, as :mod:`rollout` builds them.
@@ -107,9 +110,17 @@ def sequence_logprobs(
     if head is None:
         logits = model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids).logits
         return naive_logprobs_and_entropy(logits[:, -num_actions - 1 : -1], labels, temperature)
-    hidden = model.base_model(input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+    hidden = model.base_model(
+        input_ids=sequences, attention_mask=attention_mask, position_ids=position_ids
+    ).last_hidden_state
     # The hidden state at position t predicts token t + 1, hence the shift by one.
     hidden = hidden[:, -num_actions - 1 : -1]
     return logprobs_and_entropy_from_hidden(
-        hidden, head.weight, labels, head.bias, temperature=temperature, chunk_size=chunk_size, entropy_grad=entropy_grad
+        hidden,
+        head.weight,
+        labels,
+        head.bias,
+        temperature=temperature,
+        chunk_size=chunk_size,
+        entropy_grad=entropy_grad,
     )

@@ -3,17 +3,17 @@
 Nothing is created here: a folder that does not exist yet is judged by its nearest existing parent, so a
 refused run leaves no empty folders behind.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 FIGURE_FORMATS_HINT = ".png (or .pdf, .svg, ...)"
 
 
-def _unwritable(path: str) -> Optional[str]:
+def _unwritable(path: str) -> str | None:
     """Why ``path`` cannot become a folder this process writes into (to follow its name), or None."""
     target = Path(path)
     if target.exists() and not target.is_dir():
@@ -31,20 +31,22 @@ def _unwritable(path: str) -> Optional[str]:
     return None
 
 
-def folder_problem(flag: str, path: str) -> Optional[str]:
+def folder_problem(flag: str, path: str) -> str | None:
     """Why ``--flag path`` cannot become a folder this process writes into, or None."""
     why = _unwritable(path)
     return why and f"--{flag} {path} {why}"
 
 
-def figure_problem(flag: str, path: str) -> Optional[str]:
+def figure_problem(flag: str, path: str) -> str | None:
     """Why ``--flag path`` cannot be written as a figure (its format, its folder), or None."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext not in FigureCanvasBase.get_supported_filetypes():
-        return (f"--{flag} {path}: {'.' + ext if ext else 'no extension'} is not a figure format matplotlib writes; "
-                f"end the name in {FIGURE_FORMATS_HINT}")
+        return (
+            f"--{flag} {path}: {'.' + ext if ext else 'no extension'} is not a figure format matplotlib writes; "
+            f"end the name in {FIGURE_FORMATS_HINT}"
+        )
     if os.path.isdir(path):
         return f"--{flag} {path} is a folder; give a file name ending in {FIGURE_FORMATS_HINT}"
     why = _unwritable(os.path.dirname(os.path.abspath(path)))

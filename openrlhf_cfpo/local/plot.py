@@ -5,20 +5,21 @@ TensorBoard event files somewhere below it (OpenRLHF's ``--logger.tensorboard_di
 sub-folder with events is one run). Both log ``train/<metric>`` under OpenRLHF's names, read
 here with TensorBoard's ``EventAccumulator``.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from .logger import METRICS_FILE, RUN_CONFIG, read_metrics
 
 # (metric, panel title). The first four are the paper's Figure 3 panels; the KL there is between
 # consecutive policies (ppo_kl), shown next to the KL to the reference.
-PANELS: List[Tuple[str, str]] = [
+PANELS: list[tuple[str, str]] = [
     ("reward", "(a) reward"),
     ("response_length", "(b) response length"),
     ("ppo_clip_ratio", "(c) clip ratio"),
@@ -27,15 +28,20 @@ PANELS: List[Tuple[str, str]] = [
     ("ratio_dev_mean", "(f) mean |r - 1|"),
 ]
 # OpenRLHF tag spellings that differ from the metric names above, across versions.
-TAG_ALIASES = {"reward": ["train/reward", "train/rewards"], "response_length": ["train/response_length", "train/gen_len"],
-               "ppo_clip_ratio": ["train/ppo_clip_ratio", "train/clip_ratio"], "kl": ["train/kl"], "ppo_kl": ["train/ppo_kl"],
-               "ratio_dev_mean": ["train/ratio_dev_mean"]}
+TAG_ALIASES = {
+    "reward": ["train/reward", "train/rewards"],
+    "response_length": ["train/response_length", "train/gen_len"],
+    "ppo_clip_ratio": ["train/ppo_clip_ratio", "train/clip_ratio"],
+    "kl": ["train/kl"],
+    "ppo_kl": ["train/ppo_kl"],
+    "ratio_dev_mean": ["train/ratio_dev_mean"],
+}
 
 
 @dataclass
 class RunCurves:
     label: str
-    series: Dict[str, Tuple[List[float], List[float]]] = field(default_factory=dict)  # metric -> (steps, values)
+    series: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)  # metric -> (steps, values)
     source: str = ""  # where it was read from, as given: what tells apart runs of the same settings
 
 
@@ -63,7 +69,7 @@ def read_engine_run(folder: Path) -> RunCurves:
     return curves
 
 
-def _event_dirs(root: Path) -> List[Path]:
+def _event_dirs(root: Path) -> list[Path]:
     return sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
 
 
@@ -82,7 +88,7 @@ def read_tensorboard_run(folder: Path, label: str) -> RunCurves:
     return curves
 
 
-def read_runs(paths: Sequence[str]) -> List[RunCurves]:
+def read_runs(paths: Sequence[str]) -> list[RunCurves]:
     """Every run under ``paths``, labelled by its settings; runs of the same settings also by where they are."""
     runs = []
     for p in paths:
@@ -107,12 +113,12 @@ def read_runs(paths: Sequence[str]) -> List[RunCurves]:
     return runs
 
 
-def smooth_problem(flag: str, weight: float) -> Optional[str]:
+def smooth_problem(flag: str, weight: float) -> str | None:
     """Why ``weight`` is no EMA weight (the ``--smooth`` of plot, compare and sweep), or None."""
     return None if 0 <= weight < 1 else f"--{flag} must be in [0, 1) (an EMA weight; 0 plots raw values), got {weight}"
 
 
-def _ema(values: List[float], weight: float) -> List[float]:
+def _ema(values: list[float], weight: float) -> list[float]:
     out, acc = [], None
     for v in values:
         acc = v if acc is None else weight * acc + (1 - weight) * v
@@ -125,7 +131,14 @@ def _draw(ax, steps, values, color, label, smooth: float, linestyle: str = "-") 
     or the raw curve alone without smoothing."""
     if smooth > 0:
         ax.plot(steps, values, color=color, alpha=0.2, linewidth=0.8, linestyle=linestyle, label=f"_raw {label}")
-    ax.plot(steps, _ema(values, smooth) if smooth > 0 else values, color=color, linewidth=1.8, label=label, linestyle=linestyle)
+    ax.plot(
+        steps,
+        _ema(values, smooth) if smooth > 0 else values,
+        color=color,
+        linewidth=1.8,
+        label=label,
+        linestyle=linestyle,
+    )
 
 
 def _figure(nrows: int, ncols: int, figsize):
@@ -136,7 +149,7 @@ def _figure(nrows: int, ncols: int, figsize):
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def _palette() -> List[str]:
+def _palette() -> list[str]:
     import matplotlib
 
     return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -160,7 +173,7 @@ def save_figure(fig, output: str) -> str:
     return output
 
 
-def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: str | None = None):
+def plot_runs(runs: list[RunCurves], output: str, smooth: float = 0.6, title: str | None = None):
     """Figure 3's panels (:data:`PANELS`), every run in each, written to ``output``; returns the figure."""
     fig, axes = _figure(2, 3, (15, 7.6))
     colors = _palette()
@@ -186,19 +199,19 @@ def plot_runs(runs: List[RunCurves], output: str, smooth: float = 0.6, title: st
 
 
 def plot_grid(
-    columns: Sequence[Tuple[str, Sequence[RunCurves]]],
-    rows: Sequence[Tuple[str, str]],
+    columns: Sequence[tuple[str, Sequence[RunCurves]]],
+    rows: Sequence[tuple[str, str]],
     output: str,
     smooth: float = 0.6,
     title: str | None = None,
-    linestyles: Dict[str, str] | None = None,
+    linestyles: dict[str, str] | None = None,
 ):
     """A Figure-2-style grid: one column per setting (``(column title, runs)``), one row per ``(metric, row title)``,
     every run of a column in each of its panels. A run keeps its colour (and ``linestyles[label]``) in every column.
     Written to ``output``; returns the figure."""
     fig, axes = _figure(len(rows), len(columns), (3.4 * len(columns) + 1, 2.9 * len(rows) + 0.3))
     palette = _palette()
-    color_of: Dict[str, str] = {}
+    color_of: dict[str, str] = {}
     for j, (col_title, runs) in enumerate(columns):
         for i, (metric, row_title) in enumerate(rows):
             ax = axes[i][j]

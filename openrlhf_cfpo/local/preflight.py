@@ -7,13 +7,14 @@ model's config), the embedded default (built on first use), the prompts and the 
 reports every problem it finds, one line each, before the next, costlier one starts. The :class:`Inputs` it
 returns are what the trainer runs on.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 from .config import LocalConfig, Sizes, check_sizes
 from .data import PromptSet, load_prompts
@@ -29,22 +30,28 @@ class Inputs:
     """Local folders and files for every model and data flag, the loaded reward file, the prompts and the sizes."""
 
     policy: str
-    reward: Optional[str]  # a reward model folder, or None with a reward file
-    reward_func: Optional[str]  # the reward file (--reward.remote_url), or None with a reward model
-    reward_fn: Optional[RewardFunction]
+    reward: str | None  # a reward model folder, or None with a reward file
+    reward_func: str | None  # the reward file (--reward.remote_url), or None with a reward model
+    reward_fn: RewardFunction | None
     prompts: str
-    prompts_data_dir: Optional[str]
-    label_key: Optional[str]
+    prompts_data_dir: str | None
+    label_key: str | None
     prompt_set: PromptSet
     sizes: Sizes
 
-    def paths(self) -> Dict[str, Optional[str]]:
+    def paths(self) -> dict[str, str | None]:
         """What the run was given, as written into ``run_summary.json``."""
-        return {"policy": self.policy, "reward": self.reward, "reward_func": self.reward_func, "prompts": self.prompts,
-                "prompts_data_dir": self.prompts_data_dir, "label_key": self.label_key}
+        return {
+            "policy": self.policy,
+            "reward": self.reward,
+            "reward_func": self.reward_func,
+            "prompts": self.prompts,
+            "prompts_data_dir": self.prompts_data_dir,
+            "label_key": self.label_key,
+        }
 
 
-def run_folder_problems(cfg: LocalConfig) -> List[str]:
+def run_folder_problems(cfg: LocalConfig) -> list[str]:
     """Every output folder can be written, and an earlier run in ``--ckpt.output_dir`` is continued only with
     ``--resume``, and only with its own flags."""
     out = Path(cfg.args.ckpt.output_dir)
@@ -53,7 +60,9 @@ def run_folder_problems(cfg: LocalConfig) -> List[str]:
         if not (problems[0] and Path(cfg.flat[flag]).resolve().is_relative_to(out.resolve())):
             problems.append(folder_problem(flag, cfg.flat[flag]))
     if not cfg.args.ckpt.load_enable and (out / METRICS_FILE).exists():
-        problems.append(f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir")
+        problems.append(
+            f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir"
+        )
     elif cfg.args.ckpt.load_enable and (out / RUN_CONFIG).exists():
         diff = cfg.differences(json.loads((out / RUN_CONFIG).read_text()))
         if diff:
@@ -61,7 +70,7 @@ def run_folder_problems(cfg: LocalConfig) -> List[str]:
     return [p for p in problems if p]
 
 
-def input_problems(cfg: LocalConfig) -> List[str]:
+def input_problems(cfg: LocalConfig) -> list[str]:
     """Every path or hub name the flags give is one that could exist (nothing is fetched or imported here)."""
     from .hub import is_hub_name
 
@@ -69,29 +78,39 @@ def input_problems(cfg: LocalConfig) -> List[str]:
     for key in ("actor.model_name_or_path", "reward.model_name_or_path"):
         path = f[key]
         if path is not None and not os.path.isdir(path) and not is_hub_name(path):
-            problems.append(f"--{key} {path}: no such folder (give a local Hugging Face model folder, a hub name such as "
-                            f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)")
+            problems.append(
+                f"--{key} {path}: no such folder (give a local Hugging Face model folder, a hub name such as "
+                f"Qwen/Qwen2.5-0.5B-Instruct, or omit it for the embedded default)"
+            )
     dataset = f["data.prompt_dataset"]
-    if dataset is not None and not os.path.exists(dataset.partition("@")[0]) and not is_hub_name(dataset.partition("@")[0]):
+    if (
+        dataset is not None
+        and not os.path.exists(dataset.partition("@")[0])
+        and not is_hub_name(dataset.partition("@")[0])
+    ):
         problems.append(f"--data.prompt_dataset {dataset}: no such file or folder (nor a hub dataset name)")
     url = f["reward.remote_url"]
     define = "the .py file that defines reward_func(queries, prompts, labels)"
     if url is None:
         pass
     elif url.startswith(("http://", "https://")):
-        problems.append(f"--reward.remote_url {url}: an HTTP reward server needs OpenRLHF itself; the local engine calls "
-                        f"reward_func from a .py file")
+        problems.append(
+            f"--reward.remote_url {url}: an HTTP reward server needs OpenRLHF itself; the local engine calls "
+            f"reward_func from a .py file"
+        )
     elif os.path.isdir(url):
         problems.append(f"--reward.remote_url {url} is a folder; give {define}")
     elif not url.endswith(".py"):
-        problems.append(f"--reward.remote_url {url} does not end in .py: OpenRLHF reads reward_func from a .py file and takes "
-                        f"anything else for the URL of an HTTP reward server; give {define}")
+        problems.append(
+            f"--reward.remote_url {url} does not end in .py: OpenRLHF reads reward_func from a .py file and takes "
+            f"anything else for the URL of an HTTP reward server; give {define}"
+        )
     elif not os.path.isfile(url):
         problems.append(f"--reward.remote_url {url}: no such file; give {define}")
     return problems
 
 
-def reward_model_problem(folder: str) -> Optional[str]:
+def reward_model_problem(folder: str) -> str | None:
     """Why ``folder`` is no reward model, read off its config alone (the weights are loaded later, if ever)."""
     from transformers import AutoConfig
 
@@ -100,25 +119,34 @@ def reward_model_problem(folder: str) -> Optional[str]:
         config = AutoConfig.from_pretrained(folder)
     except (OSError, ValueError, KeyError) as e:
         return f"{flag}: cannot read its config.json ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
-    generative = [a for a in config.architectures or [] if a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))]
+    generative = [
+        a for a in config.architectures or [] if a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
+    ]
     if generative:
-        return (f"{flag} is a language model ({', '.join(generative)}), not a reward model: give a sequence-classification "
-                f"model with one output (num_labels=1), or verifiable rewards as --reward.remote_url FILE.py")
+        return (
+            f"{flag} is a language model ({', '.join(generative)}), not a reward model: give a sequence-classification "
+            f"model with one output (num_labels=1), or verifiable rewards as --reward.remote_url FILE.py"
+        )
     if config.num_labels != 1:
         return f"{flag} has num_labels={config.num_labels}; a reward model outputs one score (num_labels=1)"
     return None
 
 
-def check_labels(reward_fn: Optional[RewardFunction], label_key: Optional[str], prompt_set: PromptSet) -> None:
+def check_labels(reward_fn: RewardFunction | None, label_key: str | None, prompt_set: PromptSet) -> None:
     """A reward_func that reads its labels needs --data.label_key: without it every label is '' and every reward is
     computed against nothing (OpenRLHF 0.11.2's --data.label_key defaults to none, and it passes '' the same way)."""
     if reward_fn is None or label_key is not None or not reward_fn.reads_labels:
         return
-    where = (f"the prompts' fields: {', '.join(prompt_set.fields)}" if prompt_set.fields
-             else "the prompts are plain text, which have no labels: give a .jsonl or dataset with a label field")
-    raise ConfigError(f"--reward.remote_url {reward_fn.path}: reward_func reads its labels, but no --data.label_key is given, so "
-                      f"every label would be '' (as with OpenRLHF's default): set --data.label_key to the field with the "
-                      f"reference answer ({where})")
+    where = (
+        f"the prompts' fields: {', '.join(prompt_set.fields)}"
+        if prompt_set.fields
+        else "the prompts are plain text, which have no labels: give a .jsonl or dataset with a label field"
+    )
+    raise ConfigError(
+        f"--reward.remote_url {reward_fn.path}: reward_func reads its labels, but no --data.label_key is given, so "
+        f"every label would be '' (as with OpenRLHF's default): set --data.label_key to the field with the "
+        f"reference answer ({where})"
+    )
 
 
 def check_without_loading(cfg: LocalConfig, run_folder: bool = True) -> None:
@@ -134,7 +162,7 @@ def check_without_loading(cfg: LocalConfig, run_folder: bool = True) -> None:
     problems.raise_any()
 
 
-def embedded_default_problem(cfg: LocalConfig) -> Optional[str]:
+def embedded_default_problem(cfg: LocalConfig) -> str | None:
     """The packages the embedded default needs and misses: to build it (when not cached) and, when no reward is
     given, to run its reward file."""
     if not cfg.uses_embedded_default:
@@ -144,7 +172,8 @@ def embedded_default_problem(cfg: LocalConfig) -> Optional[str]:
     a = cfg.args
     default = embedded.get(a.embedded_default)
     return default.missing_packages(
-        building=not default.is_built(), uses_reward=a.reward.model_name_or_path is None and a.reward.remote_url is None)
+        building=not default.is_built(), uses_reward=a.reward.model_name_or_path is None and a.reward.remote_url is None
+    )
 
 
 def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
@@ -158,9 +187,21 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
     # read before the embedded default is built, so a bad name stops the run at once.
     url = a.reward.remote_url
     reward_fn = problems.attempt(RewardFunction, url) if url is not None else None
-    policy = problems.attempt(resolve_model, "actor.model_name_or_path", a.actor.model_name_or_path) if a.actor.model_name_or_path else None
-    reward = problems.attempt(resolve_model, "reward.model_name_or_path", a.reward.model_name_or_path) if a.reward.model_name_or_path else None
-    resolved = problems.attempt(resolve_dataset, "data.prompt_dataset", a.data.prompt_dataset) if a.data.prompt_dataset else None
+    policy = (
+        problems.attempt(resolve_model, "actor.model_name_or_path", a.actor.model_name_or_path)
+        if a.actor.model_name_or_path
+        else None
+    )
+    reward = (
+        problems.attempt(resolve_model, "reward.model_name_or_path", a.reward.model_name_or_path)
+        if a.reward.model_name_or_path
+        else None
+    )
+    resolved = (
+        problems.attempt(resolve_dataset, "data.prompt_dataset", a.data.prompt_dataset)
+        if a.data.prompt_dataset
+        else None
+    )
     prompts, data_dir = resolved or (None, None)
     if reward is not None:
         problems.add(reward_model_problem(reward))
@@ -176,8 +217,15 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
         if reward is None and reward_fn is None:
             reward = assets.reward
             reward_fn = RewardFunction(assets.reward_func) if assets.reward_func else None
-    prompt_set = load_prompts(prompts, a.data.input_key, a.data.max_samples, label_key, a.data.prompt_split, data_dir,
-                              apply_chat_template=a.data.apply_chat_template)
+    prompt_set = load_prompts(
+        prompts,
+        a.data.input_key,
+        a.data.max_samples,
+        label_key,
+        a.data.prompt_split,
+        data_dir,
+        apply_chat_template=a.data.apply_chat_template,
+    )
     problems.attempt(check_labels, reward_fn, label_key, prompt_set)
     sizes = Sizes.of(a, len(prompt_set))
     problems.attempt(check_sizes, cfg, sizes)
@@ -185,7 +233,19 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
     left_over = sizes.n_prompts - sizes.rollouts_per_episode * a.rollout.batch_size
     if left_over:
         # OpenRLHF 0.11.2 trains them as a smaller last rollout; here every rollout has the size the flags say.
-        log(f"warning: {sizes.n_prompts} prompts make {sizes.rollouts_per_episode} rollout(s) of --rollout.batch_size "
+        log(
+            f"warning: {sizes.n_prompts} prompts make {sizes.rollouts_per_episode} rollout(s) of --rollout.batch_size "
             f"{a.rollout.batch_size} per episode; {left_over} are left out of each episode (which ones changes with the "
-            f"episode's shuffle): use a multiple of {a.rollout.batch_size} prompts (--data.max_samples) to train on all")
-    return Inputs(policy, reward, reward_fn.path if reward_fn else None, reward_fn, prompts, data_dir, label_key, prompt_set, sizes)
+            f"episode's shuffle): use a multiple of {a.rollout.batch_size} prompts (--data.max_samples) to train on all"
+        )
+    return Inputs(
+        policy,
+        reward,
+        reward_fn.path if reward_fn else None,
+        reward_fn,
+        prompts,
+        data_dir,
+        label_key,
+        prompt_set,
+        sizes,
+    )

@@ -14,12 +14,14 @@ The file defines ``reward_func(queries, prompts, labels)`` and returns
   ``scores`` (``rewards`` when absent) is OpenRLHF's score for dynamic filtering, logged here as
   ``score``; each ``extra_logs`` entry is logged under its own name, as a mean over the step's samples.
 """
+
 from __future__ import annotations
 
 import dis
 import importlib.util
 import inspect
-from typing import Any, Callable, Dict, List, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -39,12 +41,16 @@ def load_reward_func(path: str) -> Callable:
     fn = getattr(module, "reward_func", None)
     if not callable(fn):
         names = [n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))]
-        raise ConfigError(f"{flag} defines no reward_func(queries, prompts, labels) (OpenRLHF calls that name; it defines: "
-                          f"{', '.join(names) or 'no functions'})")
+        raise ConfigError(
+            f"{flag} defines no reward_func(queries, prompts, labels) (OpenRLHF calls that name; it defines: "
+            f"{', '.join(names) or 'no functions'})"
+        )
     try:
         inspect.signature(fn).bind([], [], [])
     except TypeError:
-        raise ConfigError(f"{flag}: reward_func{inspect.signature(fn)} cannot be called as reward_func(queries, prompts, labels)") from None
+        raise ConfigError(
+            f"{flag}: reward_func{inspect.signature(fn)} cannot be called as reward_func(queries, prompts, labels)"
+        ) from None
     except ValueError:  # builtins without a signature: let the first call tell
         pass
     return fn
@@ -59,18 +65,24 @@ def reads_labels(fn: Callable) -> bool:
     name = code.co_varnames[2]
     if name in code.co_cellvars:  # read inside a nested function or comprehension
         return True
-    return any(ins.opname.startswith("LOAD_FAST") and name in (ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
-               for ins in dis.get_instructions(code))
+    return any(
+        ins.opname.startswith("LOAD_FAST") and name in (ins.argval if isinstance(ins.argval, tuple) else (ins.argval,))
+        for ins in dis.get_instructions(code)
+    )
 
 
 def _one_value(value: Any, what: str, path: str) -> float:
     try:
         t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
     except (TypeError, ValueError, RuntimeError):
-        raise RewardFuncError(f"--reward.remote_url {path}: reward_func returned {value!r} as its {what}, which is no number") from None
+        raise RewardFuncError(
+            f"--reward.remote_url {path}: reward_func returned {value!r} as its {what}, which is no number"
+        ) from None
     if t.numel() != 1:
-        raise RewardFuncError(f"--reward.remote_url {path}: reward_func returned {t.numel()} {what} for one query "
-                              f"(OpenRLHF calls it with one sample at a time and reads one value)")
+        raise RewardFuncError(
+            f"--reward.remote_url {path}: reward_func returned {t.numel()} {what} for one query "
+            f"(OpenRLHF calls it with one sample at a time and reads one value)"
+        )
     return float(t.reshape(-1)[0])
 
 
@@ -82,25 +94,32 @@ class RewardFunction:
         self.fn = load_reward_func(path)
         self.reads_labels = reads_labels(self.fn)
 
-    def __call__(self, queries: List[str], prompts: List[str], labels: List[Any]) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+    def __call__(
+        self, queries: list[str], prompts: list[str], labels: list[Any]
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         rewards, scores, extra = [], [], {}
         for i, (q, p, y) in enumerate(zip(queries, prompts, labels)):
             try:
                 out = self.fn([q], [p], [y])
             except Exception as e:  # the user's code: name it, with the input that made it fail
-                raise RewardFuncError(f"--reward.remote_url {self.path}: reward_func raised {type(e).__name__}: {e} "
-                                      f"(on query {q!r}, label {y!r})") from e
+                raise RewardFuncError(
+                    f"--reward.remote_url {self.path}: reward_func raised {type(e).__name__}: {e} "
+                    f"(on query {q!r}, label {y!r})"
+                ) from e
             if not isinstance(out, dict) or out.get("rewards") is None:
-                raise RewardFuncError(f"--reward.remote_url {self.path}: reward_func must return a dict with 'rewards' "
-                                      f"(and optionally 'scores', 'extra_logs'), got {type(out).__name__}")
+                raise RewardFuncError(
+                    f"--reward.remote_url {self.path}: reward_func must return a dict with 'rewards' "
+                    f"(and optionally 'scores', 'extra_logs'), got {type(out).__name__}"
+                )
             r = _one_value(out["rewards"], "rewards", self.path)
             rewards.append(r)
             scores.append(r if out.get("scores") is None else _one_value(out["scores"], "scores", self.path))
             for k, v in (out.get("extra_logs") or {}).items():
                 # One value per query, logged as the mean over a step's samples (OpenRLHF would keep the first of several).
-                extra.setdefault(k, [float("nan")] * i).append(_one_value(v, f"values for extra_logs[{k!r}]", self.path))
+                extra.setdefault(k, [float("nan")] * i).append(
+                    _one_value(v, f"values for extra_logs[{k!r}]", self.path)
+                )
             for k in extra:
                 if len(extra[k]) < i + 1:
                     extra[k].append(float("nan"))
-        return (torch.tensor(rewards), torch.tensor(scores),
-                {k: torch.tensor(v) for k, v in extra.items()})
+        return (torch.tensor(rewards), torch.tensor(scores), {k: torch.tensor(v) for k, v in extra.items()})

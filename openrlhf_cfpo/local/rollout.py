@@ -7,10 +7,11 @@ stops at any of :func:`openrlhf_cfpo.chat.stop_token_ids`: the eos ids and the e
 (``<|im_end|>`` for a Qwen2.5 base model, whose eos is ``<|endoftext|>``). The samples of one prompt
 are consecutive, ``n_samples_per_prompt`` of them, as the group baselines assume.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Dict, List, Sequence
 
 import torch
 
@@ -29,13 +30,13 @@ class Rollout:
     returns: torch.Tensor | None = None  # (B, T)
     kl: torch.Tensor | None = None  # (B, T) per-token KL estimate to the reference
     # (B,) per-sample values logged as their mean over a step's samples: reward_func's "score" and extra_logs
-    info: Dict[str, torch.Tensor] | None = None
+    info: dict[str, torch.Tensor] | None = None
 
     @property
     def num_actions(self) -> int:
         return self.action_mask.shape[1]
 
-    def select(self, idx: List[int]) -> "Rollout":
+    def select(self, idx: list[int]) -> Rollout:
         index = torch.as_tensor(idx, dtype=torch.long)
 
         def pick(value):
@@ -45,35 +46,49 @@ class Rollout:
 
         return Rollout(**{f.name: pick(getattr(self, f.name)) for f in fields(self)})
 
-    def state_dict(self) -> Dict[str, torch.Tensor]:
+    def state_dict(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def format_prompts(tokenizer, prompts: List[str | list], apply_chat_template: bool = False, input_template: str | None = None) -> List[str]:
+def format_prompts(
+    tokenizer, prompts: list[str | list], apply_chat_template: bool = False, input_template: str | None = None
+) -> list[str]:
     """The prompt texts the policy is given (and reward_func gets as ``prompts``), as OpenRLHF's preprocess_data makes them:
     with the chat template, a text is one user turn and a list of chat messages is rendered as it is."""
     if apply_chat_template:
-        return [tokenizer.apply_chat_template(p if isinstance(p, list) else [{"role": "user", "content": p}], tokenize=False,
-                                              add_generation_prompt=True) for p in prompts]
+        return [
+            tokenizer.apply_chat_template(
+                p if isinstance(p, list) else [{"role": "user", "content": p}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for p in prompts
+        ]
     return [input_template.format(p) for p in prompts] if input_template else list(prompts)
 
 
-def encode_prompts(tokenizer, texts: List[str], apply_chat_template: bool = False) -> List[List[int]]:
+def encode_prompts(tokenizer, texts: list[str], apply_chat_template: bool = False) -> list[list[int]]:
     """Token ids of formatted prompts; a chat template already holds the BOS token where the model wants one."""
     return [tokenizer(t, add_special_tokens=not apply_chat_template)["input_ids"] for t in texts]
 
 
-def tokenize_prompts(tokenizer, prompts: List[str], apply_chat_template: bool = False, input_template: str | None = None) -> List[List[int]]:
-    return encode_prompts(tokenizer, format_prompts(tokenizer, prompts, apply_chat_template, input_template), apply_chat_template)
+def tokenize_prompts(
+    tokenizer, prompts: list[str], apply_chat_template: bool = False, input_template: str | None = None
+) -> list[list[int]]:
+    return encode_prompts(
+        tokenizer, format_prompts(tokenizer, prompts, apply_chat_template, input_template), apply_chat_template
+    )
 
 
-def decode_queries(tokenizer, rollout: "Rollout") -> List[str]:
+def decode_queries(tokenizer, rollout: Rollout) -> list[str]:
     """Prompt and response of each sample decoded together, special tokens kept, padding dropped: OpenRLHF's ``queries``."""
     keep = rollout.attention_mask.bool()
-    return tokenizer.batch_decode([seq[m].tolist() for seq, m in zip(rollout.sequences, keep)], skip_special_tokens=False)
+    return tokenizer.batch_decode(
+        [seq[m].tolist() for seq, m in zip(rollout.sequences, keep)], skip_special_tokens=False
+    )
 
 
-def left_pad(seqs: List[List[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(map(len, seqs))
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -92,8 +107,16 @@ def response_mask(responses: torch.Tensor, stop_ids: Sequence[int]) -> torch.Ten
 
 
 @torch.no_grad()
-def sample(policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, temperature: float, top_p: float,
-           stop_ids: Sequence[int], pad_id: int) -> torch.Tensor:
+def sample(
+    policy,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop_ids: Sequence[int],
+    pad_id: int,
+) -> torch.Tensor:
     """Multinomial sampling from ``softmax(logits / temperature)`` (nucleus-truncated when ``top_p < 1``), KV-cached.
 
     The sampling distribution is exactly the one whose log-probs the trainer computes (temperature, top-p: what
@@ -128,15 +151,29 @@ def sample(policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_ne
             break
         mask = torch.cat([mask, ones], dim=-1)
         position_ids = position_ids[:, -1:] + 1
-        out = policy(input_ids=next_tokens[:, None], attention_mask=mask, position_ids=position_ids,
-                     past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+        out = policy(
+            input_ids=next_tokens[:, None],
+            attention_mask=mask,
+            position_ids=position_ids,
+            past_key_values=out.past_key_values,
+            use_cache=True,
+            logits_to_keep=1,
+        )
     return torch.stack(tokens, dim=1)
 
 
 @torch.no_grad()
 def generate(
-    policy, tokenizer, prompt_ids: List[List[int]], n_samples_per_prompt: int, max_new_tokens: int,
-    temperature: float, top_p: float, micro_batch_size: int, device: torch.device, stop_ids: Sequence[int],
+    policy,
+    tokenizer,
+    prompt_ids: list[list[int]],
+    n_samples_per_prompt: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    micro_batch_size: int,
+    device: torch.device,
+    stop_ids: Sequence[int],
 ) -> Rollout:
     """``n_samples_per_prompt`` sampled responses per prompt, each ending at its first token of ``stop_ids``."""
     pad_id = tokenizer.pad_token_id
@@ -162,12 +199,18 @@ def generate(
 
 
 @torch.no_grad()
-def batched_logprobs(model, rollout: Rollout, temperature: float, micro_batch_size: int, chunk_size: int, device) -> torch.Tensor:
+def batched_logprobs(
+    model, rollout: Rollout, temperature: float, micro_batch_size: int, chunk_size: int, device
+) -> torch.Tensor:
     out = []
     for s in range(0, rollout.sequences.shape[0], micro_batch_size):
         lp, _ = sequence_logprobs(
-            model, rollout.sequences[s : s + micro_batch_size].to(device), rollout.attention_mask[s : s + micro_batch_size].to(device),
-            rollout.num_actions, temperature=temperature, chunk_size=chunk_size,
+            model,
+            rollout.sequences[s : s + micro_batch_size].to(device),
+            rollout.attention_mask[s : s + micro_batch_size].to(device),
+            rollout.num_actions,
+            temperature=temperature,
+            chunk_size=chunk_size,
         )
         out.append(lp.cpu())
     return torch.cat(out)

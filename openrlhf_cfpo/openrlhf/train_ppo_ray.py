@@ -18,6 +18,7 @@
    ``ActorPPOTrainer.broadcast_to_vllm`` checks after each weight sync that every vLLM engine holds the actor's
    weights (:mod:`openrlhf_cfpo.openrlhf.weight_sync`; the driver gives the engines its worker extension).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ import os
 import runpy
 import sys
 import types
-from typing import Callable, Dict, Iterator, List, Optional
+from collections.abc import Callable, Iterator
 
 # Nothing heavy at import: every Ray process (vLLM engines and Ray's own helpers too) runs install() at start, and
 # the CPU test stand-ins load patch_on_import into every process; torch comes with the loss, when it is needed.
@@ -62,7 +63,7 @@ RAY_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     saved_argv = sys.argv
     sys.argv = ["python -m openrlhf_cfpo.cli.train_ppo_ray", *argv]
@@ -88,7 +89,7 @@ class StopTraining(RuntimeError):
     """A check of ours stopped the run in a worker (its message is the one line the user sees)."""
 
 
-def stopped_by_us(err: BaseException) -> Optional[str]:
+def stopped_by_us(err: BaseException) -> str | None:
     """The one line of the :class:`StopTraining` behind ``err``, if any. Ray re-raises a worker's exception in each
     caller as a RayTaskError that is also an instance of the original class and holds it as ``cause``: the deepest
     one is the original, whose message is the line."""
@@ -118,9 +119,14 @@ def openrlhf_with_cfpo() -> Iterator[None]:
         if LOSS_TYPE_FLAG in names and kwargs.get("choices"):
             kwargs["choices"] = list(dict.fromkeys([*kwargs["choices"], *POLICY_LOSSES]))
             kwargs["help"] = "policy surrogate; cfpo is Clipping-Free Policy Optimization (arXiv 2601.22801)"
-            add_argument(self, SKIP_SYNC_CHECK_FLAG, action="store_true", default=False,
-                         help="openrlhf-cfpo: do not check after each weight sync that every vLLM engine holds the "
-                              "actor's weights (openrlhf_cfpo/openrlhf/weight_sync.py)")
+            add_argument(
+                self,
+                SKIP_SYNC_CHECK_FLAG,
+                action="store_true",
+                default=False,
+                help="openrlhf-cfpo: do not check after each weight sync that every vLLM engine holds the "
+                "actor's weights (openrlhf_cfpo/openrlhf/weight_sync.py)",
+            )
         return add_argument(self, *names, **kwargs)
 
     def parse_and_check(self, args=None, namespace=None):
@@ -136,9 +142,12 @@ def openrlhf_with_cfpo() -> Iterator[None]:
     @functools.wraps(ray_init)
     def init_with_cfpo_workers(*args, runtime_env=None, **kwargs):
         if absent:
-            print(f"python -m openrlhf_cfpo.cli.train_ppo_ray: the flags passed every check, but this machine has no "
-                  f"{' and no '.join(absent)}, which OpenRLHF needs to train: run on a GPU machine with "
-                  f"`pip install '.[openrlhf]'`", file=sys.stderr)
+            print(
+                f"python -m openrlhf_cfpo.cli.train_ppo_ray: the flags passed every check, but this machine has no "
+                f"{' and no '.join(absent)}, which OpenRLHF needs to train: run on a GPU machine with "
+                f"`pip install '.[openrlhf]'`",
+                file=sys.stderr,
+            )
             sys.exit(2)
         return ray_init(*args, runtime_env=runtime_env_for_driver(runtime_env), **kwargs)
 
@@ -157,7 +166,7 @@ def openrlhf_with_cfpo() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _absent_until_used(names: List[str]) -> Iterator[None]:
+def _absent_until_used(names: list[str]) -> Iterator[None]:
     """Let OpenRLHF's module import on a machine without the GPU-only modules ``names`` (it imports them at the
     top) so that its parser, ``--help`` and the checks run there. This is no stand-in: any *use* of such a module
     raises, and the run stops with one line in ``ray.init``, before anything would use one."""
@@ -271,8 +280,8 @@ def check_job_setup_hook() -> None:
     if hook not in (None, SETUP_HOOK):
         raise ValueError(
             f"this job's runtime_env sets worker_process_setup_hook={hook!r}, and CFPO needs its own hook in every "
-            f"worker: submit with --runtime-env-json '{{\"worker_process_setup_hook\": \"{SETUP_HOOK}\", "
-            f"\"env_vars\": {{\"{USER_HOOK_ENV}\": \"{hook}\"}}}}' (ours runs first, then yours)"
+            f'worker: submit with --runtime-env-json \'{{"worker_process_setup_hook": "{SETUP_HOOK}", '
+            f'"env_vars": {{"{USER_HOOK_ENV}": "{hook}"}}}}\' (ours runs first, then yours)'
         )
 
 
@@ -295,11 +304,14 @@ def install() -> None:
     theirs = os.environ.get(USER_HOOK_ENV)
     if theirs and theirs != SETUP_HOOK:
         module_name, _, func = theirs.rpartition(".")
-        print(f"[openrlhf-cfpo] worker setup hook {SETUP_HOOK} done in pid {os.getpid()}; running yours: {theirs}", flush=True)
+        print(
+            f"[openrlhf-cfpo] worker setup hook {SETUP_HOOK} done in pid {os.getpid()}; running yours: {theirs}",
+            flush=True,
+        )
         getattr(importlib.import_module(module_name), func)()
 
 
-_PATCHES: Dict[str, Callable] = {}
+_PATCHES: dict[str, Callable] = {}
 
 
 def patch_on_import(name: str, patch: Callable) -> None:
@@ -373,17 +385,25 @@ def stop_if_not_finite(advantages, action_mask, loss, step: int) -> None:
     import torch
     import torch.distributed as dist
 
-    flags = torch.tensor([float(not torch.isfinite(advantages[action_mask.bool()]).all()),
-                          float(not torch.isfinite(loss).all())], device=loss.device)
+    flags = torch.tensor(
+        [float(not torch.isfinite(advantages[action_mask.bool()]).all()), float(not torch.isfinite(loss).all())],
+        device=loss.device,
+    )
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
     if flags.any():
-        source = ("advantages (a reward that is nan or inf spreads through its group's baseline: check the reward "
-                  "function or reward model)" if flags[0] else "policy loss (the log-probs or the ratio overflowed)")
-        raise NonFiniteTraining(f"[openrlhf-cfpo] micro-batch {step} of this training round: the {source} "
-                                f"{'are' if flags[0] else 'is'} not finite "
-                                f"on at least one actor rank; stopped before backward on every rank, so the weights and "
-                                f"the checkpoints saved so far stay finite")
+        source = (
+            "advantages (a reward that is nan or inf spreads through its group's baseline: check the reward "
+            "function or reward model)"
+            if flags[0]
+            else "policy loss (the log-probs or the ratio overflowed)"
+        )
+        raise NonFiniteTraining(
+            f"[openrlhf-cfpo] micro-batch {step} of this training round: the {source} "
+            f"{'are' if flags[0] else 'is'} not finite "
+            f"on at least one actor rank; stopped before backward on every rank, so the weights and "
+            f"the checkpoints saved so far stay finite"
+        )
 
 
 def _with_checked_workers(vllm_engine) -> None:

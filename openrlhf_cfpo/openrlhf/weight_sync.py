@@ -20,6 +20,7 @@ So, right after the sync, on the actor's rank 0:
 On by default; ``--vllm.skip_sync_check`` turns it off. Engines with tensor parallelism (``--vllm.tensor_parallel_size``
 above 1) hold shards, which this check does not compare: it says so once and skips.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,13 @@ import time
 from openrlhf.trainer.ray.vllm_worker_wrap import WorkerWrap
 
 from openrlhf_cfpo.openrlhf.train_ppo_ray import SKIP_SYNC_CHECK_FLAG, StopTraining
-from openrlhf_cfpo.weight_checksums import Checksum, checksums, expected_by_engine_param, first_mismatch, tensor_checksum
+from openrlhf_cfpo.weight_checksums import (
+    Checksum,
+    checksums,
+    expected_by_engine_param,
+    first_mismatch,
+    tensor_checksum,
+)
 
 # The name under which the engine actor's update_weight(name, dtype, shape) asks its workers for checksums instead.
 CHECKSUM_REQUEST = "__openrlhf_cfpo_weight_checksums__"
@@ -52,7 +59,9 @@ class CheckedWorkerWrap(WorkerWrap):
         model = self.model_runner.model
         return {
             "checksums": {n: tuple(c) for n, c in checksums(model.named_parameters()).items()},
-            "packed_modules_mapping": {k: list(v) for k, v in (getattr(model, "packed_modules_mapping", None) or {}).items()},
+            "packed_modules_mapping": {
+                k: list(v) for k, v in (getattr(model, "packed_modules_mapping", None) or {}).items()
+            },
         }
 
 
@@ -95,8 +104,11 @@ def check_engines(trainer, sync: int) -> None:
     rank0 = dist.get_rank() == 0
     if args.vllm.tensor_parallel_size > 1:
         if rank0 and sync == 1:
-            print(f"[openrlhf-cfpo] the weight sync check compares whole tensors; engines with "
-                  f"--vllm.tensor_parallel_size {args.vllm.tensor_parallel_size} hold shards: not checked", flush=True)
+            print(
+                f"[openrlhf-cfpo] the weight sync check compares whole tensors; engines with "
+                f"--vllm.tensor_parallel_size {args.vllm.tensor_parallel_size} hold shards: not checked",
+                flush=True,
+            )
         return
     started = time.perf_counter()
     sent, problem = {}, None
@@ -111,16 +123,20 @@ def check_engines(trainer, sync: int) -> None:
             if rank0:
                 sent[name] = tensor_checksum(param.data)
     if rank0:
-        replies = ray.get([engine.update_weight.remote(CHECKSUM_REQUEST, dtype=None, shape=None)
-                           for engine in trainer.vllm_engines])
+        replies = ray.get(
+            [engine.update_weight.remote(CHECKSUM_REQUEST, dtype=None, shape=None) for engine in trainer.vllm_engines]
+        )
         problem = mismatch_line(sent, replies)
     failed = torch.tensor([float(problem is not None)], device=torch.cuda.current_device())
     dist.broadcast(failed, src=0)
     if failed.item():
         raise WeightSyncMismatch(problem or "[openrlhf-cfpo] the weight sync check failed on actor rank 0 (see above)")
     if rank0:
-        print(f"[openrlhf-cfpo] weight sync {sync} checked in pid {os.getpid()}: {len(sent)} tensors on "
-              f"{len(replies)} vLLM engine(s) equal the actor's ({time.perf_counter() - started:.2f} s)", flush=True)
+        print(
+            f"[openrlhf-cfpo] weight sync {sync} checked in pid {os.getpid()}: {len(sent)} tensors on "
+            f"{len(replies)} vLLM engine(s) equal the actor's ({time.perf_counter() - started:.2f} s)",
+            flush=True,
+        )
 
 
 def mismatch_line(sent: dict, replies: list) -> str | None:
@@ -133,10 +149,12 @@ def mismatch_line(sent: dict, replies: list) -> str | None:
         expected = expected_by_engine_param(sent, reply["packed_modules_mapping"])
         problem = first_mismatch(expected, got, rtol=EXACT_COPY_RTOL)
         if problem:
-            return (f"[openrlhf-cfpo] vLLM engine {index} does not hold the weights the actor just sent, so the next "
-                    f"rollout would sample from another policy: first difference {problem}. Likely causes: the weight "
-                    f"broadcast did nothing (NCCL failed to load: check `python -c 'import torch; "
-                    f"print(torch.cuda.nccl.version())'` and NCCL_DEBUG=INFO), a parameter name or tied weight the "
-                    f"engine maps differently, or a vLLM build that repacks weights at load. Stopped before training on "
-                    f"its samples; {SKIP_SYNC_CHECK_FLAG} turns this check off")
+            return (
+                f"[openrlhf-cfpo] vLLM engine {index} does not hold the weights the actor just sent, so the next "
+                f"rollout would sample from another policy: first difference {problem}. Likely causes: the weight "
+                f"broadcast did nothing (NCCL failed to load: check `python -c 'import torch; "
+                f"print(torch.cuda.nccl.version())'` and NCCL_DEBUG=INFO), a parameter name or tied weight the "
+                f"engine maps differently, or a vLLM build that repacks weights at load. Stopped before training on "
+                f"its samples; {SKIP_SYNC_CHECK_FLAG} turns this check off"
+            )
     return None

@@ -8,11 +8,11 @@ TRL 1.16 has no ``max_prompt_length``: prompts longer than the budget are droppe
 own chat template exactly as TRL tokenizes a conversational prompt (``apply_chat_template`` with the generation
 prompt), so no prompt is truncated at training time. verl's ``data.filter_overlong_prompts`` counts the same way.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Optional
 
 from openrlhf_cfpo.recipes import SYSTEM_PROMPTS, TABLE_3, check_max_prompt_length, check_model_size
 
@@ -38,7 +38,7 @@ def prompt_length(tokenizer, messages: list[dict]) -> int:
     return len(encoded["input_ids"])
 
 
-def load_math(name: str = MATH_DATASET, config: Optional[str] = MATH_CONFIG, split: str = "train"):
+def load_math(name: str = MATH_DATASET, config: str | None = MATH_CONFIG, split: str = "train"):
     """One split of MATH from the Hugging Face hub, or a local copy with the same columns.
 
     A local ``.json``/``.jsonl``/``.parquet``/``.csv`` file is read as that split; a local folder as a dataset.
@@ -82,7 +82,11 @@ def prepare_math(dataset, tokenizer, model_size: str, max_prompt_length: int = T
     kept = with_answer.filter(lambda row: row["_prompt_length"] <= max_prompt_length)
     logger.warning(
         "MATH: %d problems, %d whose solution gives no answer to check and %d with a prompt over %d tokens dropped, "
-        "%d kept", len(dataset), len(converted) - len(with_answer), len(with_answer) - len(kept), max_prompt_length,
+        "%d kept",
+        len(dataset),
+        len(converted) - len(with_answer),
+        len(with_answer) - len(kept),
+        max_prompt_length,
         len(kept),
     )
     return kept.remove_columns(["_keep_answer", "_prompt_length"])

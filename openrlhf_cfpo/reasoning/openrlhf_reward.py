@@ -13,6 +13,7 @@ policy's turn ends there; what a sampler left after it is not the answer).
   readable answer: OpenRLHF needs a number, as verl does);
 - ``extra_logs``: ``answer_parsed``, 1.0 when the response holds an answer math-verify reads, right or wrong.
 """
+
 import torch
 
 from openrlhf_cfpo.reasoning.rewards import read_answer, score_answer
@@ -26,7 +27,7 @@ def response_of(query: str, prompt: str) -> str:
     end-of-turn token ("" when the query does not start with any of the prompt)."""
     for start in range(len(prompt) or 1):  # (an empty prompt: the query is all response)
         if query.startswith(prompt[start:]):
-            response = query[len(prompt) - start:]
+            response = query[len(prompt) - start :]
             break
     else:
         return ""

@@ -18,9 +18,8 @@ The same rule in each framework's calling convention: :func:`boxed_answer_reward
 :func:`compute_score` for verl's ``reward.custom_reward_function`` (called from verl's worker threads: see
 :mod:`.verifier`).
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from openrlhf_cfpo.reasoning.verifier import (
     REFERENCE_NORMALIZATION,
@@ -36,13 +35,20 @@ PARSE_TIMEOUT_S = 3
 VERIFY_TIMEOUT_S = 3
 
 # The reference's reading of a gold solution: math-verify's default targets (as 0.5.2 had them) in first-match mode.
-_GOLD_TARGETS = [LatexExtractionConfig(normalization_config=REFERENCE_NORMALIZATION, boxed_match_priority=50),
-                 ExprExtractionConfig()]
+_GOLD_TARGETS = [
+    LatexExtractionConfig(normalization_config=REFERENCE_NORMALIZATION, boxed_match_priority=50),
+    ExprExtractionConfig(),
+]
 # ... and of a completion: LaTeX only, boxed first, anchored, with no repair of malformed operators or nits.
-_ANSWER_TARGETS = [LatexExtractionConfig(
-    normalization_config=NormalizationConfig(nits=False, malformed_operators=False, basic_latex=True, equations=True,
-                                             boxed="all", units=True),
-    boxed_match_priority=0, try_extract_without_anchor=False)]
+_ANSWER_TARGETS = [
+    LatexExtractionConfig(
+        normalization_config=NormalizationConfig(
+            nits=False, malformed_operators=False, basic_latex=True, equations=True, boxed="all", units=True
+        ),
+        boxed_match_priority=0,
+        try_extract_without_anchor=False,
+    )
+]
 
 
 def read_gold(solution: str) -> list:
@@ -55,12 +61,12 @@ def read_answer(completion: str) -> list:
     return parse(completion, _ANSWER_TARGETS, extraction_mode="first_match", parsing_timeout=PARSE_TIMEOUT_S)
 
 
-def score(completion: str, solution: str) -> Optional[float]:
+def score(completion: str, solution: str) -> float | None:
     """1.0 / 0.0: does ``completion``'s answer equal the one in ``solution``? None if the gold cannot be read."""
     return score_answer(read_answer(completion), solution)
 
 
-def score_answer(answer: list, solution: str) -> Optional[float]:
+def score_answer(answer: list, solution: str) -> float | None:
     """:func:`score` of an answer already read with :func:`read_answer`."""
     gold = read_gold(solution)
     if not gold:
@@ -78,7 +84,7 @@ def _text(completion) -> str:
     return "".join(message["content"] for message in completion if message.get("role", "assistant") == "assistant")
 
 
-def boxed_answer_reward(completions, answer, **kwargs) -> list[Optional[float]]:
+def boxed_answer_reward(completions, answer, **kwargs) -> list[float | None]:
     """TRL reward function: :func:`score` of each completion against its prompt's ``answer`` column (the solution)."""
     return [score(_text(completion), label) for completion, label in zip(completions, answer, strict=True)]
 

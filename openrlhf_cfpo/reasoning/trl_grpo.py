@@ -10,11 +10,11 @@ is a ``--flag`` (or a key of ``--config file.yaml``), parsed by TRL's ``TrlParse
 The arguments are parsed and checked (unknown flags, an unknown model size, settings the CFPO trainer does not
 implement) before the tokenizer, the data or the model load.
 """
+
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
 
 from trl import TrlParser
 
@@ -29,31 +29,38 @@ from openrlhf_cfpo.trl import GRPOConfig, GRPOTrainer
 class MathScriptArguments:
     """The policy, and what it trains on: the MATH split, the system prompt (by model size), the prompt budget."""
 
-    model_name_or_path: Optional[str] = field(
+    model_name_or_path: str | None = field(
         default=None, metadata={"help": "The policy to train (hub name or folder), e.g. Qwen/Qwen2.5-3B. Required."}
     )
     dtype: str = field(
         default="bfloat16",
-        metadata={"help": "dtype the policy is loaded in (as open-r1's recipes load it).",
-                  "choices": ["auto", "bfloat16", "float16", "float32"]},
+        metadata={
+            "help": "dtype the policy is loaded in (as open-r1's recipes load it).",
+            "choices": ["auto", "bfloat16", "float16", "float32"],
+        },
     )
-    attn_implementation: Optional[str] = field(
+    attn_implementation: str | None = field(
         default=None, metadata={"help": "transformers attention implementation, e.g. sdpa or flash_attention_2."}
     )
     model_size: str = field(
         default="3B",
-        metadata={"help": f"Qwen2.5 size of the policy, one of {', '.join(MODEL_SIZES)}: picks the paper's system "
-                          "prompt (arXiv 2601.22801, appendix B.1; the same for base and Instruct)."},
+        metadata={
+            "help": f"Qwen2.5 size of the policy, one of {', '.join(MODEL_SIZES)}: picks the paper's system "
+            "prompt (arXiv 2601.22801, appendix B.1; the same for base and Instruct)."
+        },
     )
     dataset_name: str = field(
-        default=MATH_DATASET, metadata={"help": "Hub name of MATH, or a local .json/.jsonl/.parquet/.csv with its columns."}
+        default=MATH_DATASET,
+        metadata={"help": "Hub name of MATH, or a local .json/.jsonl/.parquet/.csv with its columns."},
     )
-    dataset_config: Optional[str] = field(default=MATH_CONFIG, metadata={"help": "Hub configuration of the dataset."})
+    dataset_config: str | None = field(default=MATH_CONFIG, metadata={"help": "Hub configuration of the dataset."})
     dataset_split: str = field(default="train", metadata={"help": "Split to train on (MATH train: 7,500 problems)."})
     max_prompt_length: int = field(
         default=TABLE_3.max_prompt_length,
-        metadata={"help": "Prompts with more tokens (system prompt and chat template included) are dropped before "
-                          "training (Table 3); TRL 1.16 has no max_prompt_length of its own."},
+        metadata={
+            "help": "Prompts with more tokens (system prompt and chat template included) are dropped before "
+            "training (Table 3); TRL 1.16 has no max_prompt_length of its own."
+        },
     )
 
     def __post_init__(self):
@@ -63,7 +70,7 @@ class MathScriptArguments:
         check_max_prompt_length(self.max_prompt_length)
 
 
-def parse_args(argv: Optional[list[str]] = None) -> tuple[MathScriptArguments, GRPOConfig]:
+def parse_args(argv: list[str] | None = None) -> tuple[MathScriptArguments, GRPOConfig]:
     """Both argument groups, as TRL's own scripts parse them; raises on an unknown flag or a bad value."""
     parser = TrlParser((MathScriptArguments, GRPOConfig))
     return parser.parse_args_and_config(args=argv)
@@ -95,14 +102,17 @@ def build_trainer(script_args: MathScriptArguments, training_args: GRPOConfig) -
     init_kwargs = {"dtype": script_args.dtype, "attn_implementation": script_args.attn_implementation}
     init_kwargs = {**{k: v for k, v in init_kwargs.items() if v is not None}, **(training_args.model_init_kwargs or {})}
     tokenizer = AutoTokenizer.from_pretrained(
-        script_args.model_name_or_path, revision=init_kwargs.get("revision"),
+        script_args.model_name_or_path,
+        revision=init_kwargs.get("revision"),
         trust_remote_code=training_args.trust_remote_code,
     )
     # under accelerate every process prepares the data: the main one first, the others then read datasets' cache
     with training_args.main_process_first(desc="MATH preparation"):
         dataset = prepare_math(
             load_math(script_args.dataset_name, script_args.dataset_config, script_args.dataset_split),
-            tokenizer, script_args.model_size, script_args.max_prompt_length,
+            tokenizer,
+            script_args.model_size,
+            script_args.max_prompt_length,
         )
     # Loaded here rather than by name inside GRPOTrainer, so that its generation config says where a turn ends
     # before TRL reads it. The Trainer places the model (TRL passes device_map=None under accelerate too).
@@ -112,12 +122,15 @@ def build_trainer(script_args: MathScriptArguments, training_args: GRPOConfig) -
     training_args.model_init_kwargs = None  # used above; TRL would warn that a loaded model ignores them
     stop_at_the_end_of_a_turn(model, tokenizer, training_args)
     return GRPOTrainer(
-        model=model, reward_funcs=[boxed_answer_reward], args=training_args, train_dataset=dataset,
+        model=model,
+        reward_funcs=[boxed_answer_reward],
+        args=training_args,
+        train_dataset=dataset,
         processing_class=tokenizer,
     )
 
 
-def main(argv: Optional[list[str]] = None) -> GRPOTrainer:
+def main(argv: list[str] | None = None) -> GRPOTrainer:
     script_args, training_args = parse_args(argv)
     trainer = build_trainer(script_args, training_args)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)

@@ -20,6 +20,7 @@ alarm raises inside math-verify's own ``try``, so every answer would silently sc
 ``compute_score`` from a thread pool, so off the main thread the bound is dropped (as TRL's ``accuracy_reward`` does
 with later math-verify releases); on the main thread math-verify's own bound applies unchanged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,9 @@ def _check_version() -> None:
     except PackageNotFoundError:  # importable but not installed as a distribution (a source tree on the path)
         installed = "unknown"
     if installed != MATH_VERIFY_VERSION:
-        raise ImportError(f"math-verify {installed} is installed; reading answers as the references do needs "
-                          f"{INSTALL_HINT}")
+        raise ImportError(
+            f"math-verify {installed} is installed; reading answers as the references do needs {INSTALL_HINT}"
+        )
 
 
 def _bound_on_main_thread(timeout_seconds):
@@ -72,20 +74,29 @@ def verify(gold, target, float_rounding: int = 6, numeric_precision: int = 15, t
     0.6.0 first reduces an assignment (``y = 2x + 3``) to its right-hand side even when the other side is an equation
     too, so it no longer equals ``y - 2x = 3``; both references compare the two relations.
     """
+
     def equations_equal(g, t) -> bool:
         try:
             return _bound_on_main_thread(timeout_seconds)(
-                lambda: math_verify.grader.sympy_str_eq(g, t)
-                or math_verify.grader.sympy_compare_relational(g, t, float_rounding, numeric_precision))()
+                lambda: (
+                    math_verify.grader.sympy_str_eq(g, t)
+                    or math_verify.grader.sympy_compare_relational(g, t, float_rounding, numeric_precision)
+                )
+            )()
         except Exception:
             return False
 
     def equal(g, t) -> bool:
-        if isinstance(g, Basic) and isinstance(t, Basic) and math_verify.grader.is_equation(g) \
-                and math_verify.grader.is_equation(t):
+        if (
+            isinstance(g, Basic)
+            and isinstance(t, Basic)
+            and math_verify.grader.is_equation(g)
+            and math_verify.grader.is_equation(t)
+        ):
             return equations_equal(g, t)
-        return math_verify.grader.verify(g, t, float_rounding=float_rounding, numeric_precision=numeric_precision,
-                                         timeout_seconds=timeout_seconds)
+        return math_verify.grader.verify(
+            g, t, float_rounding=float_rounding, numeric_precision=numeric_precision, timeout_seconds=timeout_seconds
+        )
 
     golds = gold if isinstance(gold, list) else [gold]
     targets = target if isinstance(target, list) else [target]
@@ -93,8 +104,16 @@ def verify(gold, target, float_rounding: int = 6, numeric_precision: int = 15, t
 
 
 # LatexExtractionConfig's default normalization in math-verify 0.5.2 and lighteval 0.9.2 (0.6.0 drops `equations`).
-REFERENCE_NORMALIZATION = NormalizationConfig(basic_latex=True, units=True, malformed_operators=True, nits=True,
-                                              boxed="all", equations=True)
+REFERENCE_NORMALIZATION = NormalizationConfig(
+    basic_latex=True, units=True, malformed_operators=True, nits=True, boxed="all", equations=True
+)
 
-__all__ = ["ExprExtractionConfig", "LatexExtractionConfig", "NormalizationConfig", "REFERENCE_NORMALIZATION", "parse",
-           "verify", "INSTALL_HINT"]
+__all__ = [
+    "ExprExtractionConfig",
+    "LatexExtractionConfig",
+    "NormalizationConfig",
+    "REFERENCE_NORMALIZATION",
+    "parse",
+    "verify",
+    "INSTALL_HINT",
+]

@@ -16,12 +16,12 @@ values, vllm_async_server.py:1197-1207), and a Qwen2.5 base model's says ``<|end
 at ``<|im_end|>``. The recipe points vLLM (``engine_kwargs.vllm.generation_config``) at the copy written here, which
 adds the end of a turn (:func:`openrlhf_cfpo.chat.stop_token_ids`).
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Optional
 
 from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET, load_math, prepare_math
 from openrlhf_cfpo.recipes import MODEL_SIZES, TABLE_3, check_max_prompt_length
@@ -44,9 +44,15 @@ def to_verl(prepared, split: str, data_source: str = MATH_DATASET):
     return prepared.map(convert, remove_columns=prepared.column_names)
 
 
-def write_split(tokenizer, model_size: str, split: str, output_dir: str, dataset: str = MATH_DATASET,
-                dataset_config: Optional[str] = MATH_CONFIG,
-                max_prompt_length: int = TABLE_3.max_prompt_length) -> str:
+def write_split(
+    tokenizer,
+    model_size: str,
+    split: str,
+    output_dir: str,
+    dataset: str = MATH_DATASET,
+    dataset_config: str | None = MATH_CONFIG,
+    max_prompt_length: int = TABLE_3.max_prompt_length,
+) -> str:
     """Prepare one split and write it to ``output_dir/<split>.parquet``; returns the path."""
     prepared = prepare_math(load_math(dataset, dataset_config, split), tokenizer, model_size, max_prompt_length)
     path = os.path.join(output_dir, f"{split}.parquet")
@@ -74,17 +80,25 @@ def write_generation_config(model: str, tokenizer, output_dir: str) -> str:
     return path
 
 
-def main(argv: Optional[list[str]] = None) -> list[str]:
-    parser = argparse.ArgumentParser(prog="python -m openrlhf_cfpo.reasoning.verl_data", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="the policy (hub name or folder): its tokenizer counts prompt tokens")
+def main(argv: list[str] | None = None) -> list[str]:
+    parser = argparse.ArgumentParser(
+        prog="python -m openrlhf_cfpo.reasoning.verl_data", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--model", required=True, help="the policy (hub name or folder): its tokenizer counts prompt tokens"
+    )
     parser.add_argument("--model-size", required=True, choices=MODEL_SIZES, help="picks the paper's system prompt")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--dataset", default=MATH_DATASET,
-                        help="hub name, a local folder of <split>.jsonl/.parquet files, or one local file (every split)")
+    parser.add_argument(
+        "--dataset",
+        default=MATH_DATASET,
+        help="hub name, a local folder of <split>.jsonl/.parquet files, or one local file (every split)",
+    )
     parser.add_argument("--dataset-config", default=MATH_CONFIG)
     parser.add_argument("--splits", nargs="+", default=["train", "test"])
-    parser.add_argument("--max-prompt-length", type=int, default=TABLE_3.max_prompt_length,
-                        help="longer prompts are dropped (Table 3)")
+    parser.add_argument(
+        "--max-prompt-length", type=int, default=TABLE_3.max_prompt_length, help="longer prompts are dropped (Table 3)"
+    )
     args = parser.parse_args(argv)
     try:
         check_max_prompt_length(args.max_prompt_length)
@@ -95,8 +109,15 @@ def main(argv: Optional[list[str]] = None) -> list[str]:
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     paths = [
-        write_split(tokenizer, args.model_size, split, args.output_dir, args.dataset, args.dataset_config,
-                    args.max_prompt_length)
+        write_split(
+            tokenizer,
+            args.model_size,
+            split,
+            args.output_dir,
+            args.dataset,
+            args.dataset_config,
+            args.max_prompt_length,
+        )
         for split in args.splits
     ]
     paths.append(write_generation_config(args.model, tokenizer, args.output_dir))

@@ -8,6 +8,7 @@ Import the two classes from here instead of ``trl``; the one new setting is ``po
 - :mod:`.config`: ``GRPOConfig`` and the checks of settings this trainer does not implement;
 - :mod:`.trainer`: ``GRPOTrainer``, whose ``_compute_loss`` is TRL's step for step with the registry's surrogate.
 """
+
 from openrlhf_cfpo.trl.config import AGGREGATIONS, GRPOConfig, check_grpo_args
 from openrlhf_cfpo.trl.trainer import GRPOTrainer
 

@@ -1,4 +1,5 @@
 """``GRPOConfig``: TRL 1.16's, plus ``policy_loss_type`` and ``vllm_weight_sync_check``, with the settings this trainer cannot honour refused."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -16,6 +16,7 @@ surrogate trains), plus the registry's other diagnostics under their registry na
 With ``use_vllm`` in colocate mode, every weight sync is checked (:func:`check_colocated_syncs`, on unless
 ``vllm_weight_sync_check=False``): a sync that leaves the engine on other weights stops training with one line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,9 +53,11 @@ def compute_loss_drift() -> str | None:
     version, digest = TRL_COMPUTE_LOSS
     if trl_compute_loss_digest() == digest:
         return None
-    return (f"trl {trl.__version__}'s GRPOTrainer._compute_loss differs from trl {version}'s, which "
-            f"openrlhf_cfpo.trl.trainer.GRPOTrainer._compute_loss replaces step for step: re-check each step (masks, "
-            f"ratio, KL, aggregation per loss_type, entropy bonus, aux loss, metrics) against it, then update TRL_COMPUTE_LOSS")
+    return (
+        f"trl {trl.__version__}'s GRPOTrainer._compute_loss differs from trl {version}'s, which "
+        f"openrlhf_cfpo.trl.trainer.GRPOTrainer._compute_loss replaces step for step: re-check each step (masks, "
+        f"ratio, KL, aggregation per loss_type, entropy bonus, aux loss, metrics) against it, then update TRL_COMPUTE_LOSS"
+    )
 
 
 def colocated_engine_model(vllm_generation):
@@ -97,8 +100,11 @@ def check_colocated_syncs(vllm_generation, step=lambda: None) -> bool:
         engine = colocated_engine_model(vllm_generation)
         held = dict(engine.named_parameters())
         dtypes.update(p.dtype for p in held.values())
-        problem = first_mismatch(expected_by_engine_param(sent, getattr(engine, "packed_modules_mapping", {})),
-                                 checksums(held.items()), rtol=sync_rtol(*dtypes))
+        problem = first_mismatch(
+            expected_by_engine_param(sent, getattr(engine, "packed_modules_mapping", {})),
+            checksums(held.items()),
+            rtol=sync_rtol(*dtypes),
+        )
         if problem:
             raise RuntimeError(
                 f"vLLM weight sync check, step {step()}: the colocated engine does not hold the trainer's weights: "
@@ -151,8 +157,9 @@ class GRPOTrainer(trl.GRPOTrainer):
         if old_log_probs is None:  # TRL skips it when each batch is used once, on-policy: r = 1 (with its gradient)
             old_log_probs = log_probs.detach()
         # TRL's exp(log pi - log pi_old) on action tokens (|log r| < 20); 1 on padding, so nothing leaks from there.
-        per_token = token_policy_loss(self.policy_surrogate, log_probs, old_log_probs, advantages, mask.bool(),
-                                      *epsilons(self.args))
+        per_token = token_policy_loss(
+            self.policy_surrogate, log_probs, old_log_probs, advantages, mask.bool(), *epsilons(self.args)
+        )
         per_token_loss, ratio, token_metrics = per_token
         if self.off_policy_mask_threshold is not None:
             per_token_loss = per_token_loss * self.get_off_policy_mask(
@@ -217,11 +224,15 @@ class GRPOTrainer(trl.GRPOTrainer):
             loss = aggregate_loss(per_token_loss, mask, batch_num_tokens=n_tokens)
             return loss, loss.detach()
         if self.loss_type == "grpo":  # eq. 8: each sequence's token mean, then the mean over all B sequences
-            loss = aggregate_loss(per_token_loss, mask, token_level_loss=False, global_batch_size=per_token_loss.size(0))
+            loss = aggregate_loss(
+                per_token_loss, mask, token_level_loss=False, global_batch_size=per_token_loss.size(0)
+            )
         elif self.loss_type == "bnpo":  # token mean over the local batch
             loss = aggregate_loss(per_token_loss, mask)
         else:  # dr_grpo: a constant denominator, B * max_completion_length
-            loss = aggregate_loss(per_token_loss, mask, batch_num_tokens=per_token_loss.size(0) * self.max_completion_length)
+            loss = aggregate_loss(
+                per_token_loss, mask, batch_num_tokens=per_token_loss.size(0) * self.max_completion_length
+            )
         return loss / self._accumulation(mode), loss.detach()
 
     def _entropy_bonus(self, entropies, mask, mode):
@@ -251,9 +262,13 @@ class GRPOTrainer(trl.GRPOTrainer):
                 totals = self.accelerator.reduce(self._entropy_window_stats, reduction="sum")
                 world_entropy = (totals[0] / totals[1].clamp(min=1.0)).item()
                 if world_entropy <= self.args.entropy_target:
-                    self.entropy_coef = min(self.entropy_coef + self.args.entropy_coef_delta, self.args.entropy_coef_max)
+                    self.entropy_coef = min(
+                        self.entropy_coef + self.args.entropy_coef_delta, self.args.entropy_coef_max
+                    )
                 else:
-                    self.entropy_coef = max(self.entropy_coef - self.args.entropy_coef_delta, self.args.entropy_coef_min)
+                    self.entropy_coef = max(
+                        self.entropy_coef - self.args.entropy_coef_delta, self.args.entropy_coef_min
+                    )
                 self._last_world_entropy = world_entropy
                 self._entropy_window_stats = None
         if mode == "train" and self.accelerator.sync_gradients:

@@ -11,6 +11,7 @@ verl's plugin loader swallows a plugin's exceptions at DEBUG level. So any failu
 with its traceback, before it is raised: a broken install shows in the log, and a run that asks for
 ``loss_mode=cfpo`` then stops at verl's "Unsupported loss mode: cfpo" instead of training with another loss.
 """
+
 import logging
 
 VERL_VERSION = "0.9.1"  # the release this adapter is written and tested against (setup.py's `verl` extra)

@@ -16,9 +16,10 @@ and conventions onto it:
   clamps it; the others ``actor/<name>``). ``vanilla``'s ``actor/pg_clipfrac_lower`` counts its dual clip,
   which CFPO does not have, so it is not reported.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -38,8 +39,8 @@ def compute_policy_loss_cfpo(
     advantages: torch.Tensor,
     response_mask: torch.Tensor,
     loss_agg_mode: str = "token-mean",
-    config: Optional[Any] = None,
-    rollout_is_weights: Optional[torch.Tensor] = None,
+    config: Any | None = None,
+    rollout_is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """CFPO's loss, paper eq. (7), in verl's policy-loss signature (every argument comes by keyword).
 
@@ -69,7 +70,9 @@ def compute_policy_loss_cfpo(
     per_token_loss = per_token.loss
     if rollout_is_weights is not None:
         per_token_loss = per_token_loss * rollout_is_weights
-    loss = agg_loss(loss_mat=per_token_loss, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **config.global_batch_info)
+    loss = agg_loss(
+        loss_mat=per_token_loss, loss_mask=response_mask, loss_agg_mode=loss_agg_mode, **config.global_batch_info
+    )
 
     with torch.no_grad():
         metrics = {logged_name("verl", k): v.item() for k, v in token_means(per_token.metrics, mask).items()}

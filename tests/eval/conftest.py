@@ -1,4 +1,5 @@
 """Shared fixtures for the eval tests: a tiny chat model, invented benchmark files, and a local judge server."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,11 +12,15 @@ from pathlib import Path
 
 import pytest
 
-WORDS = ("hello world the cat sat on a mat answer question list title yes no good bad why how "
-         "one two three four five apple river stone cloud quick slow red blue").split()
+WORDS = (
+    "hello world the cat sat on a mat answer question list title yes no good bad why how "
+    "one two three four five apple river stone cloud quick slow red blue"
+).split()
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>"]
-CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} </s> {% endfor %}"
-                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} </s> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -80,13 +85,28 @@ def save_tiny_model(path: Path, seed: int = 0) -> str:
     vocab = {t: i for i, t in enumerate(SPECIALS + WORDS)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", additional_special_tokens=["<|user|>", "<|assistant|>"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        additional_special_tokens=["<|user|>", "<|assistant|>"],
+    )
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-                      bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    cfg = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+    )
     LlamaForCausalLM(cfg).save_pretrained(path)
     fast.save_pretrained(path)
     return str(path)
@@ -128,39 +148,102 @@ def _jsonl(path: Path, rows) -> None:
 def write_fixture_data(root: Path, n: int = 4) -> Path:
     """Invented questions, baselines and judge prompts in the official layout (no real benchmark text)."""
     cats = ["writing", "math", "roleplay", "reasoning"]
-    _jsonl(root / "mt_bench/question.jsonl", [
-        {"question_id": 900 + i, "category": cats[i % 4], "turns": [f"first ask {i}", f"second ask {i}"]} for i in range(n)])
-    _jsonl(root / "mt_bench/reference_answer/gpt-4.jsonl", [
-        {"question_id": 900 + i, "choices": [{"index": 0, "turns": [f"ref one {i}", f"ref two {i}"]}]} for i in range(n)])
-    _jsonl(root / "judge_prompts.jsonl", [
-        {"name": "single-v1", "type": "single", "system_prompt": "grade", "prompt_template": "KIND=plain Q={question} A={answer}"},
-        {"name": "single-math-v1", "type": "single", "system_prompt": "grade",
-         "prompt_template": "KIND=ref Q={question} R={ref_answer_1} A={answer}"},
-        {"name": "single-v1-multi-turn", "type": "single", "system_prompt": "grade",
-         "prompt_template": "KIND=plain2 Q1={question_1} A1={answer_1} Q2={question_2} A2={answer_2}"},
-        {"name": "single-math-v1-multi-turn", "type": "single", "system_prompt": "grade",
-         "prompt_template": "KIND=ref2 Q1={question_1} A1={answer_1} Q2={question_2} A2={answer_2} R1={ref_answer_1} R2={ref_answer_2}"},
-    ])
-    _jsonl(root / "arena-hard-v0.1/question.jsonl", [
-        {"uid": f"u{i}", "category": "arena-hard-v0.1", "cluster": "c", "prompt": f"arena ask {i}"} for i in range(n)])
-    _jsonl(root / "arena-hard-v0.1/model_answer/gpt-4-0314.jsonl", [
-        {"uid": f"u{i}", "ans_id": f"a{i}", "model": "gpt-4-0314",
-         "messages": [{"role": "user", "content": f"arena ask {i}"},
-                      {"role": "assistant", "content": {"answer": f"BASELINE answer {i}"}}]} for i in range(n)])
+    _jsonl(
+        root / "mt_bench/question.jsonl",
+        [
+            {"question_id": 900 + i, "category": cats[i % 4], "turns": [f"first ask {i}", f"second ask {i}"]}
+            for i in range(n)
+        ],
+    )
+    _jsonl(
+        root / "mt_bench/reference_answer/gpt-4.jsonl",
+        [
+            {"question_id": 900 + i, "choices": [{"index": 0, "turns": [f"ref one {i}", f"ref two {i}"]}]}
+            for i in range(n)
+        ],
+    )
+    _jsonl(
+        root / "judge_prompts.jsonl",
+        [
+            {
+                "name": "single-v1",
+                "type": "single",
+                "system_prompt": "grade",
+                "prompt_template": "KIND=plain Q={question} A={answer}",
+            },
+            {
+                "name": "single-math-v1",
+                "type": "single",
+                "system_prompt": "grade",
+                "prompt_template": "KIND=ref Q={question} R={ref_answer_1} A={answer}",
+            },
+            {
+                "name": "single-v1-multi-turn",
+                "type": "single",
+                "system_prompt": "grade",
+                "prompt_template": "KIND=plain2 Q1={question_1} A1={answer_1} Q2={question_2} A2={answer_2}",
+            },
+            {
+                "name": "single-math-v1-multi-turn",
+                "type": "single",
+                "system_prompt": "grade",
+                "prompt_template": "KIND=ref2 Q1={question_1} A1={answer_1} Q2={question_2} A2={answer_2} R1={ref_answer_1} R2={ref_answer_2}",
+            },
+        ],
+    )
+    _jsonl(
+        root / "arena-hard-v0.1/question.jsonl",
+        [{"uid": f"u{i}", "category": "arena-hard-v0.1", "cluster": "c", "prompt": f"arena ask {i}"} for i in range(n)],
+    )
+    _jsonl(
+        root / "arena-hard-v0.1/model_answer/gpt-4-0314.jsonl",
+        [
+            {
+                "uid": f"u{i}",
+                "ans_id": f"a{i}",
+                "model": "gpt-4-0314",
+                "messages": [
+                    {"role": "user", "content": f"arena ask {i}"},
+                    {"role": "assistant", "content": {"answer": f"BASELINE answer {i}"}},
+                ],
+            }
+            for i in range(n)
+        ],
+    )
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "config/judge_config.yaml").write_text(
-        'judge_model: x\ntemperature: 0\nmax_tokens: 64\nregex_pattern: \\[\\[([AB<>=]+)\\]\\]\n'
+        "judge_model: x\ntemperature: 0\nmax_tokens: 64\nregex_pattern: \\[\\[([AB<>=]+)\\]\\]\n"
         'system_prompt: "compare"\nprompt_template: ["Q={question_1}\\nFIRST={answer_1}\\nSECOND={answer_2}"]\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (root / "alpaca_eval").mkdir(parents=True, exist_ok=True)
-    (root / "alpaca_eval/alpaca_eval_gpt4_baseline.json").write_text(json.dumps([
-        {"instruction": f"alpaca ask {i}", "output": "REFERENCE " + "words " * (3 + 5 * i), "generator": "gpt4_1106_preview",
-         "dataset": "fixture"} for i in range(n)]), encoding="utf-8")
+    (root / "alpaca_eval/alpaca_eval_gpt4_baseline.json").write_text(
+        json.dumps(
+            [
+                {
+                    "instruction": f"alpaca ask {i}",
+                    "output": "REFERENCE " + "words " * (3 + 5 * i),
+                    "generator": "gpt4_1106_preview",
+                    "dataset": "fixture",
+                }
+                for i in range(n)
+            ]
+        ),
+        encoding="utf-8",
+    )
     write_gamed_csv(root / "alpaca_eval/df_gamed.csv", n_index=max(n, 8))
-    _jsonl(root / "ifeval/input_data.jsonl", [
-        {"key": 1000 + i, "prompt": f"say hello {i}",
-         "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"], "kwargs": [{}, {}]}
-        for i in range(n)])
+    _jsonl(
+        root / "ifeval/input_data.jsonl",
+        [
+            {
+                "key": 1000 + i,
+                "prompt": f"say hello {i}",
+                "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
+                "kwargs": [{}, {}],
+            }
+            for i in range(n)
+        ],
+    )
     return root
 
 
@@ -173,8 +256,16 @@ def write_gamed_csv(path: Path, n_index: int) -> None:
     rows = []
     for model in ("gamed_a", "gamed_b"):
         for i in range(n_index):
-            rows.append({"index": i, "instruction_difficulty": float(np.sin(i)), "preference": float(rng.uniform(0.2, 0.8)),
-                         "std_delta_len": float(rng.normal()), "not_gamed_baseline": False, "model": model})
+            rows.append(
+                {
+                    "index": i,
+                    "instruction_difficulty": float(np.sin(i)),
+                    "preference": float(rng.uniform(0.2, 0.8)),
+                    "std_delta_len": float(rng.normal()),
+                    "not_gamed_baseline": False,
+                    "model": model,
+                }
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(path, index=False)
 
@@ -187,11 +278,17 @@ def fixture_data(tmp_path) -> Path:
 class JudgeServer:
     """A real HTTP OpenAI-compatible judge with deterministic rules and optional injected faults."""
 
-    def __init__(self, fail_every: int = 0, arena_mode: str = "favor_model", mt_mode: str = "by_kind", hold_at: int = 0):
+    def __init__(
+        self, fail_every: int = 0, arena_mode: str = "favor_model", mt_mode: str = "by_kind", hold_at: int = 0
+    ):
         self.fail_every = fail_every  # every k-th distinct request fails once (429, then 500 alternately)
         self.arena_mode = arena_mode
-        self.mt_mode = mt_mode  # by_kind: a fixed rating per judge prompt; by_text: one that depends on the answers; unrated: none
-        self.hold_at = hold_at  # the hold_at-th request is held unanswered until `release` is set (to kill a client mid-request)
+        self.mt_mode = (
+            mt_mode  # by_kind: a fixed rating per judge prompt; by_text: one that depends on the answers; unrated: none
+        )
+        self.hold_at = (
+            hold_at  # the hold_at-th request is held unanswered until `release` is set (to kill a client mid-request)
+        )
         self.held, self.release = threading.Event(), threading.Event()
         self.requests = 0
         self.faults = 0
@@ -218,7 +315,9 @@ class JudgeServer:
                     pass
 
             def do_GET(self):
-                self._send(200, {"object": "list", "data": [{"id": "judge", "object": "model", "created": 0, "owned_by": "t"}]})
+                self._send(
+                    200, {"object": "list", "data": [{"id": "judge", "object": "model", "created": 0, "owned_by": "t"}]}
+                )
 
             def do_POST(self):
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -243,10 +342,24 @@ class JudgeServer:
                     code = 429 if (nth // server.fail_every) % 2 == 0 else 500
                     return self._send(code, {"error": {"message": "injected", "type": "x"}}, [("retry-after-ms", "5")])
                 text, logprobs = server.answer(req)
-                self._send(200, {"id": "c", "object": "chat.completion", "created": 0, "model": req["model"],
-                                 "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                                              "message": {"role": "assistant", "content": text}}],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+                self._send(
+                    200,
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": req["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "logprobs": logprobs,
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    },
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -278,8 +391,10 @@ class JudgeServer:
         second = user.find('"model_identifier": "M"')
         best = "M" if ref_pos < second else "m"
         other = "m" if best == "M" else "M"
-        top = [{"token": best, "logprob": math.log(0.9), "bytes": None},
-               {"token": other, "logprob": math.log(0.1), "bytes": None}]
+        top = [
+            {"token": best, "logprob": math.log(0.9), "bytes": None},
+            {"token": other, "logprob": math.log(0.1), "bytes": None},
+        ]
         return best, {"content": [{"token": best, "logprob": top[0]["logprob"], "bytes": None, "top_logprobs": top}]}
 
     def __enter__(self):
@@ -318,8 +433,9 @@ def logging_python(tmp_path):
     fake = tmp_path / "bin"
     fake.mkdir()
     log = tmp_path / "calls.log"
-    (fake / "python").write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.eval.suite ] && exec {sys.executable} "$@"\n'
-                                 f'echo "$@" >> {log}\n')
+    (fake / "python").write_text(
+        f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.eval.suite ] && exec {sys.executable} "$@"\necho "$@" >> {log}\n'
+    )
     (fake / "python").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENRLHF_CFPO_SKIP_DOCTOR")}
     return {**env, "PATH": f"{fake}:{os.environ['PATH']}"}, log
@@ -358,6 +474,7 @@ def make_fixture_data():
 @pytest.fixture
 def gamed_csv():
     """Writes an invented df_gamed.csv for alpaca-eval's length-controlled GLM and returns its path."""
+
     def make(path: Path, n_index: int) -> Path:
         write_gamed_csv(path, n_index)
         return path

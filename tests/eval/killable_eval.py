@@ -10,6 +10,7 @@ Run as `python killable_eval.py EVAL-ARGS...`. Environment:
 The stand-in answers deterministically and puts every character that `str.splitlines` treats as a line break
 into its answers, so a resume must read them back exactly.
 """
+
 import json
 import os
 import signal

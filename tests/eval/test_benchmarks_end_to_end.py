@@ -1,4 +1,5 @@
 """Each benchmark end to end: tiny model on CPU, invented data in the official layout, a real local judge."""
+
 import json
 
 import pytest
@@ -12,7 +13,18 @@ def _results(out, bench):
 
 def test_mt_bench_scores_match_the_judges_ratings(cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path):
     out = tmp_path / "run"
-    rc = cli("mt_bench", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, "--judge-base-url", judge_server.url, *SMOKE)
+    rc = cli(
+        "mt_bench",
+        "--model",
+        tiny_model,
+        "--output",
+        out,
+        "--data-dir",
+        fixture_data,
+        "--judge-base-url",
+        judge_server.url,
+        *SMOKE,
+    )
     assert rc == 0
     r = _results(out, "mt_bench")
     # fixture: writing/roleplay graded 8 then 6, math/reasoning (reference-guided) 4 then 2
@@ -23,22 +35,52 @@ def test_mt_bench_scores_match_the_judges_ratings(cli, tiny_model, fixture_data,
     assert judge_server.requests == 8
 
 
-def test_arena_hard_gives_the_top_score_when_the_judge_always_prefers_the_model(cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path):
+def test_arena_hard_gives_the_top_score_when_the_judge_always_prefers_the_model(
+    cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path
+):
     out = tmp_path / "run"
-    assert cli("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,
-               "--judge-base-url", judge_server.url, "--limit", 3, *SMOKE) == 0
+    assert (
+        cli(
+            "arena_hard",
+            "--model",
+            tiny_model,
+            "--output",
+            out,
+            "--data-dir",
+            fixture_data,
+            "--judge-base-url",
+            judge_server.url,
+            "--limit",
+            3,
+            *SMOKE,
+        )
+        == 0
+    )
     r = _results(out, "arena_hard")
     assert (r["score"], r["ci_low"], r["ci_high"]) == (100.0, 100.0, 100.0)
     assert r["settings"]["n_questions"] == 3 and judge_server.requests == 6  # two games per question
 
 
 def test_arena_hard_asks_the_judge_again_for_a_missing_verdict_and_a_rerun_asks_neither_attempt_again(
-        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path):
+    cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path
+):
     out = tmp_path / "run"
     # The judge stops before its verdict in each game with the model as assistant A, until asked again.
     with make_judge_server(arena_mode="label_when_asked_again") as server:
-        args = ("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,
-                "--judge-base-url", server.url, "--limit", 3, *SMOKE)
+        args = (
+            "arena_hard",
+            "--model",
+            tiny_model,
+            "--output",
+            out,
+            "--data-dir",
+            fixture_data,
+            "--judge-base-url",
+            server.url,
+            "--limit",
+            3,
+            *SMOKE,
+        )
         assert cli(*args) == 0
         first = _results(out, "arena_hard")
         assert server.requests == 6 + 3 and len(set(server.bodies)) == 9
@@ -47,10 +89,16 @@ def test_arena_hard_asks_the_judge_again_for_a_missing_verdict_and_a_rerun_asks_
             assert body["messages"][2]["content"] == "Assistant A is clearly more complete, so"
         assert first["n_unparsed_games"] == 0 and first["n_games_asked_again"] == 3 and first["score"] == 100.0
         assert first["settings"]["judgment_attempts"] == 2
-        games = [g for line in (out / "arena_hard" / "judgments.jsonl").read_text().split("\n") if line
-                 for g in json.loads(line)["games"]]
-        assert sorted((g["model_position"], g["attempts"], g["verdict"]) for g in games) == \
-            [("A", 2, "A>>B")] * 3 + [("B", 1, "B>>A")] * 3
+        games = [
+            g
+            for line in (out / "arena_hard" / "judgments.jsonl").read_text().split("\n")
+            if line
+            for g in json.loads(line)["games"]
+        ]
+        assert (
+            sorted((g["model_position"], g["attempts"], g["verdict"]) for g in games)
+            == [("A", 2, "A>>B")] * 3 + [("B", 1, "B>>A")] * 3
+        )
         assert cli(*args) == 0
         assert server.requests == 9  # both attempts of every game came from the judge cache
     again = _results(out, "arena_hard")
@@ -58,7 +106,8 @@ def test_arena_hard_asks_the_judge_again_for_a_missing_verdict_and_a_rerun_asks_
 
 
 def test_arena_hard_without_a_single_verdict_after_the_second_attempt_writes_no_score_and_keeps_the_judgments(
-        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path, capsys):
+    cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path, capsys
+):
     out = tmp_path / "run"
     args = ("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, "--limit", 3, *SMOKE)
     with make_judge_server(arena_mode="never_a_label") as server:
@@ -67,14 +116,19 @@ def test_arena_hard_without_a_single_verdict_after_the_second_attempt_writes_no_
     err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]  # progress bars aside
     assert len(err) == 1 and "none of the 6 games got a verdict" in err[0] and "--judge-model" in err[0]
     assert not (out / "arena_hard" / "results.json").exists()
-    games = [g for line in (out / "arena_hard" / "judgments.jsonl").read_text().splitlines() for g in json.loads(line)["games"]]
+    games = [
+        g
+        for line in (out / "arena_hard" / "judgments.jsonl").read_text().splitlines()
+        for g in json.loads(line)["games"]
+    ]
     assert len(games) == 6 and all(g["verdict"] is None and g["attempts"] == 2 for g in games)
     with make_judge_server(arena_mode="never_a_label") as server:  # a rerun asks the judge nothing again
         assert cli(*args, "--judge-base-url", server.url) == 2 and server.requests == 0
 
 
 def test_mt_bench_without_a_single_rating_writes_no_score_and_keeps_the_judgments(
-        cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path, capsys):
+    cli, tiny_model, fixture_data, judge_env, make_judge_server, tmp_path, capsys
+):
     out = tmp_path / "run"
     args = ("mt_bench", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, *SMOKE)
     with make_judge_server(mt_mode="unrated") as server:
@@ -89,10 +143,25 @@ def test_mt_bench_without_a_single_rating_writes_no_score_and_keeps_the_judgment
         assert cli(*args, "--judge-base-url", server.url) == 2 and server.requests == 0
 
 
-def test_alpaca_eval_reports_raw_and_length_controlled_win_rates(cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path):
+def test_alpaca_eval_reports_raw_and_length_controlled_win_rates(
+    cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path
+):
     out = tmp_path / "run"
-    assert cli("alpaca_eval", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,
-               "--judge-base-url", judge_server.url, *SMOKE) == 0
+    assert (
+        cli(
+            "alpaca_eval",
+            "--model",
+            tiny_model,
+            "--output",
+            out,
+            "--data-dir",
+            fixture_data,
+            "--judge-base-url",
+            judge_server.url,
+            *SMOKE,
+        )
+        == 0
+    )
     r = _results(out, "alpaca_eval")
     # the judge gives the model's output probability 0.9 wherever alpaca-eval's swap put it
     assert r["win_rate"] == pytest.approx(90.0, abs=1e-6)
@@ -101,22 +170,52 @@ def test_alpaca_eval_reports_raw_and_length_controlled_win_rates(cli, tiny_model
     assert r["avg_length"] == pytest.approx(sum(len(o["output"]) for o in outputs) / len(outputs))
 
 
-def test_judge_faults_429_and_500_leave_the_scores_unchanged(cli, tiny_model, fixture_data, judge_env, tmp_path, make_judge_server):
+def test_judge_faults_429_and_500_leave_the_scores_unchanged(
+    cli, tiny_model, fixture_data, judge_env, tmp_path, make_judge_server
+):
     scores = []
     for fail_every in (0, 2):
         with make_judge_server(fail_every=fail_every) as server:
             out = tmp_path / f"run{fail_every}"
-            assert cli("mt_bench", "--model", tiny_model, "--output", out, "--data-dir", fixture_data,
-                       "--cache-dir", tmp_path / f"cache{fail_every}", "--judge-base-url", server.url, *SMOKE) == 0
+            assert (
+                cli(
+                    "mt_bench",
+                    "--model",
+                    tiny_model,
+                    "--output",
+                    out,
+                    "--data-dir",
+                    fixture_data,
+                    "--cache-dir",
+                    tmp_path / f"cache{fail_every}",
+                    "--judge-base-url",
+                    server.url,
+                    *SMOKE,
+                )
+                == 0
+            )
             scores.append({k: _results(out, "mt_bench")[k] for k in ("score", "turn1", "turn2")})
             if fail_every:
                 assert server.faults == 4 and server.requests == 8 + 4  # each faulty request retried once
     assert scores[0] == scores[1]
 
 
-def test_rerun_costs_no_judge_calls_and_no_generation(cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path, monkeypatch):
+def test_rerun_costs_no_judge_calls_and_no_generation(
+    cli, tiny_model, fixture_data, judge_env, judge_server, tmp_path, monkeypatch
+):
     out = tmp_path / "run"
-    args = ("arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, "--judge-base-url", judge_server.url, *SMOKE)
+    args = (
+        "arena_hard",
+        "--model",
+        tiny_model,
+        "--output",
+        out,
+        "--data-dir",
+        fixture_data,
+        "--judge-base-url",
+        judge_server.url,
+        *SMOKE,
+    )
     assert cli(*args) == 0
     first = _results(out, "arena_hard")
     calls = judge_server.requests
@@ -150,8 +249,12 @@ def test_report_prints_both_tables_and_writes_csvs_with_the_alignment_tax(cli, t
         (d / "openllm").mkdir(parents=True)
         (d / "arena_hard").mkdir(parents=True)
         keys = ["arc", "gsm8k", "hellaswag", "mmlu", "truthfulqa", "winogrande"]
-        (d / "openllm" / "results.json").write_text(json.dumps({**{k: avg for k in keys}, "average": avg, "settings": {"model": f"ckpt/{name}"}}))
-        (d / "arena_hard" / "results.json").write_text(json.dumps({"score": arena, "ci_low": 1, "ci_high": 2, "settings": {"model": f"ckpt/{name}"}}))
+        (d / "openllm" / "results.json").write_text(
+            json.dumps({**{k: avg for k in keys}, "average": avg, "settings": {"model": f"ckpt/{name}"}})
+        )
+        (d / "arena_hard" / "results.json").write_text(
+            json.dumps({"score": arena, "ci_low": 1, "ci_high": 2, "settings": {"model": f"ckpt/{name}"}})
+        )
         return d
 
     sft, cfpo = run_dir("sft", 50.0, 10.0), run_dir("cfpo", 48.0, 20.0)
@@ -161,7 +264,17 @@ def test_report_prints_both_tables_and_writes_csvs_with_the_alignment_tax(cli, t
     import csv
 
     t2 = list(csv.reader(open(tmp_path / "tables" / "table2_capabilities.csv")))
-    assert t2[0] == ["Model", "ARC", "GSM8K", "HellaSwag", "MMLU", "TruthfulQA", "Winogrande", "Avg", "Alignment tax (%)"]
+    assert t2[0] == [
+        "Model",
+        "ARC",
+        "GSM8K",
+        "HellaSwag",
+        "MMLU",
+        "TruthfulQA",
+        "Winogrande",
+        "Avg",
+        "Alignment tax (%)",
+    ]
     assert float(t2[2][-1]) == pytest.approx(4.0) and t2[1][-1] == ""
     t1 = list(csv.reader(open(tmp_path / "tables" / "table1_instruction_following.csv")))
     assert t1[0][1:] == ["Arena-Hard", "AlpacaEval-LC", "AlpacaEval-WR", "MT-Bench", "IFEval"]

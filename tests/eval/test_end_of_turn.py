@@ -1,4 +1,5 @@
 """Eval generation ends where the chat turn ends, also when the model's eos is another token (a Qwen2.5 base model)."""
+
 import importlib.util
 import os
 
@@ -9,7 +10,8 @@ from openrlhf_cfpo.eval.generation import HFBackend, Item, VLLMBackend, generate
 from openrlhf_cfpo.eval.store import JsonlStore
 
 _spec = importlib.util.spec_from_file_location(
-    "offline_math", os.path.join(os.path.dirname(__file__), "..", "reasoning", "offline_math.py"))
+    "offline_math", os.path.join(os.path.dirname(__file__), "..", "reasoning", "offline_math.py")
+)
 offline_math = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(offline_math)
 
@@ -31,8 +33,18 @@ def base_model_ending_turns_with_im_end(tmp_path_factory):
     tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>"]})
     tok.eos_token = "<|endoftext|>"
     vocab = len(tok)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=vocab, intermediate_size=8, num_hidden_layers=1, num_attention_heads=1,
-                      num_key_value_heads=1, head_dim=32, bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=vocab,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        num_key_value_heads=1,
+        head_dim=32,
+        bos_token_id=None,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model = LlamaForCausalLM(cfg)
     with torch.no_grad():
         # The layer adds nothing to the residual stream, so each position's logits depend on its own token only.
@@ -61,10 +73,16 @@ def test_hf_generation_stops_at_im_end_although_eos_is_endoftext(base_model_endi
     assert answer == "the answer"
 
 
-def test_vllm_generation_stops_at_im_end_although_eos_is_endoftext(vllm_cpu, base_model_ending_turns_with_im_end, tmp_path):
+def test_vllm_generation_stops_at_im_end_although_eos_is_endoftext(
+    vllm_cpu, base_model_ending_turns_with_im_end, tmp_path
+):
     path, tok = base_model_ending_turns_with_im_end
     backend = VLLMBackend(path, dtype="float32")
-    out = generate_resumable([Item("a", ["the answer is"], Decoding(max_new_tokens=8))], JsonlStore(tmp_path / "a.jsonl"),
-                             lambda: backend, log=lambda m: None)
+    out = generate_resumable(
+        [Item("a", ["the answer is"], Decoding(max_new_tokens=8))],
+        JsonlStore(tmp_path / "a.jsonl"),
+        lambda: backend,
+        log=lambda m: None,
+    )
     assert backend.stop_token_ids == [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
     assert out["a"]["turns"] == ["the answer"]  # not "the answer so x x ..." past the end of the turn

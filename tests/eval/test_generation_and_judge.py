@@ -1,4 +1,5 @@
 """Resumable generation, the judge client's guards and cache, data errors and alpaca-eval's length control."""
+
 import json
 import sys
 import types
@@ -84,7 +85,9 @@ def test_answers_holding_any_character_that_splitlines_breaks_at_are_all_resumed
             return [f"before{LINE_BREAKERS[int(c[-1]['content'].split()[1])]}after" for c in convs]
 
     items = _items(len(LINE_BREAKERS))
-    first = generate_resumable(items, JsonlStore(tmp_path / "answers.jsonl"), Breaking, chunk_size=3, log=lambda m: None)
+    first = generate_resumable(
+        items, JsonlStore(tmp_path / "answers.jsonl"), Breaking, chunk_size=3, log=lambda m: None
+    )
 
     def no_model():
         raise AssertionError("an answer on disk was generated again")
@@ -130,21 +133,38 @@ def test_hf_backend_prompts_with_the_models_chat_template(tiny_model):
     backend = HFBackend(tiny_model, batch_size=2)
     text = backend.render([{"role": "user", "content": "hello world"}])
     assert text == "<|user|> hello world </s> <|assistant|>"
-    outs = backend.generate([[{"role": "user", "content": "hello"}], [{"role": "user", "content": "the cat sat"}]],
-                            decoding_for("ifeval", max_new_tokens=3))
+    outs = backend.generate(
+        [[{"role": "user", "content": "hello"}], [{"role": "user", "content": "the cat sat"}]],
+        decoding_for("ifeval", max_new_tokens=3),
+    )
     assert len(outs) == 2 and all(isinstance(o, str) for o in outs)
 
 
-def test_missing_judge_key_is_one_error_before_any_generation(cli, tiny_model, fixture_data, monkeypatch, tmp_path, capsys):
+def test_missing_judge_key_is_one_error_before_any_generation(
+    cli, tiny_model, fixture_data, monkeypatch, tmp_path, capsys
+):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    rc = cli("arena_hard", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", fixture_data,
-             "--judge-base-url", "http://127.0.0.1:9/v1", "--cache-dir", tmp_path / "c")
+    rc = cli(
+        "arena_hard",
+        "--model",
+        tiny_model,
+        "--output",
+        tmp_path / "run",
+        "--data-dir",
+        fixture_data,
+        "--judge-base-url",
+        "http://127.0.0.1:9/v1",
+        "--cache-dir",
+        tmp_path / "c",
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "OPENAI_API_KEY" in err[0]
     assert not (tmp_path / "run" / "arena_hard" / "answers.jsonl").exists()
 
 
-def test_unreachable_judge_endpoint_is_one_error_naming_the_url(cli, tiny_model, fixture_data, judge_env, tmp_path, capsys):
+def test_unreachable_judge_endpoint_is_one_error_naming_the_url(
+    cli, tiny_model, fixture_data, judge_env, tmp_path, capsys
+):
     import socket
 
     s = socket.socket()
@@ -152,14 +172,26 @@ def test_unreachable_judge_endpoint_is_one_error_naming_the_url(cli, tiny_model,
     port = s.getsockname()[1]
     s.close()  # nothing listens on this port now
     url = f"http://127.0.0.1:{port}/v1"
-    rc = cli("mt_bench", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", fixture_data, "--judge-base-url", url)
+    rc = cli(
+        "mt_bench",
+        "--model",
+        tiny_model,
+        "--output",
+        tmp_path / "run",
+        "--data-dir",
+        fixture_data,
+        "--judge-base-url",
+        url,
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and url in err[0]
     assert not (tmp_path / "run" / "mt_bench" / "answers.jsonl").exists()
 
 
 def test_judge_cache_is_keyed_by_judge_model_and_request(judge_server, tmp_path):
-    req = [{"messages": [{"role": "user", "content": "Q=x\nFIRST=BASELINE\nSECOND=y"}], "temperature": 0, "max_tokens": 8}]
+    req = [
+        {"messages": [{"role": "user", "content": "Q=x\nFIRST=BASELINE\nSECOND=y"}], "temperature": 0, "max_tokens": 8}
+    ]
     cache = tmp_path / "cache.sqlite"
     for model in ("judge-a", "judge-a", "judge-b"):
         Judge(JudgeConfig(model, judge_server.url, "k", cache_path=cache)).complete_many(req)
@@ -183,7 +215,9 @@ def test_judge_keeps_at_most_the_configured_number_of_requests_in_flight(make_ju
             return answer(req)
 
         server.answer = slow
-        reqs = [{"messages": [{"role": "user", "content": f"Q={i}\nFIRST=a\nSECOND=b"}], "max_tokens": 4} for i in range(24)]
+        reqs = [
+            {"messages": [{"role": "user", "content": f"Q={i}\nFIRST=a\nSECOND=b"}], "max_tokens": 4} for i in range(24)
+        ]
         Judge(JudgeConfig("j", server.url, "k", concurrency=4)).complete_many(reqs)
     assert 1 < peak[0] <= 4
 
@@ -223,9 +257,11 @@ def test_results_without_a_required_key_are_refused_with_the_eval_error_and_not_
 def test_the_required_results_keys_are_still_checked_under_python_dash_O(tmp_path):
     import subprocess
 
-    code = ("import sys; from openrlhf_cfpo.eval import common; from openrlhf_cfpo.eval.errors import EvalError\n"
-            "try:\n    common.write_results(__import__('pathlib').Path(sys.argv[1]), 'mt_bench', {'score': 5.0}, {})\n"
-            "except EvalError as e:\n    print(e); sys.exit(3)")
+    code = (
+        "import sys; from openrlhf_cfpo.eval import common; from openrlhf_cfpo.eval.errors import EvalError\n"
+        "try:\n    common.write_results(__import__('pathlib').Path(sys.argv[1]), 'mt_bench', {'score': 5.0}, {})\n"
+        "except EvalError as e:\n    print(e); sys.exit(3)"
+    )
     r = subprocess.run([sys.executable, "-O", "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "turn1, turn2" in r.stdout and not (tmp_path / "results.json").exists()
@@ -243,13 +279,18 @@ def test_length_controlled_win_rate_discounts_wins_that_come_from_longer_answers
 
     n = 16
     longer = np.arange(n) % 4 != 0  # 12 of 16 answers longer than the reference, and exactly those win
-    df = pd.DataFrame({
-        "instruction": [f"i{k}" for k in range(n)],
-        "output_1": ["r" * 100] * n,
-        "output_2": ["m" * (400 if lo else 20) for lo in longer],
-        "preference": np.where(longer, 1.95, 1.05),
-        "generator_1": "ref", "generator_2": "ours", "index": range(n), "annotator": "a",
-    })
+    df = pd.DataFrame(
+        {
+            "instruction": [f"i{k}" for k in range(n)],
+            "output_1": ["r" * 100] * n,
+            "output_2": ["m" * (400 if lo else 20) for lo in longer],
+            "preference": np.where(longer, 1.95, 1.05),
+            "generator_1": "ref",
+            "generator_2": "ours",
+            "index": range(n),
+            "annotator": "a",
+        }
+    )
     m = win_rates(df, gamed_csv(tmp_path / "df_gamed.csv", n))
     assert m["win_rate"] == pytest.approx(100 * (12 * 0.95 + 4 * 0.05) / 16)
     assert m["lc_win_rate"] < m["win_rate"] - 5
@@ -269,6 +310,8 @@ def test_alpaca_eval_swap_is_undone_so_preferences_refer_to_our_model():
         ours_first = text.index("OURS") < text.index("REF")
         tok = "m" if ours_first else "M"  # always name our model's output as the better one
         top = [{"token": tok, "logprob": 0.0}]
-        responses.append({"choices": [{"logprobs": {"content": [{"token": tok, "logprob": 0.0, "top_logprobs": top}]}}]})
+        responses.append(
+            {"choices": [{"logprobs": {"content": [{"token": tok, "logprob": 0.0, "top_logprobs": top}]}}]}
+        )
     prefs = parse_preferences(swapped, responses, config)["preference"]
     assert np.allclose(prefs, 2.0)

@@ -4,6 +4,7 @@ Most kills come from `killable_eval.py`, which runs the eval CLI with a determin
 own process at a chosen write (after it, or halfway through its bytes); one test SIGKILLs the real
 `openrlhf-cfpo eval` console script while the judge holds a request.
 """
+
 import json
 import os
 import shutil
@@ -69,10 +70,22 @@ class Runner:
         if kill_at:
             env["KILL_AT"] = kill_at
         # --batch-size 1: one answers.jsonl append per question, so there are several generation kill points.
-        argv = ["mt_bench", "--model", self.model, "--output", out, "--data-dir", self.data,
-                "--judge-base-url", self.server.url, "--batch-size", 1]
-        return subprocess.run([sys.executable, str(KILLABLE), *map(str, argv)], env=env, capture_output=True,
-                              text=True, timeout=120)
+        argv = [
+            "mt_bench",
+            "--model",
+            self.model,
+            "--output",
+            out,
+            "--data-dir",
+            self.data,
+            "--judge-base-url",
+            self.server.url,
+            "--batch-size",
+            1,
+        ]
+        return subprocess.run(
+            [sys.executable, str(KILLABLE), *map(str, argv)], env=env, capture_output=True, text=True, timeout=120
+        )
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +115,8 @@ KILL_POINTS = [
 
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
 def test_a_run_killed_at_any_write_resumes_to_the_uninterrupted_results_regenerating_and_rejudging_nothing(
-        kill_at, mt_bench_runs, tmp_path):
+    kill_at, mt_bench_runs, tmp_path
+):
     run, question_of, uninterrupted, all_requests = mt_bench_runs
     server, out = run.server, tmp_path / "run"
     sent_before = len(server.bodies)
@@ -122,7 +136,7 @@ def test_a_run_killed_at_any_write_resumes_to_the_uninterrupted_results_regenera
 
     resumed = run(out, tmp_path / "resumed.log", None)
     assert resumed.returncode == 0, resumed.stderr
-    sent_resumed = server.bodies[sent_before + len(sent_killed):]
+    sent_resumed = server.bodies[sent_before + len(sent_killed) :]
 
     generated = [json.loads(line) for line in _lines(tmp_path / "resumed.log")]
     assert {question_of[p] for p in generated} == set(question_of.values()) - set(finished)
@@ -137,15 +151,34 @@ def test_a_run_killed_at_any_write_resumes_to_the_uninterrupted_results_regenera
 
 
 def test_sigkilled_openrlhf_cfpo_eval_resumes_without_regenerating_or_asking_an_answered_judgment_again(
-        tiny_model, fixture_data, make_judge_server, judge_env, cli, tmp_path):
+    tiny_model, fixture_data, make_judge_server, judge_env, cli, tmp_path
+):
     exe = Path(sys.executable).with_name("openrlhf-cfpo")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "openrlhf_cfpo.cli.main"]
     out, cache = tmp_path / "run", tmp_path / "cache"
+
     # 3 questions: 6 games; the judge finishes the 3 games with the model as A only when asked again (9 requests).
     # Concurrency 1 and the 8th request (the second re-ask) held: exactly 7 judgments are cached when the kill comes.
     def args(out, cache):
-        return ["arena_hard", "--model", tiny_model, "--output", out, "--data-dir", fixture_data, "--limit", 3,
-                "--max-new-tokens", 4, "--batch-size", 2, "--judge-concurrency", 1, "--cache-dir", cache]
+        return [
+            "arena_hard",
+            "--model",
+            tiny_model,
+            "--output",
+            out,
+            "--data-dir",
+            fixture_data,
+            "--limit",
+            3,
+            "--max-new-tokens",
+            4,
+            "--batch-size",
+            2,
+            "--judge-concurrency",
+            1,
+            "--cache-dir",
+            cache,
+        ]
 
     env = {**os.environ, "OPENAI_API_KEY": "test-key"}
     with make_judge_server(arena_mode="label_when_asked_again", hold_at=8) as server:
@@ -173,10 +206,14 @@ def test_sigkilled_openrlhf_cfpo_eval_resumes_without_regenerating_or_asking_an_
 
         # The same answers judged in one go, with a fresh cache: the resumed run must match it.
         ref = tmp_path / "ref"
-        shutil.copytree(out / "arena_hard", ref / "arena_hard", ignore=shutil.ignore_patterns("results.json", "judgments.jsonl"))
+        shutil.copytree(
+            out / "arena_hard", ref / "arena_hard", ignore=shutil.ignore_patterns("results.json", "judgments.jsonl")
+        )
         assert cli(*args(ref, tmp_path / "ref_cache"), "--judge-base-url", server.url) == 0
     results = [json.loads((d / "arena_hard" / "results.json").read_text()) for d in (out, ref)]
     for r in results:
         r["settings"].pop("finished_at")
     assert results[0] == results[1] and results[0]["n_unparsed_games"] == 0 and results[0]["n_games_asked_again"] == 3
-    assert (out / "arena_hard" / "judgments.jsonl").read_bytes() == (ref / "arena_hard" / "judgments.jsonl").read_bytes()
+    assert (out / "arena_hard" / "judgments.jsonl").read_bytes() == (
+        ref / "arena_hard" / "judgments.jsonl"
+    ).read_bytes()

@@ -1,4 +1,5 @@
 """Eval answers belong to the model that produced them: a run folder knows its model by what it is, not by its spelling."""
+
 import json
 import shutil
 
@@ -19,7 +20,9 @@ def _no_model(*a, **k):
     raise AssertionError("the model was loaded although every answer was on disk")
 
 
-def test_another_checkpoint_saved_to_the_same_path_is_refused_with_one_line(cli, make_tiny_model, fixture_data, in_tmp, capsys):
+def test_another_checkpoint_saved_to_the_same_path_is_refused_with_one_line(
+    cli, make_tiny_model, fixture_data, in_tmp, capsys
+):
     make_tiny_model(in_tmp / "ckpt", seed=0)
     assert cli("ifeval", "--model", "ckpt", "--output", "run", "--data-dir", fixture_data, *ONE) == 0
     shutil.rmtree(in_tmp / "ckpt")
@@ -39,7 +42,8 @@ def test_another_model_folder_is_refused(cli, make_tiny_model, fixture_data, in_
 
 @pytest.mark.parametrize("spelling", ["./tiny/", "tiny", "ABSOLUTE", "copy"])
 def test_the_same_model_spelled_or_copied_otherwise_resumes_without_generating(
-        spelling, cli, make_tiny_model, fixture_data, in_tmp, monkeypatch):
+    spelling, cli, make_tiny_model, fixture_data, in_tmp, monkeypatch
+):
     make_tiny_model(in_tmp / "tiny", seed=0)
     assert cli("ifeval", "--model", "tiny", "--output", "run", "--data-dir", fixture_data, *ONE) == 0
     shutil.copytree(in_tmp / "tiny", in_tmp / "copy")
@@ -49,7 +53,9 @@ def test_the_same_model_spelled_or_copied_otherwise_resumes_without_generating(
 
 
 def test_results_record_the_models_identity(cli, tiny_model, fixture_data, tmp_path):
-    assert cli("ifeval", "--model", tiny_model + "/", "--output", tmp_path / "run", "--data-dir", fixture_data, *ONE) == 0
+    assert (
+        cli("ifeval", "--model", tiny_model + "/", "--output", tmp_path / "run", "--data-dir", fixture_data, *ONE) == 0
+    )
     identity = json.loads((tmp_path / "run/ifeval/results.json").read_text())["settings"]["model_identity"]
     assert identity == {"path": tiny_model, "fingerprint": model_id.fingerprint(model_id.Path(tiny_model))}
 
@@ -62,7 +68,9 @@ def _fake_hub_cache(root, repo, commit):
     (root / f"models--{repo.replace('/', '--')}" / "refs" / "main").write_text(commit)
 
 
-def test_a_hub_name_is_the_revision_it_resolves_to_and_that_revision_is_loaded(cli, fixture_data, tmp_path, monkeypatch, capsys):
+def test_a_hub_name_is_the_revision_it_resolves_to_and_that_revision_is_loaded(
+    cli, fixture_data, tmp_path, monkeypatch, capsys
+):
     import huggingface_hub.constants
 
     cache = tmp_path / "hub"
@@ -78,7 +86,9 @@ def test_a_hub_name_is_the_revision_it_resolves_to_and_that_revision_is_loaded(c
         def generate(self, convs, decoding):
             return ["fine" for _ in convs]
 
-    monkeypatch.setattr("openrlhf_cfpo.eval.common.make_backend", lambda model, *a, **k: loaded.append((model, k)) or Echo())
+    monkeypatch.setattr(
+        "openrlhf_cfpo.eval.common.make_backend", lambda model, *a, **k: loaded.append((model, k)) or Echo()
+    )
     assert cli("ifeval", "--model", "org/chat", "--output", tmp_path / "run", "--data-dir", fixture_data, *ONE) == 0
     assert loaded == [("org/chat", {"revision": first, "tensor_parallel_size": 1})]
     settings = json.loads((tmp_path / "run/ifeval/results.json").read_text())["settings"]

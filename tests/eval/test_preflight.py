@@ -1,4 +1,5 @@
 """Every input checked before anything loads: all problems in one run, one line each, cheap ones first, no retries."""
+
 import socket
 import time
 
@@ -29,8 +30,17 @@ def test_a_missing_model_key_and_data_are_all_listed_in_one_run(cli, tmp_path, m
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     (tmp_path / "empty").mkdir()
     start = time.monotonic()
-    rc = cli("mt_bench", "--model", tmp_path / "nonexistent", "--output", tmp_path / "run", "--data-dir", tmp_path / "empty",
-             "--judge-base-url", "http://127.0.0.1:9/v1")
+    rc = cli(
+        "mt_bench",
+        "--model",
+        tmp_path / "nonexistent",
+        "--output",
+        tmp_path / "run",
+        "--data-dir",
+        tmp_path / "empty",
+        "--judge-base-url",
+        "http://127.0.0.1:9/v1",
+    )
     err = _errors(capsys)
     assert rc == 2 and time.monotonic() - start < 5
     assert all(line.startswith("openrlhf-cfpo eval mt_bench: error: ") for line in err)
@@ -49,7 +59,9 @@ def test_a_missing_model_is_named_as_such_not_as_a_system_prompt_problem(cli, tm
     assert not any("system-prompt" in line for line in err)
 
 
-def test_an_unreachable_hub_costs_one_probe_and_every_problem_is_listed(cli, tmp_path, monkeypatch, capsys, nothing_loads):
+def test_an_unreachable_hub_costs_one_probe_and_every_problem_is_listed(
+    cli, tmp_path, monkeypatch, capsys, nothing_loads
+):
     import huggingface_hub.constants
 
     endpoint = _closed_port_url()
@@ -64,7 +76,9 @@ def test_an_unreachable_hub_costs_one_probe_and_every_problem_is_listed(cli, tmp
     assert "--model org/absent-model" in err[1] and "does not answer" in err[1] and "HF_HUB_OFFLINE" in err[1]
 
 
-def test_an_output_that_is_a_file_is_refused_with_the_other_problems(cli, stand_in_model, tmp_path, capsys, nothing_loads):
+def test_an_output_that_is_a_file_is_refused_with_the_other_problems(
+    cli, stand_in_model, tmp_path, capsys, nothing_loads
+):
     (tmp_path / "out").write_text("")
     (tmp_path / "empty").mkdir()
     assert cli("aime24", "--model", stand_in_model, "--output", tmp_path / "out", "--data-dir", tmp_path / "empty") == 2

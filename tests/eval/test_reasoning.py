@@ -2,6 +2,7 @@
 
 Data here is invented, written in each Hugging Face dataset repo's file layout and read through --data-dir.
 """
+
 import csv
 import json
 import re
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from openrlhf_cfpo.eval import answer_check, reasoning
-from openrlhf_cfpo.eval.answer_check import LETTERS, METRICS, check_choice, check_gsm8k, check_math, choice_letter, pass_at_1
+from openrlhf_cfpo.eval.answer_check import (
+    LETTERS,
+    METRICS,
+    check_choice,
+    check_gsm8k,
+    check_math,
+    choice_letter,
+    pass_at_1,
+)
 from openrlhf_cfpo.reasoning.verifier import MATH_VERIFY_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,10 +36,14 @@ MATH500 = [  # (problem, gold answer as MATH-500 writes it)
     ("Give the ordered pair of the origin shifted right by three.", r"\left( 3, 0 \right)"),
     ("How many legs do two cats have in all?", "8"),
 ]
-GSM8K = [("A shop sells 250 pens a day. How many in four days?", "1,000"),
-         ("Sam has 3 apples and buys 4 more. How many now?", "7")]
-AIME = [(60, "Find the remainder when 2024 is divided by 1000.", 24),
-        (61, "Compute the number of sides of a dodecagon times 17.", 204)]
+GSM8K = [
+    ("A shop sells 250 pens a day. How many in four days?", "1,000"),
+    ("Sam has 3 apples and buys 4 more. How many now?", "7"),
+]
+AIME = [
+    (60, "Find the remainder when 2024 is divided by 1000.", 24),
+    (61, "Compute the number of sides of a dodecagon times 17.", 204),
+]
 GPQA = [  # (record id, question, correct, three incorrect)
     ("recA", "Which gas, with a comma, is noble?\nPick one.", "Argon", "Oxygen", "Nitrogen", "Chlorine"),
     ("recB", "Which particle has no charge?", "Neutron", "Proton", "Electron", "Positron"),
@@ -44,22 +57,52 @@ def write_reasoning_data(root: Path) -> Path:
 
     p = root / "HuggingFaceH4/MATH-500/test.jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("".join(json.dumps({"problem": q, "solution": f"so $\\boxed{{{a}}}$", "answer": a, "subject": "Algebra", "level": 1,
-                                     "unique_id": f"test/algebra/{i}.json"}) + "\n" for i, (q, a) in enumerate(MATH500)),
-                 encoding="utf-8")
+    p.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "problem": q,
+                    "solution": f"so $\\boxed{{{a}}}$",
+                    "answer": a,
+                    "subject": "Algebra",
+                    "level": 1,
+                    "unique_id": f"test/algebra/{i}.json",
+                }
+            )
+            + "\n"
+            for i, (q, a) in enumerate(MATH500)
+        ),
+        encoding="utf-8",
+    )
     p = root / "openai/gsm8k/main/test-00000-of-00001.parquet"
     p.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([{"question": q, "answer": f"Work it out <<x=y>>.\n#### {a}"} for q, a in GSM8K]), p)
+    pq.write_table(
+        pa.Table.from_pylist([{"question": q, "answer": f"Work it out <<x=y>>.\n#### {a}"} for q, a in GSM8K]), p
+    )
     p = root / "HuggingFaceH4/aime_2024/data/train-00000-of-00001.parquet"
     p.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([{"id": i, "problem": q, "solution": "...", "answer": a, "url": "u", "year": "2024"}
-                                         for i, q, a in AIME]), p)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"id": i, "problem": q, "solution": "...", "answer": a, "url": "u", "year": "2024"} for i, q, a in AIME]
+        ),
+        p,
+    )
     p = root / "Idavidrein/gpqa/gpqa_diamond.csv"
     p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["Pre-Revision Question", "Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
-                    "Incorrect Answer 3", "Record ID", "Subdomain"])
+        w.writerow(
+            [
+                "Pre-Revision Question",
+                "Question",
+                "Correct Answer",
+                "Incorrect Answer 1",
+                "Incorrect Answer 2",
+                "Incorrect Answer 3",
+                "Record ID",
+                "Subdomain",
+            ]
+        )
         for rid, q, c, i1, i2, i3 in GPQA:
             w.writerow([q, q, c, i1, i2, i3, rid, "Chemistry"])
     return root
@@ -85,8 +128,17 @@ class Scripted:
     """A stand-in model that answers right (in another but equivalent form) for the first `n_right` problems."""
 
     name = "scripted"
-    gold = {**{q: a for q, a in MATH500}, **{q: a.replace(",", "") for q, a in GSM8K}, **{q: str(a) for _, q, a in AIME}}
-    right_form = {r"\frac{1}{2}": r"\dfrac{1}{2}", r"\left( 3, 0 \right)": "(3,0)", "8": r"8 \text{ legs}", "1000": "1,000"}
+    gold = {
+        **{q: a for q, a in MATH500},
+        **{q: a.replace(",", "") for q, a in GSM8K},
+        **{q: str(a) for _, q, a in AIME},
+    }
+    right_form = {
+        r"\frac{1}{2}": r"\dfrac{1}{2}",
+        r"\left( 3, 0 \right)": "(3,0)",
+        "8": r"8 \text{ legs}",
+        "1000": "1,000",
+    }
 
     def __init__(self, n_right=99):
         self.calls, self.conversations, self.decodings, self.n_right = 0, [], [], n_right
@@ -103,7 +155,9 @@ class Scripted:
             question = next((q for q in self.gold if q in text), None)
             if question is not None:
                 gold = self.gold[question]
-                out.append(f"Thinking... so the answer is $\\boxed{{{self.right_form.get(gold, gold) if right else '12345'}}}$.")
+                out.append(
+                    f"Thinking... so the answer is $\\boxed{{{self.right_form.get(gold, gold) if right else '12345'}}}$."
+                )
             else:  # GPQA: find the letter of the correct choice in the prompt
                 correct = next(r[2] for r in GPQA if r[1] in text)
                 letter = re.search(rf"^([ABCD])\) {correct}$", text, re.M).group(1)
@@ -132,50 +186,63 @@ def scripted(monkeypatch, tmp_path, make_stand_in_model):
 SUM = r"Adding, $7+11=\boxed{18}$."  # MATH-500's gold is read from the solution
 
 
-@pytest.mark.parametrize("response, extracted, correct", [
-    (r"... Therefore, the final answer is: $\boxed{18}$. I hope it is correct", "18", True),
-    ("... The answer is 18.", "18", True),  # unboxed answers are read, as lighteval reads them
-    ("#### 18", "18", True),
-    ("Therefore, the final answer is: $18$", "18", True),
-    (r"\boxed{\approx 18}", "18", True),
-    (r"First I got \boxed{19}, but rechecking gives \boxed{18}.", "18", True),  # the last box
-    (r"\boxed{19}", "19", False),
-    ("It has 18 apples, then 4 are eaten, leaving 14.", "14", False),  # no anchor: the last number
-    (r"\boxed{18.0}", "18.0000000000000", False),  # lighteval's precision bug: a float needing rounding never matches
-    (r"So the answer is \boxed{18", None, False),  # cut off inside the box
-    ("", None, False),
-])
+@pytest.mark.parametrize(
+    "response, extracted, correct",
+    [
+        (r"... Therefore, the final answer is: $\boxed{18}$. I hope it is correct", "18", True),
+        ("... The answer is 18.", "18", True),  # unboxed answers are read, as lighteval reads them
+        ("#### 18", "18", True),
+        ("Therefore, the final answer is: $18$", "18", True),
+        (r"\boxed{\approx 18}", "18", True),
+        (r"First I got \boxed{19}, but rechecking gives \boxed{18}.", "18", True),  # the last box
+        (r"\boxed{19}", "19", False),
+        ("It has 18 apples, then 4 are eaten, leaving 14.", "14", False),  # no anchor: the last number
+        (
+            r"\boxed{18.0}",
+            "18.0000000000000",
+            False,
+        ),  # lighteval's precision bug: a float needing rounding never matches
+        (r"So the answer is \boxed{18", None, False),  # cut off inside the box
+        ("", None, False),
+    ],
+)
 def test_math_answers_are_read_and_compared_as_lighteval_does(response, extracted, correct):
     assert check_math(response, SUM) == (extracted, correct)
 
 
-@pytest.mark.parametrize("response, extracted, correct", [
-    ("So the total is $1,234$ dollars.", "1234", True),
-    ("The answer is 1234.", "1234", True),
-    ("#### 1,234", "1234", True),
-    (r"\boxed{1234}", "1234", True),
-    ("1234.00", "1234.00000000000", True),  # GSM8K's metric rounds floats as it should
-    ("The answer is 1243.", "1243", False),
-])
+@pytest.mark.parametrize(
+    "response, extracted, correct",
+    [
+        ("So the total is $1,234$ dollars.", "1234", True),
+        ("The answer is 1234.", "1234", True),
+        ("#### 1,234", "1234", True),
+        (r"\boxed{1234}", "1234", True),
+        ("1234.00", "1234.00000000000", True),  # GSM8K's metric rounds floats as it should
+        ("The answer is 1243.", "1243", False),
+    ],
+)
 def test_gsm8k_answers_need_no_box_and_the_gold_is_the_solutions_last_number(response, extracted, correct):
     assert check_gsm8k(response, " Step <<2*3=6>>\n#### 1,234") == (extracted, correct)
     assert check_gsm8k("no idea", " #### 1234") == (None, False)
 
 
-@pytest.mark.parametrize("response, letter", [
-    ("Step by step... Answer: B", "B"),
-    ("**Answer:** B", "B"),
-    ("**Final Answer:** B", "B"),
-    ("Answer: Option B", "B"),
-    ("B", "B"),
-    (r"\boxed{D}", "D"),
-    ("I first thought A, but the answer is C.", "C"),
-    ("The answer is B\n\nAnswer: A", "A"),  # the last "answer:" line
-    (r"\boxed{A + B}", "B"),  # no longer read as A: the rightmost capital A-D
-    (r"\boxed{a = 2.5\ \text{m/s}}", None),
-    ("answer: b", None),  # capitals only
-    ("Carbon Dioxide", "D"),  # lighteval's last tier takes any capital A-D, even inside a word
-])
+@pytest.mark.parametrize(
+    "response, letter",
+    [
+        ("Step by step... Answer: B", "B"),
+        ("**Answer:** B", "B"),
+        ("**Final Answer:** B", "B"),
+        ("Answer: Option B", "B"),
+        ("B", "B"),
+        (r"\boxed{D}", "D"),
+        ("I first thought A, but the answer is C.", "C"),
+        ("The answer is B\n\nAnswer: A", "A"),  # the last "answer:" line
+        (r"\boxed{A + B}", "B"),  # no longer read as A: the rightmost capital A-D
+        (r"\boxed{a = 2.5\ \text{m/s}}", None),
+        ("answer: b", None),  # capitals only
+        ("Carbon Dioxide", "D"),  # lighteval's last tier takes any capital A-D, even inside a word
+    ],
+)
 def test_gpqa_reads_the_chosen_letter_as_lighteval_does(response, letter):
     assert choice_letter(response) == letter
 
@@ -202,8 +269,14 @@ def test_gpqa_puts_the_correct_answer_at_a_fixed_place_per_question_among_the_ot
     positions = {rid: reasoning.gold_position(rid) for rid in [f"rec{i}" for i in range(40)]}
     assert positions == {rid: reasoning.gold_position(rid) for rid in positions}  # deterministic
     assert set(positions.values()) == {0, 1, 2, 3}  # the correct answer is not always in one place
-    row = {"Question": "Q?", "Correct Answer": "right", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2",
-           "Incorrect Answer 3": "w3", "Record ID": "recX"}
+    row = {
+        "Question": "Q?",
+        "Correct Answer": "right",
+        "Incorrect Answer 1": "w1",
+        "Incorrect Answer 2": "w2",
+        "Incorrect Answer 3": "w3",
+        "Record ID": "recX",
+    }
     p = reasoning.gpqa_problem(row)
     choices = [line.split(") ", 1)[1] for line in p.prompt.split("\n")[-4:]]
     assert choices[LETTERS.index(p.gold)] == "right" and [c for c in choices if c != "right"] == ["w1", "w2", "w3"]
@@ -211,8 +284,14 @@ def test_gpqa_puts_the_correct_answer_at_a_fixed_place_per_question_among_the_ot
 
 
 def test_with_a_system_prompt_gpqa_is_asked_in_the_system_turn_as_lighteval_does():
-    row = {"Question": "Q?", "Correct Answer": "r", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2",
-           "Incorrect Answer 3": "w3", "Record ID": "recX"}
+    row = {
+        "Question": "Q?",
+        "Correct Answer": "r",
+        "Incorrect Answer 1": "w1",
+        "Incorrect Answer 2": "w2",
+        "Incorrect Answer 3": "w3",
+        "Record ID": "recX",
+    }
     gpqa, math = reasoning.BENCHMARKS["gpqa_diamond"], reasoning.BENCHMARKS["math500"]
     p = reasoning.gpqa_problem(row)
     assert reasoning.conversation(gpqa, p, "SYS.") == ("SYS." + p.prompt, [""])
@@ -223,16 +302,31 @@ def test_with_a_system_prompt_gpqa_is_asked_in_the_system_turn_as_lighteval_does
 
 # ---------------------------------------------------------------- the paper's system prompt
 
+
 def _config_dir(tmp_path, model_type, hidden, layers):
     d = tmp_path / f"{model_type}-{hidden}-{layers}"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps({"model_type": model_type, "hidden_size": hidden, "num_hidden_layers": layers,
-                                               "num_attention_heads": 2, "intermediate_size": 8, "vocab_size": 10}))
+    (d / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": model_type,
+                "hidden_size": hidden,
+                "num_hidden_layers": layers,
+                "num_attention_heads": 2,
+                "intermediate_size": 8,
+                "vocab_size": 10,
+            }
+        )
+    )
     return str(d)
 
 
-@pytest.mark.parametrize("hidden, layers, preset", [(1536, 28, "paper-1.5b"), (2048, 36, "paper-3b"), (3584, 28, "paper-7b")])
-def test_auto_system_prompt_is_the_papers_training_prompt_for_the_checkpoints_qwen25_size(tmp_path, hidden, layers, preset):
+@pytest.mark.parametrize(
+    "hidden, layers, preset", [(1536, 28, "paper-1.5b"), (2048, 36, "paper-3b"), (3584, 28, "paper-7b")]
+)
+def test_auto_system_prompt_is_the_papers_training_prompt_for_the_checkpoints_qwen25_size(
+    tmp_path, hidden, layers, preset
+):
     prompt, how = reasoning.resolve_system_prompt("auto", _config_dir(tmp_path, "qwen2", hidden, layers))
     assert prompt == reasoning.SYSTEM_PROMPTS[preset] and how.endswith(preset)
 
@@ -254,19 +348,29 @@ def test_system_prompts_are_the_papers_appendix_b1_text():
 
 # ---------------------------------------------------------------- end to end
 
+
 @pytest.mark.parametrize("bench", BENCHES)
-def test_each_benchmark_runs_end_to_end_on_a_tiny_model_and_writes_results_with_the_fixed_keys(bench, cli, tiny_model, data, tmp_path):
+def test_each_benchmark_runs_end_to_end_on_a_tiny_model_and_writes_results_with_the_fixed_keys(
+    bench, cli, tiny_model, data, tmp_path
+):
     out = tmp_path / "run"
     assert cli(bench, "--model", tiny_model, "--output", out, "--data-dir", data, *SMOKE) == 0
     r = _results(out, bench)
     assert set(r) >= {"pass_at_1", "n_problems", "samples", "n_correct", "n_unparsed", "settings"}
     assert r["n_problems"] == N_PROBLEMS[bench] and r["samples"] == 1 and 0.0 <= r["pass_at_1"] <= 1.0
     s = r["settings"]
-    assert s["implementation"].startswith("openrlhf_cfpo") and s["decoding"] == {"max_new_tokens": 4, "temperature": 0.6, "top_p": 0.95}
+    assert s["implementation"].startswith("openrlhf_cfpo") and s["decoding"] == {
+        "max_new_tokens": 4,
+        "temperature": 0.6,
+        "top_p": 0.95,
+    }
     assert s["system_prompt"] == reasoning.SYSTEM_PROMPTS["paper-1.5b"]  # the tiny Llama is no Qwen2.5 size
     assert s["data_file"] == reasoning.BENCHMARKS[bench].data and s["math-verify"] == MATH_VERIFY_VERSION
     protocol = s["protocol"]
-    assert protocol["reference"].startswith("lighteval 0.9.2") and protocol["task"] == reasoning.BENCHMARKS[bench].lighteval
+    assert (
+        protocol["reference"].startswith("lighteval 0.9.2")
+        and protocol["task"] == reasoning.BENCHMARKS[bench].lighteval
+    )
     assert protocol["metric"] == METRICS[reasoning.BENCHMARKS[bench].kind].name and protocol["answer_extraction"]
     assert len(_answers(out, bench)) == N_PROBLEMS[bench]
 
@@ -290,14 +394,31 @@ def test_pass_at_1_counts_the_right_answers_of_the_whole_pipeline(bench, cli, da
 def test_the_math_user_turn_is_lightevals_prompt_around_the_problem_text(cli, data, scripted, tmp_path):
     backend = scripted()
     assert cli("math500", "--model", "stand-in", "--output", tmp_path / "run", "--data-dir", data, *PAPER_PROMPT) == 0
-    assert sorted(c[-1]["content"] for c in backend.conversations) == sorted(reasoning.MATH_PROMPT.format(problem=q)
-                                                                          for q, _ in MATH500)
+    assert sorted(c[-1]["content"] for c in backend.conversations) == sorted(
+        reasoning.MATH_PROMPT.format(problem=q) for q, _ in MATH500
+    )
 
 
 def test_samples_are_generated_with_distinct_seeds_and_averaged(cli, data, scripted, tmp_path):
     backend = scripted()
     out = tmp_path / "run"
-    assert cli("aime24", "--model", "stand-in", "--output", out, "--data-dir", data, "--samples", 3, "--seed", 10, *PAPER_PROMPT) == 0
+    assert (
+        cli(
+            "aime24",
+            "--model",
+            "stand-in",
+            "--output",
+            out,
+            "--data-dir",
+            data,
+            "--samples",
+            3,
+            "--seed",
+            10,
+            *PAPER_PROMPT,
+        )
+        == 0
+    )
     r = _results(out, "aime24")
     assert r["samples"] == 3 and r["n_correct"] == 6 and r["pass_at_1"] == 1.0
     assert r["accuracy_by_sample"] == {"0": 1.0, "1": 1.0, "2": 1.0}
@@ -306,15 +427,35 @@ def test_samples_are_generated_with_distinct_seeds_and_averaged(cli, data, scrip
     assert {d.seed for d in backend.decodings} == {10, 11, 12}
 
 
-def test_two_samples_of_a_problem_from_the_tiny_model_differ_and_a_rerun_elsewhere_reproduces_them(cli, tiny_model, data, tmp_path):
+def test_two_samples_of_a_problem_from_the_tiny_model_differ_and_a_rerun_elsewhere_reproduces_them(
+    cli, tiny_model, data, tmp_path
+):
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert cli("math500", "--model", tiny_model, "--output", out, "--data-dir", data, "--samples", 2,
-                   "--max-new-tokens", 12, "--batch-size", 3) == 0
+        assert (
+            cli(
+                "math500",
+                "--model",
+                tiny_model,
+                "--output",
+                out,
+                "--data-dir",
+                data,
+                "--samples",
+                2,
+                "--max-new-tokens",
+                12,
+                "--batch-size",
+                3,
+            )
+            == 0
+        )
         runs.append({a["id"]: a["turns"][0] for a in _answers(out, "math500")})
     first = runs[0]
-    assert any(first[f"{pid}#0"] != first[f"{pid}#1"] for pid in (f"test/algebra/{i}.json" for i in range(len(MATH500))))
+    assert any(
+        first[f"{pid}#0"] != first[f"{pid}#1"] for pid in (f"test/algebra/{i}.json" for i in range(len(MATH500)))
+    )
     assert runs[0] == runs[1]
 
 
@@ -354,29 +495,43 @@ def test_answers_made_under_another_protocol_are_refused_with_one_error_line(cli
     scripted()
     assert cli("math500", "--model", "stand-in", "--output", out, "--data-dir", data, *PAPER_PROMPT) == 0
     capsys.readouterr()
-    assert cli("math500", "--model", "stand-in", "--output", out, "--data-dir", data, "--system-prompt", "paper-7b") == 2
+    assert (
+        cli("math500", "--model", "stand-in", "--output", out, "--data-dir", data, "--system-prompt", "paper-7b") == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "another system_prompt" in err
 
     (out / "math500" / "answers.jsonl").unlink()  # a run that stopped before its first answer binds nothing
-    assert cli("math500", "--model", "stand-in", "--output", out, "--data-dir", data, "--system-prompt", "paper-7b") == 0
+    assert (
+        cli("math500", "--model", "stand-in", "--output", out, "--data-dir", data, "--system-prompt", "paper-7b") == 0
+    )
     assert _results(out, "math500")["settings"]["system_prompt"] == reasoning.SYSTEM_PROMPTS["paper-7b"]
 
 
 def test_limit_takes_the_first_n_problems(cli, data, scripted, tmp_path):
     scripted()
     out = tmp_path / "run"
-    assert cli("gpqa_diamond", "--model", "stand-in", "--output", out, "--data-dir", data, "--limit", 2, *PAPER_PROMPT) == 0
+    assert (
+        cli("gpqa_diamond", "--model", "stand-in", "--output", out, "--data-dir", data, "--limit", 2, *PAPER_PROMPT)
+        == 0
+    )
     assert _results(out, "gpqa_diamond")["n_problems"] == 2
     assert sorted(a["problem_id"] for a in _answers(out, "gpqa_diamond")) == ["recA", "recB"]
 
 
-def test_gated_gpqa_without_a_token_or_network_is_one_error_line_saying_what_to_do(cli, stand_in_model, tmp_path, monkeypatch, capsys):
+def test_gated_gpqa_without_a_token_or_network_is_one_error_line_saying_what_to_do(
+    cli, stand_in_model, tmp_path, monkeypatch, capsys
+):
     import huggingface_hub.constants
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network, as without a token: nothing comes
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HF_HUB_OFFLINE", True
+    )  # no network, as without a token: nothing comes
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert cli("gpqa_diamond", "--model", stand_in_model, "--output", tmp_path / "run", "--cache-dir", tmp_path / "cache") == 2
+    assert (
+        cli("gpqa_diamond", "--model", stand_in_model, "--output", tmp_path / "run", "--cache-dir", tmp_path / "cache")
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "Idavidrein/gpqa" in err and "HF_TOKEN" in err and "--data-dir" in err
@@ -391,13 +546,24 @@ def test_a_missing_official_file_in_data_dir_names_the_path_to_put_it(cli, stand
 
 # ---------------------------------------------------------------- Table 5 and the suite script
 
+
 def _reasoning_run(root, name, values):
     d = root / name
     for bench, v in zip(("math500", "gsm8k", "gpqa_diamond", "aime24"), values):
         if v is not None:
             (d / bench).mkdir(parents=True)
-            (d / bench / "results.json").write_text(json.dumps({"pass_at_1": v, "n_problems": 1, "samples": 1, "n_correct": 0,
-                                                                "n_unparsed": 0, "settings": {"model": f"ckpt/{name}"}}))
+            (d / bench / "results.json").write_text(
+                json.dumps(
+                    {
+                        "pass_at_1": v,
+                        "n_problems": 1,
+                        "samples": 1,
+                        "n_correct": 0,
+                        "n_unparsed": 0,
+                        "settings": {"model": f"ckpt/{name}"},
+                    }
+                )
+            )
     return d
 
 
@@ -424,18 +590,42 @@ def test_report_prints_all_three_tables_for_runs_holding_both_kinds(cli, tmp_pat
     md = capsys.readouterr().out
     assert "Table 1" in md and "Table 2" in md and "Table 5" in md
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
-        "table1_instruction_following.csv", "table2_capabilities.csv", "table5_reasoning.csv"]
+        "table1_instruction_following.csv",
+        "table2_capabilities.csv",
+        "table5_reasoning.csv",
+    ]
 
 
 def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_table5(logging_python):
     env, log = logging_python
-    proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "ck/a", "ck/b/", "--baseline", "Qwen/base", "--reasoning",
-                           "--output", "O", "--", "--samples", "2"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            "bash",
+            str(REPO / "eval/run_suite.sh"),
+            "ck/a",
+            "ck/b/",
+            "--baseline",
+            "Qwen/base",
+            "--reasoning",
+            "--output",
+            "O",
+            "--",
+            "--samples",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     calls = [line.split() for line in log.read_text().splitlines() if "openrlhf_cfpo.cli.main" in line]  # eval calls
     runs = [(c[3], c[5], c[7]) for c in calls if c[3] != "report"]  # (benchmark, --model, --output)
-    expected = [(b, m, f"O/{d}") for m, d in (("ck/a", "a"), ("ck/b/", "b"), ("Qwen/base", "base"))
-                for b in ("math500", "gsm8k", "gpqa_diamond", "aime24")]
+    expected = [
+        (b, m, f"O/{d}")
+        for m, d in (("ck/a", "a"), ("ck/b/", "b"), ("Qwen/base", "base"))
+        for b in ("math500", "gsm8k", "gpqa_diamond", "aime24")
+    ]
     assert runs == expected
     assert all(c[-2:] == ["--samples", "2"] for c in calls if c[3] != "report")
     assert calls[-1][3:] == ["report", "O/a", "O/b", "--baseline", "O/base", "--output", "O"]
@@ -443,7 +633,9 @@ def test_run_suite_reasoning_runs_the_four_benchmarks_for_every_checkpoint_then_
 
 def test_run_suite_without_reasoning_still_runs_the_rlhf_benchmarks(logging_python):
     env, log = logging_python
-    proc = subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), "ck/a"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(REPO / "eval/run_suite.sh"), "ck/a"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     calls = [line.split() for line in log.read_text().splitlines() if "openrlhf_cfpo.cli.main" in line]  # eval calls
     assert [c[3] for c in calls[:-1]] == ["arena_hard", "alpaca_eval", "mt_bench", "ifeval", "openllm"]

@@ -1,4 +1,5 @@
 """eval/run_suite.sh runs `openrlhf-cfpo doctor` before any benchmark, with the flags its benchmarks need."""
+
 import os
 import subprocess
 from pathlib import Path
@@ -9,7 +10,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _suite(env, *args):
-    return subprocess.run(["bash", str(REPO / "eval/run_suite.sh"), *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", str(REPO / "eval/run_suite.sh"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def _calls(log):
@@ -21,7 +24,17 @@ def test_the_doctor_runs_first_asking_for_a_token_where_data_is_gated(logging_py
     proc = _suite(env, "ck/a", "--reasoning", "--output", "O")
     assert proc.returncode == 0, proc.stderr
     calls = _calls(log)
-    assert calls[0] == ["-m", "openrlhf_cfpo.doctor", "--recipe", "eval", "--gpus", "0", "--hf-token", "--output-dir", "O"]
+    assert calls[0] == [
+        "-m",
+        "openrlhf_cfpo.doctor",
+        "--recipe",
+        "eval",
+        "--gpus",
+        "0",
+        "--hf-token",
+        "--output-dir",
+        "O",
+    ]
     assert all(c[1] != "openrlhf_cfpo.doctor" for c in calls[1:])
 
 
@@ -29,12 +42,28 @@ def test_the_doctor_checks_the_judge_the_benchmarks_will_use(logging_python):
     env, log = logging_python
     proc = _suite(env, "ck/a", "--", "--limit", "2", "--judge-base-url", "http://127.0.0.1:8000/v1")
     assert proc.returncode == 0, proc.stderr
-    assert _calls(log)[0] == ["-m", "openrlhf_cfpo.doctor", "--recipe", "eval", "--gpus", "0",
-                              "--judge-base-url", "http://127.0.0.1:8000/v1", "--judge-model", "gpt-4.1",
-                              "--judge-model", "gpt-4", "--output-dir", "eval_results"]
+    assert _calls(log)[0] == [
+        "-m",
+        "openrlhf_cfpo.doctor",
+        "--recipe",
+        "eval",
+        "--gpus",
+        "0",
+        "--judge-base-url",
+        "http://127.0.0.1:8000/v1",
+        "--judge-model",
+        "gpt-4.1",
+        "--judge-model",
+        "gpt-4",
+        "--output-dir",
+        "eval_results",
+    ]
     proc = _suite({**env, "OPENAI_BASE_URL": "http://judge/v1"}, "ck/a", "--", "--judge-model", "my-judge")
     doctor = [c for c in _calls(log) if c[1] == "openrlhf_cfpo.doctor"][-1]
-    assert doctor[6:10] == ["--judge-base-url", "http://judge/v1", "--judge-model", "my-judge"] and doctor.count("--judge-model") == 1
+    assert (
+        doctor[6:10] == ["--judge-base-url", "http://judge/v1", "--judge-model", "my-judge"]
+        and doctor.count("--judge-model") == 1
+    )
 
 
 @pytest.mark.parametrize("how", ["flag", "environment"])
@@ -51,8 +80,14 @@ def test_a_fault_the_doctor_finds_stops_the_suite_before_any_benchmark(logging_p
     env, log = logging_python
     python = Path(env["PATH"].split(os.pathsep)[0]) / "python"
     lines = python.read_text().splitlines()
-    python.write_text("\n".join(lines[:1] + [f'[ "$2" = openrlhf_cfpo.doctor ] && echo "$@" >> {log} && '
-                                             'echo "doctor: no GPU driver" >&2 && exit 3'] + lines[1:]) + "\n")
+    python.write_text(
+        "\n".join(
+            lines[:1]
+            + [f'[ "$2" = openrlhf_cfpo.doctor ] && echo "$@" >> {log} && echo "doctor: no GPU driver" >&2 && exit 3']
+            + lines[1:]
+        )
+        + "\n"
+    )
     proc = _suite(env, "ck/a", "--reasoning")
     assert proc.returncode == 3 and proc.stderr.strip() == "doctor: no GPU driver"
     assert [c[1] for c in _calls(log)] == ["openrlhf_cfpo.doctor"]

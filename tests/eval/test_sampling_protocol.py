@@ -2,6 +2,7 @@
 
 The vLLM side runs on the real engine in test_vllm_backend.py.
 """
+
 import importlib.util
 import json
 
@@ -44,8 +45,22 @@ def test_hf_generation_uses_the_protocols_sampling_and_none_of_the_models_defaul
 
 
 def test_results_record_the_backend_and_the_sampling_settings(cli, opinionated_model, fixture_data, tmp_path):
-    assert cli("ifeval", "--model", opinionated_model, "--output", tmp_path / "run", "--data-dir", fixture_data,
-               "--limit", 1, "--max-new-tokens", 2) == 0
+    assert (
+        cli(
+            "ifeval",
+            "--model",
+            opinionated_model,
+            "--output",
+            tmp_path / "run",
+            "--data-dir",
+            fixture_data,
+            "--limit",
+            1,
+            "--max-new-tokens",
+            2,
+        )
+        == 0
+    )
     settings = json.loads((tmp_path / "run/ifeval/results.json").read_text())["settings"]
     assert settings["generation"]["backend"] == ["hf"]
     assert settings["generation"]["other_sampling"] == {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}
@@ -53,14 +68,30 @@ def test_results_record_the_backend_and_the_sampling_settings(cli, opinionated_m
 
 
 @pytest.mark.parametrize("gpus, warned", [(1, True), (0, False)])
-def test_a_gpu_without_vllm_gets_one_warning_line(gpus, warned, cli, tiny_model, fixture_data, tmp_path, monkeypatch, capsys):
+def test_a_gpu_without_vllm_gets_one_warning_line(
+    gpus, warned, cli, tiny_model, fixture_data, tmp_path, monkeypatch, capsys
+):
     import torch
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else find_spec(name, *a))
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
-    assert cli("ifeval", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", fixture_data,
-               "--limit", 1, "--max-new-tokens", 2) == 0
+    assert (
+        cli(
+            "ifeval",
+            "--model",
+            tiny_model,
+            "--output",
+            tmp_path / "run",
+            "--data-dir",
+            fixture_data,
+            "--limit",
+            1,
+            "--max-new-tokens",
+            2,
+        )
+        == 0
+    )
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
     assert len(warnings) == int(warned)
     if warned:

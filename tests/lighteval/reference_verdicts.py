@@ -16,6 +16,7 @@ lighteval 0.9.2 is the release whose metrics and task definitions equal those of
 reference recipe (Zhao et al. 2025's open-r1 fork) pins, d3da6b9 (the six commits between them touch no task,
 prompt or extraction code).
 """
+
 import json
 import random
 import sys
@@ -81,10 +82,15 @@ def open_r1_reward(response, solution):
         return None
     answer = parse(
         response,
-        extraction_config=[LatexExtractionConfig(
-            normalization_config=NormalizationConfig(nits=False, malformed_operators=False, basic_latex=True,
-                                                     equations=True, boxed="all", units=True),
-            boxed_match_priority=0, try_extract_without_anchor=False)],
+        extraction_config=[
+            LatexExtractionConfig(
+                normalization_config=NormalizationConfig(
+                    nits=False, malformed_operators=False, basic_latex=True, equations=True, boxed="all", units=True
+                ),
+                boxed_match_priority=0,
+                try_extract_without_anchor=False,
+            )
+        ],
         extraction_mode="first_match",
     )
     try:

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny embedded-default assets, built once per session (seconds), and run helpers."""
+
 import importlib.util
 import os
 
@@ -16,27 +17,68 @@ def tiny_assets(tmp_path_factory):
 def local_flags(tiny_assets):
     """Flags for a seconds-long run on the tiny assets: 4 prompts x 2 samples per rollout, 3 rollouts."""
     return [
-        "--actor.model_name_or_path", tiny_assets.policy, "--reward.model_name_or_path", tiny_assets.reward,
-        "--data.prompt_dataset", tiny_assets.prompts, "--data.max_samples", "12",
-        "--rollout.batch_size", "4", "--rollout.n_samples_per_prompt", "2", "--rollout.max_new_tokens", "6",
-        "--train.batch_size", "4", "--train.micro_batch_size", "2", "--actor.adam.lr", "1e-3", "--logger.progress", "none",
+        "--actor.model_name_or_path",
+        tiny_assets.policy,
+        "--reward.model_name_or_path",
+        tiny_assets.reward,
+        "--data.prompt_dataset",
+        tiny_assets.prompts,
+        "--data.max_samples",
+        "12",
+        "--rollout.batch_size",
+        "4",
+        "--rollout.n_samples_per_prompt",
+        "2",
+        "--rollout.max_new_tokens",
+        "6",
+        "--train.batch_size",
+        "4",
+        "--train.micro_batch_size",
+        "2",
+        "--actor.adam.lr",
+        "1e-3",
+        "--logger.progress",
+        "none",
     ]
 
 
 @pytest.fixture(scope="session")
 def tiny_arithmetic(tmp_path_factory):
-    return arithmetic.DEFAULT.build(tmp_path_factory.mktemp("assets") / "arithmetic", arithmetic.ArithmeticSettings.tiny())
+    return arithmetic.DEFAULT.build(
+        tmp_path_factory.mktemp("assets") / "arithmetic", arithmetic.ArithmeticSettings.tiny()
+    )
 
 
 @pytest.fixture
 def arithmetic_flags(tiny_arithmetic):
     """Flags for a seconds-long verifiable-reward run: the tiny arithmetic policy, its prompts and reward file."""
     return [
-        "--actor.model_name_or_path", tiny_arithmetic.policy, "--data.prompt_dataset", tiny_arithmetic.prompts,
-        "--reward.remote_url", tiny_arithmetic.reward_func, "--data.label_key", "label", "--data.max_samples", "12",
-        "--rollout.batch_size", "4", "--rollout.n_samples_per_prompt", "2", "--rollout.max_new_tokens", "5",
-        "--train.batch_size", "4", "--train.micro_batch_size", "4", "--actor.adam.lr", "1e-3", "--logger.progress", "none",
-        "--algo.advantage.estimator", "group_norm",
+        "--actor.model_name_or_path",
+        tiny_arithmetic.policy,
+        "--data.prompt_dataset",
+        tiny_arithmetic.prompts,
+        "--reward.remote_url",
+        tiny_arithmetic.reward_func,
+        "--data.label_key",
+        "label",
+        "--data.max_samples",
+        "12",
+        "--rollout.batch_size",
+        "4",
+        "--rollout.n_samples_per_prompt",
+        "2",
+        "--rollout.max_new_tokens",
+        "5",
+        "--train.batch_size",
+        "4",
+        "--train.micro_batch_size",
+        "4",
+        "--actor.adam.lr",
+        "1e-3",
+        "--logger.progress",
+        "none",
+        "--algo.advantage.estimator",
+        "group_norm",
     ]
 
 
@@ -75,7 +117,9 @@ def saved_figures(monkeypatch):
 @pytest.fixture
 def chatml_tokenizer():
     """ChatML turns closed by <|im_end|> with another eos, <|endoftext|>, as Qwen2.5 base models have (tests/test_chat.py)."""
-    spec = importlib.util.spec_from_file_location("test_chat", os.path.join(os.path.dirname(__file__), "..", "test_chat.py"))
+    spec = importlib.util.spec_from_file_location(
+        "test_chat", os.path.join(os.path.dirname(__file__), "..", "test_chat.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.chatml_tokenizer_with_base_eos()

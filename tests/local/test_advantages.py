@@ -1,4 +1,5 @@
 """Advantages, KL-in-reward and returns against OpenRLHF's formulas, on hand-computed examples."""
+
 import math
 
 import torch
@@ -51,8 +52,15 @@ def test_rloo_advantages_of_a_rollout_are_returns_of_the_kl_shaped_reward():
 
 
 def test_reinforce_baseline_advantages_are_whitened_over_response_tokens():
-    adv, _ = compute_advantages(torch.tensor([0.0, 1.0, 5.0, 2.0]), torch.zeros(4, 3), torch.tensor([[1, 1, 0]] * 4), 2,
-                                "reinforce_baseline", 0.0, None)
+    adv, _ = compute_advantages(
+        torch.tensor([0.0, 1.0, 5.0, 2.0]),
+        torch.zeros(4, 3),
+        torch.tensor([[1, 1, 0]] * 4),
+        2,
+        "reinforce_baseline",
+        0.0,
+        None,
+    )
     valid = adv[:, :2].flatten()
     assert math.isclose(valid.mean().item(), 0.0, abs_tol=1e-6)
     assert math.isclose(valid.var(unbiased=False).item(), 1.0, rel_tol=1e-5)

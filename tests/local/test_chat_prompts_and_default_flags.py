@@ -1,4 +1,5 @@
 """Prompts given as chat messages (OpenRLHF's chat-format input), and the run flags an embedded default brings."""
+
 import json
 
 import pytest
@@ -18,15 +19,20 @@ def write_rows(path, rows):
 
 
 def test_chat_message_prompts_are_rendered_with_the_template_as_they_are(tmp_path, chatml_tokenizer):
-    rows = [{"input": [*EXAMPLE, {"role": "user", "content": "What is 1 + 2?"}], "label": "3"},
-            {"input": "What is 2 + 2?", "label": "4"}]  # text and messages may mix, as in OpenRLHF
+    rows = [
+        {"input": [*EXAMPLE, {"role": "user", "content": "What is 1 + 2?"}], "label": "3"},
+        {"input": "What is 2 + 2?", "label": "4"},
+    ]  # text and messages may mix, as in OpenRLHF
     prompt_set = load_prompts(write_rows(tmp_path / "p.jsonl", rows), label_key="label", apply_chat_template=True)
     assert prompt_set.prompts == [rows[0]["input"], rows[1]["input"]] and prompt_set.labels == ["3", "4"]
     texts = format_prompts(chatml_tokenizer, prompt_set.prompts, apply_chat_template=True)
-    assert texts[0] == chatml_tokenizer.apply_chat_template(rows[0]["input"], tokenize=False, add_generation_prompt=True)
+    assert texts[0] == chatml_tokenizer.apply_chat_template(
+        rows[0]["input"], tokenize=False, add_generation_prompt=True
+    )
     assert texts[0].count("<|im_start|>user") == 2 and "<|im_start|>assistant\n7<|im_end|>" in texts[0]
-    assert texts[1] == chatml_tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 2?"}], tokenize=False,
-                                                            add_generation_prompt=True)
+    assert texts[1] == chatml_tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is 2 + 2?"}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def test_chat_message_prompts_without_the_chat_template_flag_are_one_line_naming_it(tmp_path):
@@ -34,15 +40,20 @@ def test_chat_message_prompts_without_the_chat_template_flag_are_one_line_naming
     with pytest.raises(ConfigError) as e:
         load_prompts(path)
     (line,) = e.value.problems
-    assert "line 1, line 3 hold chat messages in its field 'input'" in line and line.endswith("pass --data.apply_chat_template")
+    assert "line 1, line 3 hold chat messages in its field 'input'" in line and line.endswith(
+        "pass --data.apply_chat_template"
+    )
 
 
-@pytest.mark.parametrize("value, problem", [
-    (["What is 1 + 2?"], "neither text nor chat messages"),
-    ([{"role": "user"}], "neither text nor chat messages"),
-    ([], "neither text nor chat messages"),
-    ([{"role": "user", "content": "  "}], "an empty prompt"),
-])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        (["What is 1 + 2?"], "neither text nor chat messages"),
+        ([{"role": "user"}], "neither text nor chat messages"),
+        ([], "neither text nor chat messages"),
+        ([{"role": "user", "content": "  "}], "an empty prompt"),
+    ],
+)
 def test_malformed_or_empty_chat_messages_are_one_line_each(tmp_path, value, problem):
     with pytest.raises(ConfigError) as e:
         load_prompts(write_rows(tmp_path / "p.jsonl", [{"input": value}]), apply_chat_template=True)
@@ -61,7 +72,10 @@ def test_an_embedded_defaults_run_flags_apply_unless_the_command_line_gives_them
     # a default without run flags leaves the engine's own defaults
     assert embedded.get("arithmetic").flags == ()
     defaults = {k: v for k, v in vars(build_parser().parse_args(out)).items()}
-    assert parse_args(["--embedded_default", "arithmetic", *out]).flat["rollout.max_new_tokens"] == defaults["rollout.max_new_tokens"]
+    assert (
+        parse_args(["--embedded_default", "arithmetic", *out]).flat["rollout.max_new_tokens"]
+        == defaults["rollout.max_new_tokens"]
+    )
 
 
 @pytest.fixture
@@ -70,7 +84,9 @@ def planned_runs(monkeypatch):
     planned = {}
 
     def plan(runs, output, jobs, prog, argv, **kwargs):
-        planned.update({name: parse_args([*flags, "--ckpt.output_dir", str(output / name)]).args for name, flags in runs.items()})
+        planned.update(
+            {name: parse_args([*flags, "--ckpt.output_dir", str(output / name)]).args for name, flags in runs.items()}
+        )
         return None, 0
 
     monkeypatch.setattr(sweep, "run_all", plan)
@@ -79,8 +95,21 @@ def planned_runs(monkeypatch):
 
 
 def test_a_sweep_puts_the_embedded_defaults_flags_after_its_own_and_the_users_last(planned_runs, tmp_path):
-    assert sweep.main(["--output", str(tmp_path), "--iterations", "2", "--embedded_default", "smollm2_arithmetic",
-                       "--actor.adam.lr", "1e-5"]) == 0
+    assert (
+        sweep.main(
+            [
+                "--output",
+                str(tmp_path),
+                "--iterations",
+                "2",
+                "--embedded_default",
+                "smollm2_arithmetic",
+                "--actor.adam.lr",
+                "1e-5",
+            ]
+        )
+        == 0
+    )
     for a in planned_runs.values():
         assert a.rollout.max_new_tokens == 64 and a.data.apply_chat_template  # the default's, over the sweep's 8
         assert a.actor.adam.lr == 1e-5  # the user's, over both
@@ -106,6 +135,7 @@ def without(monkeypatch, tmp_path):
 
     def hide(*names):
         monkeypatch.setattr(build, "_installed", lambda name: name not in names and real(name))
+
     return hide
 
 
@@ -125,9 +155,16 @@ def test_the_smollm2_default_without_its_packages_stops_in_one_line_before_build
 
 def test_a_sweep_missing_the_defaults_packages_is_one_line_and_exit_2_before_any_run(without, tmp_path, capsys):
     without("math-verify")
-    assert sweep.main(["--embedded_default", "smollm2_arithmetic", "--output", str(tmp_path / "sweep"), "--iterations", "1,4"]) == 2
+    assert (
+        sweep.main(
+            ["--embedded_default", "smollm2_arithmetic", "--output", str(tmp_path / "sweep"), "--iterations", "1,4"]
+        )
+        == 2
+    )
     (line,) = capsys.readouterr().err.strip().splitlines()  # one line for all four runs, no traceback
-    assert line.startswith("openrlhf-cfpo sweep: error: --embedded_default smollm2_arithmetic needs math-verify (missing")
+    assert line.startswith(
+        "openrlhf-cfpo sweep: error: --embedded_default smollm2_arithmetic needs math-verify (missing"
+    )
 
 
 def test_a_built_default_needs_only_what_its_reward_file_reads(without):

@@ -1,4 +1,5 @@
 """The embedded defaults: registered in one place, built offline by one machinery, cached per default."""
+
 import ast
 import json
 import subprocess
@@ -18,15 +19,32 @@ def test_every_registered_default_is_the_module_of_its_name():
 
 def test_each_embedded_default_has_its_own_cache_folder():
     chat, arithmetic = embedded.get("chat"), embedded.get("arithmetic")
-    names = {chat.cache_name(), chat.cache_name(ChatSettings.tiny()), arithmetic.cache_name(), arithmetic.cache_name(ArithmeticSettings.tiny())}
-    assert len(names) == 4 and chat.cache_name() == "assets-v1" and arithmetic.cache_name() == "arithmetic-v1"  # existing caches stay valid
+    names = {
+        chat.cache_name(),
+        chat.cache_name(ChatSettings.tiny()),
+        arithmetic.cache_name(),
+        arithmetic.cache_name(ArithmeticSettings.tiny()),
+    }
+    assert (
+        len(names) == 4 and chat.cache_name() == "assets-v1" and arithmetic.cache_name() == "arithmetic-v1"
+    )  # existing caches stay valid
 
 
 def test_the_embedded_default_cache_folder_is_the_same_in_every_process():
-    code = ("from openrlhf_cfpo.local import embedded; from openrlhf_cfpo.local.embedded.chat import ChatSettings; "
-            "print(embedded.get('chat').cache_name(ChatSettings.tiny()))")
-    names = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    code = (
+        "from openrlhf_cfpo.local import embedded; from openrlhf_cfpo.local.embedded.chat import ChatSettings; "
+        "print(embedded.get('chat').cache_name(ChatSettings.tiny()))"
+    )
+    names = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(names) == 1 and names.pop().startswith("assets-v1-")
 
 
@@ -74,7 +92,7 @@ def test_the_local_engine_has_no_import_cycles():
 
     def visit(module, trail):
         if state.get(module) == "open":
-            raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(module):] + [module]))
+            raise AssertionError("import cycle: " + " -> ".join(trail[trail.index(module) :] + [module]))
         if state.get(module) != "done":
             state[module] = "open"
             for target in sorted(graph.get(module, ())):

@@ -1,4 +1,5 @@
 """The training loop's mechanics: loss equivalence on-policy, exact resume, the files a run leaves."""
+
 import json
 import os
 
@@ -25,7 +26,16 @@ def test_cfpo_and_ppo_agree_when_every_rollout_gets_one_step(local_flags, tmp_pa
     # 4 prompts x 2 samples = 8 = --train.batch_size: one optimizer step per rollout, ratio == 1.
     params = {}
     for loss in ("ppo", "cfpo"):
-        t = _trainer(local_flags, tmp_path / loss, "--actor.policy_loss_type", loss, "--train.batch_size", "8", "--train.micro_batch_size", "4")
+        t = _trainer(
+            local_flags,
+            tmp_path / loss,
+            "--actor.policy_loss_type",
+            loss,
+            "--train.batch_size",
+            "8",
+            "--train.micro_batch_size",
+            "4",
+        )
         assert t.sizes.steps_per_rollout == 1
         t.fit()
         params[loss] = torch.cat([p.detach().flatten() for p in t.policy.parameters()])
@@ -37,7 +47,16 @@ def test_cfpo_and_ppo_agree_when_every_rollout_gets_one_step(local_flags, tmp_pa
 def test_cfpo_and_ppo_updates_differ_once_a_rollout_gets_several_steps(local_flags, tmp_path):
     params = {}
     for loss in ("ppo", "cfpo"):
-        t = _trainer(local_flags, tmp_path / loss, "--actor.policy_loss_type", loss, "--train.max_epochs", "3", "--actor.adam.lr", "1e-2")
+        t = _trainer(
+            local_flags,
+            tmp_path / loss,
+            "--actor.policy_loss_type",
+            loss,
+            "--train.max_epochs",
+            "3",
+            "--actor.adam.lr",
+            "1e-2",
+        )
         t.fit()
         params[loss] = torch.cat([p.detach().flatten() for p in t.policy.parameters()])
     # Past the first step r != 1 and CFPO's penalty gradient -|A|/eps (r - 1) is not zero.
@@ -79,8 +98,19 @@ def test_local_writes_metrics_tensorboard_checkpoints_and_the_model(local_flags,
     assert main_local([*local_flags, "--ckpt.output_dir", str(out), "--ckpt.save_steps", "2"]) == 0
     rows = read_metrics(str(out / "metrics.jsonl"))
     assert [r["step"] for r in rows] == list(range(1, len(rows) + 1)) and len(rows) == 6  # 3 rollouts x 2 steps
-    required = {"step", "reward", "response_length", "ppo_clip_ratio", "ppo_kl", "kl", "policy_loss", "entropy",
-                "actor_grad_norm", "ratio_dev_mean", "ratio_outside_region"}
+    required = {
+        "step",
+        "reward",
+        "response_length",
+        "ppo_clip_ratio",
+        "ppo_kl",
+        "kl",
+        "policy_loss",
+        "entropy",
+        "actor_grad_norm",
+        "ratio_dev_mean",
+        "ratio_outside_region",
+    }
     assert all(required <= r.keys() for r in rows)
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out / "tensorboard"))
     assert sorted(os.listdir(out / "checkpoints")) == ["global_step_4", "global_step_6"]  # --ckpt.max_num 2
@@ -93,8 +123,21 @@ def test_python_dash_m_runs_the_local_engine_without_start_up_warnings(local_fla
     import sys
 
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "openrlhf_cfpo.local", *local_flags, "--data.max_samples", "4", "--ckpt.output_dir", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openrlhf_cfpo.local",
+            *local_flags,
+            "--data.max_samples",
+            "4",
+            "--ckpt.output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(read_metrics(str(out / "metrics.jsonl"))) == 2 and (out / "model" / "config.json").exists()
     # neither pynvml's deprecation nor DeepSpeed's accelerator warning (on stdout: saving the model imported DeepSpeed)
@@ -107,9 +150,11 @@ def test_building_an_embedded_default_imports_no_deepspeed(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from openrlhf_cfpo.local.embedded import chat; "
-            f"chat.DEFAULT.build({str(tmp_path / 'chat')!r}, chat.ChatSettings(hidden=8, layers=1, heads=2, sft_steps=1, rm_steps=1, "
-            "batch_size=2, n_prompts=2)); print(sys.modules.get('deepspeed') is not None)")
+    code = (
+        "import sys; from openrlhf_cfpo.local.embedded import chat; "
+        f"chat.DEFAULT.build({str(tmp_path / 'chat')!r}, chat.ChatSettings(hidden=8, layers=1, heads=2, sft_steps=1, rm_steps=1, "
+        "batch_size=2, n_prompts=2)); print(sys.modules.get('deepspeed') is not None)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]
 
@@ -143,12 +188,17 @@ def test_resume_falls_back_to_the_previous_checkpoint_when_the_newest_cannot_be_
     assert main_local(flags) == 0
     ckpts = tmp_path / "run" / "checkpoints"
     (ckpts / "global_step_6" / "state.pt").write_bytes(b"not a checkpoint")  # a disk fault, a hand edit
-    (ckpts / "global_step_4" / "state.pt").write_bytes((ckpts / "global_step_4" / "state.pt").read_bytes()[:1000])  # truncated
+    (ckpts / "global_step_4" / "state.pt").write_bytes(
+        (ckpts / "global_step_4" / "state.pt").read_bytes()[:1000]
+    )  # truncated
     capsys.readouterr()
     logs = []
     resumed = LocalTrainer(parse_args([*flags, "--resume"]), log=logs.append)
     assert resumed.global_step == 2
-    assert logs[0].startswith(f"warning: checkpoint {ckpts / 'global_step_6'} cannot be read (") and "falling back" in logs[0]
+    assert (
+        logs[0].startswith(f"warning: checkpoint {ckpts / 'global_step_6'} cannot be read (")
+        and "falling back" in logs[0]
+    )
     assert logs[1].startswith(f"warning: checkpoint {ckpts / 'global_step_4'} cannot be read (")
     assert logs[2] == f"resumed from {ckpts / 'global_step_2'} (step 2/6)"
     resumed.fit()  # and continues exactly as the uninterrupted run
@@ -166,7 +216,8 @@ def test_resume_stops_in_one_line_when_no_checkpoint_can_be_read(local_flags, tm
     assert main_local([*flags, "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert [line.split(" cannot be read")[0] for line in err[:-1]] == [
-        f"warning: checkpoint {tmp_path / 'run' / 'checkpoints' / f'global_step_{k}'}" for k in (6, 3)]
+        f"warning: checkpoint {tmp_path / 'run' / 'checkpoints' / f'global_step_{k}'}" for k in (6, 3)
+    ]
     assert err[-1].startswith("openrlhf-cfpo local: error: --resume: no checkpoint in ") and "can be read" in err[-1]
 
 
@@ -186,5 +237,7 @@ def test_the_last_line_says_what_this_session_trained(local_flags, tmp_path, cap
 
     resume = ["--ckpt.output_dir", str(tmp_path / "run"), "--resume"]
     assert last_line(resume).startswith("trained steps 5-6 of 6 in ")
-    assert last_line(resume).startswith("nothing left to train: the run had finished all 6 steps; metrics in ")  # not "trained 6"
+    assert last_line(resume).startswith(
+        "nothing left to train: the run had finished all 6 steps; metrics in "
+    )  # not "trained 6"
     assert last_line(["--ckpt.output_dir", str(tmp_path / "fresh")]).startswith("trained 6 steps in ")

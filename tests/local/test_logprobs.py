@@ -1,4 +1,5 @@
 """Chunked log-probs and entropy agree with the full log_softmax, in value and gradient."""
+
 import torch
 from transformers import AutoModelForCausalLM
 

@@ -1,4 +1,5 @@
 """A non-finite reward, advantage, loss or gradient never reaches the weights or a checkpoint: the run stops in one line."""
+
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from openrlhf_cfpo.local.logger import read_metrics
 from openrlhf_cfpo.local.trainer import LocalTrainer
 
 # Counts its calls in this process; from call FROM on it returns VALUE, alternating with 0 when ALTERNATE.
-REWARD = '''
+REWARD = """
 import torch
 calls = 0
 
@@ -21,7 +22,7 @@ def reward_func(queries, prompts, labels):
     calls += 1
     bad = calls >= {start} and (not {alternate} or calls % 2)
     return {{"rewards": torch.tensor([{value} if bad else float(len(queries[0]) % 3)])}}
-'''
+"""
 
 
 # A reward clip range as wide as float32 allows (without an exponent: argparse takes "-3e38" for a flag).
@@ -38,11 +39,22 @@ def _finite(state):
     return all(torch.isfinite(t).all() for t in state["model"].values())
 
 
-def test_a_nan_reward_stops_the_run_before_any_step_uses_it_and_keeps_the_last_good_checkpoint(arithmetic_flags, tmp_path, capsys):
+def test_a_nan_reward_stops_the_run_before_any_step_uses_it_and_keeps_the_last_good_checkpoint(
+    arithmetic_flags, tmp_path, capsys
+):
     # 4 prompts x 2 samples per rollout, 2 optimizer steps each: the 9th call is the first of rollout 2, before step 3
     out = tmp_path / "run"
-    flags = [*arithmetic_flags, "--reward.remote_url", _reward_file(tmp_path, 'float("nan")', start=9),
-             "--ckpt.save_steps", "1", "--ckpt.max_num", "1", "--ckpt.output_dir", str(out)]
+    flags = [
+        *arithmetic_flags,
+        "--reward.remote_url",
+        _reward_file(tmp_path, 'float("nan")', start=9),
+        "--ckpt.save_steps",
+        "1",
+        "--ckpt.max_num",
+        "1",
+        "--ckpt.output_dir",
+        str(out),
+    ]
     assert main_local(flags) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("openrlhf-cfpo local: error: step 3: the reward is not finite (reward_func of ")
@@ -57,20 +69,34 @@ def test_a_nan_reward_stops_the_run_before_any_step_uses_it_and_keeps_the_last_g
 
 
 def test_a_nan_advantage_from_a_broken_reference_model_stops_the_run_before_the_step(arithmetic_flags, tmp_path):
-    trainer = LocalTrainer(parse_args([*arithmetic_flags, "--ckpt.output_dir", str(tmp_path / "run")]), log=lambda m: None)
+    trainer = LocalTrainer(
+        parse_args([*arithmetic_flags, "--ckpt.output_dir", str(tmp_path / "run")]), log=lambda m: None
+    )
     with torch.no_grad():
         trainer.ref.get_input_embeddings().weight.fill_(math.nan)  # its log-probs, and so the KL in the reward, are nan
     before = [p.detach().clone() for p in trainer.policy.parameters()]
-    with pytest.raises(NonFiniteError, match=r"step 1: the advantage is not finite \(group_norm advantages of rollout 0 from the "
-                                             r"finite rewards \[.*\] and a KL to the reference of nan per token"):
+    with pytest.raises(
+        NonFiniteError,
+        match=r"step 1: the advantage is not finite \(group_norm advantages of rollout 0 from the "
+        r"finite rewards \[.*\] and a KL to the reference of nan per token",
+    ):
         trainer.fit()
     assert all(torch.equal(p, q) for p, q in zip(before, trainer.policy.parameters()))
 
 
 def test_a_loss_that_overflows_stops_the_run_before_the_backward_pass(arithmetic_flags, tmp_path):
     # finite advantages of +-3e38 (3e38 against 0 within each pair) overflow the token sum of the loss
-    flags = [*arithmetic_flags, "--reward.remote_url", _reward_file(tmp_path, "3e38", alternate=True), "--algo.advantage.estimator",
-             "rloo", "--reward.clip_range", *WIDE, "--ckpt.output_dir", str(tmp_path / "run")]
+    flags = [
+        *arithmetic_flags,
+        "--reward.remote_url",
+        _reward_file(tmp_path, "3e38", alternate=True),
+        "--algo.advantage.estimator",
+        "rloo",
+        "--reward.clip_range",
+        *WIDE,
+        "--ckpt.output_dir",
+        str(tmp_path / "run"),
+    ]
     trainer = LocalTrainer(parse_args(flags), log=lambda m: None)
     with pytest.raises(NonFiniteError, match="step 1: the loss is not finite"):
         trainer.fit()
@@ -78,8 +104,10 @@ def test_a_loss_that_overflows_stops_the_run_before_the_backward_pass(arithmetic
 
 
 def test_a_nan_gradient_stops_the_run_before_the_optimizer_step(arithmetic_flags, tmp_path):
-    trainer = LocalTrainer(parse_args([*arithmetic_flags, "--ckpt.output_dir", str(tmp_path / "run"), "--ckpt.save_steps", "1"]),
-                           log=lambda m: None)
+    trainer = LocalTrainer(
+        parse_args([*arithmetic_flags, "--ckpt.output_dir", str(tmp_path / "run"), "--ckpt.save_steps", "1"]),
+        log=lambda m: None,
+    )
     weights = []
 
     def poison_after_first_step(t, record):

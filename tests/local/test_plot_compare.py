@@ -3,6 +3,7 @@
 The figures are checked by what they plot: each test records the figure `save_figure` writes and reads its
 lines back.
 """
+
 import pytest
 from matplotlib.image import imread
 from torch.utils.tensorboard import SummaryWriter
@@ -29,7 +30,10 @@ def test_plot_draws_engine_runs_and_openrlhf_tensorboard_logs_as_logged(local_fl
     rows = read_metrics(str(run / "metrics.jsonl"))
     steps, rewards = fig.curve(fig.panel("(a) reward"), "cfpo (rloo) kl=0.01")
     assert steps == [r["step"] for r in rows] and rewards == pytest.approx([r["reward"] for r in rows])
-    assert fig.curve(fig.panel("(b) response length"), "openrlhf_logs/rloo_run") == ([1, 2, 3, 4, 5], [101.0, 102.0, 103.0, 104.0, 105.0])
+    assert fig.curve(fig.panel("(b) response length"), "openrlhf_logs/rloo_run") == (
+        [1, 2, 3, 4, 5],
+        [101.0, 102.0, 103.0, 104.0, 105.0],
+    )
     # OpenRLHF's log has no mean |r - 1|: only the engine's run is drawn there
     assert [ln.get_label() for ln in fig.panel("(f) mean |r - 1|").get_lines()] == ["cfpo (rloo) kl=0.01"]
 
@@ -45,8 +49,12 @@ def test_compare_writes_both_runs_the_plot_and_the_summary(local_flags, tmp_path
     runs = ("ppo_kl0.01", "cfpo_kl0.01", "ppo_kl0", "cfpo_kl0")
     (fig,) = saved_figures
     assert fig.path == str(out / "training_dynamics.png")
-    labels = {"ppo_kl0.01": "ppo (rloo) kl=0.01", "cfpo_kl0.01": "cfpo (rloo) kl=0.01", "ppo_kl0": "ppo (rloo) kl=0",
-              "cfpo_kl0": "cfpo (rloo) kl=0"}
+    labels = {
+        "ppo_kl0.01": "ppo (rloo) kl=0.01",
+        "cfpo_kl0.01": "cfpo (rloo) kl=0.01",
+        "ppo_kl0": "ppo (rloo) kl=0",
+        "cfpo_kl0": "cfpo (rloo) kl=0",
+    }
     for run in runs:  # every run's reward and clip ratio, as its metrics.jsonl logged them
         rows = read_metrics(str(out / run / "metrics.jsonl"))
         for title, metric in (("(a) reward", "reward"), ("(c) clip ratio", "ppo_clip_ratio")):
@@ -55,17 +63,31 @@ def test_compare_writes_both_runs_the_plot_and_the_summary(local_flags, tmp_path
     summary = (out / "summary.md").read_text()
     assert "| ppo_kl0.01 |" in summary and "| cfpo_kl0 |" in summary and "wall time" in summary
     # 4 prompts x 2 samples / train batch 4 x 2 epochs: the title says what was run, not a fixed regime
-    assert summary.splitlines()[0] == "# ppo vs cfpo on " + local_flags[1] + " (rloo advantages, same seed, 4 optimizer steps per rollout)"
+    assert (
+        summary.splitlines()[0]
+        == "# ppo vs cfpo on " + local_flags[1] + " (rloo advantages, same seed, 4 optimizer steps per rollout)"
+    )
     assert fig.fig.get_suptitle() == summary.splitlines()[0][2:]  # the figure's title is the summary's
 
 
 def test_two_runs_of_the_same_settings_get_different_legend_labels(local_flags, tmp_path, saved_figures):
     for name in ("a", "b"):
-        assert main_local([*local_flags, "--ckpt.output_dir", str(tmp_path / name / "run"), "--train.seed", str(len(name))]) == 0
-    assert main_plot([str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run"), "--output", str(tmp_path / "fig.png")]) == 0
+        assert (
+            main_local(
+                [*local_flags, "--ckpt.output_dir", str(tmp_path / name / "run"), "--train.seed", str(len(name))]
+            )
+            == 0
+        )
+    assert (
+        main_plot([str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run"), "--output", str(tmp_path / "fig.png")])
+        == 0
+    )
     (fig,) = saved_figures
     legend = [t.get_text() for t in fig.fig.legends[0].get_texts()]
-    assert legend == [f"ppo (rloo) kl=0.01 ({tmp_path / 'a' / 'run'})", f"ppo (rloo) kl=0.01 ({tmp_path / 'b' / 'run'})"]
+    assert legend == [
+        f"ppo (rloo) kl=0.01 ({tmp_path / 'a' / 'run'})",
+        f"ppo (rloo) kl=0.01 ({tmp_path / 'b' / 'run'})",
+    ]
 
 
 @pytest.mark.parametrize("columns", [1, 3])
@@ -75,10 +97,16 @@ def test_a_long_title_stays_inside_the_figure_and_above_the_panels(tmp_path, col
     from openrlhf_cfpo.local.plot import RunCurves, plot_grid
 
     run = RunCurves("CFPO", {"reward": ([1, 2, 3], [0.1, 0.2, 0.3]), "ppo_clip_ratio": ([1, 2, 3], [0.0, 0.1, 0.0])})
-    title = ("GRPO (clipped) vs CFPO under sample reuse on the embedded arithmetic default (group_norm advantages, same seed, "
-             "64 rollouts, 1 step per pass)")
-    fig = plot_grid([(f"{k} iterations", [run]) for k in range(columns)], [("reward", "reward"), ("ppo_clip_ratio", "clip ratio")],
-                    str(tmp_path / "grid.png"), title=title)
+    title = (
+        "GRPO (clipped) vs CFPO under sample reuse on the embedded arithmetic default (group_norm advantages, same seed, "
+        "64 rollouts, 1 step per pass)"
+    )
+    fig = plot_grid(
+        [(f"{k} iterations", [run]) for k in range(columns)],
+        [("reward", "reward"), ("ppo_clip_ratio", "clip ratio")],
+        str(tmp_path / "grid.png"),
+        title=title,
+    )
     renderer = FigureCanvasAgg(fig).get_renderer()
     (text,) = [t for t in fig.texts if t.get_text().replace("\n", " ") == title]  # wrapped, every word kept
     box = text.get_window_extent(renderer)

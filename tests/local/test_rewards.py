@@ -1,4 +1,5 @@
 """Verifiable rewards through OpenRLHF's reward_func interface (--reward.remote_url FILE.py, --data.label_key)."""
+
 import json
 
 import pytest
@@ -12,7 +13,7 @@ from openrlhf_cfpo.local.trainer import LocalTrainer
 
 # A reward file as a user writes it for OpenRLHF: it records what it is called with, and pays 1 for answers
 # that start with the label's first digit.
-RECORDING_REWARD = '''
+RECORDING_REWARD = """
 import json, os, torch
 
 def reward_func(queries, prompts, labels):
@@ -21,7 +22,7 @@ def reward_func(queries, prompts, labels):
     answer = queries[0].rsplit("=", 1)[1].split()
     r = torch.tensor([float(bool(answer) and answer[0] == labels[0][0])])
     return {"rewards": r, "scores": 1 - r, "extra_logs": {"query_chars": torch.tensor([len(queries[0])])}}
-'''
+"""
 
 
 def test_the_arithmetic_reward_reads_the_answer_after_the_last_equals_sign_up_to_eos():
@@ -30,12 +31,16 @@ def test_the_arithmetic_reward_reads_the_answer_after_the_last_equals_sign_up_to
     assert parse_answer("<s> 4 7 + 3 8 = 8 5") is None  # truncated: no answer
     assert parse_answer("<s> 4 7 + 3 8 = 8 + </s>") is None
     assert parse_answer("4 7 + 3 8 = 85<|im_end|>") == "85"  # a Qwen-style vocabulary writes digits together
-    out = reward_func(["<s> 1 + 2 = 3 </s>", "<s> 1 + 2 = 4 </s>", "<s> 1 + 2 = </s>"], ["1 + 2 ="] * 3, ["3", "3", "3"])
+    out = reward_func(
+        ["<s> 1 + 2 = 3 </s>", "<s> 1 + 2 = 4 </s>", "<s> 1 + 2 = </s>"], ["1 + 2 ="] * 3, ["3", "3", "3"]
+    )
     assert out["rewards"].tolist() == [1.0, 0.0, 0.0] and out["scores"].tolist() == [1.0, 0.0, 0.0]
     assert out["extra_logs"]["answer_well_formed"].tolist() == [1.0, 1.0, 0.0]
 
 
-def test_reward_func_is_called_per_sample_with_openrlhfs_queries_prompts_and_labels(arithmetic_flags, tiny_arithmetic, tmp_path, monkeypatch):
+def test_reward_func_is_called_per_sample_with_openrlhfs_queries_prompts_and_labels(
+    arithmetic_flags, tiny_arithmetic, tmp_path, monkeypatch
+):
     reward_file = tmp_path / "my_reward.py"
     reward_file.write_text(RECORDING_REWARD)
     calls = tmp_path / "calls.jsonl"
@@ -52,7 +57,7 @@ def test_reward_func_is_called_per_sample_with_openrlhfs_queries_prompts_and_lab
         assert label == label_of[prompt]  # labels: the dataset's --data.label_key field of that prompt
         # queries: prompt and response decoded together, special tokens kept (BOS, and the EOS when generated),
         # nothing after the EOS and no padding: at most --rollout.max_new_tokens response tokens
-        response = query[len("<s> " + prompt):].split()
+        response = query[len("<s> " + prompt) :].split()
         assert query.startswith("<s> " + prompt + " ") and 1 <= len(response) <= 5
         assert "</s>" not in response[:-1]
     metrics = read_metrics(str(tmp_path / "run" / "metrics.jsonl"))
@@ -79,7 +84,9 @@ def _one_error_line(argv, capsys, out):
     return err[0]
 
 
-def test_a_reward_file_without_reward_func_is_refused_before_any_model_loads(arithmetic_flags, tmp_path, capsys, monkeypatch):
+def test_a_reward_file_without_reward_func_is_refused_before_any_model_loads(
+    arithmetic_flags, tmp_path, capsys, monkeypatch
+):
     bad = tmp_path / "reward.py"
     bad.write_text("def score(queries, prompts, labels):\n    return {}\n")
     import openrlhf_cfpo.local.trainer as trainer
@@ -89,19 +96,26 @@ def test_a_reward_file_without_reward_func_is_refused_before_any_model_loads(ari
     assert "defines no reward_func" in line and "score" in line
 
 
-def test_a_dataset_without_the_label_key_is_refused_before_any_model_loads(arithmetic_flags, tmp_path, capsys, monkeypatch):
+def test_a_dataset_without_the_label_key_is_refused_before_any_model_loads(
+    arithmetic_flags, tmp_path, capsys, monkeypatch
+):
     import openrlhf_cfpo.local.trainer as trainer
 
-    monkeypatch.setattr(trainer.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(
+        trainer.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("a model was loaded")
+    )
     line = _one_error_line([*arithmetic_flags, "--data.label_key", "answer"], capsys, tmp_path / "run")
     assert "no label field 'answer'" in line and "--data.label_key" in line
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--reward.remote_url", "http://localhost:5000/get_reward"], "needs OpenRLHF itself"),
-    (["--reward.model_name_or_path", "__RM__"], "not both"),
-    (["--reward.remote_url", "missing_reward.py"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--reward.remote_url", "http://localhost:5000/get_reward"], "needs OpenRLHF itself"),
+        (["--reward.model_name_or_path", "__RM__"], "not both"),
+        (["--reward.remote_url", "missing_reward.py"], "no such file"),
+    ],
+)
 def test_reward_flags_that_cannot_work_are_one_line(arithmetic_flags, tiny_assets, tmp_path, capsys, extra, words):
     extra = [tiny_assets.reward if x == "__RM__" else x for x in extra]
     assert words in _one_error_line([*arithmetic_flags, *extra], capsys, tmp_path / "run")
@@ -121,7 +135,9 @@ def test_reward_model_scores_are_unchanged_by_vectorised_repacking(tiny_assets):
     from openrlhf_cfpo.local.rollout import Rollout, reward_scores
 
     rm = AutoModelForSequenceClassification.from_pretrained(tiny_assets.reward).eval()
-    seq = torch.tensor([[0, 0, 2, 4, 5, 6, 10, 11, 3, 0], [2, 4, 5, 6, 7, 10, 20, 21, 22, 3], [0, 2, 4, 5, 6, 10, 3, 0, 0, 0]])
+    seq = torch.tensor(
+        [[0, 0, 2, 4, 5, 6, 10, 11, 3, 0], [2, 4, 5, 6, 7, 10, 20, 21, 22, 3], [0, 2, 4, 5, 6, 10, 3, 0, 0, 0]]
+    )
     attn = (seq != 0).long()
     ro = Rollout(sequences=seq, attention_mask=attn, action_mask=attn[:, -4:])
     got = reward_scores(rm, ro, 0, 2, torch.device("cpu"))
@@ -130,15 +146,18 @@ def test_reward_model_scores_are_unchanged_by_vectorised_repacking(tiny_assets):
     assert got.tolist() == pytest.approx(want, abs=1e-5)
 
 
-def test_a_reward_func_that_reads_labels_without_a_label_key_is_refused_before_any_model_loads(arithmetic_flags, tmp_path, capsys,
-                                                                                             monkeypatch):
+def test_a_reward_func_that_reads_labels_without_a_label_key_is_refused_before_any_model_loads(
+    arithmetic_flags, tmp_path, capsys, monkeypatch
+):
     import openrlhf_cfpo.local.trainer as trainer
 
     reward_file = tmp_path / "my_reward.py"
     reward_file.write_text(RECORDING_REWARD)
     flags = list(arithmetic_flags)
     del flags[flags.index("--data.label_key") : flags.index("--data.label_key") + 2]
-    monkeypatch.setattr(trainer.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(
+        trainer.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: pytest.fail("a model was loaded")
+    )
     line = _one_error_line([*flags, "--reward.remote_url", str(reward_file)], capsys, tmp_path / "run")
     assert "reward_func reads its labels, but no --data.label_key is given" in line
     assert "set --data.label_key" in line and "fields: input, label" in line
@@ -166,9 +185,13 @@ def test_a_reward_func_that_ignores_its_labels_needs_no_label_key():
 
 def test_extra_logs_with_several_values_for_one_query_stop_the_run_in_one_line(arithmetic_flags, tmp_path, capsys):
     bad = tmp_path / "reward.py"
-    bad.write_text("import torch\ndef reward_func(queries, prompts, labels):\n"
-                   "    return {'rewards': torch.ones(1), 'extra_logs': {'lengths': torch.tensor([1.0, 2.0])}}\n")
+    bad.write_text(
+        "import torch\ndef reward_func(queries, prompts, labels):\n"
+        "    return {'rewards': torch.ones(1), 'extra_logs': {'lengths': torch.tensor([1.0, 2.0])}}\n"
+    )
     code = main_local([*arithmetic_flags, "--reward.remote_url", str(bad), "--ckpt.output_dir", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and err[-1].endswith("reward_func returned 2 values for extra_logs['lengths'] for one query "
-                                          "(OpenRLHF calls it with one sample at a time and reads one value)")
+    assert code == 1 and err[-1].endswith(
+        "reward_func returned 2 values for extra_logs['lengths'] for one query "
+        "(OpenRLHF calls it with one sample at a time and reads one value)"
+    )

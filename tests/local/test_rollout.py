@@ -1,5 +1,6 @@
 """Sampling: the engine's KV-cached loop draws exactly the tokens Hugging Face's generate draws for the same seed, and
 a response ends where the chat turn ends."""
+
 import json
 from types import SimpleNamespace
 
@@ -21,11 +22,18 @@ def test_sampling_draws_the_tokens_hf_generate_draws_for_the_same_seed(tiny_asse
     prompts = [json.loads(line)["input"] for line in open(tiny_assets.prompts)][:6]
     # prompts of different lengths, so that left padding and position ids matter
     ids, mask = left_pad([tok(p)["input_ids"][: 3 + i % 4] for i, p in enumerate(prompts * 3)], tok.pad_token_id)
-    config = GenerationConfig(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, max_new_tokens=7,
-                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    config = GenerationConfig(
+        do_sample=True,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=0,
+        max_new_tokens=7,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     for seed in range(3):
         torch.manual_seed(seed)
-        want = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, ids.shape[1]:]
+        want = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, ids.shape[1] :]
         torch.manual_seed(seed)
         got = sample(model, ids, mask, 7, temperature, top_p, [tok.eos_token_id], tok.pad_token_id)
         assert torch.equal(got, want)
@@ -38,7 +46,9 @@ class ScriptedLM(torch.nn.Module):
         super().__init__()
         self.token_ids, self.vocab_size = token_ids, vocab_size
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=True, logits_to_keep=1):
+    def forward(
+        self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=True, logits_to_keep=1
+    ):
         step = past_key_values or 0  # the "cache" counts the tokens generated so far
         logits = torch.full((input_ids.shape[0], 1, self.vocab_size), -1e9)
         logits[:, :, self.token_ids[step]] = 0.0
@@ -49,7 +59,9 @@ def test_a_response_ends_at_the_end_of_the_chat_turn_when_eos_is_another_token(c
     tok = chatml_tokenizer
     # a base model that closes its turn and then invents the next one
     script = tok.convert_tokens_to_ids(["the", "answer", "<|im_end|>", "<|im_start|>", "user", "so", "x"])
-    prompt = tok.apply_chat_template([{"role": "user", "content": "the answer"}], tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "the answer"}], tokenize=False, add_generation_prompt=True
+    )
     ids = [tok(prompt, add_special_tokens=False)["input_ids"]]
     ro = generate(ScriptedLM(script, len(tok)), tok, ids, 2, 7, 1.0, 1.0, 8, torch.device("cpu"), stop_token_ids(tok))
     assert ro.action_mask.tolist() == [[1, 1, 1]] * 2  # the turn's three tokens, nothing after <|im_end|>
@@ -62,19 +74,43 @@ def test_the_trainer_samples_up_to_the_end_of_the_chat_turn(chatml_tokenizer, tm
     torch.manual_seed(0)
     tiny_llama(tok, hidden=16, layers=1, heads=2).save_pretrained(tmp_path / "policy")
     tok.save_pretrained(tmp_path / "policy")
-    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"input": w}) + "\n" for w in ("the answer", "so x", "x = 4", "the 5")))
+    (tmp_path / "prompts.jsonl").write_text(
+        "".join(json.dumps({"input": w}) + "\n" for w in ("the answer", "so x", "x = 4", "the 5"))
+    )
     reward = tmp_path / "reward.py"
-    reward.write_text("import torch\ndef reward_func(queries, prompts, labels):\n    return {'rewards': torch.tensor([0.0])}\n")
-    trainer = LocalTrainer(parse_args([
-        "--actor.model_name_or_path", str(tmp_path / "policy"), "--data.prompt_dataset", str(tmp_path / "prompts.jsonl"),
-        "--reward.remote_url", str(reward), "--data.apply_chat_template", "--rollout.batch_size", "4",
-        "--rollout.n_samples_per_prompt", "4", "--rollout.max_new_tokens", "12", "--train.batch_size", "16",
-        "--train.micro_batch_size", "16", "--ckpt.output_dir", str(tmp_path / "run"),
-    ]), log=lambda m: None)
+    reward.write_text(
+        "import torch\ndef reward_func(queries, prompts, labels):\n    return {'rewards': torch.tensor([0.0])}\n"
+    )
+    trainer = LocalTrainer(
+        parse_args(
+            [
+                "--actor.model_name_or_path",
+                str(tmp_path / "policy"),
+                "--data.prompt_dataset",
+                str(tmp_path / "prompts.jsonl"),
+                "--reward.remote_url",
+                str(reward),
+                "--data.apply_chat_template",
+                "--rollout.batch_size",
+                "4",
+                "--rollout.n_samples_per_prompt",
+                "4",
+                "--rollout.max_new_tokens",
+                "12",
+                "--train.batch_size",
+                "16",
+                "--train.micro_batch_size",
+                "16",
+                "--ckpt.output_dir",
+                str(tmp_path / "run"),
+            ]
+        ),
+        log=lambda m: None,
+    )
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     assert trainer.stop_ids == [tok.eos_token_id, im_end]
     ro = trainer.make_experience(0)
-    responses = ro.sequences[:, -ro.num_actions:]
+    responses = ro.sequences[:, -ro.num_actions :]
     ended = 0
     for row, mask in zip(responses, ro.action_mask):
         kept = row[mask.bool()].tolist()

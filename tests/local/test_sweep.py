@@ -1,4 +1,5 @@
 """`sweep`: GRPO (clipped) vs CFPO for each iteration count, a Figure-2-style grid and a summary."""
+
 import pytest
 
 from openrlhf_cfpo.local.cli import main_sweep
@@ -7,14 +8,28 @@ from openrlhf_cfpo.local.sweep import parse_iterations, rollout_stats
 
 
 def _rows(rewards, steps_per_rollout=2):
-    return [{"step": k * steps_per_rollout + i + 1, "rollout": k, "reward": r, "ppo_clip_ratio": 0.1, "entropy": 1.0, "kl": 0.0}
-            for k, r in enumerate(rewards) for i in range(steps_per_rollout)]
+    return [
+        {
+            "step": k * steps_per_rollout + i + 1,
+            "rollout": k,
+            "reward": r,
+            "ppo_clip_ratio": 0.1,
+            "entropy": 1.0,
+            "kl": 0.0,
+        }
+        for k, r in enumerate(rewards)
+        for i in range(steps_per_rollout)
+    ]
 
 
 def test_a_reward_that_falls_below_half_its_peak_and_stays_there_is_a_collapse():
     stats = rollout_stats(_rows([0.4, 0.6, 0.8, 0.8, 0.3, 0.2, 0.1, 0.1]), window=2)
     # window means: .5 .7 .8 .55 .25 .15 .1 -> below 0.4 (half of 0.8) from the mean of rollouts 4-5 on
-    assert stats["collapse_step"] == 11 and stats["peak_reward"] == pytest.approx(0.8) and stats["final_reward"] == pytest.approx(0.1)
+    assert (
+        stats["collapse_step"] == 11
+        and stats["peak_reward"] == pytest.approx(0.8)
+        and stats["final_reward"] == pytest.approx(0.1)
+    )
     assert stats["largest_drop"] == pytest.approx(0.7)
 
 
@@ -30,17 +45,24 @@ def test_iteration_counts_are_whole_numbers_from_one():
             parse_iterations(bad)
 
 
-def test_sweep_trains_both_losses_per_iteration_count_and_writes_the_grid_and_summary(arithmetic_flags, tmp_path, saved_figures):
+def test_sweep_trains_both_losses_per_iteration_count_and_writes_the_grid_and_summary(
+    arithmetic_flags, tmp_path, saved_figures
+):
     out = tmp_path / "sweep"
     flags = [f for f in arithmetic_flags]
     # the sweep sets the train batch to the whole rollout itself (one step per pass): drop the fixture's
     for name in ("--train.batch_size", "--train.micro_batch_size"):
         i = flags.index(name)
         del flags[i : i + 2]
-    assert main_sweep(["--output", str(out), "--iterations", "1,3", "--window", "2", *flags, "--data.max_samples", "8"]) == 0
+    assert (
+        main_sweep(["--output", str(out), "--iterations", "1,3", "--window", "2", *flags, "--data.max_samples", "8"])
+        == 0
+    )
     for run, steps in (("ppo_it1", 2), ("cfpo_it1", 2), ("ppo_it3", 6), ("cfpo_it3", 6)):
         rows = read_metrics(str(out / run / "metrics.jsonl"))
-        assert len(rows) == steps and {r["epoch"] for r in rows} == set(range(steps // 2))  # 2 rollouts, one step per pass
+        assert len(rows) == steps and {r["epoch"] for r in rows} == set(
+            range(steps // 2)
+        )  # 2 rollouts, one step per pass
     (fig,) = saved_figures
     assert fig.path == str(out / "figure2.png")
     # one column per iteration count (titled by it), reward then clip ratio, both losses in every panel as logged

@@ -1,4 +1,5 @@
 """Tiny Hugging Face models for OpenRLHF's own code on CPU, built offline (seconds)."""
+
 import json
 
 import pytest

@@ -17,6 +17,7 @@ the status ``fit`` returned. The test asserts on them; this file asserts nothing
 
 This process patches torch.cuda for good and leaves a process group open: never import it.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,24 +58,42 @@ SHORT = 6
 
 def flags(loss: str, model: str) -> list:
     return [
-        "--actor.model_name_or_path", model,
-        "--actor.policy_loss_type", loss,
-        "--actor.eps_clip", "0.2",
-        "--algo.advantage.estimator", "rloo",
-        "--rollout.n_samples_per_prompt", str(N_SAMPLES),
-        "--rollout.batch_size", str(N_PROMPTS),
-        "--rollout.micro_batch_size", str(ROLLOUT_MICRO_BATCH),
-        "--train.batch_size", str(TRAIN_BATCH),
-        "--train.micro_batch_size", str(TRAIN_MICRO_BATCH),
-        "--algo.kl.init_coef", "0",
-        "--ds.zero_stage", "2",
-        "--ds.param_dtype", "bf16",
-        "--ds.attn_implementation", "sdpa",
-        "--vllm.num_engines", "0",
-        "--actor.adam.lr", "1e-3",
-        "--actor.lr_warmup_ratio", "0",
-        "--actor.num_gpus_per_node", "1",
-        "--train.seed", "7",
+        "--actor.model_name_or_path",
+        model,
+        "--actor.policy_loss_type",
+        loss,
+        "--actor.eps_clip",
+        "0.2",
+        "--algo.advantage.estimator",
+        "rloo",
+        "--rollout.n_samples_per_prompt",
+        str(N_SAMPLES),
+        "--rollout.batch_size",
+        str(N_PROMPTS),
+        "--rollout.micro_batch_size",
+        str(ROLLOUT_MICRO_BATCH),
+        "--train.batch_size",
+        str(TRAIN_BATCH),
+        "--train.micro_batch_size",
+        str(TRAIN_MICRO_BATCH),
+        "--algo.kl.init_coef",
+        "0",
+        "--ds.zero_stage",
+        "2",
+        "--ds.param_dtype",
+        "bf16",
+        "--ds.attn_implementation",
+        "sdpa",
+        "--vllm.num_engines",
+        "0",
+        "--actor.adam.lr",
+        "1e-3",
+        "--actor.lr_warmup_ratio",
+        "0",
+        "--actor.num_gpus_per_node",
+        "1",
+        "--train.seed",
+        "7",
     ]
 
 
@@ -84,9 +103,9 @@ class StrategyRequested(Exception):
 
 def args_from_our_entry_point(argv: list):
     """The hierarchical args OpenRLHF's ``train()`` gets when run by ``openrlhf_cfpo.cli.train_ppo_ray``."""
+    import openrlhf.utils
     import ray
 
-    import openrlhf.utils
     from openrlhf_cfpo.cli import train_ppo_ray
 
     runtime_envs = []
@@ -128,19 +147,21 @@ def rollout_samples(tokenizer):
         tokens = torch.tensor(prompt + response + [tokenizer.eos_token_id])
         attention_mask = torch.ones_like(tokens)
         action_mask = torch.zeros_like(attention_mask)
-        action_mask[len(prompt):] = 1
-        samples.append(Experience(
-            sequences=tokens.unsqueeze(0),
-            attention_mask=attention_mask.unsqueeze(0),
-            action_mask=action_mask[1:].unsqueeze(0),
-            prompts=[prompt_text(topics[i // N_SAMPLES])],
-            labels=[""],
-            rewards=rewards[i : i + 1],
-            response_length=torch.tensor([length]),
-            truncated=torch.tensor([False]),
-            total_length=torch.tensor([float(len(tokens))]),
-            info={"response_clip_ratio": torch.tensor([False]), "reward": rewards[i : i + 1]},
-        ))
+        action_mask[len(prompt) :] = 1
+        samples.append(
+            Experience(
+                sequences=tokens.unsqueeze(0),
+                attention_mask=attention_mask.unsqueeze(0),
+                action_mask=action_mask[1:].unsqueeze(0),
+                prompts=[prompt_text(topics[i // N_SAMPLES])],
+                labels=[""],
+                rewards=rewards[i : i + 1],
+                response_length=torch.tensor([length]),
+                truncated=torch.tensor([False]),
+                total_length=torch.tensor([float(len(tokens))]),
+                info={"response_clip_ratio": torch.tensor([False]), "reward": rewards[i : i + 1]},
+            )
+        )
     return samples
 
 
@@ -186,7 +207,9 @@ def record_steps(policy) -> dict:
         return zero_step(*args, **kwargs)
 
     def keep_gradient(*args, **kwargs):  # after DeepSpeed's unscale and clip
-        record["gradients"][-1] += [p.grad.detach().float().flatten() for group in inner.param_groups for p in group["params"]]
+        record["gradients"][-1] += [
+            p.grad.detach().float().flatten() for group in inner.param_groups for p in group["params"]
+        ]
         return inner_step(*args, **kwargs)
 
     policy.trainer.training_step, zero.step, inner.step = count_micro_batch, start_step, keep_gradient
@@ -213,7 +236,8 @@ def one_update(loss: str, model: str, regime: str) -> dict:
     runtime_env, strategy, policy = policy_worker(loss, model)
     experiences, policy_log_probs = make_experiences(policy, strategy, regime)
     saved = [
-        {k: getattr(exp, k).clone() for k in ("action_mask", "action_log_probs", "advantages")} | {"policy_log_probs": lp}
+        {k: getattr(exp, k).clone() for k in ("action_mask", "action_log_probs", "advantages")}
+        | {"policy_log_probs": lp}
         for exp, lp in zip(experiences, policy_log_probs)
     ]
     record = record_steps(policy)
@@ -255,12 +279,20 @@ def update_with_a_nan_advantage(loss: str, model: str) -> dict:
     except Exception as e:  # what a Ray actor would send the driver
         error = (type(e).__name__, str(e))
     weights_after = {k: v.detach().clone() for k, v in policy.actor.model.module.state_dict().items()}
-    return {"error": error, "micro_batches": record["micro_batches"], "optimizer_steps": len(record["gradients"]),
-            "weights_unchanged": all(torch.equal(weights_before[k], weights_after[k]) for k in weights_before)}
+    return {
+        "error": error,
+        "micro_batches": record["micro_batches"],
+        "optimizer_steps": len(record["gradients"]),
+        "weights_unchanged": all(torch.equal(weights_before[k], weights_after[k]) for k in weights_before),
+    }
 
 
 def main(model: str, out_dir: str) -> None:
-    results = {(loss, regime): one_update(loss, model, regime) for loss in ("cfpo", "ppo") for regime in ("on_policy", "off_policy")}
+    results = {
+        (loss, regime): one_update(loss, model, regime)
+        for loss in ("cfpo", "ppo")
+        for regime in ("on_policy", "off_policy")
+    }
     # last: an update that raises may leave the process group mid-step
     results[("cfpo", "nan_advantage")] = update_with_a_nan_advantage("cfpo", model)
     torch.save(results, Path(out_dir) / "results.pt")

@@ -1,4 +1,5 @@
 """gpu-smoke's openrlhf part through OpenRLHF 0.11.2's own parser and our driver checks."""
+
 import sys
 
 from openrlhf_cfpo import gpu_smoke
@@ -23,13 +24,21 @@ def test_on_a_cpu_the_openrlhf_part_is_the_gpu_command_less_the_switches_that_ne
     gpu = gpu_smoke.openrlhf_command(sys.executable, assets, tmp_path, "cuda")
     cpu = gpu_smoke.openrlhf_command(sys.executable, assets, tmp_path, "cpu")
     assert gpu == gpu_smoke.openrlhf_command(sys.executable, assets, tmp_path)  # cuda is the default
-    assert [a for a in gpu if a not in cpu] == ["--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep",
-                                                "flash_attention_2", "--ds.packing_samples"]
+    assert [a for a in gpu if a not in cpu] == [
+        "--train.colocate_all",
+        "--vllm.enable_sleep",
+        "--ds.enable_sleep",
+        "flash_attention_2",
+        "--ds.packing_samples",
+    ]
     assert [a for a in cpu if a not in gpu] == ["--vllm.sync_backend", "gloo", "sdpa"]
     on_gpu, on_cpu = vars(parse_with_openrlhf(gpu[3:])), vars(parse_with_openrlhf(cpu[3:]))
     differ = {k: (on_gpu[k], on_cpu[k]) for k in on_gpu if on_gpu[k] != on_cpu[k]}
     assert differ == {
-        "train.colocate_all": (True, False), "vllm.enable_sleep": (True, False), "ds.enable_sleep": (True, False),
-        "vllm.sync_backend": ("nccl", "gloo"), "ds.attn_implementation": ("flash_attention_2", "sdpa"),
+        "train.colocate_all": (True, False),
+        "vllm.enable_sleep": (True, False),
+        "ds.enable_sleep": (True, False),
+        "vllm.sync_backend": ("nccl", "gloo"),
+        "ds.attn_implementation": ("flash_attention_2", "sdpa"),
         "ds.packing_samples": (True, False),
     }

@@ -13,6 +13,7 @@ Then the saved model is evaluated with ``openrlhf-cfpo eval gsm8k --backend vllm
 checkpoint -> eval table. A second run, ``--kl0``, has a weight broadcast that does nothing (as vLLM's
 PyNcclCommunicator does when NCCL cannot load) and must stop at its first sync with one line.
 """
+
 import json
 import math
 import os
@@ -49,25 +50,61 @@ PACKED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_pro
 def script_args(policy, reward, prompts, out: Path):
     leave_out = [arg for flag in LEFT_OUT for arg in ("--leave-out", flag)]
     return [
-        "--gpus-per-node", "1", "--output-dir", str(out), "--skip-doctor", *leave_out,
+        "--gpus-per-node",
+        "1",
+        "--output-dir",
+        str(out),
+        "--skip-doctor",
+        *leave_out,
         # pass-through OpenRLHF flags, after the script's defaults: models, data, sizes, devices
-        "--actor.model_name_or_path", policy, "--reward.model_name_or_path", reward, "--data.prompt_dataset", prompts,
-        "--data.max_len", "32", "--rollout.max_new_tokens", "8",
-        "--rollout.batch_size", "4", "--rollout.micro_batch_size", "4",
-        "--train.batch_size", "4", "--train.micro_batch_size", "2",
-        "--ds.zero_stage", "2", "--ds.attn_implementation", "sdpa",
-        "--vllm.enforce_eager", "--vllm.sync_backend", "gloo",
-        "--actor.adam.lr", "1e-3", "--actor.lr_warmup_ratio", "0",
-        "--ckpt.save_steps", "1", "--ckpt.save_hf", "--ckpt.max_num", str(ROLLOUTS),
+        "--actor.model_name_or_path",
+        policy,
+        "--reward.model_name_or_path",
+        reward,
+        "--data.prompt_dataset",
+        prompts,
+        "--data.max_len",
+        "32",
+        "--rollout.max_new_tokens",
+        "8",
+        "--rollout.batch_size",
+        "4",
+        "--rollout.micro_batch_size",
+        "4",
+        "--train.batch_size",
+        "4",
+        "--train.micro_batch_size",
+        "2",
+        "--ds.zero_stage",
+        "2",
+        "--ds.attn_implementation",
+        "sdpa",
+        "--vllm.enforce_eager",
+        "--vllm.sync_backend",
+        "gloo",
+        "--actor.adam.lr",
+        "1e-3",
+        "--actor.lr_warmup_ratio",
+        "0",
+        "--ckpt.save_steps",
+        "1",
+        "--ckpt.save_hf",
+        "--ckpt.max_num",
+        str(ROLLOUTS),
     ]
 
 
 def run_script(script_flags, tiny_openrlhf_models, out: Path, extra_env=None, timeout=480):
     policy, reward, _ = tiny_openrlhf_models
     prompts = out.parent / f"{out.name}-prompts.jsonl"  # Table 4's layout: chat messages under context_messages
-    prompts.write_text("".join(json.dumps({"context_messages": [{"role": "user", "content": text}]}) + "\n"
-                               for text in map(lambda line: json.loads(line)["input"],
-                                               Path(tiny_openrlhf_models[2]).read_text().splitlines())))
+    prompts.write_text(
+        "".join(
+            json.dumps({"context_messages": [{"role": "user", "content": text}]}) + "\n"
+            for text in map(
+                lambda line: json.loads(line)["input"], Path(tiny_openrlhf_models[2]).read_text().splitlines()
+            )
+        )
+    )
     # A local Ray of its own, its session (and worker logs) in a short path: Ray's unix sockets live there.
     ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -81,11 +118,16 @@ def run_script(script_flags, tiny_openrlhf_models, out: Path, extra_env=None, ti
         **{ENGINE_WEIGHTS_LOG_ENV: str(out / "engine_weights.jsonl")},
         **(extra_env or {}),
     )
-    cmd = ["bash", str(ROOT / "train_scripts" / "cfpo_llama3.sh"), *script_flags,
-           *script_args(policy, reward, str(prompts), out)]
+    cmd = [
+        "bash",
+        str(ROOT / "train_scripts" / "cfpo_llama3.sh"),
+        *script_flags,
+        *script_args(policy, reward, str(prompts), out),
+    ]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
     log_dir = Path(ray_tmp, "ray", "session_latest", "logs")
     try:
         try:
@@ -98,8 +140,15 @@ def run_script(script_flags, tiny_openrlhf_models, out: Path, extra_env=None, ti
         end_workers(log_dir)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     (run_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name != "torch_extensions"]
-    return {"returncode": proc.returncode, "output": output, "logs": logs, "out": run_dir, "policy": policy,
-            "engine_weights": out / "engine_weights.jsonl", "seconds": time.perf_counter() - started}
+    return {
+        "returncode": proc.returncode,
+        "output": output,
+        "logs": logs,
+        "out": run_dir,
+        "policy": policy,
+        "engine_weights": out / "engine_weights.jsonl",
+        "seconds": time.perf_counter() - started,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +254,10 @@ def test_after_every_sync_the_engine_holds_the_weights_the_actor_saved_at_that_s
 def test_the_products_sync_check_passed_after_every_sync_over_every_policy_tensor(run):
     from transformers import AutoModelForCausalLM
 
-    checked = re.findall(r"\[openrlhf-cfpo\] weight sync (\d+) checked in pid \d+: (\d+) tensors on 1 vLLM engine",
-                         run["logs"]["PolicyModelActor"])
+    checked = re.findall(
+        r"\[openrlhf-cfpo\] weight sync (\d+) checked in pid \d+: (\d+) tensors on 1 vLLM engine",
+        run["logs"]["PolicyModelActor"],
+    )
     n_tensors = len(list(AutoModelForCausalLM.from_pretrained(run["policy"]).parameters()))
     assert checked == [(str(sync), str(n_tensors)) for sync in range(1, ROLLOUTS + 1)]
 
@@ -225,14 +276,22 @@ def test_the_final_model_loads_and_differs_from_the_initial_policy(run):
 
 
 def test_a_weight_broadcast_that_does_nothing_stops_the_run_at_its_first_sync_in_one_line(
-        tiny_openrlhf_models, tmp_path_factory):
-    result = run_script(["--kl0"], tiny_openrlhf_models, tmp_path_factory.mktemp("cfpo_llama3_kl0_silent_sync"),
-                        extra_env={SILENT_SYNC_ENV: "1"})
+    tiny_openrlhf_models, tmp_path_factory
+):
+    result = run_script(
+        ["--kl0"],
+        tiny_openrlhf_models,
+        tmp_path_factory.mktemp("cfpo_llama3_kl0_silent_sync"),
+        extra_env={SILENT_SYNC_ENV: "1"},
+    )
     assert result["returncode"] == 1, result["output"][-4000:]
     # stdout and stderr share the pipe here, and Ray's threads write to both: another process's line may come right
     # before or after ours, but never inside it
-    lines = re.findall(r"\[openrlhf-cfpo\] vLLM engine \d+ does not hold the weights the actor just sent[^\n]*?"
-                       r"--vllm\.skip_sync_check turns this check off", result["output"])
+    lines = re.findall(
+        r"\[openrlhf-cfpo\] vLLM engine \d+ does not hold the weights the actor just sent[^\n]*?"
+        r"--vllm\.skip_sync_check turns this check off",
+        result["output"],
+    )
     assert len(lines) == 1 and "Traceback" not in result["output"], result["output"][-4000:]
     assert lines[0].startswith("[openrlhf-cfpo] vLLM engine 0 ") and "first difference model." in lines[0]
     assert "weight sync 1 checked" not in result["logs"]["PolicyModelActor"]
@@ -247,14 +306,39 @@ def test_the_trained_checkpoint_goes_through_the_vllm_eval_into_the_report_table
     # GSM8K in its official layout, offline: three problems, answers after "####"
     data = tmp_path / "data" / "openai/gsm8k/main/test-00000-of-00001.parquet"
     data.parent.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([{"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
-                                         for a, b in ((2, 3), (4, 4), (7, 1), (6, 2))]), data)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {"question": f"What is {a} + {b}?", "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
+                for a, b in ((2, 3), (4, 4), (7, 1), (6, 2))
+            ]
+        ),
+        data,
+    )
     out = tmp_path / "eval"
     cli = [sys.executable, "-m", "openrlhf_cfpo.cli.main", "eval"]
     proc = subprocess.run(
-        [*cli, "gsm8k", "--model", str(run["out"] / "final"), "--backend", "vllm", "--limit", "3", "--output", str(out),
-         "--data-dir", str(tmp_path / "data"), "--max-new-tokens", "4", "--system-prompt", "none"],
-        capture_output=True, text=True, timeout=300,
+        [
+            *cli,
+            "gsm8k",
+            "--model",
+            str(run["out"] / "final"),
+            "--backend",
+            "vllm",
+            "--limit",
+            "3",
+            "--output",
+            str(out),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--max-new-tokens",
+            "4",
+            "--system-prompt",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "gsm8k" / "results.json").read_text())

@@ -6,6 +6,7 @@ rollout: args parsed and checked by ``python -m openrlhf_cfpo.cli.train_ppo_ray`
 worker hook installed as Ray installs it, DeepSpeed ZeRO 2 in bf16 with gloo, 8 samples in 4
 micro-batches of 2 feeding one optimizer step. Here we check what it recorded.
 """
+
 import os
 import re
 import subprocess
@@ -38,7 +39,9 @@ def job(tmp_path_factory):
     policy = save_tiny_llama(out / "policy", seed=0, hidden=32, heads=2, kv_heads=2)
     extensions = out / "torch_extensions"
     env = dict(os.environ, DS_ACCELERATOR="cpu", TORCH_EXTENSIONS_DIR=str(extensions))
-    proc = subprocess.run([sys.executable, str(JOB), policy, str(out)], capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, str(JOB), policy, str(out)], capture_output=True, text=True, timeout=600, env=env
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     # CI starts cold: nothing may be compiled on first use (DeepSpeed's CPU Adam or shared-memory comm op).
     assert not extensions.exists() or not any(extensions.iterdir()), sorted(p.name for p in extensions.iterdir())
@@ -76,7 +79,9 @@ def expected_token_means(run):
         "ratio_outside_region": outside.double().mean(),
     }
     if run["loss_type"] == "cfpo":
-        expected["cfpo_penalty"] = torch.tensor([cfpo_oracle.cfpo_penalty(r, a) for r, a in zip(ratio.tolist(), adv.tolist())], dtype=torch.float64).mean()
+        expected["cfpo_penalty"] = torch.tensor(
+            [cfpo_oracle.cfpo_penalty(r, a) for r, a in zip(ratio.tolist(), adv.tolist())], dtype=torch.float64
+        ).mean()
     return {k: v.item() for k, v in expected.items()}
 
 
@@ -92,7 +97,11 @@ def test_openrlhfs_policy_worker_trains_with_our_loss_from_args_our_entry_point_
         assert run["loss_class"] == OUR_LOSS
         assert run["loss_type"] == loss and run["eps"] == (EPS, EPS)
         assert run["trainer_module"] == "openrlhf_cfpo.openrlhf.train_ppo_ray"  # the trainer that logs our metrics
-    announced = [line for line in job["stdout"].splitlines() if line.startswith(f"[openrlhf-cfpo] {loss.upper()} policy loss active")]
+    announced = [
+        line
+        for line in job["stdout"].splitlines()
+        if line.startswith(f"[openrlhf-cfpo] {loss.upper()} policy loss active")
+    ]
     assert len(announced) == sum(1 for key in job if isinstance(key, tuple) and key[0] == loss)  # one per update run
 
 
@@ -145,7 +154,9 @@ def test_the_token_means_checked_differ_from_per_sample_means(job):
     expected = expected_token_means(run)
     *_, rows = per_token(run)
     per_sample_dev = torch.stack([(r.double().exp() - 1).abs().mean() for r in rows]).mean().item()
-    per_sample_outside = torch.stack([((r.exp() > 1 + EPS) | (r.exp() < 1 - EPS)).double().mean() for r in rows]).mean().item()
+    per_sample_outside = (
+        torch.stack([((r.exp() > 1 + EPS) | (r.exp() < 1 - EPS)).double().mean() for r in rows]).mean().item()
+    )
     assert abs(per_sample_dev - expected["ratio_dev_mean"]) > 0.02
     assert abs(per_sample_outside - expected["ratio_outside_region"]) > 0.05
     assert 0 < expected["ppo_clip_ratio"] < expected["ratio_outside_region"] < 1

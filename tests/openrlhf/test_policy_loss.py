@@ -1,12 +1,13 @@
 """PolicyLoss(ppo) against OpenRLHF 0.11.2's own PolicyLoss; IS correction for CFPO."""
+
 import itertools
 
 import pytest
 import torch
 
-import cfpo_oracle
-
 from openrlhf_cfpo.openrlhf import PolicyLoss
+
+import cfpo_oracle
 
 openrlhf_models = pytest.importorskip("openrlhf.models", reason="needs the openrlhf extra")
 
@@ -69,8 +70,12 @@ def test_ppo_matches_openrlhf_with_global_batch_totals_and_dp_size(token_level_l
 
 
 IS_CONFIGS = [
-    dict(is_correction_level=level, is_correction_mode=mode, is_correction_gating="ratio",
-         is_correction_threshold=threshold)
+    dict(
+        is_correction_level=level,
+        is_correction_mode=mode,
+        is_correction_gating="ratio",
+        is_correction_threshold=threshold,
+    )
     for level, mode, threshold in itertools.product(["token", "seq"], ["mask", "clip"], [(0.5, 5.0), (0.8, 1.2)])
     if not (mode == "clip" and level == "seq")
 ] + [
@@ -102,7 +107,9 @@ def test_is_correction_applies_to_cfpo_as_to_ppo(config):
         weight = stat.clamp(low, high)
     else:
         weight = torch.where((stat >= low) & (stat <= high), log_is.exp(), 0.0)
-    per_token = torch.tensor(cfpo_oracle.cfpo_loss_grid(cfpo_oracle.ratios(logp.tolist(), old.tolist()), adv.tolist()), dtype=torch.float64)
+    per_token = torch.tensor(
+        cfpo_oracle.cfpo_loss_grid(cfpo_oracle.ratios(logp.tolist(), old.tolist()), adv.tolist()), dtype=torch.float64
+    )
     expected = (weight * per_token)[mask].mean()
 
     loss, _, _, vllm_kl, is_filter_ratio = PolicyLoss(policy_loss_type="cfpo", **config)(

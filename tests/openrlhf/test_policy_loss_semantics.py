@@ -1,17 +1,20 @@
 """The OpenRLHF drop-in PolicyLoss: aggregation, metrics, checks and numerics on hand-computed cases."""
+
 import pytest
 import torch
 
-import cfpo_oracle
-
 from openrlhf_cfpo.losses import POLICY_LOSSES
 from openrlhf_cfpo.openrlhf import PolicyLoss
+
+import cfpo_oracle
 
 EPS = 0.2
 
 
 def oracle_per_token(logp, old, adv):
-    return torch.tensor(cfpo_oracle.cfpo_loss_grid(cfpo_oracle.ratios(logp.tolist(), old.tolist()), adv.tolist()), dtype=torch.float64)
+    return torch.tensor(
+        cfpo_oracle.cfpo_loss_grid(cfpo_oracle.ratios(logp.tolist(), old.tolist()), adv.tolist()), dtype=torch.float64
+    )
 
 
 def test_cfpo_loss_is_equation_7_averaged_over_action_tokens(random_batch):
@@ -60,7 +63,10 @@ def test_ratio_deviation_and_penalty_metrics_cover_action_tokens_only(random_bat
     metrics = PolicyLoss(policy_loss_type="cfpo").compute(logp, old, adv, action_mask=mask).metrics
     dev = ((logp - old).exp() - 1).abs()[mask]
     ratios = cfpo_oracle.ratios(logp.tolist(), old.tolist())
-    penalty = torch.tensor([[cfpo_oracle.cfpo_penalty(r, a) for r, a in zip(rr, aa)] for rr, aa in zip(ratios, adv.tolist())], dtype=torch.float64)[mask]
+    penalty = torch.tensor(
+        [[cfpo_oracle.cfpo_penalty(r, a) for r, a in zip(rr, aa)] for rr, aa in zip(ratios, adv.tolist())],
+        dtype=torch.float64,
+    )[mask]
     assert metrics["ratio_dev_mean"].item() == pytest.approx(dev.mean().item(), rel=1e-12)
     outside = ((logp - old).exp() - 1).abs()[mask] > EPS  # the widths are symmetric here
     assert metrics["ratio_outside_region"].item() == pytest.approx(outside.double().mean().item(), rel=1e-12)
@@ -115,4 +121,3 @@ def test_fully_masked_rows_never_produce_nan(name, token_level_loss, random_batc
     empty = torch.zeros_like(mask)
     loss, clip_ratio, ppo_kl, _, _ = loss_fn(logp, old, adv, action_mask=empty)
     assert loss.item() == 0.0 and clip_ratio.item() == 0.0 and ppo_kl.item() == 0.0
-

@@ -1,4 +1,5 @@
 """Our worker hook over Ray Client (ray://), where Ray itself never uploads a setup hook."""
+
 import os
 import signal
 import socket
@@ -33,18 +34,35 @@ def free_port() -> int:
 
 def server_died_at_birth(stderr: str) -> bool:
     return "Starting Ray client server failed" in stderr or (
-        "Initialization failure from server" in stderr and "ZombieProcess" in stderr)
+        "Initialization failure from server" in stderr and "ZombieProcess" in stderr
+    )
 
 
 def test_cfpo_reaches_the_workers_of_a_ray_client_connection():
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     client_port, gcs_port = free_port(), free_port()
     head = subprocess.Popen(
-        [ray_bin, "start", "--head", "--block", "--num-cpus", "1", "--port", str(gcs_port),
-         "--ray-client-server-port", str(client_port), "--include-dashboard", "false", "--disable-usage-stats",
-         # Ray's socket paths must stay short: pytest's tmp_path is too long for them
-         "--temp-dir", tempfile.mkdtemp(prefix="ray", dir="/tmp")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            ray_bin,
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus",
+            "1",
+            "--port",
+            str(gcs_port),
+            "--ray-client-server-port",
+            str(client_port),
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            # Ray's socket paths must stay short: pytest's tmp_path is too long for them
+            "--temp-dir",
+            tempfile.mkdtemp(prefix="ray", dir="/tmp"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 120
@@ -54,8 +72,12 @@ def test_cfpo_reaches_the_workers_of_a_ray_client_connection():
                     break
             time.sleep(1)
         for _ in range(4):
-            proc = subprocess.run([sys.executable, "-c", PROBE, f"ray://127.0.0.1:{client_port}"],
-                                  capture_output=True, text=True, timeout=240)
+            proc = subprocess.run(
+                [sys.executable, "-c", PROBE, f"ray://127.0.0.1:{client_port}"],
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
             # Ray's proxy forks the per-client server while its gRPC threads run, and on a loaded machine that
             # server now and then dies at birth (the proxy reports it failed to start, or trips over its zombie
             # reading the command line): a Ray flake before our hook is involved; connect again.

@@ -1,4 +1,5 @@
 """train_scripts/: --dry-run prints an OpenRLHF command with paper Table 4's settings."""
+
 import os
 import shlex
 import subprocess
@@ -13,7 +14,10 @@ def dry_run(script, *args, env=None):
     clean = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     proc = subprocess.run(
         ["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args],
-        capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60,
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=60,
     )
     return proc
 
@@ -91,11 +95,14 @@ def test_gpu_counts_outputs_and_wandb_come_from_flags_or_environment():
     assert "--logger.wandb.key" not in got
 
 
-@pytest.mark.parametrize("args,flag", [
-    (["--nodes", "zero"], "--nodes"),
-    (["--gpus-per-node", "3"], "--gpus-per-node"),  # 3 GPUs x micro-batch 4 do not divide Table 4's 64 samples
-    (["--nodes", "4"], "--nodes"),  # 32 GPUs x 4 is more than a train batch
-])
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["--nodes", "zero"], "--nodes"),
+        (["--gpus-per-node", "3"], "--gpus-per-node"),  # 3 GPUs x micro-batch 4 do not divide Table 4's 64 samples
+        (["--nodes", "4"], "--nodes"),  # 32 GPUs x 4 is more than a train batch
+    ],
+)
 def test_bad_gpu_count_is_one_clear_error(args, flag):
     proc = dry_run("cfpo_llama3.sh", *args)
     assert proc.returncode == 2 and proc.stdout == ""
@@ -112,8 +119,9 @@ def test_the_dry_run_command_parses_with_openrlhf_and_passes_our_checks(parse_wi
 
 def test_leave_out_drops_one_of_the_scripts_switches_and_nothing_else():
     full = shlex.split(dry_run("cfpo_llama3.sh").stdout)
-    got = shlex.split(dry_run("cfpo_llama3.sh", "--leave-out", "--vllm.enable_sleep",
-                              "--leave-out", "--ds.packing_samples").stdout)
+    got = shlex.split(
+        dry_run("cfpo_llama3.sh", "--leave-out", "--vllm.enable_sleep", "--leave-out", "--ds.packing_samples").stdout
+    )
     assert [a for a in full if a not in ("--vllm.enable_sleep", "--ds.packing_samples")] == got
     assert "--ds.enable_sleep" in got and "--train.colocate_all" in got
 

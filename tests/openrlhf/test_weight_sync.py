@@ -1,4 +1,5 @@
 """The weight-sync check's verdicts on engine replies built from a real Llama, as vLLM packs it."""
+
 import pytest
 import torch
 
@@ -38,8 +39,9 @@ def as_vllm_holds_it(params, edit=None):
             engine[name] = torch.cat([tensor, tensor.new_zeros(128 - tensor.shape[0], tensor.shape[1])])
         else:
             engine[name] = tensor
-    return [[{"checksums": {n: tuple(c) for n, c in checksums(engine.items()).items()},
-              "packed_modules_mapping": PACKED}]]
+    return [
+        [{"checksums": {n: tuple(c) for n, c in checksums(engine.items()).items()}, "packed_modules_mapping": PACKED}]
+    ]
 
 
 def sent(actor):
@@ -55,12 +57,15 @@ def swap_q_and_k_rows(params):
     q[: k.shape[0]], k[:] = k.clone(), q[: k.shape[0]].clone()
 
 
-@pytest.mark.parametrize("edit,tensor", [
-    (lambda p: p["model.layers.0.mlp.down_proj.weight"].zero_(), "model.layers.0.mlp.down_proj.weight"),
-    (lambda p: p["model.norm.weight"].fill_(float("nan")), "model.norm.weight"),
-    (lambda p: p["lm_head.weight"].copy_(p["lm_head.weight"].flip(0)), "lm_head.weight"),
-    (swap_q_and_k_rows, "model.layers.1.self_attn.qkv_proj.weight"),
-])
+@pytest.mark.parametrize(
+    "edit,tensor",
+    [
+        (lambda p: p["model.layers.0.mlp.down_proj.weight"].zero_(), "model.layers.0.mlp.down_proj.weight"),
+        (lambda p: p["model.norm.weight"].fill_(float("nan")), "model.norm.weight"),
+        (lambda p: p["lm_head.weight"].copy_(p["lm_head.weight"].flip(0)), "lm_head.weight"),
+        (swap_q_and_k_rows, "model.layers.1.self_attn.qkv_proj.weight"),
+    ],
+)
 def test_the_first_tensor_an_engine_holds_otherwise_is_named_in_one_line(actor, edit, tensor):
     line = mismatch_line(sent(actor), as_vllm_holds_it(actor, edit))
     assert line.startswith("[openrlhf-cfpo] vLLM engine 0 does not hold") and f"first difference {tensor}:" in line

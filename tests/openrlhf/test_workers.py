@@ -1,4 +1,5 @@
 """CFPO inside OpenRLHF 0.11.2: the entry point's flags and checks, and the loss in a Ray worker."""
+
 import os
 
 import pytest
@@ -7,19 +8,32 @@ import torch
 pytest.importorskip("openrlhf.trainer.ray", reason="needs the openrlhf extra")
 import ray  # noqa: E402
 
-from openrlhf_cfpo.openrlhf import train_ppo_ray  # noqa: E402
-from openrlhf_cfpo.openrlhf import PolicyLoss  # noqa: E402
+from openrlhf_cfpo.openrlhf import (
+    PolicyLoss,  # noqa: E402
+    train_ppo_ray,  # noqa: E402
+)
 from openrlhf_cfpo.openrlhf.train_ppo_ray import (  # noqa: E402
-    RAY_HOOK_ENV, RAY_JOB_CONFIG_ENV, SETUP_HOOK, USER_HOOK_ENV, runtime_env_for_driver, with_cfpo_workers,
+    RAY_HOOK_ENV,
+    RAY_JOB_CONFIG_ENV,
+    SETUP_HOOK,
+    USER_HOOK_ENV,
+    runtime_env_for_driver,
+    with_cfpo_workers,
 )
 
 BASE_ARGS = [
-    "--actor.model_name_or_path", "/nonexistent/policy",
-    "--reward.model_name_or_path", "/nonexistent/rm",
-    "--algo.advantage.estimator", "rloo",
-    "--rollout.n_samples_per_prompt", "2",
-    "--rollout.batch_size", "8",
-    "--train.batch_size", "4",
+    "--actor.model_name_or_path",
+    "/nonexistent/policy",
+    "--reward.model_name_or_path",
+    "/nonexistent/rm",
+    "--algo.advantage.estimator",
+    "rloo",
+    "--rollout.n_samples_per_prompt",
+    "2",
+    "--rollout.batch_size",
+    "8",
+    "--train.batch_size",
+    "4",
 ]
 
 
@@ -128,11 +142,17 @@ class ActorLikeOpenRLHFs:
         from openrlhf.trainer.ray import ppo_actor
 
         args = SimpleNamespace(
-            actor=SimpleNamespace(eps_clip_low_high=(0.2, 0.2), dual_clip=None, loss_agg_mode="token-mean",
-                                  policy_loss_type="cfpo"),
-            algo=SimpleNamespace(advantage=SimpleNamespace(is_correction_level="off", is_correction_mode="mask",
-                                                           is_correction_gating="ratio",
-                                                           is_correction_threshold=[0.5, 5.0])),
+            actor=SimpleNamespace(
+                eps_clip_low_high=(0.2, 0.2), dual_clip=None, loss_agg_mode="token-mean", policy_loss_type="cfpo"
+            ),
+            algo=SimpleNamespace(
+                advantage=SimpleNamespace(
+                    is_correction_level="off",
+                    is_correction_mode="mask",
+                    is_correction_gating="ratio",
+                    is_correction_threshold=[0.5, 5.0],
+                )
+            ),
         )
         loss_fn = ppo_actor.PolicyLoss(
             clip_eps_low=args.actor.eps_clip_low_high[0],
@@ -174,8 +194,10 @@ def test_a_ray_worker_started_like_our_entry_point_computes_the_cfpo_loss_and_ru
 
     (tmp_path / "user_hook_module.py").write_text(USER_HOOK)
     pythonpath = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    runtime_env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": pythonpath},
-                   "worker_process_setup_hook": "user_hook_module.setup"}
+    runtime_env = {
+        "env_vars": {"TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": pythonpath},
+        "worker_process_setup_hook": "user_hook_module.setup",
+    }
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, runtime_env=with_cfpo_workers(runtime_env))
     try:
         worker = ActorLikeOpenRLHFs.remote()

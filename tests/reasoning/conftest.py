@@ -3,6 +3,7 @@ train scripts' --dry-run output.
 
 Nothing is downloaded: the rows are written here, the tokenizer and the 1-layer Llama are built here.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,7 +18,9 @@ SCRIPT_ENV = ("NUM_NODES", "GPUS_PER_NODE", "OUTPUT_DIR", "WANDB_API_KEY", "PYTH
 
 
 def _load_offline_math():
-    spec = importlib.util.spec_from_file_location("offline_math", os.path.join(os.path.dirname(__file__), "offline_math.py"))
+    spec = importlib.util.spec_from_file_location(
+        "offline_math", os.path.join(os.path.dirname(__file__), "offline_math.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,11 +41,20 @@ def _tiny_policy(path, tokenizer) -> str:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
-    ))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            tie_word_embeddings=True,
+        )
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
@@ -65,7 +77,10 @@ def dry_run(script: str, *args: str, env: dict | None = None) -> subprocess.Comp
     clean = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
     return subprocess.run(
         ["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args],
-        capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60,
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=60,
     )
 
 
@@ -73,7 +88,7 @@ def after(argv: list[str], module: str) -> list[str]:
     """The arguments that follow ``-m module`` in ``argv``."""
     i = argv.index(module)
     assert argv[i - 1] == "-m", argv
-    return argv[i + 1:]
+    return argv[i + 1 :]
 
 
 def trl_command(script: str, *args: str, env: dict | None = None) -> list[str]:

@@ -1,5 +1,6 @@
 """Offline stand-ins for the reasoning tests (loaded by file path: tests/reasoning and tests/verl run in different
 environments): MATH-format rows and a word-level tokenizer with Qwen2.5's ChatML chat-template shape."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ def build_chat_tokenizer(base_eos: bool = False):
     vocab = {w: i for i, w in enumerate(specials + WORDS)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<|im_end|>"
+    )
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>"]})
     if base_eos:
         tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|endoftext|>"]})

@@ -1,4 +1,5 @@
 """MATH -> chat prompts and labels: the paper's system prompt per size, the solution as label, the 512-token budget."""
+
 import pytest
 
 from openrlhf_cfpo.reasoning.data import SYSTEM_PROMPTS, chat_prompt, load_math, prepare_math, prompt_length
@@ -24,7 +25,9 @@ def test_each_model_size_gets_its_own_system_prompt_from_appendix_b1():
         assert SYSTEM_PROMPTS[size].startswith("You are a helpful AI Assistant, designed to provided well-reasoned")
         assert "Please enclose your final answer in the box: \\boxed{Your Answer}." in SYSTEM_PROMPTS[size]
         assert "`" not in SYSTEM_PROMPTS[size]  # the paper's code font, not part of the prompt
-    assert SYSTEM_PROMPTS["3B"] == SYSTEM_PROMPTS["1.5B"] + " Please stop generation immediately after outputting the box."
+    assert (
+        SYSTEM_PROMPTS["3B"] == SYSTEM_PROMPTS["1.5B"] + " Please stop generation immediately after outputting the box."
+    )
     assert SYSTEM_PROMPTS["7B"].endswith("Please provide a step-by-step solution to the following problem.")
     assert "boxed" not in SYSTEM_PROMPTS["7B"]
 
@@ -79,5 +82,8 @@ def test_the_eval_suite_offers_each_training_system_prompt_under_its_paper_size_
     # section 4.1: "We adopt the same chat-style prompting format used during training for evaluation"
     from openrlhf_cfpo.eval import reasoning
 
-    assert reasoning.SYSTEM_PROMPTS == {"paper-1.5b": SYSTEM_PROMPTS["1.5B"], "paper-3b": SYSTEM_PROMPTS["3B"],
-                                        "paper-7b": SYSTEM_PROMPTS["7B"]}
+    assert reasoning.SYSTEM_PROMPTS == {
+        "paper-1.5b": SYSTEM_PROMPTS["1.5B"],
+        "paper-3b": SYSTEM_PROMPTS["3B"],
+        "paper-7b": SYSTEM_PROMPTS["7B"],
+    }

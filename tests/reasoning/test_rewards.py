@@ -3,6 +3,7 @@
 tests/test_scoring_parity.py checks every reward against the reference's own function on a fixed set of responses;
 these cases spell out its semantics.
 """
+
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -60,8 +61,9 @@ def test_the_gold_is_read_from_the_whole_solution_as_the_reference_reads_it():
 def test_trl_reward_reads_conversational_completions_and_the_answer_column():
     cases = RIGHT[:2] + WRONG[:1] + NO_ANSWER[:1]
     completions = [[{"role": "assistant", "content": c}] for c, _ in cases]
-    rewards = boxed_answer_reward(completions=completions, answer=[s for _, s in cases], prompts=[None] * 4,
-                                  trainer_state=None)
+    rewards = boxed_answer_reward(
+        completions=completions, answer=[s for _, s in cases], prompts=[None] * 4, trainer_state=None
+    )
     assert rewards == [1.0, 1.0, 0.0, 0.0]
     assert boxed_answer_reward(completions=["\\boxed{4}"], answer=[FOUR]) == [1.0]  # plain-text prompts
 
@@ -75,6 +77,12 @@ def test_verl_compute_score_gives_the_same_scores_from_its_worker_threads():
     # verl's reward manager calls compute_score through run_in_executor: signal-based timeouts are unavailable there
     cases = RIGHT + WRONG + NO_ANSWER
     with ThreadPoolExecutor(max_workers=2) as pool:
-        threaded = list(pool.map(lambda case: compute_score("DigitalLearningGmbH/MATH-lighteval", case[0], case[1],
-                                                            extra_info={"split": "train", "index": 0}), cases))
+        threaded = list(
+            pool.map(
+                lambda case: compute_score(
+                    "DigitalLearningGmbH/MATH-lighteval", case[0], case[1], extra_info={"split": "train", "index": 0}
+                ),
+                cases,
+            )
+        )
     assert threaded == [1.0] * len(RIGHT) + [0.0] * (len(WRONG) + len(NO_ANSWER))

@@ -1,4 +1,5 @@
 """Every qwen25_math script refuses bad input in one line, before any data or model loads."""
+
 import json
 import os
 import stat
@@ -54,23 +55,32 @@ def run_script(tmp_path):
     """
     calls = tmp_path / "python_calls"
     fake_python = tmp_path / "python"
-    fake_python.write_text(f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.recipes ] && exec {sys.executable} "$@"\n'
-                           f'echo "$@" >> {calls}\n')
+    fake_python.write_text(
+        f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.recipes ] && exec {sys.executable} "$@"\necho "$@" >> {calls}\n'
+    )
     fake_python.chmod(fake_python.stat().st_mode | stat.S_IEXEC)
 
     def run(script, *args):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {k: v for k, v in os.environ.items() if k not in ("NUM_NODES", "GPUS_PER_NODE", "WANDB_API_KEY")}
         env.update(PYTHON=str(fake_python), OUTPUT_DIR=str(tmp_path / "runs"))
-        proc = subprocess.run(["bash", os.path.join(root, "train_scripts", script), *args], capture_output=True,
-                              text=True, env=env, timeout=60)
+        proc = subprocess.run(
+            ["bash", os.path.join(root, "train_scripts", script), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         return proc, calls.read_text().splitlines() if calls.exists() else []
 
     return run
 
 
-CASES = ([(s, a, f) for s in SCRIPTS for a, f in BAD_FOR_ALL] + [(s, a, f) for s in VERL for a, f in BAD_FOR_VERL]
-         + [(s, a, f) for s in TRL for a, f in BAD_FOR_TRL])
+CASES = (
+    [(s, a, f) for s in SCRIPTS for a, f in BAD_FOR_ALL]
+    + [(s, a, f) for s in VERL for a, f in BAD_FOR_VERL]
+    + [(s, a, f) for s in TRL for a, f in BAD_FOR_TRL]
+)
 
 
 @pytest.mark.parametrize("script,args,flag", CASES)
@@ -98,11 +108,18 @@ def test_good_input_starts_the_printed_commands(script, run_script, tmp_path):
     assert settings["loss_type" if script in TRL else "loss_agg_mode"] == ("bnpo" if script in TRL else "token-mean")
 
 
-@pytest.mark.parametrize("script,after,key,value", [
-    ("cfpo_qwen25_math_trl.sh", ["--loss_type", "grpo", "--num_train_epochs", "2"], "loss_type", "grpo"),
-    ("cfpo_qwen25_math_verl.sh", ["actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"], "loss_agg_mode",
-     "seq-mean-token-mean"),
-])
+@pytest.mark.parametrize(
+    "script,after,key,value",
+    [
+        ("cfpo_qwen25_math_trl.sh", ["--loss_type", "grpo", "--num_train_epochs", "2"], "loss_type", "grpo"),
+        (
+            "cfpo_qwen25_math_verl.sh",
+            ["actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean"],
+            "loss_agg_mode",
+            "seq-mean-token-mean",
+        ),
+    ],
+)
 def test_the_run_record_shows_overrides_after_double_dash(script, after, key, value, run_script, tmp_path):
     proc, _ = run_script(script, "--", *after)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,5 @@
 """train_scripts/*_qwen25_math_trl.sh: the printed command is what TRL parses into paper Table 3, and runs."""
+
 import os
 
 import pytest
@@ -13,7 +14,7 @@ def launch_and_script_args(argv):
     """accelerate's launch arguments and the entry point's, from a printed command."""
     assert argv[1:3] == ["-m", "accelerate.commands.launch"], argv
     i = argv.index(MODULE)
-    return argv[3:i + 1], argv[i + 1:]
+    return argv[3 : i + 1], argv[i + 1 :]
 
 
 @pytest.fixture
@@ -37,15 +38,22 @@ def parse_as_launched(monkeypatch):
 
 
 @pytest.mark.parametrize("loss", ["cfpo", "ppo"])
-@pytest.mark.parametrize("size,instruct,iterations,lr", [("1.5B", False, 1, 3e-6), ("3B", True, 8, 3e-6), ("7B", False, 16, 1e-6)])
+@pytest.mark.parametrize(
+    "size,instruct,iterations,lr", [("1.5B", False, 1, 3e-6), ("3B", True, 8, 3e-6), ("7B", False, 16, 1e-6)]
+)
 def test_dry_run_parses_with_trl_into_table_3(loss, size, instruct, iterations, lr, helpers, parse_as_launched):
-    argv = helpers.trl_command(SCRIPTS[loss], "--model-size", size, "--iterations", str(iterations),
-                               *(["--instruct"] if instruct else []))
+    argv = helpers.trl_command(
+        SCRIPTS[loss], "--model-size", size, "--iterations", str(iterations), *(["--instruct"] if instruct else [])
+    )
     launched, script, args = parse_as_launched(argv)
 
     assert script.model_name_or_path == f"Qwen/Qwen2.5-{size}{'-Instruct' if instruct else ''}"
     assert script.model_size == size and script.dtype == "bfloat16"
-    assert (script.dataset_name, script.dataset_config, script.dataset_split) == ("DigitalLearningGmbH/MATH-lighteval", "default", "train")
+    assert (script.dataset_name, script.dataset_config, script.dataset_split) == (
+        "DigitalLearningGmbH/MATH-lighteval",
+        "default",
+        "train",
+    )
     assert script.max_prompt_length == 512
     assert args.policy_loss_type == loss and args.scale_rewards == "group"
     # where Table 3 is silent, the reference recipe: its TRL's default aggregation (bnpo) and 1 epoch
@@ -71,7 +79,8 @@ def test_cfpo_and_grpo_recipes_differ_only_in_the_policy_loss(helpers, parse_as_
     cfpo, grpo = (helpers.trl_command(SCRIPTS[loss], "--iterations", "4") for loss in ("cfpo", "ppo"))
     assert len(cfpo) == len(grpo)
     assert {(a, b) for a, b in zip(cfpo, grpo) if a != b} == {
-        ("cfpo", "ppo"), ("./runs/cfpo_qwen2.5-3b_trl_it4", "./runs/grpo_qwen2.5-3b_trl_it4"),
+        ("cfpo", "ppo"),
+        ("./runs/cfpo_qwen2.5-3b_trl_it4", "./runs/grpo_qwen2.5-3b_trl_it4"),
         ("cfpo_qwen2.5-3b_trl_it4", "grpo_qwen2.5-3b_trl_it4"),
     }
     (_, script_c, args_c), (_, script_g, args_g) = parse_as_launched(cfpo), parse_as_launched(grpo)
@@ -92,11 +101,14 @@ def test_loss_type_flag_chooses_the_aggregation(helpers, parse_as_launched):
     assert args.loss_type == "grpo"  # eq. 8 as written: per-completion token mean, then the mean over completions
 
 
-@pytest.mark.parametrize("after", [
-    ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "24"],
-    ["--per-device-train-batch-size=8", "--gradient_accumulation_steps=6", "--num_generations", "3"],
-    ["--generation_batch_size", "384"],
-])
+@pytest.mark.parametrize(
+    "after",
+    [
+        ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "24"],
+        ["--per-device-train-batch-size=8", "--gradient_accumulation_steps=6", "--num_generations", "3"],
+        ["--generation_batch_size", "384"],
+    ],
+)
 def test_sizing_flags_after_double_dash_that_keep_the_update_are_accepted(after, helpers, parse_as_launched):
     launched, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--", *after))
     assert args.per_device_train_batch_size * launched.num_processes * args.gradient_accumulation_steps == 384
@@ -104,7 +116,9 @@ def test_sizing_flags_after_double_dash_that_keep_the_update_are_accepted(after,
 
 
 def test_gpu_count_and_micro_batch_keep_the_update_at_384_completions(helpers, parse_as_launched):
-    launched, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--gpus-per-node", "4", "--micro-batch-size", "2"))
+    launched, _, args = parse_as_launched(
+        helpers.trl_command(SCRIPTS["cfpo"], "--gpus-per-node", "4", "--micro-batch-size", "2")
+    )
     assert launched.num_processes == 4 and args.per_device_train_batch_size == 2
     assert args.gradient_accumulation_steps == 48 and args.generation_batch_size == 384
     launched, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["ppo"], env={"GPUS_PER_NODE": "6"}))
@@ -118,16 +132,30 @@ def test_wandb_key_switches_reporting_to_wandb_without_printing_the_key(helpers)
     assert argv[argv.index("--report_to") + 1] == "tensorboard"
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["--model_size", "2B"], "1.5B, 3B, 7B"),
-    (["--max_prompt_length", "512", "--max_prompt_lenght", "9"], "not used by the HfArgumentParser"),
-    (["--policy_loss_type", "cfpo", "--loss_type", "cispo"], "surrogate of its own"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--model_size", "2B"], "1.5B, 3B, 7B"),
+        (["--max_prompt_length", "512", "--max_prompt_lenght", "9"], "not used by the HfArgumentParser"),
+        (["--policy_loss_type", "cfpo", "--loss_type", "cispo"], "surrogate of its own"),
+    ],
+)
 def test_the_entry_point_rejects_bad_arguments_before_loading_anything(argv, match, monkeypatch, tmp_path):
     monkeypatch.setattr("transformers.AutoTokenizer.from_pretrained", lambda *a, **k: pytest.fail("loaded a tokenizer"))
     with pytest.raises(ValueError, match=match):
-        trl_grpo.main(["--model_name_or_path", "Qwen/Qwen2.5-3B", "--output_dir", str(tmp_path), "--use_cpu", "true",
-                       "--bf16", "false", *argv])
+        trl_grpo.main(
+            [
+                "--model_name_or_path",
+                "Qwen/Qwen2.5-3B",
+                "--output_dir",
+                str(tmp_path),
+                "--use_cpu",
+                "true",
+                "--bf16",
+                "false",
+                *argv,
+            ]
+        )
 
 
 def test_the_entry_point_trains_cfpo_on_prepared_math_with_the_boxed_reward(tmp_path, helpers, tiny_policy):
@@ -136,16 +164,62 @@ def test_the_entry_point_trains_cfpo_on_prepared_math_with_the_boxed_reward(tmp_
     rows.append(helpers.math_row(" ".join(["x"] * 400), "\\boxed{1}"))  # over the prompt budget: dropped
     data = helpers.write_jsonl(tmp_path / "math.jsonl", rows)
     out = tmp_path / "run"
-    trainer = trl_grpo.main([
-        "--model_name_or_path", tiny_policy, "--dtype", "float32", "--model_size", "3B",
-        "--dataset_name", data, "--max_prompt_length", "128",
-        "--policy_loss_type", "cfpo", "--loss_type", "grpo", "--epsilon", "0.2", "--beta", "0.0",
-        "--num_iterations", "2", "--num_generations", "3", "--per_device_train_batch_size", "12",
-        "--gradient_accumulation_steps", "1", "--max_completion_length", "6", "--temperature", "0.9",
-        "--max_steps", "2", "--learning_rate", "1e-2", "--lr_scheduler_type", "constant",
-        "--use_cpu", "true", "--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "none",
-        "--save_strategy", "no", "--logging_steps", "1", "--seed", "0", "--output_dir", str(out),
-    ])
+    trainer = trl_grpo.main(
+        [
+            "--model_name_or_path",
+            tiny_policy,
+            "--dtype",
+            "float32",
+            "--model_size",
+            "3B",
+            "--dataset_name",
+            data,
+            "--max_prompt_length",
+            "128",
+            "--policy_loss_type",
+            "cfpo",
+            "--loss_type",
+            "grpo",
+            "--epsilon",
+            "0.2",
+            "--beta",
+            "0.0",
+            "--num_iterations",
+            "2",
+            "--num_generations",
+            "3",
+            "--per_device_train_batch_size",
+            "12",
+            "--gradient_accumulation_steps",
+            "1",
+            "--max_completion_length",
+            "6",
+            "--temperature",
+            "0.9",
+            "--max_steps",
+            "2",
+            "--learning_rate",
+            "1e-2",
+            "--lr_scheduler_type",
+            "constant",
+            "--use_cpu",
+            "true",
+            "--bf16",
+            "false",
+            "--gradient_checkpointing",
+            "false",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--seed",
+            "0",
+            "--output_dir",
+            str(out),
+        ]
+    )
     assert len(trainer.train_dataset) == 4
     assert sorted(trainer.train_dataset["answer"]) == sorted(row["solution"] for row in rows[:4])  # the labels
     first, second = [entry for entry in trainer.state.log_history if "loss" in entry]
@@ -155,14 +229,37 @@ def test_the_entry_point_trains_cfpo_on_prepared_math_with_the_boxed_reward(tmp_
     assert os.path.isfile(out / "model.safetensors")
 
 
-TRAIN_ONE_STEP = ["--policy_loss_type", "cfpo", "--num_generations", "3", "--per_device_train_batch_size", "12",
-                  "--gradient_accumulation_steps", "1", "--max_steps", "1", "--learning_rate", "1e-3",
-                  "--use_cpu", "true", "--bf16", "false", "--gradient_checkpointing", "false", "--report_to", "none",
-                  "--save_strategy", "no", "--seed", "0"]
+TRAIN_ONE_STEP = [
+    "--policy_loss_type",
+    "cfpo",
+    "--num_generations",
+    "3",
+    "--per_device_train_batch_size",
+    "12",
+    "--gradient_accumulation_steps",
+    "1",
+    "--max_steps",
+    "1",
+    "--learning_rate",
+    "1e-3",
+    "--use_cpu",
+    "true",
+    "--bf16",
+    "false",
+    "--gradient_checkpointing",
+    "false",
+    "--report_to",
+    "none",
+    "--save_strategy",
+    "no",
+    "--seed",
+    "0",
+]
 
 
-def test_completions_end_where_the_chat_turn_ends_when_the_eos_is_another_token(tmp_path, helpers, tiny_base_policy,
-                                                                                  monkeypatch):
+def test_completions_end_where_the_chat_turn_ends_when_the_eos_is_another_token(
+    tmp_path, helpers, tiny_base_policy, monkeypatch
+):
     # A base model's eos (<|endoftext|>) is not where its chat turn ends (<|im_end|>): TRL's transformers path must
     # stop, and mask, at <|im_end|> too. The rewards see the completion ids as TRL trains on them.
     seen = []
@@ -174,9 +271,25 @@ def test_completions_end_where_the_chat_turn_ends_when_the_eos_is_another_token(
     monkeypatch.setattr(trl_grpo, "boxed_answer_reward", recording_reward)
     rows = [helpers.math_row(f"what is x = {i} ?", f"\\boxed{{{i}}}") for i in (4, 5, 4, 5)]
     out = tmp_path / "run"
-    trl_grpo.main(["--model_name_or_path", tiny_base_policy, "--dtype", "float32", "--model_size", "3B",
-                   "--dataset_name", helpers.write_jsonl(tmp_path / "math.jsonl", rows), "--max_completion_length", "24",
-                   "--temperature", "1.0", "--output_dir", str(out), *TRAIN_ONE_STEP])
+    trl_grpo.main(
+        [
+            "--model_name_or_path",
+            tiny_base_policy,
+            "--dtype",
+            "float32",
+            "--model_size",
+            "3B",
+            "--dataset_name",
+            helpers.write_jsonl(tmp_path / "math.jsonl", rows),
+            "--max_completion_length",
+            "24",
+            "--temperature",
+            "1.0",
+            "--output_dir",
+            str(out),
+            *TRAIN_ONE_STEP,
+        ]
+    )
     tokenizer = helpers.build_chat_tokenizer(base_eos=True)
     im_end, eos = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id
     assert im_end != eos and len(seen) == 12
@@ -185,6 +298,7 @@ def test_completions_end_where_the_chat_turn_ends_when_the_eos_is_another_token(
     assert all(ids.index(im_end) == len(ids) - 1 for ids in ended)  # nothing generated or trained after the turn
     # the checkpoint stops there too, in whatever generates from it next
     from transformers import GenerationConfig
+
     assert im_end in GenerationConfig.from_pretrained(out).eos_token_id
 
 
@@ -195,8 +309,13 @@ def test_vllm_generation_gets_the_end_of_turn_as_a_stop_id(tiny_base_policy, hel
 
     tokenizer = helpers.build_chat_tokenizer(base_eos=True)
     model = AutoModelForCausalLM.from_pretrained(tiny_base_policy)
-    args = trl_grpo.GRPOConfig(output_dir=str(tmp_path), use_vllm=True, use_cpu=True, bf16=False,
-                               generation_kwargs={"stop_token_ids": [5], "top_k": 3})
+    args = trl_grpo.GRPOConfig(
+        output_dir=str(tmp_path),
+        use_vllm=True,
+        use_cpu=True,
+        bf16=False,
+        generation_kwargs={"stop_token_ids": [5], "top_k": 3},
+    )
     ids = trl_grpo.stop_at_the_end_of_a_turn(model, tokenizer, args)
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert ids == [tokenizer.eos_token_id, im_end] == model.generation_config.eos_token_id
@@ -204,7 +323,8 @@ def test_vllm_generation_gets_the_end_of_turn_as_a_stop_id(tiny_base_policy, hel
 
 
 def test_a_real_chat_model_trains_through_the_recipe_and_its_rewards_match_the_openrlhf_reward_file(
-        tmp_path, helpers, smollm2, monkeypatch):
+    tmp_path, helpers, smollm2, monkeypatch
+):
     # SmolLM2-135M-Instruct: its real ChatML template renders the paper's system prompt, its completions end at
     # <|im_end|> (nothing generated or trained after the turn), and every reward TRL gives equals what the OpenRLHF
     # reward file gives the same completion decoded as OpenRLHF decodes it (the prompt's text, then the response).
@@ -226,10 +346,28 @@ def test_a_real_chat_model_trains_through_the_recipe_and_its_rewards_match_the_o
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # faster for a model this size on a busy machine
     try:
-        trl_grpo.main(["--model_name_or_path", str(smollm2), "--dtype", "float32", "--model_size", "1.5B",
-                       "--dataset_name", helpers.write_jsonl(tmp_path / "math.jsonl", rows), "--max_completion_length", "40",
-                       "--temperature", "1.0", "--output_dir", str(tmp_path / "run"), *TRAIN_ONE_STEP[:4],
-                       "--per_device_train_batch_size", "6", *TRAIN_ONE_STEP[6:]])
+        trl_grpo.main(
+            [
+                "--model_name_or_path",
+                str(smollm2),
+                "--dtype",
+                "float32",
+                "--model_size",
+                "1.5B",
+                "--dataset_name",
+                helpers.write_jsonl(tmp_path / "math.jsonl", rows),
+                "--max_completion_length",
+                "40",
+                "--temperature",
+                "1.0",
+                "--output_dir",
+                str(tmp_path / "run"),
+                *TRAIN_ONE_STEP[:4],
+                "--per_device_train_batch_size",
+                "6",
+                *TRAIN_ONE_STEP[6:],
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(smollm2)

@@ -5,6 +5,7 @@ One vLLM engine serves the module (a start costs 20-40 s here): the entry point 
 each generating with vLLM after TRL's sync; the tests then sync the trainer's weights again themselves. The
 checksum guard's own tests live here, not in tests/trl, to share that engine.
 """
+
 import functools
 import os
 
@@ -37,8 +38,15 @@ def colocated_trainer(smollm2, tmp_path_factory):
     from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
 
     tmp = tmp_path_factory.mktemp("trl-vllm")
-    rows = [{"problem": f"What is ${a} + {b}$?", "level": "Level 1", "type": "Algebra",
-             "solution": f"${a} + {b} = \\boxed{{{a + b}}}$"} for a, b in ((2, 3), (7, 5))]
+    rows = [
+        {
+            "problem": f"What is ${a} + {b}$?",
+            "level": "Level 1",
+            "type": "Algebra",
+            "solution": f"${a} + {b} = \\boxed{{{a + b}}}$",
+        }
+        for a, b in ((2, 3), (7, 5))
+    ]
     with open(tmp / "math.jsonl", "w") as f:
         f.writelines(f"{__import__('json').dumps(row)}\n" for row in rows)
     saved_env = {k: os.environ.get(k) for k in DIST_ENV}
@@ -48,16 +56,56 @@ def colocated_trainer(smollm2, tmp_path_factory):
         mp.setattr(vllm_generation, "LLM", functools.partial(vllm_generation.LLM, dtype="float32", enforce_eager=True))
         mp.setattr(trl_grpo, "boxed_answer_reward", characters_reward)
         set_num_threads = torch.set_num_threads  # vLLM's CPU worker replaces it process-wide (cpu_worker.py:158)
-        trainer = trl_grpo.main([
-            "--model_name_or_path", str(smollm2), "--dtype", "float32", "--model_size", "1.5B",
-            "--dataset_name", str(tmp / "math.jsonl"), "--output_dir", str(tmp / "run"),
-            "--policy_loss_type", "cfpo", "--num_generations", "2", "--per_device_train_batch_size", "2",
-            "--gradient_accumulation_steps", "1", "--max_steps", "2", "--max_completion_length", "8",
-            "--temperature", "1.0", "--learning_rate", "1e-4", "--use_vllm", "true", "--vllm_mode", "colocate",
-            "--vllm_max_model_length", "512", "--use_cpu", "true", "--bf16", "false",
-            "--gradient_checkpointing", "false", "--report_to", "none", "--save_strategy", "no",
-            "--logging_steps", "1", "--seed", "0",
-        ])
+        trainer = trl_grpo.main(
+            [
+                "--model_name_or_path",
+                str(smollm2),
+                "--dtype",
+                "float32",
+                "--model_size",
+                "1.5B",
+                "--dataset_name",
+                str(tmp / "math.jsonl"),
+                "--output_dir",
+                str(tmp / "run"),
+                "--policy_loss_type",
+                "cfpo",
+                "--num_generations",
+                "2",
+                "--per_device_train_batch_size",
+                "2",
+                "--gradient_accumulation_steps",
+                "1",
+                "--max_steps",
+                "2",
+                "--max_completion_length",
+                "8",
+                "--temperature",
+                "1.0",
+                "--learning_rate",
+                "1e-4",
+                "--use_vllm",
+                "true",
+                "--vllm_mode",
+                "colocate",
+                "--vllm_max_model_length",
+                "512",
+                "--use_cpu",
+                "true",
+                "--bf16",
+                "false",
+                "--gradient_checkpointing",
+                "false",
+                "--report_to",
+                "none",
+                "--save_strategy",
+                "no",
+                "--logging_steps",
+                "1",
+                "--seed",
+                "0",
+            ]
+        )
         try:
             yield trainer
         finally:
@@ -87,11 +135,12 @@ def hf_greedy(trainer) -> list[int]:
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
     model = trainer.model.eval()
     out = model.generate(ids, do_sample=False, max_new_tokens=GREEDY_TOKENS, min_new_tokens=GREEDY_TOKENS)
-    return out[0, ids.shape[1]:].tolist()
+    return out[0, ids.shape[1] :].tolist()
 
 
-def test_cfpo_trains_two_steps_with_colocated_vllm_and_vllm_then_answers_as_the_trained_policy(colocated_trainer,
-                                                                                                smollm2):
+def test_cfpo_trains_two_steps_with_colocated_vllm_and_vllm_then_answers_as_the_trained_policy(
+    colocated_trainer, smollm2
+):
     from safetensors.torch import load_file
 
     trainer = colocated_trainer
@@ -130,6 +179,18 @@ def test_the_sync_check_is_on_by_default_and_a_flag_turns_it_off(colocated_train
     from openrlhf_cfpo.trl import GRPOConfig
 
     assert "checked_sync" in colocated_trainer.vllm_generation.sync_weights.__qualname__
-    _, args = trl_grpo.parse_args(["--model_name_or_path", "x", "--output_dir", "out", "--vllm_weight_sync_check", "false",
-                                   "--use_cpu", "true", "--bf16", "false"])
+    _, args = trl_grpo.parse_args(
+        [
+            "--model_name_or_path",
+            "x",
+            "--output_dir",
+            "out",
+            "--vllm_weight_sync_check",
+            "false",
+            "--use_cpu",
+            "true",
+            "--bf16",
+            "false",
+        ]
+    )
     assert isinstance(args, GRPOConfig) and args.vllm_weight_sync_check is False

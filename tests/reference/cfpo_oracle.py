@@ -5,6 +5,7 @@ torch tensors (elementwise, differentiable: gradient tests backpropagate through
 package against it compares two independent readings of the paper. Tests ``import cfpo_oracle``:
 tests/conftest.py puts this folder on their path (in .venv-verl too).
 """
+
 from __future__ import annotations
 
 import math

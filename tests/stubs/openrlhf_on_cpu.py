@@ -11,6 +11,7 @@ never imports it (a Ray helper, a rollout engine without DeepSpeed) pays nothing
 Never imported by the package. A test process calls :func:`apply`; the Ray workers of a CPU
 end-to-end run get it from ``openrlhf_cpu_site/sitecustomize.py``.
 """
+
 from __future__ import annotations
 
 import json
@@ -114,8 +115,9 @@ def _gloo_weight_sync(pynccl) -> None:
         def __init__(self, group, device=None, library_path=None):
             self.rank, self.world_size, self.device = group.rank, group.world_size, device
             self.disabled = False
-            self._gloo = torch.distributed.ProcessGroupGloo(group.store, group.rank, group.world_size,
-                                                             timedelta(seconds=300))
+            self._gloo = torch.distributed.ProcessGroupGloo(
+                group.store, group.rank, group.world_size, timedelta(seconds=300)
+            )
 
         def broadcast(self, tensor, src: int, stream=None) -> None:
             if os.environ.get(SILENT_SYNC_ENV):

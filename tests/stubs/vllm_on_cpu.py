@@ -12,6 +12,7 @@ vLLM's own engine-core processes included).
   keeps its weight and computes with ``F.linear`` on it, so a reload is seen by the next forward. On a GPU vLLM
   never packs: its linear layers read ``layer.weight`` directly.
 """
+
 from __future__ import annotations
 
 import torch

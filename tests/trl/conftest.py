@@ -5,9 +5,9 @@ a cross-framework parity test uses: TRL's loss for given per-token log-probs, co
 own ``_compute_loss``. Outside tests/trl, load this file with ``importlib.util.spec_from_file_location``
 and call ``make_trainer`` / ``trl_loss_from_log_probs``.
 """
+
 from __future__ import annotations
 
-from typing import Optional
 from unittest import mock
 
 import pytest
@@ -24,13 +24,30 @@ def _save_tiny_model(path, moe: bool = False) -> str:
     from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
     tokenizer = build_tokenizer()
-    special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    sizes = dict(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                 num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    special = dict(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    sizes = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     if moe:
-        model = MixtralForCausalLM(MixtralConfig(**sizes, **special, num_local_experts=2, num_experts_per_tok=1,
-                                                 router_aux_loss_coef=0.5, output_router_logits=True))
+        model = MixtralForCausalLM(
+            MixtralConfig(
+                **sizes,
+                **special,
+                num_local_experts=2,
+                num_experts_per_tok=1,
+                router_aux_loss_coef=0.5,
+                output_router_logits=True,
+            )
+        )
     else:
         model = LlamaForCausalLM(LlamaConfig(**sizes, **special, tie_word_embeddings=True))
     model.save_pretrained(path)
@@ -68,18 +85,30 @@ def make_trainer(model_path: str, output_dir, stock: bool = False, **overrides):
 
     from openrlhf_cfpo import trl as cfpo_trl
 
-    config_cls, trainer_cls = (trl.GRPOConfig, trl.GRPOTrainer) if stock else (cfpo_trl.GRPOConfig, cfpo_trl.GRPOTrainer)
+    config_cls, trainer_cls = (
+        (trl.GRPOConfig, trl.GRPOTrainer) if stock else (cfpo_trl.GRPOConfig, cfpo_trl.GRPOTrainer)
+    )
     settings = dict(
-        output_dir=str(output_dir), use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
-        per_device_train_batch_size=BATCH, num_generations=2, max_completion_length=COMPLETION_LEN,
-        gradient_accumulation_steps=ACCUMULATION, seed=0, save_strategy="no", logging_steps=1,
+        output_dir=str(output_dir),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+        per_device_train_batch_size=BATCH,
+        num_generations=2,
+        max_completion_length=COMPLETION_LEN,
+        gradient_accumulation_steps=ACCUMULATION,
+        seed=0,
+        save_strategy="no",
+        logging_steps=1,
         model_init_kwargs={"dtype": "float32"},
     )
     settings.update(overrides)
     if stock:
         settings.pop("policy_loss_type", None)
-    trainer = trainer_cls(model=model_path, reward_funcs=character_reward, args=config_cls(**settings),
-                          train_dataset=prompt_dataset())
+    trainer = trainer_cls(
+        model=model_path, reward_funcs=character_reward, args=config_cls(**settings), train_dataset=prompt_dataset()
+    )
     # Set by Trainer's training loop; compute_loss called directly needs it.
     trainer.current_gradient_accumulation_steps = trainer.args.gradient_accumulation_steps
     return trainer
@@ -100,14 +129,18 @@ def make_batch(trainer, seed: int = 0, log_ratio_noise: float = 0.3, ref_noise: 
     lengths = torch.tensor([COMPLETION_LEN, 3, 5, COMPLETION_LEN - 1])
     completion_mask = (torch.arange(COMPLETION_LEN)[None, :] < lengths[:, None]).long()
     inputs = {
-        "prompt_ids": prompt_ids, "prompt_mask": prompt_mask,
-        "completion_ids": completion_ids, "completion_mask": completion_mask,
+        "prompt_ids": prompt_ids,
+        "prompt_mask": prompt_mask,
+        "completion_ids": completion_ids,
+        "completion_mask": completion_mask,
         "advantages": torch.tensor([1.0, -0.8, 0.6, -1.2]),
         "num_items_in_batch": completion_mask.sum() * ACCUMULATION,  # the generation batch spans the window
     }
     with torch.no_grad():
         log_probs, _, _ = trainer._get_per_token_logps_and_entropies(
-            trainer.model, torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1),
+            trainer.model,
+            torch.cat([prompt_ids, completion_ids], 1),
+            torch.cat([prompt_mask, completion_mask], 1),
             COMPLETION_LEN,
         )
     inputs["old_per_token_logps"] = log_probs + log_ratio_noise * torch.randn(log_probs.shape, generator=g)
@@ -135,8 +168,8 @@ def trl_loss_from_log_probs(
     old_log_probs: torch.Tensor,
     advantages: torch.Tensor,
     mask: torch.Tensor,
-    ref_log_probs: Optional[torch.Tensor] = None,
-    num_items_in_batch: Optional[torch.Tensor] = None,
+    ref_log_probs: torch.Tensor | None = None,
+    num_items_in_batch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """TRL's scalar loss for given per-token log-probs, from ``trainer``'s own ``_compute_loss``.
 
@@ -152,9 +185,12 @@ def trl_loss_from_log_probs(
     """
     batch, length = log_probs.shape
     inputs = {
-        "prompt_ids": torch.zeros(batch, 1, dtype=torch.long), "prompt_mask": torch.ones(batch, 1, dtype=torch.long),
-        "completion_ids": torch.zeros(batch, length, dtype=torch.long), "completion_mask": mask.long(),
-        "advantages": advantages, "old_per_token_logps": old_log_probs,
+        "prompt_ids": torch.zeros(batch, 1, dtype=torch.long),
+        "prompt_mask": torch.ones(batch, 1, dtype=torch.long),
+        "completion_ids": torch.zeros(batch, length, dtype=torch.long),
+        "completion_mask": mask.long(),
+        "advantages": advantages,
+        "old_per_token_logps": old_log_probs,
         "num_items_in_batch": mask.sum() if num_items_in_batch is None else num_items_in_batch,
     }
     if ref_log_probs is not None:
@@ -182,7 +218,7 @@ def make_trainer_fixture(tiny_model, tmp_path):
     """``make_trainer(stock=False, model=tiny_model, **GRPOConfig overrides)``."""
     counter = iter(range(1000))
 
-    def make(stock: bool = False, model: Optional[str] = None, **overrides):
+    def make(stock: bool = False, model: str | None = None, **overrides):
         return make_trainer(model or tiny_model, tmp_path / f"run{next(counter)}", stock=stock, **overrides)
 
     return make

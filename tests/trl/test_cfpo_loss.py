@@ -1,4 +1,5 @@
 """policy_loss_type="cfpo" in TRL: paper eq. 7 per token, aggregated as TRL's loss_type says."""
+
 import pytest
 import torch
 
@@ -39,8 +40,13 @@ def cfpo_by_hand(log_probs, old_log_probs, advantages, mask, loss_type):
 
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
 def test_cfpo_loss_is_paper_eq7_aggregated_like_loss_type(make_trainer, trl_loss_from_log_probs, loss_type):
-    trainer = make_trainer(policy_loss_type="cfpo", loss_type=loss_type, epsilon=EPS_LOW, epsilon_high=EPS_HIGH,
-                           gradient_accumulation_steps=1)
+    trainer = make_trainer(
+        policy_loss_type="cfpo",
+        loss_type=loss_type,
+        epsilon=EPS_LOW,
+        epsilon_high=EPS_HIGH,
+        gradient_accumulation_steps=1,
+    )
     log_probs, old_log_probs, advantages, mask = random_rollout()
     expected_input = log_probs.detach().clone().requires_grad_()
 
@@ -100,8 +106,9 @@ def test_cfpo_gradient_restores_the_ratio_where_ppo_clip_goes_flat(make_trainer,
 
 def test_log_prob_helper_returns_stock_trl_loss_for_given_log_probs(make_trainer, trl_loss_from_log_probs):
     """The hook the cross-framework parity test uses: TRL's clipped loss + k3 KL on the log-probs it is given."""
-    stock = make_trainer(stock=True, loss_type="bnpo", beta=0.1, epsilon=EPS_LOW, epsilon_high=EPS_HIGH,
-                         gradient_accumulation_steps=1)
+    stock = make_trainer(
+        stock=True, loss_type="bnpo", beta=0.1, epsilon=EPS_LOW, epsilon_high=EPS_HIGH, gradient_accumulation_steps=1
+    )
     log_probs, old_log_probs, advantages, mask = random_rollout(seed=3)
     ref_log_probs = old_log_probs - 0.1
 

@@ -1,12 +1,20 @@
 """End to end: TRL's own training loop with the CFPO surrogate, off-policy, on CPU."""
+
 import pytest
 import torch
 
 
 def test_cfpo_trains_a_tiny_model_off_policy_and_logs_its_penalty(make_trainer):
     # num_iterations=2: every generation batch is trained on twice, the second time with r != 1.
-    trainer = make_trainer(policy_loss_type="cfpo", loss_type="grpo", num_iterations=2, gradient_accumulation_steps=1,
-                           max_steps=4, learning_rate=5e-2, warmup_steps=0)
+    trainer = make_trainer(
+        policy_loss_type="cfpo",
+        loss_type="grpo",
+        num_iterations=2,
+        gradient_accumulation_steps=1,
+        max_steps=4,
+        learning_rate=5e-2,
+        warmup_steps=0,
+    )
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
 
     trainer.train()

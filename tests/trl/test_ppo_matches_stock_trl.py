@@ -1,4 +1,5 @@
 """With policy_loss_type="ppo" the replaced ``_compute_loss`` is TRL 1.16's own: same loss, gradients and metrics."""
+
 import pytest
 import torch
 
@@ -18,7 +19,9 @@ def assert_same_step(ours, stock, inputs, loss_grads_metrics, mode="train", call
         scale = grad.abs().max().item()
         assert scale > 0, name
         # float32 rounding only: autograd may sum a parameter's gradient contributions in another order
-        torch.testing.assert_close(grads[name], grad, rtol=1e-5, atol=1e-6 * scale, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(
+            grads[name], grad, rtol=1e-5, atol=1e-6 * scale, msg=lambda m, name=name: f"{name}: {m}"
+        )
     for name, values in stock_metrics.items():
         assert metrics[name] == pytest.approx(values, rel=1e-6, abs=1e-9, nan_ok=True), name
     # What ours logs besides TRL's metrics: the registry's diagnostics (TRL's clip ratio already covers clip_ratio).
@@ -78,7 +81,12 @@ FEATURES = {
     "top_entropy_quantile": ({"top_entropy_quantile": 0.5}, None, "train", 1),
     "entropy_bonus": ({"entropy_coef": 0.05}, None, "train", 1),
     # two calls: the first closes the gate (no entropy measured yet) and updates the coefficient, the second uses it
-    "adaptive_entropy_bonus": ({"use_adaptive_entropy": True, "entropy_coef": 0.05, "entropy_target": 10.0}, None, "train", 2),
+    "adaptive_entropy_bonus": (
+        {"use_adaptive_entropy": True, "entropy_coef": 0.05, "entropy_target": 10.0},
+        None,
+        "train",
+        2,
+    ),
     "off_policy_mask_threshold": ({"off_policy_mask_threshold": 0.05}, _shift_negative_sequence_off_policy, "train", 1),
     "tool_mask": ({}, _tool_mask, "train", 1),
     "vllm_importance_sampling": ({}, _vllm_importance_sampling, "train", 1),
@@ -91,7 +99,9 @@ FEATURES = {
 
 
 @pytest.mark.parametrize("feature", list(FEATURES))
-def test_ppo_override_matches_stock_trl_with_each_optional_feature(make_trainer, make_batch, loss_grads_metrics, feature):
+def test_ppo_override_matches_stock_trl_with_each_optional_feature(
+    make_trainer, make_batch, loss_grads_metrics, feature
+):
     overrides, edit, mode, calls = FEATURES[feature]
     settings = {"loss_type": "dapo", "beta": 0.05, **EPS, **overrides}
     ours, stock = make_trainer(policy_loss_type="ppo", **settings), make_trainer(stock=True, **settings)

@@ -1,4 +1,5 @@
 """What the TRL adapter does not implement is refused when the config (or trainer) is built, in one line."""
+
 import pytest
 
 from openrlhf_cfpo.trl import GRPOConfig, GRPOTrainer
@@ -11,7 +12,10 @@ from openrlhf_cfpo.trl import GRPOConfig, GRPOTrainer
         ({"loss_type": "sapo"}, "loss_type='sapo' is a surrogate of its own"),
         ({"loss_type": "luspo"}, "loss_type='luspo' is a surrogate of its own"),
         ({"loss_type": "vespo"}, "loss_type='vespo' is a surrogate of its own"),
-        ({"importance_sampling_level": "sequence"}, "importance_sampling_level='sequence' .*set importance_sampling_level='token'"),
+        (
+            {"importance_sampling_level": "sequence"},
+            "importance_sampling_level='sequence' .*set importance_sampling_level='token'",
+        ),
         ({"delta": 1.5}, r"delta=1.5 \(two-sided clipping\) is not supported.*set delta=None"),
         ({"epsilon": 0.0}, "clip eps must be > 0"),
         ({"epsilon_high": -0.1}, "clip eps must be > 0"),
@@ -26,7 +30,9 @@ def test_unsupported_setting_is_rejected_when_the_config_is_built(tmp_path, over
 
 
 def test_setting_changed_after_the_config_is_rejected_before_the_model_loads(tmp_path):
-    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=2, per_device_train_batch_size=2)
+    args = GRPOConfig(
+        output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=2, per_device_train_batch_size=2
+    )
     args.importance_sampling_level = "sequence"
     # The model path does not exist: reaching the model would raise OSError instead.
     with pytest.raises(ValueError, match="importance_sampling_level='sequence'"):
@@ -36,7 +42,9 @@ def test_setting_changed_after_the_config_is_rejected_before_the_model_loads(tmp
 def test_stock_trl_config_is_rejected_by_the_trainer(tmp_path):
     import trl
 
-    args = trl.GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=2, per_device_train_batch_size=2)
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path), use_cpu=True, bf16=False, num_generations=2, per_device_train_batch_size=2
+    )
     with pytest.raises(TypeError, match="pass openrlhf_cfpo.trl.GRPOConfig, which adds policy_loss_type"):
         GRPOTrainer(model=str(tmp_path / "no-such-model"), reward_funcs=[], args=args)
 
@@ -47,7 +55,9 @@ def test_policy_loss_type_defaults_to_trls_own_surrogate_and_parses_from_the_com
     from openrlhf_cfpo.losses import DEFAULT_POLICY_LOSS
 
     # the rule of every adapter: the framework's own surrogate unless cfpo is named
-    assert GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False).policy_loss_type == DEFAULT_POLICY_LOSS == "ppo"
+    assert (
+        GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False).policy_loss_type == DEFAULT_POLICY_LOSS == "ppo"
+    )
     assert "Clipping-Free" in GRPOConfig.__dataclass_fields__["policy_loss_type"].metadata["help"]
     (args,) = HfArgumentParser(GRPOConfig).parse_args_into_dataclasses(
         ["--output_dir", str(tmp_path), "--use_cpu", "--bf16", "false", "--policy_loss_type", "cfpo"]

@@ -3,6 +3,7 @@
 In another environment they are not collected, unless OPENRLHF_CFPO_REQUIRE_VERL=1 (set by `make test`
 for the verl run), where a missing verl must fail rather than pass silently.
 """
+
 import importlib.util
 import os
 

@@ -4,6 +4,7 @@ Runs in .venv-verl (`make test`). The printed overrides are composed onto verl's
 by verl's ``validate_config``, as ``python -m verl.trainer.main_ppo`` does before it starts Ray; the prepared
 parquet is read by verl's ``RLHFDataset``; the reward is loaded by verl's ``get_custom_reward_fn``.
 """
+
 import importlib.util
 import os
 import shlex
@@ -31,12 +32,19 @@ offline = _offline_math()
 def dry_run(script, *args, env=None):
     """``(prepare_argv, train_argv)``: the two commands a script prints with --dry-run."""
     clean = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    proc = subprocess.run(["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args],
-                          capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60)
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "train_scripts", script), "--dry-run", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     prepare, train = (shlex.split(line) for line in proc.stdout.strip().split("\n"))
     assert prepare[1:3] == ["-m", "openrlhf_cfpo.reasoning.verl_data"], prepare
-    assert train[0] == "env" and train[1].startswith("TENSORBOARD_DIR=") and train[3:5] == ["-m", "verl.trainer.main_ppo"]
+    assert (
+        train[0] == "env" and train[1].startswith("TENSORBOARD_DIR=") and train[3:5] == ["-m", "verl.trainer.main_ppo"]
+    )
     return prepare, train
 
 
@@ -104,7 +112,9 @@ def test_cfpo_and_grpo_verl_recipes_differ_only_in_the_loss_mode():
     as_dict = lambda argv: dict(item.split("=", 1) for item in overrides(argv))  # noqa: E731
     c, g = as_dict(train_c), as_dict(train_g)
     assert {k for k in c.keys() | g.keys() if c.get(k) != g.get(k)} == {
-        "actor_rollout_ref.actor.policy_loss.loss_mode", "trainer.experiment_name", "trainer.default_local_dir",
+        "actor_rollout_ref.actor.policy_loss.loss_mode",
+        "trainer.experiment_name",
+        "trainer.default_local_dir",
     }
     assert train_c[1].replace("cfpo_", "grpo_") == train_g[1]  # the TensorBoard folder is the run's
 
@@ -160,27 +170,45 @@ def test_prepared_parquet_is_what_verls_dataset_reads(tmp_path):
     at_budget = " ".join(["x"] * (512 - overhead))
     math_dir = tmp_path / "math"
     math_dir.mkdir()
-    offline.write_jsonl(math_dir / "train.jsonl", [
-        offline.math_row("what is x = 4 ?", "so $x = \\boxed{4}$"),
-        offline.math_row("no answer to read", "see the figure"),
-        offline.math_row(at_budget, "\\boxed{\\frac{1}{2}}"),
-        offline.math_row(at_budget + " x", "\\boxed{5}"),
-    ])
+    offline.write_jsonl(
+        math_dir / "train.jsonl",
+        [
+            offline.math_row("what is x = 4 ?", "so $x = \\boxed{4}$"),
+            offline.math_row("no answer to read", "see the figure"),
+            offline.math_row(at_budget, "\\boxed{\\frac{1}{2}}"),
+            offline.math_row(at_budget + " x", "\\boxed{5}"),
+        ],
+    )
     offline.write_jsonl(math_dir / "test.jsonl", [offline.math_row("what is 5 ?", "\\boxed{5}")])
-    paths = verl_data.main(["--model", str(tokenizer_dir), "--model-size", "3B", "--output-dir", str(tmp_path / "data"),
-                            "--dataset", str(math_dir)])
+    paths = verl_data.main(
+        [
+            "--model",
+            str(tokenizer_dir),
+            "--model-size",
+            "3B",
+            "--output-dir",
+            str(tmp_path / "data"),
+            "--dataset",
+            str(math_dir),
+        ]
+    )
     assert [os.path.basename(p) for p in paths] == ["train.parquet", "test.parquet", "generation_config"]
 
     _, train = dry_run(SCRIPTS["cfpo"], "--data-dir", str(tmp_path / "data"))
     data_config = compose(overrides(train)).data
     assert data_config.train_files == paths[0] and data_config.val_files == paths[1]
-    dataset = RLHFDataset(data_files=data_config.train_files, tokenizer=tokenizer,
-                          config=OmegaConf.merge(data_config, {"filter_overlong_prompts_workers": 1}))
+    dataset = RLHFDataset(
+        data_files=data_config.train_files,
+        tokenizer=tokenizer,
+        config=OmegaConf.merge(data_config, {"filter_overlong_prompts_workers": 1}),
+    )
     dataset._read_files_and_tokenize()  # verl's own over-long filter keeps everything we kept
     assert len(dataset) == 2
     first, second = dataset[0], dataset[1]
-    assert first["raw_prompt"] == [{"role": "system", "content": SYSTEM_PROMPTS["3B"]},
-                                   {"role": "user", "content": "what is x = 4 ?"}]
+    assert first["raw_prompt"] == [
+        {"role": "system", "content": SYSTEM_PROMPTS["3B"]},
+        {"role": "user", "content": "what is x = 4 ?"},
+    ]
     assert first["data_source"] == "DigitalLearningGmbH/MATH-lighteval" and first["ability"] == "math"
     assert first["reward_model"] == {"style": "rule", "ground_truth": "so $x = \\boxed{4}$"}
     assert first["extra_info"] == {"split": "train", "index": 0} and first["index"] == 0
@@ -199,14 +227,17 @@ def test_verl_rollouts_stop_where_the_chat_turn_ends_when_the_eos_is_another_tok
     tokenizer = offline.build_chat_tokenizer(base_eos=True)
     model_dir = tmp_path / "base-model"
     tokenizer.save_pretrained(model_dir)
-    GenerationConfig(eos_token_id=tokenizer.eos_token_id, do_sample=False, max_new_tokens=2048).save_pretrained(model_dir)
+    GenerationConfig(eos_token_id=tokenizer.eos_token_id, do_sample=False, max_new_tokens=2048).save_pretrained(
+        model_dir
+    )
     math_dir = tmp_path / "math"
     math_dir.mkdir()
     for split in ("train", "test"):
         offline.write_jsonl(math_dir / f"{split}.jsonl", [offline.math_row("what is x = 4 ?", "so $x = \\boxed{4}$")])
     data_dir = tmp_path / "data"
-    verl_data.main(["--model", str(model_dir), "--model-size", "3B", "--output-dir", str(data_dir), "--dataset",
-                    str(math_dir)])
+    verl_data.main(
+        ["--model", str(model_dir), "--model-size", "3B", "--output-dir", str(data_dir), "--dataset", str(math_dir)]
+    )
 
     _, train = dry_run(SCRIPTS["cfpo"], "--data-dir", str(data_dir))
     rollout = omega_conf_to_dataclass(compose(overrides(train)).actor_rollout_ref.rollout)  # as verl's workers read it
@@ -229,9 +260,17 @@ def test_the_policy_loads_with_the_recipes_attention_where_flash_attn_is_not_ins
     tokenizer = offline.build_chat_tokenizer(base_eos=True)
     model_dir = tmp_path / "tiny-qwen2"
     torch.manual_seed(0)
-    Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
-                     ).save_pretrained(model_dir)
+    Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=64,
+        )
+    ).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     _, train = dry_run(SCRIPTS["cfpo"], "--", f"actor_rollout_ref.model.path={model_dir}")
     model_config = omega_conf_to_dataclass(compose(overrides(train)).actor_rollout_ref.model)  # as verl's workers do

@@ -2,6 +2,7 @@
 
 Runs in .venv-verl (`make test`). Loading is checked in fresh interpreters, as each verl worker starts one.
 """
+
 import os
 import subprocess
 import sys
@@ -15,8 +16,14 @@ REGISTERED_LINE = "registered policy loss 'cfpo' in verl"
 
 def fresh_python(code, tmp_path, **env):
     """Run ``code`` in a new interpreter of this environment, outside the repository, without test stubs."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VERL_USE_EXTERNAL_PLUGINS", "VERL_USE_EXTERNAL_MODULES")}
-    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**clean, **env}, capture_output=True, text=True, timeout=120)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VERL_USE_EXTERNAL_PLUGINS", "VERL_USE_EXTERNAL_MODULES")
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**clean, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_package_declares_the_verl_plugin_entry_point():
@@ -25,7 +32,9 @@ def test_package_declares_the_verl_plugin_entry_point():
 
 
 @pytest.mark.parametrize(
-    "first_import", ["import verl", "import verl.trainer.ppo.core_algos", "import openrlhf_cfpo.verl"], ids=["verl", "core_algos", "adapter_first"]
+    "first_import",
+    ["import verl", "import verl.trainer.ppo.core_algos", "import openrlhf_cfpo.verl"],
+    ids=["verl", "core_algos", "adapter_first"],
 )
 def test_importing_verl_alone_registers_cfpo_and_logs_one_warning(first_import, tmp_path):
     code = f"""{first_import}
@@ -111,13 +120,25 @@ def test_verl_ppo_trainer_config_selects_cfpo_with_its_clip_widths():
     mask = torch.rand(3, 5, generator=g) > 0.3
 
     def loss_with(cfg):
-        kwargs = dict(old_log_prob=old, log_prob=new, advantages=adv, response_mask=mask, loss_agg_mode=cfg.loss_agg_mode, config=cfg)
+        kwargs = dict(
+            old_log_prob=old,
+            log_prob=new,
+            advantages=adv,
+            response_mask=mask,
+            loss_agg_mode=cfg.loss_agg_mode,
+            config=cfg,
+        )
         return get_policy_loss_fn(cfg.policy_loss.loss_mode)(**kwargs)[0].item()
 
     def direct(eps_low, eps_high):
         return ActorConfig(
-            strategy="fsdp", rollout_n=2, ppo_micro_batch_size_per_gpu=1, clip_ratio_low=eps_low, clip_ratio_high=eps_high,
-            loss_agg_mode="seq-mean-token-mean", policy_loss=actor.policy_loss,
+            strategy="fsdp",
+            rollout_n=2,
+            ppo_micro_batch_size_per_gpu=1,
+            clip_ratio_low=eps_low,
+            clip_ratio_high=eps_high,
+            loss_agg_mode="seq-mean-token-mean",
+            policy_loss=actor.policy_loss,
         )
 
     assert loss_with(actor) == loss_with(direct(0.1, 0.3))

@@ -3,6 +3,7 @@
 Runs in .venv-verl (verl 0.9.1 cannot share an environment with OpenRLHF 0.11.2): `make test`.
 The loss is always looked up through verl's own registry after `import verl`, as a verl worker does.
 """
+
 import itertools
 import math
 import os
@@ -11,15 +12,14 @@ import sys
 
 import pytest
 import torch
-
-import cfpo_oracle
-
 import verl  # noqa: F401  (loads the verl.plugins entry points: this is how cfpo gets registered)
 from tensordict import TensorDict
 from verl.trainer.ppo.core_algos import get_policy_loss_fn
 from verl.utils import tensordict_utils as tu
 from verl.workers.config import ActorConfig, PolicyLossConfig
 from verl.workers.utils.losses import ppo_loss as verl_actor_loss
+
+import cfpo_oracle
 
 LOSS_AGG_MODES = ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-sum-norm", "seq-mean-token-mean")
 PARITY_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "verl_losses_for_parity.py")
@@ -63,7 +63,9 @@ def eq7_loss_per_token(new, old, adv, eps_low, eps_high):
     return out
 
 
-def aggregate_by_hand(per_token, mask, mode, dp_size=1, batch_num_tokens=None, global_batch_size=None, loss_scale_factor=None):
+def aggregate_by_hand(
+    per_token, mask, mode, dp_size=1, batch_num_tokens=None, global_batch_size=None, loss_scale_factor=None
+):
     """verl's loss_agg_mode definitions, written out sequence by sequence."""
     rows = [per_token[b][mask[b]].tolist() for b in range(per_token.shape[0])]
     rows = [row for row in rows if row]  # a fully masked sequence counts for nothing
@@ -164,10 +166,17 @@ def test_pg_clipfrac_counts_the_same_tokens_as_vanilla():
     new, old, adv, mask = make_batch(seed=6, batch=5, length=40)
     _, ours = cfpo(new, old, adv, mask, actor_config())
     _, vanilla = get_policy_loss_fn("vanilla")(
-        old_log_prob=old, log_prob=new, advantages=adv, response_mask=mask, loss_agg_mode="token-mean", config=actor_config("vanilla")
+        old_log_prob=old,
+        log_prob=new,
+        advantages=adv,
+        response_mask=mask,
+        loss_agg_mode="token-mean",
+        config=actor_config("vanilla"),
     )
     assert 0 < ours["actor/pg_clipfrac"] < 1
-    assert ours["actor/pg_clipfrac"] == pytest.approx(vanilla["actor/pg_clipfrac"], rel=1e-6)  # vanilla counts in float32
+    assert ours["actor/pg_clipfrac"] == pytest.approx(
+        vanilla["actor/pg_clipfrac"], rel=1e-6
+    )  # vanilla counts in float32
     assert ours["actor/ppo_kl"] == pytest.approx(vanilla["actor/ppo_kl"], rel=REL)
 
 
@@ -194,7 +203,12 @@ def test_ratio_past_the_optimum_gets_a_restoring_gradient_where_vanilla_gets_non
     assert new.grad[0, 0] > 0 and new.grad[0, 1] < 0
     new.grad = None
     get_policy_loss_fn("vanilla")(
-        old_log_prob=old, log_prob=new, advantages=adv, response_mask=mask, loss_agg_mode="token-mean", config=actor_config("vanilla")
+        old_log_prob=old,
+        log_prob=new,
+        advantages=adv,
+        response_mask=mask,
+        loss_agg_mode="token-mean",
+        config=actor_config("vanilla"),
     )[0].backward()
     assert torch.all(new.grad == 0)
 
@@ -241,7 +255,11 @@ def test_verl_actor_loss_runs_cfpo_with_the_batch_info_it_sets():
     loss, metrics = verl_actor_loss(config, {"log_probs": flat}, data)
 
     expected = aggregate_by_hand(
-        eq7_loss_per_token(new, old, adv, EPS_LOW, EPS_HIGH), mask, "seq-mean-token-mean", dp_size=2, global_batch_size=10
+        eq7_loss_per_token(new, old, adv, EPS_LOW, EPS_HIGH),
+        mask,
+        "seq-mean-token-mean",
+        dp_size=2,
+        global_batch_size=10,
     )
     assert loss.item() == pytest.approx(expected, rel=REL)
     assert metrics["actor/pg_loss"].aggregate() == pytest.approx(expected, rel=REL)
@@ -253,10 +271,22 @@ def test_verl_actor_loss_runs_cfpo_with_the_batch_info_it_sets():
 def test_parity_script_saves_loss_grad_and_metrics_for_each_mode(tmp_path):
     new, old, adv, mask = make_batch(seed=9)
     old = old.nan_to_num(0.0)
-    inputs = dict(log_probs=new.float(), old_log_probs=old.float(), advantages=adv.float(), mask=mask, eps_low=EPS_LOW, eps_high=EPS_HIGH)
+    inputs = dict(
+        log_probs=new.float(),
+        old_log_probs=old.float(),
+        advantages=adv.float(),
+        mask=mask,
+        eps_low=EPS_LOW,
+        eps_high=EPS_HIGH,
+    )
     torch.save(inputs, tmp_path / "in.pt")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, PARITY_SCRIPT, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")], check=True, cwd=tmp_path, env=env)
+    subprocess.run(
+        [sys.executable, PARITY_SCRIPT, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
+        check=True,
+        cwd=tmp_path,
+        env=env,
+    )
     out = torch.load(tmp_path / "out.pt")
 
     assert set(out) == {"token-mean", "seq-mean-token-mean"}
@@ -265,4 +295,9 @@ def test_parity_script_saves_loss_grad_and_metrics_for_each_mode(tmp_path):
         assert result["loss"].item() == pytest.approx(aggregate_by_hand(per_token, mask, mode), rel=1e-9)
         assert result["grad"].shape == new.shape and torch.all(result["grad"][~mask] == 0)
         assert result["grad"][mask].abs().sum() > 0
-        assert set(result["metrics"]) >= {"actor/pg_clipfrac", "actor/ppo_kl", "actor/cfpo_penalty", "actor/ratio_dev_mean"}
+        assert set(result["metrics"]) >= {
+            "actor/pg_clipfrac",
+            "actor/ppo_kl",
+            "actor/cfpo_penalty",
+            "actor/ratio_dev_mean",
+        }

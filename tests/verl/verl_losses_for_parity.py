@@ -9,10 +9,10 @@ cast to float64 first). The loss is looked up with verl's ``get_policy_loss_fn``
 so it arrives through the ``verl.plugins`` entry point as in a verl worker; no global batch info is set, so
 both modes are local means.
 """
+
 import sys
 
 import torch
-
 import verl  # noqa: F401  (loads the verl.plugins entry points, which register cfpo)
 from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY, get_policy_loss_fn
 from verl.workers.config import ActorConfig, PolicyLossConfig
@@ -55,7 +55,9 @@ def main(argv=None) -> None:
     if len(argv) != 2:
         raise SystemExit(f"usage: {sys.argv[0]} IN.pt OUT.pt")
     if "cfpo" not in POLICY_LOSS_REGISTRY:
-        raise SystemExit("`import verl` did not register cfpo: is openrlhf-cfpo installed in this environment (make .venv-verl)?")
+        raise SystemExit(
+            "`import verl` did not register cfpo: is openrlhf-cfpo installed in this environment (make .venv-verl)?"
+        )
     torch.save(verl_cfpo_losses(torch.load(argv[0])), argv[1])
 
 

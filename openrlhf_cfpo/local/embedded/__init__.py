@@ -4,6 +4,7 @@ A default's module, named as the default, defines ``DEFAULT``, an :class:`~.buil
 build its models and prompts offline, and what its rewards are; :mod:`.build` builds it once per machine into
 the cache. A module is imported only when its default is used.
 """
+
 from __future__ import annotations
 
 import importlib

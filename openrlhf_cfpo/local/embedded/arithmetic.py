@@ -14,13 +14,13 @@ and decoding, so the number in ``build_info.json`` is the reward the first rollo
 Artefacts: ``policy/`` (``LlamaForCausalLM`` and its ``PreTrainedTokenizerFast``) and ``prompts.jsonl``
 (``{"input": "4 7 + 3 8 =", "label": "85"}``); no reward model.
 """
+
 from __future__ import annotations
 
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple
 
 import torch
 
@@ -47,7 +47,7 @@ class ArithmeticSettings:
     seed: int = 1234
 
     @classmethod
-    def tiny(cls) -> "ArithmeticSettings":
+    def tiny(cls) -> ArithmeticSettings:
         return cls(hidden=32, layers=1, heads=2, sft_steps=40, batch_size=32, n_prompts=128, eval_prompts=32)
 
 
@@ -60,7 +60,7 @@ def prompt_text(a: int, b: int) -> str:
     return f"{spaced(a)} + {spaced(b)} ="
 
 
-def _problem(rng: random.Random, s: ArithmeticSettings) -> Tuple[int, int]:
+def _problem(rng: random.Random, s: ArithmeticSettings) -> tuple[int, int]:
     return rng.randint(0, s.max_operand), rng.randint(0, s.max_operand)
 
 
@@ -84,7 +84,7 @@ def _train_policy(tokenizer, s: ArithmeticSettings, rng: random.Random):
 
 
 @torch.no_grad()
-def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> dict:
+def _accuracy(policy, tokenizer, problems: list[tuple[int, int]], seed: int) -> dict:
     """Share of correct answers through the engine's sampling and the reward file, sampled (T=1) and greedy."""
     from ...chat import stop_token_ids
     from ..rewards import RewardFunction
@@ -99,11 +99,20 @@ def _accuracy(policy, tokenizer, problems: List[Tuple[int, int]], seed: int) -> 
     ro = generate(policy, tokenizer, ids, 1, 8, 1.0, 1.0, 256, torch.device("cpu"), stop_ids)
     sampled, _, extra = reward(decode_queries(tokenizer, ro), prompts, labels)
     x, mask = left_pad(ids, tokenizer.pad_token_id)
-    out = policy.generate(input_ids=x, attention_mask=mask, do_sample=False, max_new_tokens=8,
-                          pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids)
+    out = policy.generate(
+        input_ids=x,
+        attention_mask=mask,
+        do_sample=False,
+        max_new_tokens=8,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=stop_ids,
+    )
     greedy, _, _ = reward(tokenizer.batch_decode(out, skip_special_tokens=False), prompts, labels)
-    return {"sft_sample_accuracy": round(float(sampled.mean()), 4), "sft_greedy_accuracy": round(float(greedy.mean()), 4),
-            "sft_well_formed": round(float(extra["answer_well_formed"].mean()), 4)}
+    return {
+        "sft_sample_accuracy": round(float(sampled.mean()), 4),
+        "sft_greedy_accuracy": round(float(greedy.mean()), 4),
+        "sft_well_formed": round(float(extra["answer_well_formed"].mean()), 4),
+    }
 
 
 def _write(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
@@ -116,14 +125,25 @@ def _write(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
             a, b = _problem(rng, s)
             f.write(json.dumps({"input": prompt_text(a, b), "label": str(a + b)}) + "\n")
     held_out = [_problem(rng, s) for _ in range(s.eval_prompts)]
-    return {"sft_final_loss": sft_loss, **_accuracy(policy, tokenizer, held_out, s.seed),
-            "task": "a + b with a, b in [0, %d]; reward 1 for the exact sum, else 0" % s.max_operand,
-            "reward_func": Path(REWARD_FILE).name}
+    return {
+        "sft_final_loss": sft_loss,
+        **_accuracy(policy, tokenizer, held_out, s.seed),
+        "task": "a + b with a, b in [0, %d]; reward 1 for the exact sum, else 0" % s.max_operand,
+        "reward_func": Path(REWARD_FILE).name,
+    }
 
 
 DEFAULT = EmbeddedDefault(
-    __name__.rsplit(".", 1)[-1], "v1", ArithmeticSettings, _write, "arithmetic", "under a minute on 2 CPU cores",
-    lambda info: f"SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling at "
-                 f"temperature 1 ({info['sft_greedy_accuracy']:.0%} greedy)",
-    reward_func=REWARD_FILE, label_key="label",
+    __name__.rsplit(".", 1)[-1],
+    "v1",
+    ArithmeticSettings,
+    _write,
+    "arithmetic",
+    "under a minute on 2 CPU cores",
+    lambda info: (
+        f"SFT policy answers {info['sft_sample_accuracy']:.0%} of held-out sums right when sampling at "
+        f"temperature 1 ({info['sft_greedy_accuracy']:.0%} greedy)"
+    ),
+    reward_func=REWARD_FILE,
+    label_key="label",
 )

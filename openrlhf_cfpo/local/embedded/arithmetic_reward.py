@@ -11,6 +11,7 @@ Qwen's writes ``85``).
 - ``scores``: the same (OpenRLHF's dynamic filtering reads it);
 - ``extra_logs``: ``answer_well_formed``, 1.0 when the response is digits followed by an end-of-sequence token.
 """
+
 import torch
 
 # End-of-sequence markers: the embedded tokenizer's, and the common ones of Qwen, Llama 3 and GPT-2 style vocabularies.

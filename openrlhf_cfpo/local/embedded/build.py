@@ -5,6 +5,7 @@ and a ``prompts.jsonl`` into a folder; :meth:`EmbeddedDefault.build` runs it nex
 result into place (so a killed build never leaves half a cache), and :meth:`EmbeddedDefault.cached` names the
 cache folder by a digest of the build settings and builds it on first use.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,10 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -31,15 +33,15 @@ class Assets:
     """A built embedded default: its folder, and the reward file and label field when its rewards are verifiable."""
 
     root: Path
-    reward_func: Optional[str] = None  # a reward_func(queries, prompts, labels) file (OpenRLHF's --reward.remote_url)
-    label_key: Optional[str] = None  # the prompts' field that reward_func gets as its label
+    reward_func: str | None = None  # a reward_func(queries, prompts, labels) file (OpenRLHF's --reward.remote_url)
+    label_key: str | None = None  # the prompts' field that reward_func gets as its label
 
     @property
     def policy(self) -> str:
         return str(self.root / "policy")
 
     @property
-    def reward(self) -> Optional[str]:
+    def reward(self) -> str | None:
         """The reward model folder; None for a default with verifiable rewards."""
         return str(self.root / "reward") if (self.root / "reward").is_dir() else None
 
@@ -63,18 +65,18 @@ class EmbeddedDefault:
     cache_prefix: str
     build_time: str  # for the one line printed before a build
     done: Callable[[dict], str]  # the line printed after it, from the build info
-    reward_func: Optional[str] = None
-    label_key: Optional[str] = None
+    reward_func: str | None = None
+    label_key: str | None = None
     # Run flags its model and prompts need (a chat template, a generation length, a learning rate), applied before
     # the user's own: `local` puts them first, `sweep` and `compare` after their own defaults (see ``layered``).
-    flags: Tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
     # Distributions (pip names) beyond the core install: to build it, and to run with its reward file; and the one
     # command that installs them.
-    build_requires: Tuple[str, ...] = ()
-    reward_requires: Tuple[str, ...] = ()
+    build_requires: tuple[str, ...] = ()
+    reward_requires: tuple[str, ...] = ()
     install: str = ""
 
-    def missing_packages(self, building: bool, uses_reward: bool = True) -> Optional[str]:
+    def missing_packages(self, building: bool, uses_reward: bool = True) -> str | None:
         """One line naming every distribution this default needs and misses (to build it, when ``building``; to run its
         reward file, when ``uses_reward``), with the command that installs them; None when nothing is missing."""
         needed = [*(self.build_requires if building else ()), *(self.reward_requires if uses_reward else ())]
@@ -117,8 +119,13 @@ class EmbeddedDefault:
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent if out.parent.exists() else None))
         try:
             built = self.write(tmp, settings, rng)
-            info = {"version": self.version, "embedded_default": self.name, "settings": settings.__dict__, **built,
-                    "build_seconds": round(time.time() - t0, 1)}
+            info = {
+                "version": self.version,
+                "embedded_default": self.name,
+                "settings": settings.__dict__,
+                **built,
+                "build_seconds": round(time.time() - t0, 1),
+            }
             (tmp / "build_info.json").write_text(json.dumps(info, indent=2))
             if out.exists():
                 shutil.rmtree(out)

