@@ -64,43 +64,8 @@ NEEDS = {
 }
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """What a recipe needs by default; the callers' flags override each value."""
-
-    needs: tuple[str, ...]
-    gpus_per_node: int
-    extras: tuple[str, ...]  # the extras of ours its environment installs: whose pins apply
-    gpu_memory_gib: float | None = None  # per GPU, total memory
-    memory_reason: str = ""
-
-
-# The train recipes' packages and GPU memory are the recipes module's (the scripts pass the same values).
-RECIPES = {
-    "llama3-rlhf": Recipe(
-        recipe_plans.NEEDS["llama3-rlhf"],
-        8,
-        ("openrlhf",),
-        recipe_plans.GPU_MEMORY_GIB,
-        "the Llama-3-8B placement colocates four models per GPU and is sized for 80 GB GPUs",
-    ),
-    "qwen25-math-trl": Recipe(
-        recipe_plans.NEEDS["qwen25-math-trl"],
-        8,
-        ("openrlhf", "trl", "reasoning"),
-        recipe_plans.GPU_MEMORY_GIB,
-        "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs",
-    ),
-    # verl's environment is its own (verl's tested GPU stack): its Ray and vLLM are verl's, not our openrlhf extra's
-    "qwen25-math-verl": Recipe(
-        recipe_plans.NEEDS["qwen25-math-verl"],
-        8,
-        ("verl-gpu", "reasoning"),
-        recipe_plans.GPU_MEMORY_GIB,
-        "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs",
-    ),
-    "eval": Recipe(("math_verify",), 0, ("eval", "reasoning", "openrlhf")),
-}
+# The jobs' packages, extras and GPU memory are the recipes module's (the scripts pass the same values).
+RECIPES = recipe_plans.NODE_NEEDS
 
 
 @dataclass(frozen=True)
@@ -890,7 +855,7 @@ def plan_from_args(args) -> Plan:
         gpu_memory_gib=(args.gpu_memory_gib or recipe.gpu_memory_gib) if gpus else None,
         disk_gib=args.disk_gib,
         output_dir=args.output_dir,
-        needs=args.needs if args.needs is not None else recipe.needs,
+        needs=args.needs if args.needs is not None else recipe.packages,
         hf_token=args.hf_token,
         judge_base_url=args.judge_base_url,
         judge_model=args.judge_model[0] if args.judge_model else None,  # the check reads the endpoint, not the model

@@ -195,11 +195,30 @@ class DiskPlan:
 # Qwen2.5-7B's ZeRO-2 states (a full bf16 copy of the weights per GPU, 15 GiB, plus its share of 14 B per parameter)
 # beside vLLM's share. Not a measured peak: a smaller GPU may run the small models with other fractions.
 GPU_MEMORY_GIB = 79.0
-# What each recipe imports on the node, in the doctor's names.
-NEEDS = {
-    "llama3-rlhf": ("flash_attn", "vllm", "deepspeed", "ray", "nccl"),
-    "qwen25-math-trl": ("vllm", "deepspeed", "nccl", "trl", "math_verify"),
-    "qwen25-math-verl": ("vllm", "ray", "nccl", "verl", "math_verify"),
+
+
+@dataclass(frozen=True)
+class NodeNeeds:
+    """What a job needs on the node, the facts ``openrlhf-cfpo doctor --recipe NAME`` checks (the flags override)."""
+
+    packages: tuple[str, ...]  # what it imports, in the doctor's names (openrlhf_cfpo.doctor.PACKAGES)
+    extras: tuple[str, ...]  # the extras of ours its environment installs: whose pins apply
+    gpus_per_node: int = 8
+    gpu_memory_gib: float | None = GPU_MEMORY_GIB  # per GPU, total memory
+    memory_reason: str = "the recipe's micro-batches and vLLM share are sized for 80 GB GPUs"
+
+
+NODE_NEEDS = {
+    "llama3-rlhf": NodeNeeds(
+        ("flash_attn", "vllm", "deepspeed", "ray", "nccl"),
+        ("openrlhf",),
+        memory_reason="the Llama-3-8B placement colocates four models per GPU and is sized for 80 GB GPUs",
+    ),
+    "qwen25-math-trl": NodeNeeds(("vllm", "deepspeed", "nccl", "trl", "math_verify"), ("openrlhf", "trl", "reasoning")),
+    # verl's environment is its own (verl's tested GPU stack): its Ray and vLLM are verl's, not our openrlhf extra's
+    "qwen25-math-verl": NodeNeeds(("vllm", "ray", "nccl", "verl", "math_verify"), ("verl-gpu", "reasoning")),
+    # `openrlhf-cfpo eval` and eval/run_suite.sh: no GPU needed (a judge or the API may do the work)
+    "eval": NodeNeeds(("math_verify",), ("eval", "reasoning", "openrlhf"), 0, None, ""),
 }
 
 
@@ -545,7 +564,9 @@ def main(argv: list | None = None) -> int:
     except BadFlag as error:
         print(f"{args.prog}: {error}", file=sys.stderr)
         return 2
-    plan.update(recipe=args.recipe, gpu_memory_gib=number(GPU_MEMORY_GIB), needs=",".join(NEEDS[args.recipe]))
+    plan.update(
+        recipe=args.recipe, gpu_memory_gib=number(GPU_MEMORY_GIB), needs=",".join(NODE_NEEDS[args.recipe].packages)
+    )
     plan["record"] = run_record(args.recipe, dict(plan), args.passthrough)
     sys.stdout.write(shell_assignments(plan))
     return 0

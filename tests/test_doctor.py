@@ -417,7 +417,7 @@ def test_needs_replaces_the_recipes_list_and_gpus_alias_sets_the_count():
         ["--recipe", "llama3-rlhf", "--gpus-per-node", "4", "--gpu-memory-gib", "40"]
     )
     p = doctor.plan_from_args(args)
-    assert p.needs == doctor.RECIPES["llama3-rlhf"].needs and p.gpus_per_node == 4 and p.gpu_memory_gib == 40
+    assert p.needs == doctor.RECIPES["llama3-rlhf"].packages and p.gpus_per_node == 4 and p.gpu_memory_gib == 40
 
 
 def test_the_skip_variable_skips_with_one_line(monkeypatch, capsys):
@@ -580,8 +580,8 @@ def test_every_readme_section_a_fault_points_to_exists():
 def test_the_train_recipes_defaults_are_the_recipes_modules_and_repeated_judge_models_parse():
     from openrlhf_cfpo import recipes
 
-    for name in recipes.NEEDS:
+    for name, node in recipes.NODE_NEEDS.items():
         plan = doctor.plan_from_args(doctor.build_parser().parse_args(["--recipe", name]))
-        assert plan.needs == recipes.NEEDS[name] and plan.gpu_memory_gib == recipes.GPU_MEMORY_GIB
+        assert plan.needs == node.packages and plan.gpu_memory_gib == node.gpu_memory_gib
     args = doctor.build_parser().parse_args(["--recipe", "eval", "--judge-model", "gpt-4.1", "--judge-model", "gpt-4"])
     assert doctor.plan_from_args(args).judge_model == "gpt-4.1"

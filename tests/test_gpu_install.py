@@ -49,7 +49,7 @@ def test_the_image_installs_every_extra_that_the_train_scripts_and_the_eval_suit
     needed = {
         doctor.NEEDS[name].extra
         for recipe in ("llama3-rlhf", "qwen25-math-trl", "eval")
-        for name in doctor.RECIPES[recipe].needs
+        for name in doctor.RECIPES[recipe].packages
     }
     needed |= {doctor.NEEDS["lm_eval"].extra, doctor.NEEDS["alpaca_eval"].extra}  # eval/run_suite.sh's benchmarks
     assert needed - dockerfile_install_extras() == set()
