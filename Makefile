@@ -4,7 +4,7 @@
 #   make sweep-smollm2  GRPO vs CFPO under sample reuse on SmolLM2-135M-Instruct (the smollm2_arithmetic default)
 #   make test      the linters and the test suite (installs the openrlhf and eval extras CPU-style first, the real
 #                  vLLM's CPU build, and the SmolLM2 GGUF)
-#   make lint      ruff, and vulture for dead code (tests/lint/vulture_whitelist.py names what frameworks call)
+#   make lint      ruff (check and format --check), and vulture for dead code (tests/lint/vulture_whitelist.py names what frameworks call)
 #   make bench     the benchmarks under benchmarks/
 #   make test-verl the verl adapter's tests alone, in .venv-verl/ (make test runs them too)
 #   make check-verl-resolve  pip's resolver on the verl recipe's GPU environment (.[verl-gpu,reasoning])
@@ -97,6 +97,7 @@ sweep-smollm2: $(VENV)/.smollm2
 # Seconds: fails before the suite starts.
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/vulture openrlhf_cfpo benchmarks tests/lint/vulture_whitelist.py --min-confidence 60
 
 # tests/verl import verl, which only .venv-verl has: the main run leaves them to the second one.
