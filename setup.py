@@ -99,7 +99,7 @@ EXTRAS = {
 setup(
     name="openrlhf-cfpo",
     version="0.1.0",
-    description="Clipping-Free Policy Optimization (CFPO) for OpenRLHF, with a CPU-sized local trainer and an eval suite",
+    description="Clipping-Free Policy Optimization (CFPO) for OpenRLHF, TRL and verl, a CPU trainer and an eval suite",
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",

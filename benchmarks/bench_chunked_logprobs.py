@@ -112,7 +112,8 @@ def main():
     print(f"peak memory ratio chunked/naive = {ratio:.3f} (target <= 0.5): {'PASS' if ratio <= 0.5 else 'FAIL'}")
     print(
         f"max |error| vs float64, log-probs and entropy: chunked {max_err:.2e}, naive {naive_err:.2e}; "
-        f"chunked vs naive hidden-grad {grad_err:.2e} (target <= 1e-5): {'PASS' if max_err <= 1e-5 and grad_err <= 1e-5 else 'FAIL'}"
+        f"chunked vs naive hidden-grad {grad_err:.2e} (target <= 1e-5): "
+        f"{'PASS' if max_err <= 1e-5 and grad_err <= 1e-5 else 'FAIL'}"
     )
     print(f"time ratio chunked/naive = {t_c / t_n:.2f}")
 

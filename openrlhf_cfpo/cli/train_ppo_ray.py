@@ -1,4 +1,4 @@
-"""`python -m openrlhf_cfpo.cli.train_ppo_ray`: the public entry point; see :mod:`openrlhf_cfpo.openrlhf.train_ppo_ray`."""
+"""`python -m openrlhf_cfpo.cli.train_ppo_ray`: the public entry point (:mod:`openrlhf_cfpo.openrlhf.train_ppo_ray`)."""
 
 import sys
 

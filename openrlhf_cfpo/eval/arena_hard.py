@@ -188,7 +188,8 @@ def run(args) -> dict:
     attempts = config.get("number_of_judgment_attempts", JUDGMENT_ATTEMPTS)
     if not isinstance(attempts, int) or attempts < 1:
         raise EvalError(
-            f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; it must be a whole number >= 1 (v0.1 uses 2)"
+            f"{JUDGE_CONFIG} sets number_of_judgment_attempts to {attempts!r}; "
+            "it must be a whole number >= 1 (v0.1 uses 2)"
         )
     judge = make_judge(args, common.cache_dir(args))
 
@@ -226,8 +227,9 @@ def run(args) -> dict:
     if all(v is None for pair in verdicts for v in pair):
         raise EvalError(
             f"none of the {2 * len(records)} games got a verdict label after {attempts} attempts (the first reads "
-            f"{records[0]['games'][0]['judgment'][:80]!r}), so no score was written; they are in {store.path} and in the "
-            f"judge cache: check that judge {judge.config.model} follows the judge prompt, or rerun with another --judge-model"
+            f"{records[0]['games'][0]['judgment'][:80]!r}), so no score was written; they are in {store.path} and in "
+            f"the judge cache: check that judge {judge.config.model} follows the judge prompt, or rerun with another "
+            "--judge-model"
         )
     metrics = score(verdicts, seed=args.seed)
     metrics["n_unparsed_games"] = sum(v is None for pair in verdicts for v in pair)  # after every attempt

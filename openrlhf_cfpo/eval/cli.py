@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, bench in registry.benchmarks().items():
         s = sub.add_parser(name, help=f"run {name} against a checkpoint")
         s.add_argument("--model", required=True, help="Hugging Face model folder or hub name")
-        s.add_argument("--output", required=True, help="run folder; results go to OUTPUT/%s/results.json" % name)
+        s.add_argument("--output", required=True, help=f"run folder; results go to OUTPUT/{name}/results.json")
         s.add_argument("--limit", type=positive, help="only the first N items (tasks: N examples each), for smoke runs")
         s.add_argument(
             "--data-dir", help="read benchmark files from this folder (official relative paths) instead of downloading"

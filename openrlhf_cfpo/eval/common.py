@@ -47,7 +47,8 @@ def bench_dir(args: argparse.Namespace, benchmark: str) -> Path:
             )
         if not same_model(prev["identity"], identity):
             raise EvalError(
-                f"{out} holds answers of {describe(prev['identity'])}, not of --model {args.model} ({describe(identity)}); "
+                f"{out} holds answers of {describe(prev['identity'])}, "
+                f"not of --model {args.model} ({describe(identity)}); "
                 "pass another --output or delete that folder"
             )
     else:

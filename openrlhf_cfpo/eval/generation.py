@@ -330,7 +330,10 @@ def backend_problem(backend: str, tensor_parallel_size: int = 1) -> str | None:
             return None
     if tensor_parallel_size > 1:
         if backend == "hf" or not vllm_usable():
-            return f"--tensor-parallel-size {tensor_parallel_size} needs the vLLM backend (vllm installed and GPUs); drop it"
+            return (
+                f"--tensor-parallel-size {tensor_parallel_size} needs the vLLM backend (vllm installed and GPUs); "
+                "drop it"
+            )
         if tensor_parallel_size > visible_gpus():
             return (
                 f"--tensor-parallel-size {tensor_parallel_size} but {visible_gpus()} GPU(s) are visible "

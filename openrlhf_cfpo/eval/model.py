@@ -96,7 +96,10 @@ def local_problem(text: str) -> str | None:
             return f"--model {text} has no config.json; pass the folder a Hugging Face checkpoint was saved to"
         return None
     if not is_hub_name(text):
-        return f"--model {text}: no such folder; pass a Hugging Face model folder or a hub name such as Qwen/Qwen2.5-3B-Instruct"
+        return (
+            f"--model {text}: no such folder; pass a Hugging Face model folder or a hub name such as "
+            "Qwen/Qwen2.5-3B-Instruct"
+        )
     return None
 
 

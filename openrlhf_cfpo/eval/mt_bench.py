@@ -113,11 +113,13 @@ def run(args) -> dict:
         for turn in (1, 2):
             if prompt_name(q["category"], turn) not in prompts:
                 raise EvalError(
-                    f"{JUDGE_PROMPTS} has no judge prompt {prompt_name(q['category'], turn)!r}; use FastChat's official file"
+                    f"{JUDGE_PROMPTS} has no judge prompt {prompt_name(q['category'], turn)!r}; "
+                    "use FastChat's official file"
                 )
         if q["category"] in NEED_REFERENCE and str(q["question_id"]) not in refs:
             raise EvalError(
-                f"{REFERENCES} has no reference for question {q['question_id']} ({q['category']}); use FastChat's official file"
+                f"{REFERENCES} has no reference for question {q['question_id']} ({q['category']}); "
+                "use FastChat's official file"
             )
     judge = make_judge(args, common.cache_dir(args))
 
@@ -165,7 +167,8 @@ def run(args) -> dict:
     store.append(records)
     if not any(r is not None for _, r in ratings):
         raise EvalError(
-            f"none of the {len(records)} judgments holds a rating [[1-10]] (the first reads {records[0]['judgment'][:80]!r}), "
+            f"none of the {len(records)} judgments holds a rating [[1-10]] "
+            f"(the first reads {records[0]['judgment'][:80]!r}), "
             f"so no score was written; they are in {store.path} and in the judge cache: check that judge "
             f"{judge.config.model} follows FastChat's prompt, or rerun with another --judge-model"
         )

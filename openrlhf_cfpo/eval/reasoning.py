@@ -243,7 +243,8 @@ def resolve_system_prompt(choice: str, model: str, revision: str | None = None) 
         cfg = AutoConfig.from_pretrained(model, revision=revision)
     except (OSError, ValueError) as e:
         raise EvalError(
-            f"cannot read the config of --model {model} to pick the paper's system prompt ({' '.join(str(e).split())}); "
+            f"cannot read the config of --model {model} to pick the paper's system prompt "
+            f"({' '.join(str(e).split())}); "
             f"pass --system-prompt {'|'.join(SYSTEM_PROMPTS)} or your own text"
         ) from None
     size = (getattr(cfg, "hidden_size", None), getattr(cfg, "num_hidden_layers", None))

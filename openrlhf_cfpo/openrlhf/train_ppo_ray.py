@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         if stop is None:
             raise
         # Our one line, not Ray's traceback of every actor it passed through. Ray's threads forward worker lines to
-        # stdout and stderr meanwhile: stdout's buffer goes out first, and the line is one write, so nothing lands inside.
+        # stdout and stderr meanwhile: stdout's buffer goes out first, and the line is one write, so nothing lands
+        # inside.
         sys.stdout.flush()
         sys.stderr.write(stop + "\n")
         sys.stderr.flush()
@@ -362,7 +363,8 @@ def build_policy_loss(*, policy_loss_type: str = "ppo", **kwargs):
     loss_fn = PolicyLoss(policy_loss_type=policy_loss_type, **kwargs)
     print(
         f"[openrlhf-cfpo] {policy_loss_type.upper()} policy loss active in pid {os.getpid()} "
-        f"(eps_low={loss_fn.clip_eps_low}, eps_high={loss_fn.clip_eps_high}, token_level_loss={loss_fn.token_level_loss}, "
+        f"(eps_low={loss_fn.clip_eps_low}, eps_high={loss_fn.clip_eps_high}, "
+        f"token_level_loss={loss_fn.token_level_loss}, "
         f"is_correction_level={loss_fn.is_correction_level})",
         flush=True,  # Ray forwards worker stdout to the driver's console
     )

@@ -1,4 +1,4 @@
-"""CFPO in verl 0.9.1: registers the ``cfpo`` policy loss, selected by ``actor_rollout_ref.actor.policy_loss.loss_mode=cfpo``.
+"""CFPO in verl 0.9.1: registers the ``cfpo`` policy loss (``actor_rollout_ref.actor.policy_loss.loss_mode=cfpo``).
 
 This package is the ``verl.plugins`` entry point ``cfpo`` (setup.py). ``import verl`` loads that entry-point
 group in every process it runs in (the driver and each Ray worker), so installing ``openrlhf-cfpo[verl]`` is

@@ -187,7 +187,10 @@ def write_fixture_data(root: Path, n: int = 4) -> Path:
                 "name": "single-math-v1-multi-turn",
                 "type": "single",
                 "system_prompt": "grade",
-                "prompt_template": "KIND=ref2 Q1={question_1} A1={answer_1} Q2={question_2} A2={answer_2} R1={ref_answer_1} R2={ref_answer_2}",
+                "prompt_template": (
+                    "KIND=ref2 Q1={question_1} A1={answer_1} Q2={question_2} A2={answer_2} "
+                    "R1={ref_answer_1} R2={ref_answer_2}"
+                ),
             },
         ],
     )

@@ -1,4 +1,4 @@
-"""Eval answers belong to the model that produced them: a run folder knows its model by what it is, not by its spelling."""
+"""Eval answers belong to the model that produced them: a run folder knows its model by what it is, not its spelling."""
 
 import json
 import shutil

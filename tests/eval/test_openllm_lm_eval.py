@@ -68,7 +68,7 @@ def local_tasks(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shared_task_index():
-    """Indexing lm-eval's built-in task YAMLs takes ~10 s; one real TaskManager per include path serves every run here."""
+    """Indexing lm-eval's built-in task YAMLs takes ~10 s; one real TaskManager per include path serves every run."""
     import lm_eval.tasks
 
     real, made = lm_eval.tasks.TaskManager, {}

@@ -156,7 +156,8 @@ class Scripted:
             if question is not None:
                 gold = self.gold[question]
                 out.append(
-                    f"Thinking... so the answer is $\\boxed{{{self.right_form.get(gold, gold) if right else '12345'}}}$."
+                    "Thinking... so the answer is "
+                    f"$\\boxed{{{self.right_form.get(gold, gold) if right else '12345'}}}$."
                 )
             else:  # GPQA: find the letter of the correct choice in the prompt
                 correct = next(r[2] for r in GPQA if r[1] in text)
@@ -167,7 +168,7 @@ class Scripted:
 
 @pytest.fixture
 def scripted(monkeypatch, tmp_path, make_stand_in_model):
-    """Makes the stand-in model answer every generation; `--model stand-in` names its folder in the working directory."""
+    """Makes the stand-in model answer every generation; `--model stand-in` names its folder in the working dir."""
     made = []
     make_stand_in_model(tmp_path / "stand-in")
     monkeypatch.chdir(tmp_path)
@@ -181,7 +182,7 @@ def scripted(monkeypatch, tmp_path, make_stand_in_model):
     return make
 
 
-# ---------------------------------------------------------------- scoring (lighteval's; tests/test_scoring_parity.py checks it)
+# ----------------------------------------------------- scoring (lighteval's; tests/test_scoring_parity.py checks it)
 
 SUM = r"Adding, $7+11=\boxed{18}$."  # MATH-500's gold is read from the solution
 

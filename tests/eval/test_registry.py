@@ -1,4 +1,4 @@
-"""One benchmark registry: the eval CLI, `report` and run_suite.sh are built from it, and nothing else lists benchmarks."""
+"""One benchmark registry: the eval CLI, `report` and run_suite.sh are built from it; nothing else lists benchmarks."""
 
 import json
 import os
@@ -75,7 +75,8 @@ def test_run_suite_runs_exactly_the_benchmarks_the_registry_lists(tmp_path):
     log = tmp_path / "calls.log"
     # This python's registry lists two benchmarks of its own; every other call is only logged.
     (fake / "python").write_text(
-        f'#!/bin/sh\nif [ "$2" = openrlhf_cfpo.eval.suite ]; then echo "listed $3" >> {log}; printf "one\\ntwo\\n"; exit 0; fi\n'
+        f'#!/bin/sh\nif [ "$2" = openrlhf_cfpo.eval.suite ]; then echo "listed $3" >> {log}; '
+        'printf "one\\ntwo\\n"; exit 0; fi\n'
         f'echo "$@" >> {log}\n'
     )
     (fake / "python").chmod(0o755)

@@ -1,4 +1,4 @@
-"""The vLLM backend on the real engine (vLLM's CPU build): what it answers, how it is started and fed, how answers are saved.
+"""The vLLM backend on the real engine (vLLM's CPU build): what it answers, how it is started and fed, how it saves.
 
 SmolLM2-135M-Instruct in fp32 answers GSM8K and MATH-500 problems written in the official file layout. One engine
 serves the module's in-process tests; the kill test runs the eval in a process of its own, SIGKILLs it, and resumes.
@@ -109,7 +109,7 @@ def vllm_backend(vllm_cpu, opinionated_smollm2):
 
 @pytest.fixture(scope="module")
 def answered(vllm_backend, items, tmp_path_factory):
-    """(answers, events): `generate_resumable` on the engine, and in order what went in, what finished, what was saved."""
+    """(answers, events): `generate_resumable` on the engine, and in order what went in, finished and was saved."""
     engine, events = vllm_backend.llm.llm_engine, []
     add_request, step, append = engine.add_request, engine.step, JsonlStore.append
 

@@ -19,7 +19,7 @@ def test_the_openrlhf_part_parses_with_openrlhf_and_trains_one_rollout_in_two_cf
 
 
 def test_on_a_cpu_the_openrlhf_part_is_the_gpu_command_less_the_switches_that_need_cuda(tmp_path, parse_with_openrlhf):
-    """No colocation (CUDA IPC weight sync), no sleep mode, no packing (flash-attn), gloo instead of NCCL: nothing else."""
+    """No colocation (CUDA IPC weight sync), no sleep mode, no packing (flash-attn), gloo for NCCL: nothing else."""
     assets = gpu_smoke.Assets("/models/policy", "/models/reward", str(tmp_path / "prompts.jsonl"), "eval", "verl")
     gpu = gpu_smoke.openrlhf_command(sys.executable, assets, tmp_path, "cuda")
     cpu = gpu_smoke.openrlhf_command(sys.executable, assets, tmp_path, "cpu")

@@ -7,7 +7,8 @@ from openrlhf_cfpo.reasoning import openrlhf_reward, rewards
 
 # A ChatML prompt with a worked example whose own answer is boxed: that box is the prompt's, never the response's.
 PROMPT = (
-    "<|im_start|>user\nWhat is 3 + 4?<|im_end|>\n<|im_start|>assistant\n3 + 4 = 7. The answer is \\boxed{7}.<|im_end|>\n"
+    "<|im_start|>user\nWhat is 3 + 4?<|im_end|>\n"
+    "<|im_start|>assistant\n3 + 4 = 7. The answer is \\boxed{7}.<|im_end|>\n"
     "<|im_start|>user\nWhat is 5 + 2?<|im_end|>\n<|im_start|>assistant\n"
 )
 

@@ -16,7 +16,8 @@ from openrlhf_cfpo.reasoning import trl_grpo
 
 PROMPT = [{"role": "user", "content": "What is $2 + 3$?"}]
 GREEDY_TOKENS = 16
-# What TRL's colocated sync leaves in the environment (trl/generation/vllm_generation.py:326-331, ensure_master_addr_port).
+# What TRL's colocated sync leaves in the environment (trl/generation/vllm_generation.py:326-331,
+# ensure_master_addr_port).
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 

@@ -53,7 +53,10 @@ print(fn.__module__, fn.__name__)
 
 
 def test_verl_plugin_switch_turns_the_entry_point_off(tmp_path):
-    code = 'import verl\nfrom verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY\nprint("cfpo" in POLICY_LOSS_REGISTRY)'
+    code = (
+        "import verl\nfrom verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY\n"
+        'print("cfpo" in POLICY_LOSS_REGISTRY)'
+    )
     proc = fresh_python(code, tmp_path, VERL_USE_EXTERNAL_PLUGINS="none")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False" and REGISTERED_LINE not in proc.stderr

@@ -2,8 +2,8 @@
 
 A test puts this folder on PYTHONPATH (with tests/stubs) for the run it starts: Python imports
 ``sitecustomize`` at start-up, so the driver and each Ray worker (policy, reference, reward, trainer,
-rollout engine, and vLLM's engine-core processes) get the patches before they import anything of OpenRLHF. The patches themselves
-wait for their modules, so a process that imports none of them is untouched.
+rollout engine, and vLLM's engine-core processes) get the patches before they import anything of OpenRLHF. The
+patches themselves wait for their modules, so a process that imports none of them is untouched.
 """
 
 import os
