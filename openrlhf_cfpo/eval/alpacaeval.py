@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import common
-from .decoding import Decoding, decoding_for
+from .decoding import Decoding
 from .errors import EvalError
 from .generation import Item, generate_resumable
 from .judge import make_judge
-from .registry import Benchmark
+from .registry import Benchmark, decoding_for
 from .store import JsonlStore, write_json
 
 NAME = "alpaca_eval"

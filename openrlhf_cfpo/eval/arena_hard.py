@@ -18,11 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import common
-from .decoding import Decoding, decoding_for
+from .decoding import Decoding
 from .errors import EvalError
 from .generation import Item, generate_resumable
 from .judge import make_judge, message_text
-from .registry import Benchmark
+from .registry import Benchmark, decoding_for
 from .store import JsonlStore
 
 NAME = "arena_hard"

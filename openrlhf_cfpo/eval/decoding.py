@@ -1,15 +1,13 @@
 """Decoding settings of a benchmark's answers, and the smoke-run length cap.
 
 Each benchmark declares its settings beside its protocol (`BENCHMARKS` in its module, with the official
-harness each value follows); `decoding_for` reads them from the registry. `--max-new-tokens` overrides the
-length for smoke runs only; the override is recorded in results.json.
+harness each value follows); `registry.decoding_for` reads them. `--max-new-tokens` overrides the length for
+smoke runs only; the override is recorded in results.json.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-
-from . import registry
+from dataclasses import asdict, dataclass
 
 # Below this a temperature means greedy decoding (FastChat uses the same cut-off).
 GREEDY_BELOW = 1e-4
@@ -31,9 +29,3 @@ class Decoding:
         if self.seed is None:
             del d["seed"]
         return d
-
-
-def decoding_for(benchmark: str, max_new_tokens: int | None = None) -> Decoding:
-    """The settings for one benchmark, with the optional smoke-run length cap."""
-    dec = registry.get(benchmark).decoding
-    return dec if max_new_tokens is None else replace(dec, max_new_tokens=max_new_tokens)

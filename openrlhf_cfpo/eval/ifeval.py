@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import common
-from .decoding import Decoding, decoding_for
+from .decoding import Decoding
 from .errors import EvalError
 from .generation import Item, generate_resumable
-from .registry import Benchmark
+from .registry import Benchmark, decoding_for
 from .store import JsonlStore
 
 NAME = "ifeval"

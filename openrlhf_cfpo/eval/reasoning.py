@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 from ..reasoning.data import SYSTEM_PROMPTS as TRAINING_SYSTEM_PROMPTS
 from . import answer_check, common
 from .answer_check import LETTERS, METRICS, pass_at_1
-from .decoding import Decoding, decoding_for
+from .decoding import Decoding
 from .errors import EvalError
 from .generation import Item, generate_resumable
-from .registry import Benchmark
+from .registry import Benchmark, decoding_for
 from .store import JsonlStore, write_json
 
 # The paper's training system prompts (appendix B.1), one per Qwen2.5 size: the same text the recipes train with.

@@ -10,12 +10,10 @@ this module collects the declarations in the column order of the paper's tables,
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .decoding import Decoding
+from .decoding import Decoding
 
 # run_suite.sh's default suite and its --reasoning suite.
 SUITES = {
@@ -54,3 +52,9 @@ def benchmarks(suite: str | None = None) -> dict[str, Benchmark]:
 
 def get(name: str) -> Benchmark:
     return benchmarks()[name]
+
+
+def decoding_for(name: str, max_new_tokens: int | None = None) -> Decoding:
+    """The decoding settings of benchmark ``name``, with the optional smoke-run length cap."""
+    dec = get(name).decoding
+    return dec if max_new_tokens is None else replace(dec, max_new_tokens=max_new_tokens)

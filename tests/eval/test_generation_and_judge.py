@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from openrlhf_cfpo.eval import generation
-from openrlhf_cfpo.eval.decoding import decoding_for
 from openrlhf_cfpo.eval.generation import HFBackend, Item, generate_resumable
 from openrlhf_cfpo.eval.judge import Judge, JudgeConfig
+from openrlhf_cfpo.eval.registry import decoding_for
 from openrlhf_cfpo.eval.store import JsonlStore
 
 
