@@ -1,6 +1,10 @@
 """Scorers on hand-computed cases: Arena-Hard verdicts, MT-Bench means, IFEval strict vs loose, the report's tax."""
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -102,6 +106,34 @@ def test_ifeval_instruction_level_counts_each_instruction():
     }
     s = ifeval.score([doc], ["no commas but Capitals"])
     assert s["inst_strict"] == 50.0 and s["prompt_strict"] == 0.0
+
+
+# lm-eval checks a random letter for a letter_frequency instruction whose letter is not in a-z (official keys 1122 and
+# 1129): here half the letters fill the response and half are absent, so each prompt's verdict is a coin flip unless
+# the scorer fixes the draw.
+IFEVAL_PER_PROMPT_VERDICTS = """
+import json, sys
+from openrlhf_cfpo.eval import ifeval
+kwargs = {"letter": "#", "let_frequency": 5, "let_relation": "at least"}
+docs = [{"key": k, "prompt": "p", "instruction_id_list": ["keywords:letter_frequency"], "kwargs": [kwargs]}
+        for k in range(1100, 1124)]
+response = " ".join(letter * 9 for letter in "abcdefghijklm")
+print(json.dumps([ifeval.score([d], [response])["prompt_strict"] for d in docs]))
+"""
+
+
+def test_ifeval_gives_the_same_responses_the_same_score_in_every_process(tmp_path):
+    (tmp_path / "tokenizers" / "punkt_tab").mkdir(parents=True)  # see conftest.offline_nltk
+    runs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "NLTK_DATA": str(tmp_path)}
+        proc = subprocess.run(
+            [sys.executable, "-c", IFEVAL_PER_PROMPT_VERDICTS], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads(proc.stdout.splitlines()[-1]))
+    assert runs[0] == runs[1]
+    assert {0.0, 100.0} <= set(runs[0])  # the letters checked differ between prompts: the draw is real, and fixed
 
 
 def test_alignment_tax_is_the_relative_drop_of_the_openllm_average():
