@@ -21,6 +21,8 @@ from pathlib import Path
 from .errors import EvalError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+NOT_JSON = "a body that is not JSON"
+NOT_JSON_FIX = "check that --judge-base-url / OPENAI_BASE_URL is an OpenAI-compatible API (usually ending in /v1)"
 
 
 @dataclass
@@ -105,6 +107,8 @@ class Judge:
             return f"cannot reach the judge endpoint {cfg.base_url} ({e}); check --judge-base-url / OPENAI_BASE_URL"
         except openai.APIStatusError as e:
             return f"the judge endpoint {cfg.base_url} answered HTTP {e.status_code} to a model listing; check it is up"
+        except ValueError as e:  # the body is not JSON (json.JSONDecodeError): not an OpenAI-compatible API
+            return f"the judge endpoint {cfg.base_url} answered a model listing with {NOT_JSON} ({e}); {NOT_JSON_FIX}"
         finally:
             client.close()
         return None
@@ -146,7 +150,10 @@ class Judge:
                     try:
                         resp = await client.chat.completions.create(model=cfg.model, **requests[i])
                     except openai.OpenAIError as e:
-                        errors.append(f"{type(e).__name__}: {e}")
+                        errors.append(f"{type(e).__name__} after {cfg.max_retries} retries: {e}")
+                        return
+                    except ValueError as e:  # json.JSONDecodeError: never retried, the endpoint is the wrong kind
+                        errors.append(f"{NOT_JSON} ({e}); {NOT_JSON_FIX}")
                         return
                     finally:
                         bar.update(1)
@@ -168,8 +175,8 @@ class Judge:
             cache.close()
         if errors:
             raise EvalError(
-                f"{len(errors)} of {len(requests)} judge requests failed after {cfg.max_retries} retries "
-                f"(last: {errors[-1][:200]}); rerun the same command: answered ones are cached and not sent again"
+                f"{len(errors)} of {len(requests)} requests to the judge at {cfg.base_url} failed "
+                f"(last: {errors[-1][:300]}); rerun the same command: answered ones are cached and not sent again"
             )
         return results  # type: ignore[return-value]
 

@@ -282,7 +282,12 @@ class JudgeServer:
     """A real HTTP OpenAI-compatible judge with deterministic rules and optional injected faults."""
 
     def __init__(
-        self, fail_every: int = 0, arena_mode: str = "favor_model", mt_mode: str = "by_kind", hold_at: int = 0
+        self,
+        fail_every: int = 0,
+        arena_mode: str = "favor_model",
+        mt_mode: str = "by_kind",
+        hold_at: int = 0,
+        body_not_json: bool = False,
     ):
         self.fail_every = fail_every  # every k-th distinct request fails once (429, then 500 alternately)
         self.arena_mode = arena_mode
@@ -292,6 +297,7 @@ class JudgeServer:
         self.hold_at = (
             hold_at  # the hold_at-th request is held unanswered until `release` is set (to kill a client mid-request)
         )
+        self.body_not_json = body_not_json  # every answer is HTTP 200 with a body that is not JSON (a wrong endpoint)
         self.held, self.release = threading.Event(), threading.Event()
         self.requests = 0
         self.faults = 0
@@ -305,7 +311,7 @@ class JudgeServer:
                 pass
 
             def _send(self, code, obj, headers=()):
-                body = json.dumps(obj).encode()
+                body = b"<html>not an API</html>" if server.body_not_json else json.dumps(obj).encode()
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")

@@ -188,6 +188,38 @@ def test_unreachable_judge_endpoint_is_one_error_naming_the_url(
     assert not (tmp_path / "run" / "mt_bench" / "answers.jsonl").exists()
 
 
+def test_a_judge_endpoint_that_answers_with_no_json_is_one_error_before_any_generation(
+    cli, tiny_model, fixture_data, judge_env, tmp_path, capsys, make_judge_server
+):
+    with make_judge_server(body_not_json=True) as server:
+        rc = cli(
+            "mt_bench",
+            "--model",
+            tiny_model,
+            "--output",
+            tmp_path / "run",
+            "--data-dir",
+            fixture_data,
+            "--judge-base-url",
+            server.url,
+        )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and server.url in err[0] and "not JSON" in err[0], err
+    assert not (tmp_path / "run" / "mt_bench" / "answers.jsonl").exists()
+
+
+def test_judge_completions_with_no_json_fail_in_one_eval_error_naming_the_endpoint(make_judge_server, tmp_path):
+    from openrlhf_cfpo.eval.errors import EvalError
+
+    with make_judge_server(body_not_json=True) as server:
+        judge = Judge(JudgeConfig("j", server.url, "k", max_retries=0, cache_path=tmp_path / "c.sqlite"))
+        with pytest.raises(EvalError) as caught:
+            judge.complete_many([{"messages": [{"role": "user", "content": "q"}]}] * 2)
+    message = str(caught.value)
+    assert "\n" not in message and server.url in message and "not JSON" in message
+    assert message.startswith("1 of 2 requests")  # identical requests went once, and failed once
+
+
 def test_judge_cache_is_keyed_by_judge_model_and_request(judge_server, tmp_path):
     req = [
         {"messages": [{"role": "user", "content": "Q=x\nFIRST=BASELINE\nSECOND=y"}], "temperature": 0, "max_tokens": 8}
