@@ -18,6 +18,18 @@ def test_unknown_command_is_one_error_line_naming_the_known_ones(capsys):
     assert err.count("\n") == 1 and "'trian'" in err and "compare" in err
 
 
+def test_a_command_whose_extra_is_not_installed_is_one_line_naming_the_extra():
+    code = (
+        "import sys; sys.modules['ray'] = None  # what an install without the openrlhf extra has of ray\n"
+        "from openrlhf_cfpo.cli.main import main\n"
+        "sys.exit(main(['train-ppo-ray', '--help']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "ray is not installed" in proc.stderr
+    assert "pip install 'openrlhf-cfpo[openrlhf]'" in proc.stderr
+
+
 def test_every_command_points_at_a_function_that_exists():
     code = (
         "import importlib, sys; from openrlhf_cfpo.cli.main import SUBCOMMANDS\n"

@@ -27,6 +27,27 @@ SUBCOMMANDS = {
     ),
 }
 
+# What a sub-command imports beyond the core install (`pip install openrlhf-cfpo`), and the extra that brings it: a
+# missing one is named before the command starts, in one line, instead of a traceback from deep inside it.
+NEEDS_EXTRA = {"train-ppo-ray": ("openrlhf", ("openrlhf", "ray", "deepspeed"))}
+
+
+def missing_extra(name: str) -> str | None:
+    """One line naming the extra that sub-command ``name`` needs and lacks; None when it has what it imports."""
+    extra, modules = NEEDS_EXTRA.get(name, (None, ()))
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            missing = (e.name or module).partition(".")[0]
+            if missing not in modules:
+                raise  # a package of the extra is there but broken: its own traceback says more
+            return (
+                f"openrlhf-cfpo {name}: {missing} is not installed; this command needs the {extra} extra: "
+                f"pip install 'openrlhf-cfpo[{extra}]' (on a CPU machine: see docs/testing.md)"
+            )
+    return None
+
 
 def quiet_startup() -> None:
     """Silence start-up noise that says nothing about the user's run: pynvml 13 (an OpenRLHF requirement) warns
@@ -50,8 +71,13 @@ def main(argv=None) -> int:
     if name not in SUBCOMMANDS:
         print(f"openrlhf-cfpo: unknown command {name!r}; choose one of: {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
+    problem = missing_extra(name)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     module, func, _ = SUBCOMMANDS[name]
-    return getattr(importlib.import_module(module), func)(rest) or 0
+    command = getattr(importlib.import_module(module), func)
+    return command(rest) or 0
 
 
 if __name__ == "__main__":
