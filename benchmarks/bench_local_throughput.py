@@ -198,13 +198,14 @@ def main():
         run_trl(assets, 8, a.threads, os.path.join(tmp, "trl_warmup"), small)
         steps = a.steps
         if steps is None:
-            # Calibrate on the faster trainer (this one) with margin, so that a quieter machine still gives >= min_seconds.
+            # Calibrate on the faster trainer (this one) with margin, so that a quieter machine still gives
+            # >= min_seconds.
             _, _, t = run_engine(assets, 64, a.threads, os.path.join(tmp, "engine_calibration"), small)
             steps = max(int(1.5 * a.min_seconds / (t / 64)) // per_rollout + 1, 1) * per_rollout
         prompts = _prompt_file(assets, steps // per_rollout * PROMPTS, tmp)
         print(
-            f"{steps} optimizer steps per run ({steps // per_rollout} rollouts), {a.repeats} interleaved engine/TRL pairs, "
-            f"{a.threads} thread(s), CPU",
+            f"{steps} optimizer steps per run ({steps // per_rollout} rollouts), "
+            f"{a.repeats} interleaved engine/TRL pairs, {a.threads} thread(s), CPU",
             flush=True,
         )
         engine, trl = [], []
@@ -213,8 +214,10 @@ def main():
             trl.append(run_trl(assets, steps, a.threads, os.path.join(tmp, f"trl{i}"), prompts, a.lr))
             (es, et, ee), (ts, tt, te) = engine[-1], trl[-1]
             print(
-                f"  pair {i + 1}: engine {et / ee:7.1f} tokens/s ({ee:5.1f} s, {et / es / STEP_BATCH:4.1f} tokens per response), "
-                f"TRL {tt / te:7.1f} tokens/s ({te:5.1f} s, {tt / ts / STEP_BATCH:4.1f}) -> {(et / ee) / (tt / te):.2f}x",
+                f"  pair {i + 1}: engine {et / ee:7.1f} tokens/s "
+                f"({ee:5.1f} s, {et / es / STEP_BATCH:4.1f} tokens per response), "
+                f"TRL {tt / te:7.1f} tokens/s ({te:5.1f} s, {tt / ts / STEP_BATCH:4.1f}) "
+                f"-> {(et / ee) / (tt / te):.2f}x",
                 flush=True,
             )
 
@@ -224,7 +227,8 @@ def main():
     ratios = [x / y for x, y in zip(e_tps, t_tps)]
     ratio = _median(ratios)
     print(
-        f"same model, prompts, {PROMPTS}x{SAMPLES} samples per rollout, {STEP_BATCH} per step, {EPOCHS} epochs, {steps} steps, lr {a.lr:g}"
+        f"same model, prompts, {PROMPTS}x{SAMPLES} samples per rollout, {STEP_BATCH} per step, {EPOCHS} epochs, "
+        f"{steps} steps, lr {a.lr:g}"
     )
     print(
         f"  openrlhf-cfpo local : median {_median(e_tps):8.1f} tokens/s (runs {min(e_tps):.0f}-{max(e_tps):.0f}), "
@@ -238,11 +242,13 @@ def main():
         print(f"  note: {len(short)} run(s) lasted under {a.min_seconds:g} s (the machine got faster than calibrated)")
     walls = [t[2] / e[2] for e, t in zip(engine, trl)]
     print(
-        f"throughput ratio engine/TRL = {ratio:.2f}x (median of {len(ratios)} pairs; pairs {min(ratios):.2f}-{max(ratios):.2f}x) "
+        f"throughput ratio engine/TRL = {ratio:.2f}x (median of {len(ratios)} pairs; pairs "
+        f"{min(ratios):.2f}-{max(ratios):.2f}x) "
         f"(target >= 1.5x): {'PASS' if ratio >= 1.5 else 'FAIL'}"
     )
     print(
-        f"wall-time ratio TRL/engine for the same {steps} steps = {_median(walls):.2f}x (pairs {min(walls):.2f}-{max(walls):.2f}x)"
+        f"wall-time ratio TRL/engine for the same {steps} steps = {_median(walls):.2f}x (pairs "
+        f"{min(walls):.2f}-{max(walls):.2f}x)"
     )
 
 

@@ -34,9 +34,17 @@ SHARED_METRICS = {
 }
 
 # The name each framework logs a registry metric under (absent: the registry name, verl adds "actor/").
+# TRL logs clip_ratio as its region_mean, next to the same tokens split by the side r left the region on (low:
+# A < 0, high: A > 0), as token means and per-sequence extremes: those are clip_ratio_<side>_<statistic> here.
 LOGGED_AS = {
     "openrlhf": {"clip_ratio": "ppo_clip_ratio"},
-    "trl": {"clip_ratio": "clip_ratio/region_mean"},
+    "trl": {
+        "clip_ratio": "clip_ratio/region_mean",
+        "clip_ratio_low_mean": "clip_ratio/low_mean",
+        "clip_ratio_low_min": "clip_ratio/low_min",
+        "clip_ratio_high_mean": "clip_ratio/high_mean",
+        "clip_ratio_high_max": "clip_ratio/high_max",
+    },
     "verl": {"clip_ratio": "actor/pg_clipfrac", "*": "actor/{}"},
 }
 

@@ -12,8 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..losses import POLICY_LOSSES
-from .embedded import layered
+from ..losses import POLICY_LOSSES, logged_name
+from .config import layered_settings
+from .errors import ConfigError
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_runs, read_runs, smooth_problem
 from .runs import run_all
@@ -63,7 +64,7 @@ def _summarise(folder: Path) -> dict[str, float]:
         "final_reward": mean(last, "reward"),
         "initial_length": mean(first, "response_length"),
         "final_length": mean(last, "response_length"),
-        "mean_clip_ratio": mean(rows, "ppo_clip_ratio"),
+        "mean_clip_ratio": mean(rows, logged_name("openrlhf", "clip_ratio")),
         "mean_ratio_dev": mean(rows, "ratio_dev_mean"),
         "final_kl": mean(last, "kl"),
         "wall_time_s": summary["wall_time_s"],
@@ -87,20 +88,25 @@ def write_summary(
     lines = [
         f"# {title}",
         "",
-        "| run | final reward (from) | response length: first -> last rollout (growth) | mean clip ratio | mean \\|r-1\\| | final KL to ref | wall time |",
+        "| run | final reward (from) | response length: first -> last rollout (growth) "
+        "| mean clip ratio | mean \\|r-1\\| | final KL to ref | wall time |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in runs.items():
         growth = s["final_length"] / max(s["initial_length"], 1e-9)
         lines.append(
-            f"| {name} | {s['final_reward']:.3f} ({s['initial_reward']:.3f}) | {s['initial_length']:.1f} -> {s['final_length']:.1f} "
-            f"(x{growth:.2f}) | {s['mean_clip_ratio']:.4f} | {s['mean_ratio_dev']:.4f} | {s['final_kl']:.4f} | {s['wall_time_s']:.0f} s |"
+            f"| {name} | {s['final_reward']:.3f} ({s['initial_reward']:.3f}) "
+            f"| {s['initial_length']:.1f} -> {s['final_length']:.1f} (x{growth:.2f}) | {s['mean_clip_ratio']:.4f} "
+            f"| {s['mean_ratio_dev']:.4f} | {s['final_kl']:.4f} | {s['wall_time_s']:.0f} s |"
         )
     lines += [
         "",
-        "Final = mean over the optimizer steps of the last rollout; first = of the first rollout. Clip ratio = share of",
-        "response tokens outside [1-eps, 1+eps] in the direction of their advantage (where PPO's clip binds), for both losses.",
-        f"{runs and next(iter(runs.values()))['steps']} optimizer steps per run; compare wall time (runs in parallel, incl. setup): {total_wall:.0f} s.",
+        "Final = mean over the optimizer steps of the last rollout; first = of the first rollout. "
+        "Clip ratio = share of",
+        "response tokens outside [1-eps, 1+eps] in the direction of their advantage (where PPO's clip binds), "
+        "for both losses.",
+        f"{runs and next(iter(runs.values()))['steps']} optimizer steps per run; "
+        f"compare wall time (runs in parallel, incl. setup): {total_wall:.0f} s.",
         "",
         "Flags shared by every run: `" + " ".join(flags) + "`",
         "",
@@ -134,7 +140,10 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo compare") -> int:
     opts, local_flags = p.parse_known_args(argv)
     t0 = time.time()
     output = Path(opts.output)
-    flags = layered(COMPARE_DEFAULTS, local_flags)  # ours, the embedded default's run flags, the user's
+    try:
+        flags = layered_settings(local_flags, COMPARE_DEFAULTS).flags
+    except ConfigError:  # a flag no run takes: the runs' own check says so, with every other problem found
+        flags = [*COMPARE_DEFAULTS, *local_flags]
     runs = {
         run_name(loss, kl): [*flags, "--actor.policy_loss_type", loss, "--algo.kl.init_coef", str(kl)]
         for kl in opts.kl_coefs

@@ -4,7 +4,8 @@ Flags that name the same knob as OpenRLHF's ``train_ppo_ray`` keep its name (``-
 ``--train.max_epochs``, ``--algo.kl.init_coef`` ...), so a command line moves between the two.
 Defaults differ where OpenRLHF's suit an 8B model on GPUs and not the embedded default on a laptop
 (learning rate, batch sizes, generation length). Every derived size is computed once, in
-:class:`Sizes`, and read by name everywhere else.
+:class:`Sizes`, and read by name everywhere else. Which of the engine's defaults, a command's, the embedded
+default's run flags and the user's flags sets each setting is decided in one place, :func:`layered_settings`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any
 
 from ..advantages import GROUP_BASELINES
 from ..losses import DEFAULT_POLICY_LOSS, POLICY_LOSSES, check_policy_loss_args, trust_region
+from . import embedded
 from .device import DEVICE_CHOICES, DEVICE_PATTERN
 from .embedded import DEFAULT_NAME as DEFAULT_EMBEDDED
 from .embedded import REGISTRY as EMBEDDED_DEFAULTS
-from .embedded import run_flags
 from .errors import ConfigError
 
 # Flags that change where or how a run is stored or shown, not what it computes: a resumed run may
@@ -90,7 +91,8 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     g.add_argument(
         "--data.prompt_dataset",
         default=None,
-        help="prompts: a .jsonl/.json/.txt/.parquet file, a dataset folder, or a hub dataset name (NAME@DIR: its sub-folder DIR)",
+        help="prompts: a .jsonl/.json/.txt/.parquet file, a dataset folder, or a hub dataset name (NAME@DIR: its "
+        "sub-folder DIR)",
     )
     g.add_argument("--data.prompt_split", default="train", help="split of a dataset folder or hub dataset")
     g.add_argument("--data.input_key", default="input", help="field holding the prompt text")
@@ -232,8 +234,9 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
         "--ds.param_dtype",
         default="fp32",
         choices=["fp32", "bf16"],
-        help="bf16: mixed precision (bf16 compute under autocast, fp32 master weights and optimizer; the frozen reference "
-        "and reward model held in bf16), as OpenRLHF's bf16 on a GPU; also runs on a CPU, where it is rarely faster",
+        help="bf16: mixed precision (bf16 compute under autocast, fp32 master weights and optimizer; "
+        "the frozen reference and reward model held in bf16), as OpenRLHF's bf16 on a GPU; "
+        "also runs on a CPU, where it is rarely faster",
     )
     add(
         "--num_threads",
@@ -324,21 +327,65 @@ class LocalConfig:
         ]
 
 
-def parse_args(argv: list[str] | None = None) -> LocalConfig:
-    """Parse and check the flags by themselves (what they point at is checked by :mod:`.preflight`).
+LAYERS = ("engine", "command", "embedded", "user")  # the sources of a setting, lowest precedence first
+_UNSET = object()
 
-    The embedded default's own run flags come first, so any flag given overrides them."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+
+def _named_by(parser: argparse.ArgumentParser, flags: list[str]) -> dict[str, Any]:
+    """The settings ``flags`` name by themselves, each with its value: one equal to its default, or given under an
+    alias (``--seed``), counts as named too."""
+    unset = argparse.Namespace(**{a.dest: _UNSET for a in parser._actions if a.default is not argparse.SUPPRESS})
+    # argparse fills in a default only where the namespace has no value yet: here, nowhere.
+    return {k: v for k, v in vars(parser.parse_args(flags, namespace=unset)).items() if v is not _UNSET}
+
+
+@dataclass(frozen=True)
+class Layers:
+    """A run's settings and the layer each one came from (see :func:`layered_settings`)."""
+
+    flags: list[str]  # the command's defaults, the embedded default's run flags, the user's: a `local` command line
+    settings: dict[str, Any]  # dotted flag name -> effective value
+    source: dict[str, str]  # dotted flag name -> the layer (one of LAYERS) that set it
+
+    @property
+    def given(self) -> frozenset:
+        """The flags on the user's command line (dotted names)."""
+        return frozenset(k for k, layer in self.source.items() if layer == "user")
+
+
+def layered_settings(user_flags: list[str], command_defaults: list[str] | tuple[str, ...] = ()) -> Layers:
+    """The settings of a `local`, `compare` or `sweep` run, each layer overriding the ones before it:
+
+    1. engine: the defaults of :func:`build_parser`;
+    2. command: the command's own defaults (``compare``'s and ``sweep``'s regimes; none for ``local``);
+    3. embedded: the run flags of the embedded default that layers 1, 2 and 4 name (``--embedded_default``), what
+       its model and prompts need (a chat template, a generation length);
+    4. user: the flags given on the command line.
+
+    Each layer is parsed once, by itself, so a flag belongs to the layer that names it, whatever its value.
+    ``flags`` holds layers 2-4 in that order, which argparse reads back to the same settings (a later flag wins):
+    what `compare` and `sweep` start each run with. A flag argparse refuses raises ConfigError (its one line).
+    """
     parser = build_parser()
-    ns = parser.parse_args(run_flags(argv) + argv)
-    flat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(ns).items()}
+    command, user = _named_by(parser, list(command_defaults)), _named_by(parser, list(user_flags))
+    engine = vars(parser.parse_args([]))
+    run_flags = list(embedded.get({**engine, **command, **user}["embedded_default"]).flags)
+    settings, source = {}, {}
+    for layer, named in zip(LAYERS, (engine, command, _named_by(parser, run_flags), user)):
+        settings.update(named)
+        source.update(dict.fromkeys(named, layer))
+    return Layers([*command_defaults, *run_flags, *user_flags], settings, source)
+
+
+def parse_args(argv: list[str] | None = None) -> LocalConfig:
+    """The settings of a `local` run (:func:`layered_settings`), checked by themselves (what they point at is checked
+    by :mod:`.preflight`)."""
+    layers = layered_settings(list(sys.argv[1:] if argv is None else argv))
+    flat = {k: (list(v) if isinstance(v, tuple) else v) for k, v in layers.settings.items()}
     out = flat["ckpt.output_dir"]
     flat["ckpt.path"] = flat["ckpt.path"] or os.path.join(out, "checkpoints")
     flat["logger.tensorboard_dir"] = flat["logger.tensorboard_dir"] or os.path.join(out, "tensorboard")
-    # What was given on the command line: its arguments parsed again with no defaults (argparse leaves out what it never saw).
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    cfg = LocalConfig(flat, nest(flat), frozenset(vars(parser.parse_args(argv))))
+    cfg = LocalConfig(flat, nest(flat), layers.given)
     problems = flag_problems(cfg)
     if problems:
         raise ConfigError(*problems)
@@ -391,7 +438,8 @@ def flag_problems(cfg: LocalConfig) -> list[str]:
     except ValueError as e:  # the registry's own message, with our flag names
         problems.append(f"{e} (--actor.eps_clip / --actor.eps_clip_low_high, --actor.dual_clip)")
     if {"actor.eps_clip", "actor.eps_clip_low_high"} <= cfg.given:
-        # OpenRLHF takes eps_clip_low_high and ignores eps_clip without a word; which width was meant is not ours to guess.
+        # OpenRLHF takes eps_clip_low_high and ignores eps_clip without a word; which width was meant is not ours to
+        # guess.
         problems.append(
             f"give --actor.eps_clip {a.actor.eps_clip} (both sides) or --actor.eps_clip_low_high "
             f"{' '.join(map(str, a.actor.eps_clip_low_high))}, not both: OpenRLHF would ignore --actor.eps_clip"
@@ -401,8 +449,8 @@ def flag_problems(cfg: LocalConfig) -> list[str]:
     for name in ("actor.lr_warmup_ratio", "actor.min_lr_ratio"):
         if not 0 <= f[name] <= 1:
             problems.append(
-                f"--{name} must be in [0, 1] (a share of {'all optimizer steps' if 'warmup' in name else 'the peak lr'}), "
-                f"got {f[name]}"
+                f"--{name} must be in [0, 1] "
+                f"(a share of {'all optimizer steps' if 'warmup' in name else 'the peak lr'}), got {f[name]}"
             )
     if not DEVICE_PATTERN.fullmatch(a.device):
         problems.append(f"--device {a.device}: choose {DEVICE_CHOICES}")
@@ -411,7 +459,8 @@ def flag_problems(cfg: LocalConfig) -> list[str]:
         problems.append(f"--data.input_template {template!r} has no {{}} for the prompt text")
     if f["reward.remote_url"] is not None and f["reward.model_name_or_path"] is not None:
         problems.append(
-            "give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), not both"
+            "give either --reward.model_name_or_path (a reward model) or --reward.remote_url (a reward_func file), "
+            "not both"
         )
     return problems
 

@@ -1,4 +1,5 @@
-"""Prompt sets (with their labels, for verifiable rewards): local files, folders or hub datasets, and the seeded order."""
+"""Prompt sets (with their labels, for verifiable rewards): local files, folders or hub datasets,
+and the seeded order."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ConfigError(
-                f"--ds.param_dtype bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use --ds.param_dtype fp32"
+                f"--ds.param_dtype bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use "
+                "--ds.param_dtype fp32"
             )
         return torch.bfloat16
     return torch.float32

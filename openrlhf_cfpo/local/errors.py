@@ -1,4 +1,5 @@
-"""The local engine's errors and how a command reports them (imports no other module of the engine, so all can use it)."""
+"""The local engine's errors and how a command reports them (imports no other module of the engine,
+so all can use it)."""
 
 from __future__ import annotations
 
@@ -60,13 +61,15 @@ class NonFiniteError(RuntimeError):
 
     def __init__(self, step: int, source: str, detail: str):
         super().__init__(
-            f"step {step}: the {source} is not finite ({detail}); stopped before any optimizer step or checkpoint used it"
+            f"step {step}: the {source} is not finite ({detail}); stopped before any optimizer step or checkpoint "
+            "used it"
         )
         self.step, self.source = step, source
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped the run at a step boundary; ``checkpoint`` is where it was saved (None with --ckpt.save_steps -1)."""
+    """Ctrl-C stopped the run at a step boundary; ``checkpoint`` is where it was saved
+    (None with --ckpt.save_steps -1)."""
 
     def __init__(self, step: int, total: int, checkpoint):
         super().__init__(f"interrupted at step {step}/{total}")

@@ -58,7 +58,8 @@ def _snapshot(flag: str, name: str, repo_type: str, allow_patterns: list[str] | 
 
     offline = hub_offline()
     kind = "dataset" if repo_type == "dataset" else "model"
-    where = f"--{flag} {name}: not a local {'file or folder' if kind == 'dataset' else 'folder'}, and the Hugging Face hub {kind} {name}"
+    local = "file or folder" if kind == "dataset" else "folder"
+    where = f"--{flag} {name}: not a local {local}, and the Hugging Face hub {kind} {name}"
     download = f"`hf download {'--repo-type dataset ' if kind == 'dataset' else ''}{name}`"
     try:
         return snapshot_download(name, repo_type=repo_type, allow_patterns=allow_patterns, local_files_only=offline)
@@ -78,12 +79,13 @@ def _snapshot(flag: str, name: str, repo_type: str, allow_patterns: list[str] | 
     except E.LocalEntryNotFoundError:
         if offline:
             raise ConfigError(
-                f"{where} is not in the cache ({_cache_hint()}) and HF_HUB_OFFLINE=1 forbids downloading it: run {download} "
-                f"once with network access (or unset HF_HUB_OFFLINE), or give a local {kind} {'file or folder' if kind == 'dataset' else 'folder'}"
+                f"{where} is not in the cache ({_cache_hint()}) and HF_HUB_OFFLINE=1 forbids downloading it: "
+                f"run {download} once with network access (or unset HF_HUB_OFFLINE), or give a local {kind} {local}"
             ) from None
         raise ConfigError(
-            f"{where} is not in the cache ({_cache_hint()}) and the hub cannot be reached (no network?): run {download} "
-            f"where there is network and copy the cache, set HF_ENDPOINT to a mirror, or give a local {kind} path"
+            f"{where} is not in the cache ({_cache_hint()}) and the hub cannot be reached (no network?): "
+            f"run {download} where there is network and copy the cache, set HF_ENDPOINT to a mirror, or give a "
+            f"local {kind} path"
         ) from None
     except E.HfHubHTTPError as e:
         raise ConfigError(f"{where}: the hub answered {str(e).splitlines()[0]}") from None
@@ -115,7 +117,8 @@ def resolve_dataset(flag: str, name: str) -> tuple[str, str | None]:
         return base, data_dir
     if not is_hub_name(base):
         raise ConfigError(
-            f"--{flag} {name}: no such file or folder (give a .jsonl/.json/.txt/.parquet file, a folder, or a hub dataset name)"
+            f"--{flag} {name}: no such file or folder (give a .jsonl/.json/.txt/.parquet file, a folder, or a hub "
+            "dataset name)"
         )
     patterns = [f"{data_dir}/**", "*.md"] if data_dir else None
     return _snapshot(flag, base, "dataset", patterns), data_dir

@@ -17,8 +17,11 @@ import time
 METRICS_FILE = "metrics.jsonl"
 RUN_CONFIG = "run_config.json"
 RUN_SUMMARY = "run_summary.json"
+# OpenRLHF's name for the registry's clip_ratio, logged_name("openrlhf", "clip_ratio"), spelled out: `plot` reads
+# runs through this module and starts without torch, which openrlhf_cfpo.losses imports (a test holds them equal).
+CLIP_RATIO = "ppo_clip_ratio"
 # Shown next to the progress bar (OpenRLHF's short_status uses the same handful).
-SHORT = {"reward": "reward", "response_length": "len", "ppo_clip_ratio": "clip", "kl": "kl", "policy_loss": "loss"}
+SHORT = {"reward": "reward", "response_length": "len", CLIP_RATIO: "clip", "kl": "kl", "policy_loss": "loss"}
 
 
 def read_metrics(path: str):

@@ -1,4 +1,4 @@
-"""Training curves from this engine's run folders and OpenRLHF TensorBoard logs alike: Figure 3 panels and Figure 2 grids.
+"""Training curves from this engine's runs and OpenRLHF TensorBoard logs alike: Figure 3 panels and Figure 2 grids.
 
 A RUN argument is either a folder with ``metrics.jsonl`` (this engine) or a folder holding
 TensorBoard event files somewhere below it (OpenRLHF's ``--logger.tensorboard_dir``; each
@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .logger import METRICS_FILE, RUN_CONFIG, read_metrics
+from .logger import CLIP_RATIO, METRICS_FILE, RUN_CONFIG, read_metrics
 
 # (metric, panel title). The first four are the paper's Figure 3 panels; the KL there is between
 # consecutive policies (ppo_kl), shown next to the KL to the reference.
 PANELS: list[tuple[str, str]] = [
     ("reward", "(a) reward"),
     ("response_length", "(b) response length"),
-    ("ppo_clip_ratio", "(c) clip ratio"),
+    (CLIP_RATIO, "(c) clip ratio"),
     ("ppo_kl", "(d) KL(pi_old || pi) per step"),
     ("kl", "(e) KL to reference"),
     ("ratio_dev_mean", "(f) mean |r - 1|"),
@@ -31,7 +31,7 @@ PANELS: list[tuple[str, str]] = [
 TAG_ALIASES = {
     "reward": ["train/reward", "train/rewards"],
     "response_length": ["train/response_length", "train/gen_len"],
-    "ppo_clip_ratio": ["train/ppo_clip_ratio", "train/clip_ratio"],
+    CLIP_RATIO: [f"train/{CLIP_RATIO}", "train/clip_ratio"],
     "kl": ["train/kl"],
     "ppo_kl": ["train/ppo_kl"],
     "ratio_dev_mean": ["train/ratio_dev_mean"],

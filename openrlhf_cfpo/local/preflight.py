@@ -1,4 +1,4 @@
-"""What a run needs, checked and loaded once before any model loads: its run folder, inputs, reward file, prompts, sizes.
+"""What a run needs, checked and loaded once before any model loads: run folder, inputs, reward file, prompts, sizes.
 
 :func:`.config.parse_args` checks the flags by themselves and touches no file. :func:`prepare` then checks what
 they point at, cheapest first: the run folder (an earlier run there, and on ``--resume`` that its flags match),
@@ -61,7 +61,8 @@ def run_folder_problems(cfg: LocalConfig) -> list[str]:
             problems.append(folder_problem(flag, cfg.flat[flag]))
     if not cfg.args.ckpt.load_enable and (out / METRICS_FILE).exists():
         problems.append(
-            f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another --ckpt.output_dir"
+            f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another "
+            "--ckpt.output_dir"
         )
     elif cfg.args.ckpt.load_enable and (out / RUN_CONFIG).exists():
         diff = cfg.differences(json.loads((out / RUN_CONFIG).read_text()))
@@ -118,7 +119,8 @@ def reward_model_problem(folder: str) -> str | None:
     try:
         config = AutoConfig.from_pretrained(folder)
     except (OSError, ValueError, KeyError) as e:
-        return f"{flag}: cannot read its config.json ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"{flag}: cannot read its config.json ({reason})"
     generative = [
         a for a in config.architectures or [] if a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"))
     ]
@@ -235,8 +237,9 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
         # OpenRLHF 0.11.2 trains them as a smaller last rollout; here every rollout has the size the flags say.
         log(
             f"warning: {sizes.n_prompts} prompts make {sizes.rollouts_per_episode} rollout(s) of --rollout.batch_size "
-            f"{a.rollout.batch_size} per episode; {left_over} are left out of each episode (which ones changes with the "
-            f"episode's shuffle): use a multiple of {a.rollout.batch_size} prompts (--data.max_samples) to train on all"
+            f"{a.rollout.batch_size} per episode; {left_over} are left out of each episode "
+            "(which ones changes with the episode's shuffle): "
+            f"use a multiple of {a.rollout.batch_size} prompts (--data.max_samples) to train on all"
         )
     return Inputs(
         policy,

@@ -115,7 +115,8 @@ class RewardFunction:
             rewards.append(r)
             scores.append(r if out.get("scores") is None else _one_value(out["scores"], "scores", self.path))
             for k, v in (out.get("extra_logs") or {}).items():
-                # One value per query, logged as the mean over a step's samples (OpenRLHF would keep the first of several).
+                # One value per query, logged as the mean over a step's samples (OpenRLHF would keep the first of
+                # several).
                 extra.setdefault(k, [float("nan")] * i).append(
                     _one_value(v, f"values for extra_logs[{k!r}]", self.path)
                 )

@@ -53,8 +53,8 @@ class Rollout:
 def format_prompts(
     tokenizer, prompts: list[str | list], apply_chat_template: bool = False, input_template: str | None = None
 ) -> list[str]:
-    """The prompt texts the policy is given (and reward_func gets as ``prompts``), as OpenRLHF's preprocess_data makes them:
-    with the chat template, a text is one user turn and a list of chat messages is rendered as it is."""
+    """The prompt texts the policy is given (and reward_func gets as ``prompts``), as OpenRLHF's preprocess_data makes
+    them: with the chat template, a text is one user turn and a list of chat messages is rendered as it is."""
     if apply_chat_template:
         return [
             tokenizer.apply_chat_template(
@@ -81,7 +81,8 @@ def tokenize_prompts(
 
 
 def decode_queries(tokenizer, rollout: Rollout) -> list[str]:
-    """Prompt and response of each sample decoded together, special tokens kept, padding dropped: OpenRLHF's ``queries``."""
+    """Prompt and response of each sample decoded together, special tokens kept, padding dropped:
+    OpenRLHF's ``queries``."""
     keep = rollout.attention_mask.bool()
     return tokenizer.batch_decode(
         [seq[m].tolist() for seq, m in zip(rollout.sequences, keep)], skip_special_tokens=False

@@ -151,7 +151,8 @@ def run_all(
         return None, EXIT_INTERRUPTED
     if failed:
         print(
-            f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in {output}",
+            f"{prog}: error: run(s) {', '.join(failed)} failed (see their messages above); finished runs are kept in "
+            f"{output}",
             file=sys.stderr,
         )
         return None, 1

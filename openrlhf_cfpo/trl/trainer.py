@@ -56,7 +56,8 @@ def compute_loss_drift() -> str | None:
     return (
         f"trl {trl.__version__}'s GRPOTrainer._compute_loss differs from trl {version}'s, which "
         f"openrlhf_cfpo.trl.trainer.GRPOTrainer._compute_loss replaces step for step: re-check each step (masks, "
-        f"ratio, KL, aggregation per loss_type, entropy bonus, aux loss, metrics) against it, then update TRL_COMPUTE_LOSS"
+        "ratio, KL, aggregation per loss_type, entropy bonus, aux loss, metrics) against it, then update "
+        "TRL_COMPUTE_LOSS"
     )
 
 
@@ -289,14 +290,14 @@ class GRPOTrainer(trl.GRPOTrainer):
         # TRL's clip metrics, split by the side the ratio left the trust region on (low: A < 0, high: A > 0).
         clipped = token_metrics["clip_ratio"].bool()
         low, high = (clipped & (advantages < 0)).float(), (clipped & (advantages > 0)).float()
-        metrics["clip_ratio/low_mean"].append(self._global_token_mean(low, mask))
-        metrics["clip_ratio/high_mean"].append(self._global_token_mean(high, mask))
-        metrics["clip_ratio/region_mean"].append(self._global_token_mean(clipped.float(), mask))
+        metrics[logged_name("trl", "clip_ratio_low_mean")].append(self._global_token_mean(low, mask))
+        metrics[logged_name("trl", "clip_ratio_high_mean")].append(self._global_token_mean(high, mask))
+        metrics[logged_name("trl", "clip_ratio")].append(self._global_token_mean(clipped.float(), mask))
         # Per-sequence fractions; a sequence with no action tokens gives NaN, which nanmin / nanmax skip.
         seq_low = (low * mask).sum(-1) / mask.sum(-1)
         seq_high = (high * mask).sum(-1) / mask.sum(-1)
-        metrics["clip_ratio/low_min"].append(nanmin(self.accelerator.gather(seq_low)).item())
-        metrics["clip_ratio/high_max"].append(nanmax(self.accelerator.gather(seq_high)).item())
+        metrics[logged_name("trl", "clip_ratio_low_min")].append(nanmin(self.accelerator.gather(seq_low)).item())
+        metrics[logged_name("trl", "clip_ratio_high_max")].append(nanmax(self.accelerator.gather(seq_high)).item())
 
         # The registry's other diagnostics (|r - 1|, -log r, cfpo_penalty, ...): token means, as it declares them.
         for name in self.policy_surrogate.metrics:

@@ -94,7 +94,8 @@ class SavedFigure:
 
     @staticmethod
     def curve(ax, label, raw=False):
-        """(steps, values) of the line ``label`` in ``ax``: its plotted curve, or with ``raw`` the faint unsmoothed one."""
+        """(steps, values) of the line ``label`` in ``ax``: its plotted curve,
+        or with ``raw`` the faint unsmoothed one."""
         (line,) = [ln for ln in ax.get_lines() if ln.get_label() == (f"_raw {label}" if raw else label)]
         return list(line.get_xdata()), list(line.get_ydata())
 
@@ -116,7 +117,8 @@ def saved_figures(monkeypatch):
 
 @pytest.fixture
 def chatml_tokenizer():
-    """ChatML turns closed by <|im_end|> with another eos, <|endoftext|>, as Qwen2.5 base models have (tests/test_chat.py)."""
+    """ChatML turns closed by <|im_end|> with another eos, <|endoftext|>, as Qwen2.5 base models
+    have (tests/test_chat.py)."""
     spec = importlib.util.spec_from_file_location(
         "test_chat", os.path.join(os.path.dirname(__file__), "..", "test_chat.py")
     )

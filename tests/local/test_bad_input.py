@@ -194,7 +194,8 @@ def test_a_folder_given_as_the_reward_file_is_called_a_folder(local_flags, capsy
     )
     assert (
         error
-        == f"--reward.remote_url {tmp_path} is a folder; give the .py file that defines reward_func(queries, prompts, labels)"
+        == f"--reward.remote_url {tmp_path} is a folder; give the .py file that defines reward_func(queries, prompts, "
+        "labels)"
     )
 
 
@@ -244,7 +245,8 @@ def test_empty_prompts_and_null_labels_are_refused_by_where_they_are(arithmetic_
         (["--device", "tpu"], "--device tpu: choose auto, cpu, cuda or cuda:N"),
         (
             ["--actor.eps_clip", "0.3", "--actor.eps_clip_low_high", "0.2", "0.28"],
-            "give --actor.eps_clip 0.3 (both sides) or --actor.eps_clip_low_high 0.2 0.28, not both: OpenRLHF would ignore --actor.eps_clip",
+            "give --actor.eps_clip 0.3 (both sides) or --actor.eps_clip_low_high 0.2 0.28, not both: OpenRLHF would "
+            "ignore --actor.eps_clip",
         ),
     ],
 )
@@ -267,7 +269,8 @@ def test_prompts_left_over_from_the_last_rollout_get_one_warning_line(local_flag
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings == [
         "warning: 7 prompts make 1 rollout(s) of --rollout.batch_size 4 per episode; 3 are left out of each episode "
-        "(which ones changes with the episode's shuffle): use a multiple of 4 prompts (--data.max_samples) to train on all"
+        "(which ones changes with the episode's shuffle): use a multiple of 4 prompts (--data.max_samples) to train "
+        "on all"
     ]
 
 

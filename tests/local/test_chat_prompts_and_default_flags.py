@@ -5,7 +5,7 @@ import json
 import pytest
 
 from openrlhf_cfpo.local import compare, embedded, sweep
-from openrlhf_cfpo.local.config import build_parser, parse_args
+from openrlhf_cfpo.local.config import build_parser, layered_settings, parse_args
 from openrlhf_cfpo.local.data import load_prompts
 from openrlhf_cfpo.local.errors import ConfigError
 from openrlhf_cfpo.local.rollout import format_prompts
@@ -76,6 +76,30 @@ def test_an_embedded_defaults_run_flags_apply_unless_the_command_line_gives_them
         parse_args(["--embedded_default", "arithmetic", *out]).flat["rollout.max_new_tokens"]
         == defaults["rollout.max_new_tokens"]
     )
+
+
+def test_a_user_flag_beats_the_embedded_defaults_which_beat_the_commands_which_beat_the_engines(tmp_path):
+    engine = vars(build_parser().parse_args([]))
+    command = ["--embedded_default", "smollm2_arithmetic", "--rollout.max_new_tokens", "8"]
+    command += ["--actor.adam.lr", "1e-3", "--train.seed", "7", "--algo.kl.init_coef", "0"]
+    # the user's lr and seed (the latter through its alias) equal the engine's defaults, and still win
+    user = ["--actor.adam.lr", str(engine["actor.adam.lr"]), "--seed", str(engine["train.seed"])]
+    layers = layered_settings(user, command)
+    expected = {
+        "actor.eps_clip": (engine["actor.eps_clip"], "engine"),
+        "algo.kl.init_coef": (0, "command"),
+        "rollout.max_new_tokens": (64, "embedded"),  # over the command's 8
+        "actor.adam.lr": (engine["actor.adam.lr"], "user"),  # over the embedded default's 5e-6 and the command's 1e-3
+        "train.seed": (engine["train.seed"], "user"),  # over the command's 7
+    }
+    assert {k: (layers.settings[k], layers.source[k]) for k in expected} == expected
+    assert layers.given == {"actor.adam.lr", "train.seed"}
+    # the flags a command starts its runs with read back to the same settings
+    out = ["--ckpt.output_dir", str(tmp_path)]
+    run = parse_args([*layers.flags, *out]).flat
+    assert {k: run[k] for k in expected} == {k: v for k, (v, _) in expected.items()}
+    # `local` has no command layer: the user's flags, equal to the defaults or not, are what it was given
+    assert parse_args([*user, *out]).given == {"actor.adam.lr", "train.seed", "ckpt.output_dir"}
 
 
 @pytest.fixture

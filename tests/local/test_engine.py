@@ -152,8 +152,8 @@ def test_building_an_embedded_default_imports_no_deepspeed(tmp_path):
 
     code = (
         "import sys; from openrlhf_cfpo.local.embedded import chat; "
-        f"chat.DEFAULT.build({str(tmp_path / 'chat')!r}, chat.ChatSettings(hidden=8, layers=1, heads=2, sft_steps=1, rm_steps=1, "
-        "batch_size=2, n_prompts=2)); print(sys.modules.get('deepspeed') is not None)"
+        f"chat.DEFAULT.build({str(tmp_path / 'chat')!r}, chat.ChatSettings(hidden=8, layers=1, heads=2, sft_steps=1, "
+        "rm_steps=1, batch_size=2, n_prompts=2)); print(sys.modules.get('deepspeed') is not None)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]

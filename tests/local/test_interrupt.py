@@ -1,4 +1,5 @@
-"""Ctrl-C keeps progress: a run stops at a step boundary, saved, and resumes exactly; a sweep passes it on to its runs."""
+"""Ctrl-C keeps progress: a run stops at a step boundary, saved, and resumes exactly;
+a sweep passes it on to its runs."""
 
 import os
 import signal
@@ -88,7 +89,8 @@ def test_local_says_in_one_line_where_an_interrupted_run_resumes(arithmetic_flag
     err = capsys.readouterr().err.strip().splitlines()
     assert (
         err[-1]
-        == f"openrlhf-cfpo local: interrupted at step 4/12; saved {out / 'checkpoints' / 'global_step_4'}: `--resume` continues from it"
+        == f"openrlhf-cfpo local: interrupted at step 4/12; saved {out / 'checkpoints' / 'global_step_4'}: `--resume` "
+        "continues from it"
     )
 
 
@@ -155,7 +157,8 @@ def test_ctrl_c_in_a_sweep_saves_every_running_run_and_one_line_says_how_to_resu
     resume = f"openrlhf-cfpo {' '.join(argv)} --resume"
     assert (
         err[-1]
-        == f"openrlhf-cfpo sweep: interrupted; every run that started saved its last step (see above); resume them all with: {resume}"
+        == "openrlhf-cfpo sweep: interrupted; every run that started saved its last step (see above); resume them "
+        f"all with: {resume}"
     )
     started = [d for d in out.iterdir() if (d / "metrics.jsonl").exists()]
     assert any(len(read_metrics(str(d / "metrics.jsonl"))) < total[d.name] for d in started)  # stopped part-way

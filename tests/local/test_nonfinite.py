@@ -1,4 +1,5 @@
-"""A non-finite reward, advantage, loss or gradient never reaches the weights or a checkpoint: the run stops in one line."""
+"""A non-finite reward, advantage, loss or gradient never reaches the weights or a checkpoint:
+the run stops in one line."""
 
 import math
 

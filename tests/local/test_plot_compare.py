@@ -98,8 +98,8 @@ def test_a_long_title_stays_inside_the_figure_and_above_the_panels(tmp_path, col
 
     run = RunCurves("CFPO", {"reward": ([1, 2, 3], [0.1, 0.2, 0.3]), "ppo_clip_ratio": ([1, 2, 3], [0.0, 0.1, 0.0])})
     title = (
-        "GRPO (clipped) vs CFPO under sample reuse on the embedded arithmetic default (group_norm advantages, same seed, "
-        "64 rollouts, 1 step per pass)"
+        "GRPO (clipped) vs CFPO under sample reuse on the embedded arithmetic default "
+        "(group_norm advantages, same seed, 64 rollouts, 1 step per pass)"
     )
     fig = plot_grid(
         [(f"{k} iterations", [run]) for k in range(columns)],
@@ -112,3 +112,14 @@ def test_a_long_title_stays_inside_the_figure_and_above_the_panels(tmp_path, col
     box = text.get_window_extent(renderer)
     assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
     assert box.y0 >= max(ax.get_tightbbox(renderer).y1 for ax in fig.axes)  # the column titles are below it
+
+
+def test_plot_reads_the_clip_ratio_under_openrlhfs_logged_name_and_starts_without_torch():
+    import subprocess
+    import sys
+
+    from openrlhf_cfpo.losses import logged_name
+
+    probe = "import sys; from openrlhf_cfpo.local import plot; print(plot.PANELS[2][0], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [logged_name("openrlhf", "clip_ratio"), "False"]

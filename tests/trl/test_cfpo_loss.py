@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from openrlhf_cfpo.losses import LOGGED_AS, logged_name
+
 import cfpo_oracle
 
 EPS_LOW, EPS_HIGH = 0.2, 0.28
@@ -124,3 +126,22 @@ def test_log_prob_helper_returns_stock_trl_loss_for_given_log_probs(make_trainer
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(log_probs.grad, lp.grad)
     assert stock._metrics["train"]["clip_ratio/region_mean"][0] > 0
+
+
+def test_the_clip_ratio_and_its_sides_are_logged_under_the_names_losses_gives_trl(
+    make_trainer, make_batch, loss_grads_metrics, monkeypatch
+):
+    trainer = make_trainer(policy_loss_type="cfpo", loss_type="grpo", epsilon=EPS_LOW, epsilon_high=EPS_HIGH)
+    inputs = make_batch(trainer)
+    _, _, metrics = loss_grads_metrics(trainer, inputs)
+    logged = {name: logged_name("trl", name) for name in LOGGED_AS["trl"]}
+    assert logged["clip_ratio"] == "clip_ratio/region_mean" and set(logged.values()) <= set(metrics)
+    assert 0 < metrics["clip_ratio/region_mean"][0] < 1  # the ratio is off 1: some tokens clip, not all
+
+    # Renamed in the one table, the adapter follows: no second spelling of the name is left in it.
+    renamed = {name: f"renamed/{name}" for name in logged}
+    for name, new in renamed.items():
+        monkeypatch.setitem(LOGGED_AS["trl"], name, new)
+    _, _, again = loss_grads_metrics(trainer, inputs)
+    assert not set(logged.values()) & set(again)
+    assert {new: again[new] for new in renamed.values()} == {renamed[k]: metrics[v] for k, v in logged.items()}

@@ -18,24 +18,6 @@ REGISTRY = {
 DEFAULT_NAME = "chat"  # what `--embedded_default` is when not given
 
 
-def run_flags(argv) -> list:
-    """The run flags of the embedded default that ``argv`` names (``--embedded_default NAME``, the last one; else
-    :data:`DEFAULT_NAME`): what that default's model and prompts need, placed before flags that may override them."""
-    name = DEFAULT_NAME
-    for i, arg in enumerate(argv):
-        if arg == "--embedded_default" and i + 1 < len(argv):
-            name = argv[i + 1]
-        elif arg.startswith("--embedded_default="):
-            name = arg.split("=", 1)[1]
-    return list(get(name).flags) if name in REGISTRY else []  # (an unknown name: the parser's one line says so)
-
-
-def layered(command_defaults, user_flags) -> list:
-    """A command's own defaults (`sweep`, `compare`), then the chosen embedded default's run flags, then the user's:
-    each layer overrides the one before (a later flag wins in argparse)."""
-    return [*command_defaults, *run_flags([*command_defaults, *user_flags]), *user_flags]
-
-
 def get(name: str):
     """The :class:`~.build.EmbeddedDefault` registered as ``name``."""
     if name not in REGISTRY:

@@ -128,7 +128,7 @@ def _write(tmp: Path, s: ArithmeticSettings, rng: random.Random) -> dict:
     return {
         "sft_final_loss": sft_loss,
         **_accuracy(policy, tokenizer, held_out, s.seed),
-        "task": "a + b with a, b in [0, %d]; reward 1 for the exact sum, else 0" % s.max_operand,
+        "task": f"a + b with a, b in [0, {s.max_operand:d}]; reward 1 for the exact sum, else 0",
         "reward_func": Path(REWARD_FILE).name,
     }
 

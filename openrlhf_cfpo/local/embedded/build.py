@@ -67,8 +67,8 @@ class EmbeddedDefault:
     done: Callable[[dict], str]  # the line printed after it, from the build info
     reward_func: str | None = None
     label_key: str | None = None
-    # Run flags its model and prompts need (a chat template, a generation length, a learning rate), applied before
-    # the user's own: `local` puts them first, `sweep` and `compare` after their own defaults (see ``layered``).
+    # Run flags its model and prompts need (a chat template, a generation length, a learning rate): over the engine's
+    # and the command's defaults, under the user's flags (see ``config.layered_settings``).
     flags: tuple[str, ...] = ()
     # Distributions (pip names) beyond the core install: to build it, and to run with its reward file; and the one
     # command that installs them.

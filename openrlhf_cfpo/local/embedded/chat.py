@@ -205,7 +205,8 @@ def _write(tmp: Path, settings: ChatSettings, rng: random.Random) -> dict:
     }
 
 
-# The cache folder keeps the name it had before there were several defaults ("assets-v1"), so existing caches stay valid.
+# The cache folder keeps the name it had before there were several defaults ("assets-v1"), so existing caches stay
+# valid.
 DEFAULT = EmbeddedDefault(
     __name__.rsplit(".", 1)[-1],
     "v1",

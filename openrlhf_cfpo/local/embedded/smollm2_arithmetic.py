@@ -1,4 +1,4 @@
-"""The embedded smollm2_arithmetic default: verifiable rewards on a real pretrained chat model, the paper's RLVR setting.
+"""The embedded smollm2_arithmetic default: verifiable rewards on a real pretrained chat model (the paper's RLVR).
 
     prompt    chat messages: the paper's Qwen2.5-1.5B system prompt (reason, then put the final answer in a box),
               a worked example ("What is 3 + 4?" -> "3 + 4 = 7. The answer is \\boxed{7}."),
@@ -67,7 +67,8 @@ FLAGS = (
 
 @dataclass(frozen=True)
 class SmolArithmeticSettings:
-    """Sizes of the build: the task's range, the prompts written, the held-out sums the start accuracy is measured on."""
+    """Sizes of the build: the task's range, the prompts written,
+    the held-out sums the start accuracy is measured on."""
 
     max_operand: int = 20
     n_prompts: int = 1024
@@ -96,7 +97,8 @@ def _link_folder(source: Path, target: Path) -> None:
 
 @torch.no_grad()
 def _start_accuracy(policy_dir: Path, problems, seed: int) -> dict:
-    """The starting policy on held-out sums, one sample each at temperature 1, through the engine and the reward file."""
+    """The starting policy on held-out sums, one sample each at temperature 1,
+    through the engine and the reward file."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ...chat import stop_token_ids

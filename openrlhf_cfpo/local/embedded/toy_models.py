@@ -10,7 +10,8 @@ SPECIAL = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_
 
 
 def word_level_tokenizer(words: Sequence[str]):
-    """A whitespace word-level tokenizer over ``SPECIAL`` + ``words``; encoding puts ``<s>`` in front, as Llama's does."""
+    """A whitespace word-level tokenizer over ``SPECIAL`` + ``words``; encoding puts ``<s>`` in front,
+    as Llama's does."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -55,7 +56,8 @@ def right_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.
 
 
 def train_lm(model, steps: int, lr: float, next_batch) -> float:
-    """Supervised fine-tuning: ``steps`` AdamW steps on ``next_batch() -> (ids, mask, labels)``; returns the last loss."""
+    """Supervised fine-tuning: ``steps`` AdamW steps on ``next_batch() -> (ids, mask, labels)``;
+    returns the last loss."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     loss = torch.tensor(0.0)
