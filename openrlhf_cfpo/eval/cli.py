@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("dirs", nargs="+", help="--output folders of eval runs, one per model")
     r.add_argument("--baseline", help="run folder of the baseline (e.g. the SFT model) for the alignment tax")
     r.add_argument("--output", help="write the tables as CSV files into this folder (default: print only)")
+    r.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="print a column whose runs were evaluated differently (--limit, --max-new-tokens, --samples, system "
+        "prompt) instead of refusing it; each score stays marked",
+    )
     return p
 
 
@@ -85,6 +91,7 @@ def main(argv=None) -> int:
                     [Path(d) for d in args.dirs],
                     Path(args.baseline) if args.baseline else None,
                     Path(args.output) if args.output else None,
+                    args.allow_mixed,
                 )
             )
             return 0

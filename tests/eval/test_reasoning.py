@@ -575,7 +575,7 @@ def test_report_prints_table5_with_one_row_per_checkpoint_and_writes_its_csv(cli
     assert cli("report", it2, it4, "--baseline", base, "--output", tmp_path / "tables") == 0
     md = capsys.readouterr().out
     assert "Table 5" in md and "Table 1" not in md  # reasoning runs only: no empty RLHF tables
-    assert "| cfpo-iter2 | 0.658 | 0.762 | 0.333 | 0.033 |" in md
+    assert "| cfpo-iter2 | 0.658 (n=1) | 0.762 (n=1) | 0.333 (n=1) | 0.033 (n=1) |" in md
     t5 = list(csv.reader(open(tmp_path / "tables" / "table5_reasoning.csv")))
     assert t5[0] == ["Model", "MATH500", "GSM8K", "GPQA-Diamond", "AIME24"]
     assert [r[0] for r in t5[1:]] == ["Qwen2.5-3B-Instruct (baseline)", "cfpo-iter2", "cfpo-iter4"]
