@@ -96,7 +96,7 @@ compare: $(VENV)/.core
 sweep-smollm2: $(VENV)/.smollm2
 	$(VENV)/bin/openrlhf-cfpo sweep --embedded_default smollm2_arithmetic --iterations 1,4 --output runs/sweep-smollm2
 
-# Seconds: fails before the suite starts.
+# About half a minute (the docs check runs each command's --help once): fails before the suite starts.
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
