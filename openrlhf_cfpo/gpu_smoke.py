@@ -593,7 +593,7 @@ def main(argv=None, gpus: Callable | None = None) -> int:
 
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray of its own, not the cluster
     if args.device == "cuda":
-        report = (gpus or doctor.probe_gpus)()
+        report = (gpus or doctor.Probes().gpus)()
         if report is None or report.error or not report.gpus:
             why = report.error if report is not None and report.error else "no NVIDIA driver or GPU found"
             print(
@@ -610,7 +610,7 @@ def main(argv=None, gpus: Callable | None = None) -> int:
     print(f"gpu-smoke: building the tiny models in {work / 'assets'}", flush=True)
     assets = build_assets(work / "assets")
     timeouts = {k: args.timeout_s or v for k, v in TIMEOUT_S.items()}
-    installed = lambda name: doctor.probe_distribution(name) is not None  # noqa: E731
+    installed = lambda name: doctor.Probes().distribution(name) is not None  # noqa: E731
     parts = plan_parts(
         args.parts,
         assets,

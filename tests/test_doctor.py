@@ -1,6 +1,5 @@
 """`openrlhf-cfpo doctor`: every check's fault line, on CPU, with the probes faked; the real probes where a CPU can."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -13,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from openrlhf_cfpo import doctor
+from openrlhf_cfpo import __version__, doctor
 from openrlhf_cfpo.doctor import Disk, Gpu, GpuReport, Probes, RayCluster, RayNode, Toolchain, TorchBuild
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,8 +51,8 @@ def healthy(**overrides) -> Probes:
     """An 8xH200 node with an R580 driver and the whole stack installed as the README says; a 2-node Ray cluster."""
     installed = {**INSTALLED, **overrides.pop("installed", {})}
     requires = {**REQUIRES, **overrides.pop("requires", {})}
-    node = RayNode("10.0.0.1", 8.0, "0.1.0", "", "2.13.0+cu130")
-    probes = Probes(
+    node = RayNode("10.0.0.1", 8.0, __version__, "", "2.13.0+cu130")
+    probes = dict(
         gpus=lambda: GpuReport("580.65.06", (13, 0), H200),
         torch=lambda: TorchBuild("2.13.0+cu130", "13.0", (2, 29, 7)),
         distribution=installed.get,
@@ -65,17 +64,15 @@ def healthy(**overrides) -> Probes:
         disk=lambda path: Disk("/data/runs", 2000.0, True),
         hf_token=lambda: True,
         judge=lambda url, model: None,
-        ray_cluster=lambda address: RayCluster((node, dataclasses.replace(node, address="10.0.0.2"))),
-        package_version=lambda: "0.1.0",
+        ray_cluster=lambda address: RayCluster((node, node._replace(address="10.0.0.2"))),
         environ={},
     )
-    return dataclasses.replace(probes, **overrides)
+    return Probes(**{**probes, **overrides})
 
 
 def plan(recipe="llama3-rlhf", **kw):
-    args = doctor.build_parser().parse_args(["--recipe", recipe])
-    base = doctor.plan_from_args(args)
-    return dataclasses.replace(base, **kw)
+    args = doctor.build_parser().parse_args(["--recipe", recipe] if recipe else [])
+    return doctor.plan_from_args(args)._replace(**kw)
 
 
 def faults(probes, **plan_kw):
@@ -87,7 +84,7 @@ def faults(probes, **plan_kw):
 
 @pytest.mark.parametrize("recipe", sorted(doctor.RECIPES))
 def test_a_healthy_node_has_no_faults_for_any_recipe(recipe):
-    every_need = tuple(doctor.NEEDS)
+    every_need = tuple(doctor.PACKAGES)
     assert (
         faults(
             healthy(),
@@ -112,6 +109,36 @@ def test_a_healthy_run_prints_one_summary_line_and_exits_0(capsys):
         and "8x NVIDIA H200" in out.out
         and "NCCL 2.29.7" in out.out
     )
+
+
+def test_doctor_without_a_recipe_checks_what_every_recipe_shares(capsys):
+    shared = plan(recipe=None)
+    every = [n for n in doctor.PACKAGES if all(n in r.packages for r in doctor.RECIPES.values())]
+    assert shared.needs == tuple(every) and shared.gpus_per_node == 0 and shared.gpu_memory_gib is None
+    # what only some recipes need (vLLM, 8 GPUs) is not asked for
+    no_vllm = {k: v for k, v in INSTALLED.items() if k != "vllm"}
+    assert doctor.main([], probes=healthy(distribution=no_vllm.get, gpus=lambda: None)) == 0
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert out.startswith("openrlhf-cfpo doctor: ok (what every recipe shares;") and "--recipe NAME" in out
+    # what all of them need is: torch, a writable output folder, and a driver that answers if there is one
+    broken = healthy(
+        torch=lambda: None, disk=lambda p: Disk("/ro", 100.0, False), gpus=lambda: GpuReport(error="NVML: mismatch")
+    )
+    assert doctor.main([], probes=broken) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert ["does not answer" in err[0], "torch is not installed" in err[1], "cannot write" in err[2]] == [True] * 3
+    assert len(err) == 4 and "for what every recipe shares (--recipe NAME checks one)" in err[3]
+    (fault,) = faults(healthy(gpus=lambda: GpuReport("550.90.07", (12, 4), H200)), recipe=None)
+    assert "supports CUDA up to 12.4" in fault
+
+
+def test_our_own_requirements_are_checked_with_or_without_a_recipe():
+    probes = healthy(installed={"transformers": "5.4.0"})
+    for recipe in (None, "eval"):
+        (fault,) = faults(probes, recipe=recipe)
+        assert (
+            fault.startswith("openrlhf-cfpo 0.1.0 requires transformers") and "transformers 5.4.0 is installed" in fault
+        )
 
 
 # --- GPUs and the driver --------------------------------------------------------------------------------------
@@ -178,7 +205,7 @@ def test_gpu_memory_flag_replaces_the_recipes_requirement():
 
 
 def test_gpus_held_by_other_processes_are_a_fault():
-    busy = H200[:2] + tuple(dataclasses.replace(g, used_gib=60.5) for g in H200[2:4]) + H200[4:]
+    busy = H200[:2] + tuple(g._replace(used_gib=60.5) for g in H200[2:4]) + H200[4:]
     (fault,) = faults(healthy(gpus=lambda: GpuReport("580.65.06", (13, 0), busy)))
     assert fault.startswith("GPU 2, 3 already have 60.5, 60.5 GiB in use by other processes")
 
@@ -191,8 +218,8 @@ def test_each_missing_package_is_a_line_naming_the_extra_that_brings_it():
     del installed["vllm"], installed["trl"]
     probes = healthy(distribution=installed.get)
     assert faults(probes, needs=("vllm", "trl")) == [
-        "vllm is not installed: pip install --no-build-isolation '.[openrlhf]' (README, GPU quick start)",
-        "trl is not installed: pip install --no-build-isolation '.[trl]' (README, GPU quick start)",
+        "vllm is not installed: pip install --no-build-isolation '.[openrlhf]' (docs/gpu-node.md, install)",
+        "trl is not installed: pip install --no-build-isolation '.[trl]' (docs/gpu-node.md, install)",
     ]
 
 
@@ -250,7 +277,7 @@ def test_deepspeed_without_nvcc_cannot_compile_fused_adam_at_the_first_step():
 
 def test_deepspeed_with_an_nvcc_of_another_cuda_major_is_a_fault():
     (fault,) = faults(healthy(toolchain=lambda: Toolchain("/usr/local/cuda-12.4", (12, 4), True)), needs=("deepspeed",))
-    assert fault.startswith("nvcc 12.4 at /usr/local/cuda-12.4 is not CUDA 13, torch 2.13.0+cu130's")
+    assert "and nvcc 12.4 at /usr/local/cuda-12.4 is not CUDA 13, torch 2.13.0+cu130's" in fault
 
 
 def test_deepspeed_without_ninja_is_a_fault():
@@ -269,7 +296,8 @@ def test_deepspeed_ops_prebuilt_for_another_torch_are_a_fault_and_need_no_nvcc()
     assert fault.startswith("DeepSpeed's prebuilt ops are for torch 2.12 / CUDA 12.8, this is torch 2.13 / CUDA 13.0")
     assert "DS_BUILD_FUSED_ADAM=1 DS_ACCELERATOR=cuda" in fault and "deepspeed==0.19.6" in fault
     matching = {**build, "torch_info": {"version": "2.13", "cuda_version": "13.0"}}
-    assert faults(dataclasses.replace(probes, deepspeed_build=lambda: matching), needs=("deepspeed",)) == []
+    probes.deepspeed_build = lambda: matching
+    assert faults(probes, needs=("deepspeed",)) == []
 
 
 def test_a_torch_without_nccl_is_a_fault():
@@ -287,7 +315,7 @@ def test_torch_loading_another_nccl_than_its_wheel_is_a_fault():
 
 def test_too_little_disk_for_the_checkpoints_is_a_fault():
     (fault,) = faults(healthy(disk=lambda path: Disk("/data", 120.4, True)), disk_gib=340.0, output_dir="/data/runs")
-    assert fault.startswith("/data has 120 GiB free, the llama3-rlhf run keeps about 340 GiB of checkpoints there")
+    assert fault.startswith("/data has 120 GiB free, the llama3-rlhf plan keeps about 340 GiB of checkpoints there")
 
 
 def test_an_output_folder_that_cannot_be_written_is_a_fault():
@@ -330,7 +358,7 @@ def test_no_cluster_for_several_nodes_says_how_to_start_one():
         nodes=2,
     )
     assert fault.startswith("cannot reach a running Ray cluster (address 'auto') for --nodes 2")
-    assert "ray start --head" in fault and "README, multi-node" in fault
+    assert "ray start --head" in fault and "docs/gpu-node.md, multi-node" in fault
 
 
 def test_ray_address_alone_makes_the_cluster_checked():
@@ -343,14 +371,14 @@ def test_ray_address_alone_makes_the_cluster_checked():
 
 
 def test_fewer_cluster_nodes_than_planned_is_a_fault():
-    node = RayNode("10.0.0.1", 8.0, "0.1.0", "", "2.13.0+cu130")
+    node = RayNode("10.0.0.1", 8.0, __version__, "", "2.13.0+cu130")
     (fault,) = faults(healthy(ray_cluster=lambda a: RayCluster((node,))), nodes=2)
     assert fault.startswith("the Ray cluster has 1 node(s), --nodes 2 needs 2")
 
 
 def test_a_node_without_the_package_or_at_another_version_is_named():
     nodes = (
-        RayNode("10.0.0.1", 8.0, "0.1.0", "", "2.13.0+cu130"),
+        RayNode("10.0.0.1", 8.0, __version__, "", "2.13.0+cu130"),
         RayNode("10.0.0.2", 8.0, None, "ModuleNotFoundError: No module named 'openrlhf_cfpo'", "2.13.0+cu130"),
         RayNode("10.0.0.3", 8.0, "0.0.9", "", "2.12.0+cu128"),
     )
@@ -358,13 +386,14 @@ def test_a_node_without_the_package_or_at_another_version_is_named():
     assert found == [
         "openrlhf_cfpo does not import on Ray node 10.0.0.2 (ModuleNotFoundError: No module named 'openrlhf_cfpo'): "
         "install this package there too, in the environment its `ray start` runs (same venv or image on every node)",
-        "Ray node 10.0.0.3 has openrlhf_cfpo 0.0.9, this node 0.1.0: install the same version on every node",
-        "Ray node 10.0.0.3 has torch 2.12.0+cu128, this node 2.13.0+cu130: use one environment (venv or image) on every node",
+        f"Ray node 10.0.0.3 has openrlhf_cfpo 0.0.9, this node {__version__}: install the same version on every node",
+        "Ray node 10.0.0.3 has torch 2.12.0+cu128, this node 2.13.0+cu130: use one environment (venv or image) on "
+        "every node",
     ]
 
 
 def test_cluster_nodes_without_their_gpus_are_a_fault():
-    nodes = (RayNode("10.0.0.1", 8.0, "0.1.0"), RayNode("10.0.0.2", 0.0, "0.1.0"))
+    nodes = (RayNode("10.0.0.1", 8.0, __version__), RayNode("10.0.0.2", 0.0, __version__))
     (fault,) = faults(healthy(ray_cluster=lambda a: RayCluster(nodes)), nodes=2)
     assert fault.startswith("Ray node(s) 10.0.0.2 (0 GPUs) offer fewer than the 8 GPUs per node planned")
 
@@ -482,14 +511,14 @@ def test_parse_nvidia_smi_reads_the_driver_cuda_version_and_each_gpu(monkeypatch
 
 
 def test_probe_disk_measures_the_nearest_existing_parent(tmp_path):
-    disk = doctor.probe_disk(str(tmp_path / "not" / "yet" / "there"))
+    disk = Probes().disk(str(tmp_path / "not" / "yet" / "there"))
     assert disk.path == str(tmp_path) and disk.writable and disk.free_gib > 0
 
 
 def test_probe_deepspeed_build_reads_what_deepspeed_recorded_without_importing_it():
     pytest.importorskip("deepspeed", reason="needs the openrlhf extra")
     code = (
-        "import sys; from openrlhf_cfpo.doctor import probe_deepspeed_build; b = probe_deepspeed_build(); "
+        "import sys; from openrlhf_cfpo.doctor import Probes; b = Probes().deepspeed_build(); "
         "print(sorted(b), 'fused_adam' in b['installed_ops'], 'deepspeed' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
@@ -499,9 +528,9 @@ def test_probe_deepspeed_build_reads_what_deepspeed_recorded_without_importing_i
 def test_probe_import_reports_a_missing_module_and_an_import_error(tmp_path, monkeypatch):
     (tmp_path / "broken_ext_for_doctor.py").write_text("raise ImportError('undefined symbol: _ZN3c10')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert doctor.probe_import("no_such_module_for_doctor") == "missing"
-    assert doctor.probe_import("broken_ext_for_doctor") == "ImportError: undefined symbol: _ZN3c10"
-    assert doctor.probe_import("json") is None
+    assert Probes().imports("no_such_module_for_doctor") == "missing"
+    assert Probes().imports("broken_ext_for_doctor") == "ImportError: undefined symbol: _ZN3c10"
+    assert Probes().imports("json") is None
 
 
 class _ModelsEndpoint(BaseHTTPRequestHandler):
@@ -527,17 +556,17 @@ def test_probe_judge_uses_the_eval_suites_preflight_against_a_local_endpoint(mon
     url = f"http://127.0.0.1:{server.server_port}/v1"
     try:
         monkeypatch.setenv("OPENAI_API_KEY", "good")
-        assert doctor.probe_judge(url, "judge") is None
+        assert Probes().judge(url, "judge") is None
         monkeypatch.setenv("OPENAI_API_KEY", "bad")
-        assert "rejected the API key (401)" in doctor.probe_judge(url, "judge")
+        assert "rejected the API key (401)" in Probes().judge(url, "judge")
         monkeypatch.delenv("OPENAI_API_KEY")
-        assert doctor.probe_judge(url, "judge").startswith("no judge API key")
+        assert Probes().judge(url, "judge").startswith("no judge API key")
     finally:
         server.shutdown()
         server.server_close()
     monkeypatch.setenv("OPENAI_API_KEY", "good")
     start = time.monotonic()
-    assert "cannot reach the judge endpoint" in doctor.probe_judge(url, "judge")  # the server is gone
+    assert "cannot reach the judge endpoint" in Probes().judge(url, "judge")  # the server is gone
     assert time.monotonic() - start < 30
 
 
@@ -546,8 +575,8 @@ def test_probe_ray_cluster_runs_one_task_per_node_that_reports_the_package():
     code = (
         "import json, ray\n"
         "ray.init(num_cpus=1, include_dashboard=False, logging_level='ERROR')\n"
-        "from openrlhf_cfpo.doctor import probe_ray_cluster\n"
-        "ours, absent = probe_ray_cluster(None), probe_ray_cluster(None, module='no_such_module_for_doctor')\n"
+        "from openrlhf_cfpo.doctor import Probes\n"
+        "ours, absent = Probes().ray_cluster(None), Probes().ray_cluster(None, module='no_such_module_for_doctor')\n"
         "print(json.dumps([[n.package_version, n.import_error, n.torch_version] for n in ours.nodes + absent.nodes]))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -566,15 +595,16 @@ def test_probe_ray_cluster_runs_one_task_per_node_that_reports_the_package():
     assert absent[0] is None and absent[1] == "ModuleNotFoundError: No module named 'no_such_module_for_doctor'"
 
 
-def test_every_readme_section_a_fault_points_to_exists():
+def test_every_doc_section_a_fault_points_to_exists():
     import inspect
     import re
 
-    pointers = set(re.findall(r"README, ([\w -]+)\)", inspect.getsource(doctor))) | {doctor.INSTALL_DOC.split(", ")[1]}
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        headings = [line.lower() for line in f if line.startswith("#")]
-    assert pointers == {"GPU quick start", "multi-node"}
-    assert [p for p in pointers if not any(p.lower() in h for h in headings)] == []
+    pointers = set(re.findall(r"\((docs/[\w.-]+), ([\w -]+)\)", inspect.getsource(doctor)))
+    pointers.add(tuple(doctor.INSTALL_DOC.split(", ")))
+    assert {section for _, section in pointers} == {"install", "multi-node"}
+    for page, section in pointers:
+        with open(os.path.join(ROOT, page), encoding="utf-8") as f:
+            assert any(line.startswith("#") and section in line.lower() for line in f), (page, section)
 
 
 def test_the_train_recipes_defaults_are_the_recipes_modules_and_repeated_judge_models_parse():

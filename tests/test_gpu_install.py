@@ -1,4 +1,4 @@
-"""The GPU install path (README's GPU quick start, dockerfile/Dockerfile) names only what setup.py defines,
+"""The GPU install path (README's main job, docs/gpu-node.md, dockerfile/Dockerfile) names only what setup.py defines,
 installs what the recipes and the eval suite import, and keeps its CUDA major in step with torch's."""
 
 import ast
@@ -30,9 +30,9 @@ def extras_in(text: str) -> set:
 
 
 def gpu_section() -> str:
-    readme = _read("README.md")
-    start = readme.index("## GPU quick start")
-    return readme[start : readme.index("\n## ", start + 1)]
+    """The GPU node's page, from its "Driver first" section on."""
+    page = _read("docs", "gpu-node.md")
+    return page[page.index("## Driver first") :]
 
 
 def dockerfile_install_extras() -> set:
@@ -40,18 +40,18 @@ def dockerfile_install_extras() -> set:
 
 
 def test_every_extra_the_readme_and_the_image_install_is_defined_in_setup_py():
-    named = extras_in(_read("README.md")) | dockerfile_install_extras()
+    named = extras_in(_read("README.md")) | extras_in(gpu_section()) | dockerfile_install_extras()
     assert {"gpu-build", "openrlhf", "eval"} <= named
     assert named - set(setup_extras()) == set()
 
 
 def test_the_image_installs_every_extra_that_the_train_scripts_and_the_eval_suite_import():
     needed = {
-        doctor.NEEDS[name].extra
+        doctor.PACKAGES[name].extra
         for recipe in ("llama3-rlhf", "qwen25-math-trl", "eval")
         for name in doctor.RECIPES[recipe].packages
     }
-    needed |= {doctor.NEEDS["lm_eval"].extra, doctor.NEEDS["alpaca_eval"].extra}  # eval/run_suite.sh's benchmarks
+    needed |= {doctor.PACKAGES["lm_eval"].extra, doctor.PACKAGES["alpaca_eval"].extra}  # eval/run_suite.sh's benchmarks
     assert needed - dockerfile_install_extras() == set()
     assert "verl" not in dockerfile_install_extras()  # verl pins transformers<5.11: an environment of its own
 
