@@ -26,7 +26,7 @@ def main_local(argv: list[str] | None = None) -> int:
 
 def _local(argv: list[str]) -> int:
     from .config import parse_args
-    from .errors import ConfigError, Interrupted, NonFiniteError, RewardFuncError
+    from .errors import ConfigError, DiskFullError, Interrupted, NonFiniteError, RewardFuncError
 
     prog = "openrlhf-cfpo local"
     try:
@@ -51,7 +51,10 @@ def _local(argv: list[str]) -> int:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     except NonFiniteError as e:
-        print(f"{prog}: error: {e}; {_resume_point(cfg)}", file=sys.stderr)
+        print(f"{prog}: error: {e}; {_resume_point(cfg, trainer.run_id)}", file=sys.stderr)
+        return 1
+    except DiskFullError as e:
+        print(f"{prog}: error: {e}; {_resume_point(cfg, trainer.run_id)} once space is freed", file=sys.stderr)
         return 1
     except Interrupted as e:
         kept = (
@@ -63,7 +66,8 @@ def _local(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:  # a second Ctrl-C, inside a step
         print(
-            f"{prog}: interrupted inside step {trainer.global_step + 1}, before it was saved; {_resume_point(cfg)}",
+            f"{prog}: interrupted inside step {trainer.global_step + 1}, before it was saved; "
+            f"{_resume_point(cfg, trainer.run_id)}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -75,16 +79,19 @@ def _trained(summary: dict, metrics: str) -> str:
     """What this session did: a whole run, the rest of a resumed one, or nothing (a finished run resumed)."""
     done, total, now = summary["steps"], summary["sizes"]["total_steps"], summary["steps_this_session"]
     if now == 0:
-        return f"nothing left to train: the run had finished all {total} steps; metrics in {metrics}"
+        wrote = (
+            "; wrote its missing model/ from the last checkpoint" if summary["model_written_from_checkpoint"] else ""
+        )
+        return f"nothing left to train: the run had finished all {total} steps{wrote}; metrics in {metrics}"
     part = f"steps {done - now + 1}-{done} of {total}" if now < done else f"{now} steps"
     return f"trained {part} in {summary['wall_time_this_session_s']:.0f} s; metrics in {metrics}"
 
 
-def _resume_point(cfg) -> str:
-    """Where `--resume` would continue, read off the checkpoints on disk."""
+def _resume_point(cfg, run_id: str | None = None) -> str:
+    """Where `--resume` would continue, read off the checkpoints (of the run ``run_id``) on disk."""
     from . import checkpoint
 
-    found = checkpoint.latest(cfg.args.ckpt.path)
+    found = checkpoint.latest(cfg.args.ckpt.path, run_id)
     if found is None:
         return "no checkpoint was saved, so `--resume` starts from step 0"
     return f"the last checkpoint, {found}, is intact and `--resume` continues from it"

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..losses import POLICY_LOSSES, logged_name
 from .config import layered_settings
 from .errors import ConfigError
+from .lock import FolderLocks
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_runs, read_runs, smooth_problem
 from .runs import run_all
@@ -149,16 +150,19 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo compare") -> int:
         for kl in opts.kl_coefs
         for loss in opts.losses
     }
-    configs, code = run_all(
-        runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)]
-    )
-    if configs is None:
-        return code
-    curves = read_runs([str(output / name) for name in runs])
-    title = describe(opts.losses, configs[0])
-    plot_runs(curves, str(output / "training_dynamics.png"), smooth=opts.smooth, title=title)
-    stats = {name: _summarise(output / name) for name in runs}
-    text = write_summary(output, stats, time.time() - t0, flags, title)
-    print(text)
-    print(f"wrote {output}/summary.md, {output}/training_dynamics.png and {', '.join(f'{output}/{n}/' for n in runs)}")
-    return 0
+    with FolderLocks() as locks:  # --output, held until its summary is written
+        configs, code = run_all(
+            runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)], locks=locks
+        )
+        if configs is None:
+            return code
+        curves = read_runs([str(output / name) for name in runs])
+        title = describe(opts.losses, configs[0])
+        plot_runs(curves, str(output / "training_dynamics.png"), smooth=opts.smooth, title=title)
+        stats = {name: _summarise(output / name) for name in runs}
+        text = write_summary(output, stats, time.time() - t0, flags, title)
+        print(text)
+        print(
+            f"wrote {output}/summary.md, {output}/training_dynamics.png and {', '.join(f'{output}/{n}/' for n in runs)}"
+        )
+        return 0

@@ -312,8 +312,9 @@ class LocalConfig:
             or (a.reward.model_name_or_path is None and a.reward.remote_url is None)
         )
 
-    def to_json(self) -> str:
-        return json.dumps(self.flat, indent=2, sort_keys=True)
+    def to_json(self, **extra: Any) -> str:
+        """The flags as ``run_config.json`` holds them, with ``extra`` keys (the run's ``run_id``)."""
+        return json.dumps({**self.flat, **extra}, indent=2, sort_keys=True)
 
     def differences(self, saved: dict[str, Any]) -> list[str]:
         """The flags that differ from a saved run's (``run_config.json``) and may not change on resume."""

@@ -3,6 +3,9 @@ so all can use it)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -74,3 +77,44 @@ class Interrupted(Exception):
     def __init__(self, step: int, total: int, checkpoint):
         super().__init__(f"interrupted at step {step}/{total}")
         self.step, self.total, self.checkpoint = step, total, checkpoint
+
+
+# What a write fails with when its disk (or the user's quota on it) is full.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def no_space(error: BaseException | None) -> bool:
+    """Whether ``error`` or an error it was raised from is a full disk (torch's zip writer, for one, reports the
+    OSError of a short write as its own RuntimeError, "unexpected pos ...", raised while handling it)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Free space on the disk of ``path`` (or of its nearest existing parent)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return shutil.disk_usage(path).free
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+class DiskFullError(RuntimeError):
+    """A save stopped by a full disk; what was being written is removed again, what was saved before is kept."""
+
+    def __init__(self, path: str | os.PathLike, need: int | None = None):
+        self.path, self.need, self.free = str(path), need, free_bytes(path)
+        needs = f"it needs about {_size(need)}" if need else "it needs more space"
+        super().__init__(f"the disk is full: could not write {self.path} ({needs}; {_size(self.free)} free there)")

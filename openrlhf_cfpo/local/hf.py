@@ -4,6 +4,9 @@ transformers' ``save_pretrained`` asks accelerate to unwrap the model from a Dee
 installed (OpenRLHF installs it), which imports DeepSpeed: seconds of start-up and a "Setting accelerator to CPU"
 warning (and, on a machine without libaio, linker noise) in the middle of a run that never uses DeepSpeed. The
 engine never wraps a model in one, so DeepSpeed is hidden from that check while it saves.
+
+A run's ``model/`` is written whole or not at all (:func:`save_model`), and :func:`model_complete` tells a whole one
+from what an older version left after a failed save (a ``config.json`` without weights).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from .errors import ConfigError
 
@@ -43,3 +47,38 @@ def save_pretrained(obj, folder: str | os.PathLike) -> None:
     """``obj.save_pretrained(folder)`` (a model or a tokenizer), without importing DeepSpeed."""
     with _deepspeed_hidden():
         obj.save_pretrained(folder)
+
+
+# Where transformers' save_pretrained puts a model's weights: one file, or an index naming its shards.
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def save_model(model, tokenizer, folder: str | os.PathLike) -> None:
+    """``model`` and ``tokenizer`` saved to ``folder`` through a temporary sibling folder renamed at the end, so
+    ``folder`` is either the whole new model, or (after a kill or a full disk) what it was before."""
+    from .checkpoint import tensor_bytes, write_folder
+
+    def write(tmp) -> None:
+        save_pretrained(model, tmp)
+        save_pretrained(tokenizer, tmp)
+
+    write_folder(Path(folder), write, tensor_bytes(model.state_dict()) + 10_000_000)
+
+
+def model_complete(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a model's config, its tokenizer and all of its weights."""
+    import json
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() or not (folder / "tokenizer_config.json").is_file():
+        return False
+    if any((folder / name).is_file() for name in _WEIGHTS):
+        return True
+    for name in _INDEXES:
+        try:
+            shards = set(json.loads((folder / name).read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue
+        return all((folder / shard).is_file() for shard in shards)
+    return False

@@ -2,7 +2,9 @@
 
 TensorBoard tags follow OpenRLHF's layout (``train/<metric>``), so `openrlhf-cfpo plot` and any
 TensorBoard dashboard read this engine's runs and OpenRLHF's the same way. On resume, lines and
-events past the checkpoint's step are dropped, so the logs read as one uninterrupted run.
+events past the checkpoint's step are dropped, so the logs read as one uninterrupted run. A full disk is
+:class:`.errors.DiskFullError` naming the file or folder, raised in the training thread (TensorBoard's writer thread
+raises it there too, so that thread's own traceback is not printed as well).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import json
 import math
 import os
 import sys
+import threading
 import time
+
+from .errors import DiskFullError, no_space
 
 # The files of a run folder: one record per optimizer step, the flags, the summary written at the end.
 METRICS_FILE = "metrics.jsonl"
@@ -41,6 +46,29 @@ def truncate_metrics(path: str, last_step: int) -> None:
         f.writelines(json.dumps(r) + "\n" for r in keep)
 
 
+# TensorBoard's writer thread re-raises a failed write in the training thread (on its next write, flush or close),
+# where it becomes one line; the thread's own traceback would only interleave with that line, so it is not printed.
+_print_thread_error = threading.excepthook
+
+
+def _quiet_excepthook(args) -> None:
+    from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+
+    if not isinstance(args.thread, _AsyncWriterThread):
+        _print_thread_error(args)
+
+
+def _quiet_tensorboard_threads() -> None:
+    global _print_thread_error
+    if threading.excepthook is not _quiet_excepthook:
+        _print_thread_error, threading.excepthook = threading.excepthook, _quiet_excepthook
+
+
+def _disk_full(e: BaseException, path: str) -> BaseException:
+    """``e`` as DiskFullError naming ``path`` when it is a full disk, else ``e``."""
+    return DiskFullError(path) if no_space(e) else e
+
+
 def _fmt_seconds(s: float) -> str:
     s = int(s)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
@@ -65,9 +93,15 @@ class RunLogger:
 
         self.Summary = Summary
 
-        # purge_step hides events a killed run wrote past the checkpoint.
-        self.writer = SummaryWriter(tensorboard_dir, purge_step=start_step + 1 if start_step else None)
-        self.file_writer = self.writer._get_file_writer()
+        self.path, self.tensorboard_dir = path, tensorboard_dir
+        _quiet_tensorboard_threads()
+        try:
+            # purge_step hides events a killed run wrote past the checkpoint.
+            self.writer = SummaryWriter(tensorboard_dir, purge_step=start_step + 1 if start_step else None)
+            self.file_writer = self.writer._get_file_writer()
+        except OSError as e:
+            self.file.close()
+            raise _disk_full(e, tensorboard_dir) from None
         self.total = total_steps
         self.start_step = start_step
         self.t0 = time.time()
@@ -83,7 +117,10 @@ class RunLogger:
 
     def log(self, metrics: dict[str, float]) -> None:
         step = int(metrics["step"])
-        self.file.write(json.dumps(metrics) + "\n")
+        try:
+            self.file.write(json.dumps(metrics) + "\n")
+        except OSError as e:
+            raise _disk_full(e, self.path) from None
         # One TensorBoard event per step holding every scalar (what add_scalar writes per value, one value per
         # event): a tenth of the logging cost on a CPU, where 20 events per step were ~10% of a tiny run's time.
         values = [
@@ -91,7 +128,10 @@ class RunLogger:
             for k, v in metrics.items()
             if k != "step" and isinstance(v, (int, float)) and math.isfinite(v)
         ]
-        self.file_writer.add_summary(self.Summary(value=values), step)
+        try:
+            self.file_writer.add_summary(self.Summary(value=values), step)
+        except OSError as e:
+            raise _disk_full(e, self.tensorboard_dir) from None
         short = {name: f"{metrics[k]:.3g}" for k, name in SHORT.items() if k in metrics}
         if self.bar is not None:
             self.bar.set_postfix(short, refresh=False)
@@ -108,9 +148,20 @@ class RunLogger:
             )
             self._next_line = step + max(self.total // 10, 1)
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Flush and close everything; the first error is raised afterwards, unless ``quiet`` (another error is on
+        its way already)."""
         if self.bar is not None:
             self.bar.close()
-        self.writer.flush()
-        self.writer.close()
-        self.file.close()
+        first = None
+        for close, path in (
+            (self.writer.flush, self.tensorboard_dir),
+            (self.writer.close, self.tensorboard_dir),
+            (self.file.close, self.path),
+        ):
+            try:
+                close()
+            except OSError as e:
+                first = first or _disk_full(e, path)
+        if first is not None and not quiet:
+            raise first

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,8 +89,18 @@ def read_tensorboard_run(folder: Path, label: str) -> RunCurves:
     return curves
 
 
-def read_runs(paths: Sequence[str]) -> list[RunCurves]:
-    """Every run under ``paths``, labelled by its settings; runs of the same settings also by where they are."""
+def repeated_step(curves: RunCurves) -> int | None:
+    """The first step a run's log holds again after later ones (two processes wrote it at once), or None."""
+    for steps, _ in curves.series.values():
+        for before, step in zip(steps, steps[1:]):
+            if step <= before:
+                return step
+    return None
+
+
+def read_runs(paths: Sequence[str], warn: Callable[[str], None] | None = None) -> list[RunCurves]:
+    """Every run under ``paths``, labelled by its settings; runs of the same settings also by where they are.
+    A log that repeats steps is still read, with one ``warn`` line (default: on stderr)."""
     runs = []
     for p in paths:
         folder = Path(p)
@@ -106,6 +117,13 @@ def read_runs(paths: Sequence[str]) -> list[RunCurves]:
             name = folder.name if d == folder else f"{folder.name}/{d.relative_to(folder)}"
             runs.append(read_tensorboard_run(d, name))
             runs[-1].source = str(d)
+    for run in runs:
+        step = repeated_step(run)
+        if step is not None:
+            (warn or (lambda m: print(m, file=sys.stderr)))(
+                f"warning: {run.source} logs step {step} again after later steps (two processes wrote it at once?); "
+                "its curves will zig-zag"
+            )
     labels = [r.label for r in runs]
     for run in runs:
         if labels.count(run.label) > 1:

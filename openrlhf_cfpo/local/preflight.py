@@ -16,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import checkpoint
 from .config import LocalConfig, Sizes, check_sizes
 from .data import PromptSet, load_prompts
 from .device import resolve_device, resolve_dtype
 from .errors import ConfigError, Problems
+from .lock import holder_problem
 from .logger import METRICS_FILE, RUN_CONFIG
 from .outputs import folder_problem
 from .rewards import RewardFunction
@@ -52,23 +54,69 @@ class Inputs:
 
 
 def run_folder_problems(cfg: LocalConfig) -> list[str]:
-    """Every output folder can be written, and an earlier run in ``--ckpt.output_dir`` is continued only with
-    ``--resume``, and only with its own flags."""
+    """Every output folder can be written and is not in use by another process, and an earlier run in
+    ``--ckpt.output_dir`` is continued only with ``--resume``, only with its own flags and checkpoints."""
     out = Path(cfg.args.ckpt.output_dir)
     problems = [folder_problem("ckpt.output_dir", str(out))]
     for flag in ("ckpt.path", "logger.tensorboard_dir"):  # (inside a bad output folder: the same problem, said once)
         if not (problems[0] and Path(cfg.flat[flag]).resolve().is_relative_to(out.resolve())):
             problems.append(folder_problem(flag, cfg.flat[flag]))
+    in_use = holder_problem("ckpt.output_dir", out)
+    problems.append(in_use or holder_problem("ckpt.path", cfg.flat["ckpt.path"]))
     if not cfg.args.ckpt.load_enable and (out / METRICS_FILE).exists():
         problems.append(
             f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another "
             "--ckpt.output_dir"
         )
-    elif cfg.args.ckpt.load_enable and (out / RUN_CONFIG).exists():
-        diff = cfg.differences(json.loads((out / RUN_CONFIG).read_text()))
-        if diff:
-            problems.append(f"--resume needs the flags of the interrupted run; these differ: {', '.join(diff)}")
+    else:
+        problems += run_identity(cfg)[1]
     return [p for p in problems if p]
+
+
+def _whose(run: dict | None) -> str:
+    return f"the run in {run['output_dir']}" if run else "an earlier run"
+
+
+def run_identity(cfg: LocalConfig) -> tuple[str | None, list[str]]:
+    """The id of the run ``cfg`` continues (None: a new run) and why its checkpoint folder cannot serve it: it holds
+    another run's checkpoints, or (on ``--resume``) flags that change what is computed differ from the run's own,
+    read from its ``run_config.json`` or, when that is missing, from its newest checkpoint."""
+    out, ckpt = Path(cfg.args.ckpt.output_dir), cfg.flat["ckpt.path"]
+    found = [(path, checkpoint.run_of(path)) for path in checkpoint.newest_first(ckpt)]
+    if not cfg.args.ckpt.load_enable:
+        if not found:
+            return None, []
+        return None, [
+            f"--ckpt.path {ckpt} holds the checkpoints of {_whose(found[0][1])} ({found[0][0].name}); a new run "
+            "would prune them: give it a --ckpt.path of its own, or continue that run with --resume"
+        ]
+    try:
+        saved = json.loads((out / RUN_CONFIG).read_text())
+    except (OSError, ValueError):
+        saved = None
+    run_id = saved.pop("run_id", None) if isinstance(saved, dict) else None
+    if run_id is None:  # a run folder without run_config.json (or from before run ids): its checkpoints tell
+        ids = list(dict.fromkeys(run["run_id"] for _, run in found if run))
+        if len(ids) > 1:
+            return None, [
+                f"--ckpt.path {ckpt} holds the checkpoints of {len(ids)} runs and {out} has no {RUN_CONFIG} saying "
+                "which one is this run's; give each run a --ckpt.path of its own"
+            ]
+        run_id = ids[0] if ids else None
+    problems = []
+    foreign = [(path, run) for path, run in found if run and run["run_id"] != run_id]
+    if foreign:
+        path, run = foreign[0]
+        problems.append(
+            f"--ckpt.path {ckpt} holds checkpoints of another run ({_whose(run)}: {path.name}), which this run must "
+            "neither prune nor resume from; give each run a --ckpt.path of its own"
+        )
+    own = [run for _, run in found if run and run["run_id"] == run_id]
+    flags = saved if isinstance(saved, dict) else (own[0]["flags"] if own else None)
+    diff = cfg.differences(flags) if isinstance(flags, dict) else []
+    if diff:
+        problems.append(f"--resume needs the flags of the interrupted run; these differ: {', '.join(diff)}")
+    return run_id, problems
 
 
 def input_problems(cfg: LocalConfig) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .config import LocalConfig, parse_args
 from .errors import EXIT_INTERRUPTED, ConfigError, Problems, report
+from .lock import FolderLocks, holder_problem
 
 
 def check_runs(runs: dict[str, list[str]], output: Path, run_folders: bool = True) -> list[LocalConfig]:
@@ -39,6 +40,13 @@ def check_runs(runs: dict[str, list[str]], output: Path, run_folders: bool = Tru
     for cfg in configs:
         if cfg is not None:
             problems.attempt(check_without_loading, cfg, run_folders)
+    ckpt_paths = [str(Path(cfg.flat["ckpt.path"]).resolve()) for cfg in configs if cfg is not None]
+    if len(set(ckpt_paths)) < len(ckpt_paths):
+        shared = next(cfg.flat["ckpt.path"] for cfg in configs if cfg is not None)
+        problems.add(
+            f"--ckpt.path {shared} would hold the checkpoints of several runs; leave it out, so that each run keeps "
+            "its checkpoints in its own folder"
+        )
     problems.raise_any()  # (the runs share most flags: a problem they share is one line)
     return configs
 
@@ -108,10 +116,17 @@ def run_all(
     argv: Sequence[str],
     start_order: list[str] | None = None,
     option_problems: Sequence[str] = (),
+    locks: FolderLocks | None = None,
 ) -> tuple[list[LocalConfig] | None, int]:
     """Check, prepare and train ``runs`` (for the command ``prog argv``, whose own options had ``option_problems``):
     ``(configs, 0)``, or ``(None, exit code)`` after one line per problem (2: bad input, nothing trained; 1: a run
-    failed; 130: interrupted, progress saved)."""
+    failed; 130: interrupted, progress saved).
+
+    ``output`` is locked in ``locks`` (for the caller to release once it has written its summary; without them, until
+    this process ends), so a second command on it is turned away; each run locks its own folder, ``output/<name>``,
+    which the parent never takes.
+    """
+    locks = locks if locks is not None else FolderLocks()
     from .outputs import folder_problem
 
     problems = Problems()
@@ -120,12 +135,17 @@ def run_all(
     if jobs < 1:
         problems.add(f"--jobs must be >= 1 (runs trained at once), got {jobs}")
     output_problem = folder_problem("output", str(output))
+    in_use = holder_problem("output", output) if output_problem is None else None
+    if in_use:  # (its runs hold their folders too: one line for them all)
+        report(prog, ConfigError(in_use))
+        return None, 2
     problems.add(output_problem)
     configs = problems.attempt(
         check_runs, runs, output, run_folders=output_problem is None
     )  # (a bad --output: said once)
     try:
         problems.raise_any()
+        locks.take("output", output)
     except ConfigError as e:
         report(prog, e)
         return None, 2

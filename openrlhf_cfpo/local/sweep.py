@@ -35,6 +35,7 @@ from ..losses import POLICY_LOSSES, logged_name
 from . import embedded
 from .config import layered_settings, parse_args
 from .errors import ConfigError, report
+from .lock import FolderLocks
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_grid, read_runs, smooth_problem
 from .runs import run_all
@@ -236,41 +237,45 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
         for loss in opts.losses
     }
     longest_first = [run_name(loss, k) for k in reversed(iterations) for loss in opts.losses]
-    configs, code = run_all(runs, output, opts.jobs, prog, argv, start_order=longest_first, option_problems=options)
-    if configs is None:
-        return code
-    a = configs[0].args
-    labels = {loss: loss_label(loss, a.algo.advantage.estimator) for loss in opts.losses}
-    columns, table = [], []
-    for k in iterations:
-        curves = []
-        for loss in opts.losses:
-            run = read_runs([str(output / run_name(loss, k))])[0]
-            run.label = labels[loss]
-            curves.append(run)
-            folder = output / run_name(loss, k)
-            table.append(
-                {
-                    "iterations": k,
-                    "label": labels[loss],
-                    "stats": rollout_stats(read_metrics(str(folder / METRICS_FILE)), opts.window),
-                    "wall_time_s": json.loads((folder / RUN_SUMMARY).read_text())["wall_time_s"],
-                }
-            )
-        columns.append((f"{k} iteration{'s' if k != 1 else ''}", curves))
-    steps_per_pass = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size
-    model = a.actor.model_name_or_path or f"the embedded {a.embedded_default} default"
-    title = (
-        f"{' vs '.join(labels.values())} under sample reuse on {model} ({a.algo.advantage.estimator} advantages, "
-        "same seed, "
-        f"{table[0]['stats']['rollouts']} rollouts, {steps_per_pass} step{'s' if steps_per_pass != 1 else ''} per pass)"
-    )
-    linestyles = {labels[loss]: "--" if loss == "ppo" else "-" for loss in opts.losses}
-    plot_grid(columns, ROWS, str(output / "figure2.png"), smooth=opts.smooth, title=title, linestyles=linestyles)
-    text = write_summary(output, table, title, flags, opts.window, time.time() - t0, _start_note(configs[0]))
-    print(text)
-    print(f"wrote {output}/summary.md, {output}/figure2.png and {len(runs)} run folders in {output}/")
-    return 0
+    with FolderLocks() as locks:  # --output, held until its summary is written
+        configs, code = run_all(
+            runs, output, opts.jobs, prog, argv, start_order=longest_first, option_problems=options, locks=locks
+        )
+        if configs is None:
+            return code
+        a = configs[0].args
+        labels = {loss: loss_label(loss, a.algo.advantage.estimator) for loss in opts.losses}
+        columns, table = [], []
+        for k in iterations:
+            curves = []
+            for loss in opts.losses:
+                run = read_runs([str(output / run_name(loss, k))])[0]
+                run.label = labels[loss]
+                curves.append(run)
+                folder = output / run_name(loss, k)
+                table.append(
+                    {
+                        "iterations": k,
+                        "label": labels[loss],
+                        "stats": rollout_stats(read_metrics(str(folder / METRICS_FILE)), opts.window),
+                        "wall_time_s": json.loads((folder / RUN_SUMMARY).read_text())["wall_time_s"],
+                    }
+                )
+            columns.append((f"{k} iteration{'s' if k != 1 else ''}", curves))
+        steps_per_pass = a.rollout.batch_size * a.rollout.n_samples_per_prompt // a.train.batch_size
+        model = a.actor.model_name_or_path or f"the embedded {a.embedded_default} default"
+        title = (
+            f"{' vs '.join(labels.values())} under sample reuse on {model} ({a.algo.advantage.estimator} advantages, "
+            "same seed, "
+            f"{table[0]['stats']['rollouts']} rollouts, "
+            f"{steps_per_pass} step{'s' if steps_per_pass != 1 else ''} per pass)"
+        )
+        linestyles = {labels[loss]: "--" if loss == "ppo" else "-" for loss in opts.losses}
+        plot_grid(columns, ROWS, str(output / "figure2.png"), smooth=opts.smooth, title=title, linestyles=linestyles)
+        text = write_summary(output, table, title, flags, opts.window, time.time() - t0, _start_note(configs[0]))
+        print(text)
+        print(f"wrote {output}/summary.md, {output}/figure2.png and {len(runs)} run folders in {output}/")
+        return 0
 
 
 def _start_note(cfg) -> str:

@@ -18,6 +18,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,11 +36,12 @@ from .advantages import approx_kl, compute_advantages
 from .config import LocalConfig
 from .data import minibatch_plan, rollout_indices
 from .device import resolve_device, resolve_dtype
-from .errors import ConfigError, Interrupted, NonFiniteError
-from .hf import load_pretrained, save_pretrained
+from .errors import ConfigError, DiskFullError, Interrupted, NonFiniteError, no_space
+from .hf import load_pretrained, model_complete, save_model
+from .lock import FolderLocks
 from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
-from .preflight import Inputs, prepare
+from .preflight import Inputs, prepare, run_folder_problems, run_identity
 from .rollout import Rollout, batched_logprobs, decode_queries, encode_prompts, format_prompts, generate, reward_scores
 
 
@@ -123,6 +125,28 @@ class LocalTrainer:
         self.device = resolve_device(a.device)
         self.dtype = resolve_dtype(a.ds.param_dtype, self.device)
         self.inputs = inputs if inputs is not None else prepare(cfg, log)
+        self.locks = FolderLocks()
+        try:
+            self.run_id = self._own_run_folder()
+            self._setup()
+        except BaseException:
+            self.locks.release(remove_created=True)  # (a refused run leaves no empty folders behind)
+            raise
+
+    def _own_run_folder(self) -> str:
+        """Lock the run folder and the checkpoint folder for this process (before any model loads), then check them
+        again under the locks (another run may have written there since :func:`.preflight.prepare` looked); the
+        id of the run this is: the one continued, or a new one."""
+        a = self.args
+        self.locks.take("ckpt.output_dir", a.ckpt.output_dir)
+        self.locks.take("ckpt.path", a.ckpt.path)
+        problems = run_folder_problems(self.cfg)
+        if problems:
+            raise ConfigError(*problems)
+        return run_identity(self.cfg)[0] or uuid.uuid4().hex
+
+    def _setup(self) -> None:
+        cfg, a = self.cfg, self.args
         self.paths = self.inputs.paths()
         self.prompt_set, self.sizes, self.reward_fn = self.inputs.prompt_set, self.inputs.sizes, self.inputs.reward_fn
 
@@ -227,7 +251,7 @@ class LocalTrainer:
 
     def _load_checkpoint(self) -> None:
         """The newest checkpoint that loads; one that cannot be read is passed over with a warning line."""
-        found = checkpoint.newest_first(self.args.ckpt.path)
+        found = checkpoint.newest_first(self.args.ckpt.path, self.run_id)
         if not found:
             self.log(f"--resume: no checkpoint in {self.args.ckpt.path}; starting from step 0")
             return
@@ -276,7 +300,12 @@ class LocalTrainer:
             "elapsed": elapsed,
             "rng": checkpoint.rng_state(),
         }
-        checkpoint.save(self.args.ckpt.path, self.global_step, state, self.args.ckpt.max_num)
+        run = {
+            "run_id": self.run_id,
+            "output_dir": str(Path(self.args.ckpt.output_dir).resolve()),
+            "flags": self.cfg.flat,
+        }
+        checkpoint.save(self.args.ckpt.path, self.global_step, state, self.args.ckpt.max_num, run)
 
     # ------------------------------------------------------------------ experience
 
@@ -463,14 +492,25 @@ class LocalTrainer:
         raise Interrupted(
             self.global_step,
             self.sizes.total_steps,
-            checkpoint.latest(self.args.ckpt.path) if self.args.ckpt.save_steps > 0 else None,
+            checkpoint.latest(self.args.ckpt.path, self.run_id) if self.args.ckpt.save_steps > 0 else None,
         )
 
     def fit(self) -> dict[str, float]:
+        """Train what is left of the run; the run folder's locks are released at the end, however it ends."""
+        try:
+            return self._fit()
+        except OSError as e:  # (the saves and the logger name what they were writing themselves)
+            if no_space(e):
+                raise DiskFullError(e.filename or self.args.ckpt.output_dir) from None
+            raise
+        finally:
+            self.locks.release()
+
+    def _fit(self) -> dict[str, float]:
         a, sizes = self.args, self.sizes
         out = Path(a.ckpt.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / RUN_CONFIG).write_text(self.cfg.to_json())
+        _write_text(out / RUN_CONFIG, self.cfg.to_json(run_id=self.run_id))
         label = f"{a.actor.policy_loss_type} kl={a.algo.kl.init_coef:g}"
         logger = RunLogger(
             str(out), a.logger.tensorboard_dir, sizes.total_steps, self.global_step, a.logger.progress, label
@@ -478,7 +518,9 @@ class LocalTrainer:
         t0, start_step = time.time(), self.global_step
         tokens_trained = 0
         last: dict[str, float] = {}
+        saved = False
         ctrl_c = CtrlC(self.log)
+        failed = True
         try:
             with ctrl_c:
                 while self.rollout_idx < sizes.num_rollouts:
@@ -529,21 +571,34 @@ class LocalTrainer:
                         cb(self, record)
                     if ctrl_c.requested and self.rollout_idx < sizes.num_rollouts:  # (after the last step: just finish)
                         self._stop_interrupted(record["time"], saved)
+                failed = False
         finally:
-            logger.close()
+            logger.close(quiet=failed)  # (after an error, its own errors would only hide the first one)
         elapsed = self.elapsed_before + time.time() - t0
-        if last:
+        model = out / "model"
+        restored_model = not last and not model_complete(model)
+        if last and not saved:
             self._save_checkpoint(elapsed)
-            save_pretrained(self.policy, out / "model")
-            save_pretrained(self.tokenizer, out / "model")
+        if last or restored_model:  # a finished run whose model/ a full disk or a kill kept from being written
+            save_model(self.policy, self.tokenizer, model)
         summary = {
             "steps": self.global_step,
             "wall_time_s": round(elapsed, 2),
             "steps_this_session": self.global_step - start_step,
             "wall_time_this_session_s": round(time.time() - t0, 2),
             "tokens_trained_this_session": tokens_trained,
+            "model_written_from_checkpoint": restored_model,
             "sizes": sizes.__dict__,
             "paths": self.paths,
         }
-        (out / RUN_SUMMARY).write_text(json.dumps(summary, indent=2))
+        _write_text(out / RUN_SUMMARY, json.dumps(summary, indent=2))
         return summary
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as e:
+        if no_space(e):
+            raise DiskFullError(path, len(text.encode())) from None
+        raise
