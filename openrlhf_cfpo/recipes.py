@@ -4,17 +4,13 @@ Every number a train script uses comes from here, with its source. arXiv 2601.22
 appendix B.1 (Table 3, the Qwen2.5 reasoning runs, and the system prompts), section 4.2 and appendix B.2 (Table 4,
 the Llama-3-8B RLHF runs).
 
-The shell scripts in ``train_scripts/`` read it through ``python -m openrlhf_cfpo.recipes RECIPE --prog NAME
-FLAGS...``: it checks the script's flags (one line on stderr and exit status 2 for a bad one) and prints the run's
-settings as shell assignments (``name='value'``, one per line) for the script to ``eval``. Standard library only, so
-that the call costs milliseconds and works before any extra is installed.
+The scripts in ``train_scripts/`` are ``python -m openrlhf_cfpo.recipes RECIPE --prog NAME FLAGS...``: their flags,
+the framework commands built from these settings and the launch are :mod:`openrlhf_cfpo.recipe_commands`'s. Standard
+library only, so that reading the tables costs milliseconds and works before any extra is installed.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import shlex
 import sys
 from dataclasses import dataclass
 
@@ -148,8 +144,10 @@ FILLED = {
     ),
 }
 
-# TRL's and verl's names of the aggregations the scripts accept (TRL: GRPOConfig.loss_type; verl: loss_agg_mode).
-TRL_LOSS_TYPES = ("bnpo", "grpo", "dr_grpo", "dapo")
+# The frameworks' names of the aggregations the recipes accept. TRL_AGGREGATIONS: the TRL loss_types that only
+# aggregate the per-token surrogate, the vocabulary of our TRL adapter (openrlhf_cfpo.trl.config.AGGREGATIONS is this
+# tuple; it lives here because importing openrlhf_cfpo.trl imports TRL). VERL_LOSS_AGG_MODES: verl's loss_agg_mode.
+TRL_AGGREGATIONS = ("grpo", "bnpo", "dr_grpo", "dapo")
 VERL_LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 
 
@@ -299,9 +297,10 @@ def _hydra_overrides(argv: list) -> dict:
     return {k.lstrip("+"): v for k, eq, v in (item.partition("=") for item in argv) if eq and not k.startswith("~")}
 
 
-def _one_of(flag: str, value: str, choices: tuple) -> str:
+def _one_of(flag: str, value: str, choices: tuple, default: str) -> str:
     if value not in choices:
-        raise BadFlag(f"{flag} must be one of {', '.join(choices)} (got '{value}')")
+        listed = sorted(choices, key=lambda choice: choice != default)  # the default first, as --help lists them
+        raise BadFlag(f"{flag} must be one of {', '.join(listed)} (got '{value}')")
     return value
 
 
@@ -408,7 +407,8 @@ def qwen25_math_trl(args) -> dict:
     plan["accumulation"] = completions // (gpus * micro_batch)
     plan["nodes"] = 1  # accelerate starts the processes on this node
     plan["run_name"] = f"{plan['label']}_{plan['tag']}_trl_it{plan['iterations']}"
-    plan["loss_type"] = _one_of("--loss-type", args.loss_type or FILLED["trl_loss_type"].value, TRL_LOSS_TYPES)
+    default = FILLED["trl_loss_type"].value
+    plan["loss_type"] = _one_of("--loss-type", args.loss_type or default, TRL_AGGREGATIONS, default)
     plan["epochs"] = FILLED["epochs"].value
 
     # TRL flags after `--` win over the recipe's: those that size an update must keep Table 3's.
@@ -482,9 +482,8 @@ def qwen25_math_verl(args) -> dict:
         )
     plan["mini_batch_size"] = mini_batch
     plan["run_name"] = f"{plan['label']}_{plan['tag']}_verl_it{plan['iterations']}_br{batch_ratio}"
-    plan["loss_agg_mode"] = _one_of(
-        "--loss-agg-mode", args.loss_agg_mode or FILLED["verl_loss_agg_mode"].value, VERL_LOSS_AGG_MODES
-    )
+    default = FILLED["verl_loss_agg_mode"].value
+    plan["loss_agg_mode"] = _one_of("--loss-agg-mode", args.loss_agg_mode or default, VERL_LOSS_AGG_MODES, default)
     plan["epochs"] = FILLED["epochs"].value
 
     # Hydra overrides after `--` win over the recipe's: those that size an update must keep Table 3's.
@@ -510,66 +509,11 @@ def qwen25_math_verl(args) -> dict:
 RECIPES = {"llama3-rlhf": llama3_rlhf, "qwen25-math-trl": qwen25_math_trl, "qwen25-math-verl": qwen25_math_verl}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m openrlhf_cfpo.recipes", description=__doc__.split("\n")[0])
-    parser.add_argument("recipe", choices=sorted(RECIPES))
-    parser.add_argument("--prog", default="openrlhf_cfpo.recipes", help="the calling script, named in error lines")
-    # every value arrives as the user typed it: the recipe checks it and names the flag in its one error line
-    for flag in (
-        "--loss",
-        "--model-size",
-        "--iterations",
-        "--batch-ratio",
-        "--nodes",
-        "--gpus-per-node",
-        "--micro-batch-size",
-        "--vllm-tp",
-    ):
-        parser.add_argument(flag, default="1")
-    parser.add_argument("--keep-checkpoints", default=str(KEEP_CHECKPOINTS))
-    for flag in ("--loss-type", "--loss-agg-mode"):
-        parser.add_argument(flag)
-    for flag in ("--instruct", "--kl0"):
-        parser.add_argument(flag, action="store_true")
-    return parser
-
-
-def run_record(recipe: str, plan: dict, passthrough: list) -> str:
-    """What a run folder keeps of its recipe (``recipe.json``): the settings, where the gap-filling ones come from,
-    and the flags given after ``--``."""
-    return json.dumps(
-        {
-            "recipe": recipe,
-            "settings": plan,
-            "passthrough": passthrough,
-            "filled_from_the_reference": {k: vars(v) for k, v in FILLED.items()},
-        },
-        indent=1,
-    )
-
-
-def shell_assignments(plan: dict) -> str:
-    """``name='value'`` lines that a shell ``eval`` turns into variables."""
-    return "".join(f"{name}={shlex.quote(str(value))}\n" for name, value in plan.items())
-
-
 def main(argv: list | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # after `--`: the flags the script hands to the framework, read only for what they change of the recipe
-    split = argv.index("--") if "--" in argv else len(argv)
-    args = _parser().parse_args(argv[:split])
-    args.passthrough = argv[split + 1 :]
-    try:
-        plan = RECIPES[args.recipe](args)
-    except BadFlag as error:
-        print(f"{args.prog}: {error}", file=sys.stderr)
-        return 2
-    plan.update(
-        recipe=args.recipe, gpu_memory_gib=number(GPU_MEMORY_GIB), needs=",".join(NODE_NEEDS[args.recipe].packages)
-    )
-    plan["record"] = run_record(args.recipe, dict(plan), args.passthrough)
-    sys.stdout.write(shell_assignments(plan))
-    return 0
+    """A train script's command line (see :mod:`openrlhf_cfpo.recipe_commands`), imported only when one runs."""
+    from openrlhf_cfpo.recipe_commands import main as run_script
+
+    return run_script(argv)
 
 
 if __name__ == "__main__":

@@ -253,15 +253,18 @@ def test_keeping_no_checkpoint_is_one_clear_error(script):
 
 
 def flags_handled(script):
-    """The flags a train script's argument loop takes, read from its source (`--flag)` and `-h|--help)` cases)."""
+    """The flags a train script takes: its recipe's in openrlhf_cfpo.recipe_commands, the recipe named where the
+    script (or the script it hands everything to, for cfpo_*.sh and friends) calls `run_recipe`."""
     import re
+
+    from openrlhf_cfpo.recipe_commands import SCRIPTS as COMMAND_LINES
 
     body = open(os.path.join(ROOT, "train_scripts", script)).read()
     target = re.search(r'exec bash "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/(\w+\.sh)"', body)
-    if target:  # cfpo_*.sh and friends hand everything to the recipe's script
+    if target:
         body = open(os.path.join(ROOT, "train_scripts", target.group(1))).read()
-    cases = re.findall(r"^\s+((?:-[-\w]+\|?)+)\)", body, flags=re.M)
-    return {flag for case in cases for flag in case.split("|")} - {"--loss", "--"}
+    command_line = COMMAND_LINES[re.search(r"^run_recipe ([\w-]+) ", body, flags=re.M).group(1)]
+    return (set(command_line.values) | set(command_line.switches) | {"-h", "--help"}) - {"--loss"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -301,7 +304,7 @@ def run_for_real(tmp_path):
     python = tmp_path / "python"
     python.write_text(
         f'#!/bin/sh\n[ "$2" = openrlhf_cfpo.recipes ] && exec {sys.executable} "$@"\n'
-        f'echo "$@" >> {calls}\n'
+        f'echo "$@" >> {calls}\necho "${{PYTHONPATH-}}" >> {tmp_path / "pythonpath"}\n'
         '[ "$2" = openrlhf_cfpo.doctor ] && exit "${DOCTOR_STATUS:-0}"\nexit 0\n'
     )
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
@@ -352,3 +355,39 @@ def test_the_preflight_is_skipped_on_request_and_in_a_dry_run(script, skip, run_
     assert proc.returncode == 0, proc.stderr
     assert "openrlhf_cfpo.doctor" not in [call[1] for call in calls]
     assert calls if skip != ["--dry-run"] else calls == []
+
+
+@pytest.mark.parametrize("script", ["cfpo_llama3.sh", "cfpo_qwen25_math_trl.sh", "cfpo_qwen25_math_verl.sh"])
+def test_the_train_scripts_name_no_setting_of_the_commands_they_print(script):
+    # the settings live in openrlhf_cfpo/recipes.py and recipe_commands.py: a script that names one holds a copy
+    import re
+
+    printed = [shlex.split(line) for line in dry_run_with_stderr(script).stdout.strip().split("\n")]
+    names = {
+        token.split("=")[0].lstrip("+") for argv in printed for token in argv if token.startswith("--") or "=" in token
+    }
+    names -= flags_handled(script)  # the data preparation shares some of the scripts' own flags
+    folder = os.path.join(ROOT, "train_scripts")
+    sources = "".join(open(os.path.join(folder, name)).read() for name in os.listdir(folder))
+    named = [name for name in names if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", sources)]
+    assert len(names) > 20 and named == []
+
+
+def test_printed_commands_quote_every_argument_as_bash_printf_q_does():
+    from openrlhf_cfpo.recipe_commands import shell_quote
+
+    words = ["", "plain/path-1.0", "a b", "it's", "[0.9,0.999]", "{eps:1e-8}", "$HOME", "~/x", "a=~b", "#c", "c#", "é"]
+    words += ["tab\there", "new\nline", "bell\a", "x;y|z&w", "`cmd`", "(x)", "<in>", "q?*!", 'say "hi"', "back\\slash"]
+    quoted = subprocess.run(
+        ["bash", "-c", 'printf "%q\\0" "$@"', "_", *words], capture_output=True, text=True, env={"LANG": "C.UTF-8"}
+    ).stdout.split("\0")[:-1]
+    assert [shell_quote(word) for word in words] == quoted
+
+
+def test_the_started_command_gets_the_callers_pythonpath_back(run_for_real, tmp_path):
+    # the script puts the checkout first on PYTHONPATH to read its recipes; the run itself sees the caller's
+    proc, calls = run_for_real("cfpo_llama3.sh", "--skip-doctor", env={"PYTHONPATH": "/callers/path"})
+    assert proc.returncode == 0, proc.stderr
+    (started,) = calls
+    assert started[:2] == ["-m", "openrlhf_cfpo.cli.train_ppo_ray"]
+    assert (tmp_path / "pythonpath").read_text().split("\n")[-2] == "/callers/path"

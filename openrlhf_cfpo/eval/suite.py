@@ -3,6 +3,8 @@
 python -m openrlhf_cfpo.eval.suite SUITE                          # its benchmarks, one per line
 python -m openrlhf_cfpo.eval.suite SUITE --doctor-flags -- ARGS   # doctor flags, one per line (ARGS: the
                                                                   # arguments every benchmark gets)
+python -m openrlhf_cfpo.eval.suite --list                         # every suite and its benchmarks (run_suite.sh's
+                                                                  # --help)
 """
 
 from __future__ import annotations
@@ -36,17 +38,33 @@ def doctor_flags(suite: str, benchmark_args: Sequence[str] = ()) -> list[str]:
     return flags
 
 
+def listing() -> str:
+    """Every suite, its description and its benchmarks, two indented lines each, as run_suite.sh's help shows them."""
+    return "\n".join(
+        f"  {suite:<11}{description}\n  {'':<11}{' '.join(registry.benchmarks(suite))}"
+        for suite, description in registry.SUITES.items()
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m openrlhf_cfpo.eval.suite",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("suite", choices=registry.SUITES, help="; ".join(f"{k}: {v}" for k, v in registry.SUITES.items()))
+    p.add_argument(
+        "suite", nargs="?", choices=registry.SUITES, help="; ".join(f"{k}: {v}" for k, v in registry.SUITES.items())
+    )
     p.add_argument("--doctor-flags", action="store_true", help="print the doctor flags the suite's benchmarks need")
+    p.add_argument("--list", action="store_true", help="print every suite and its benchmarks instead")
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])
+    if args.list:
+        print(listing())
+        return 0
+    if args.suite is None:
+        p.error("a SUITE is needed (or --list)")
     lines = doctor_flags(args.suite, argv[cut + 1 :]) if args.doctor_flags else list(registry.benchmarks(args.suite))
     print("\n".join(lines))
     return 0

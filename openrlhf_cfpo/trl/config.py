@@ -1,4 +1,5 @@
-"""``GRPOConfig``: TRL 1.16's, plus ``policy_loss_type`` and ``vllm_weight_sync_check``, with the settings this trainer cannot honour refused."""
+"""``GRPOConfig``: TRL 1.16's, plus ``policy_loss_type`` and ``vllm_weight_sync_check``; settings this trainer cannot
+honour are refused."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from dataclasses import dataclass, field
 import trl
 
 from openrlhf_cfpo.losses import DEFAULT_POLICY_LOSS, PolicySurrogate, check_policy_loss_args, trust_region
+from openrlhf_cfpo.recipes import TRL_AGGREGATIONS
 
-# TRL loss types that only aggregate the per-token surrogate (the ones this trainer implements), and those that
-# bring a surrogate of their own (TRL 1.16's grpo_config.py lists all eight in loss_type's help).
-AGGREGATIONS = ("grpo", "bnpo", "dr_grpo", "dapo")
+# TRL loss types that only aggregate the per-token surrogate (the ones this trainer implements; written once, in
+# openrlhf_cfpo.recipes, which the train scripts read without importing TRL), and those that bring a surrogate of their
+# own (TRL 1.16's grpo_config.py lists all eight in loss_type's help).
+AGGREGATIONS = TRL_AGGREGATIONS
 OWN_SURROGATE_LOSS_TYPES = ("cispo", "sapo", "luspo", "vespo")
 
 
@@ -19,12 +22,14 @@ def check_grpo_args(args) -> PolicySurrogate:
     if args.loss_type in OWN_SURROGATE_LOSS_TYPES:
         raise ValueError(
             f"loss_type={args.loss_type!r} is a surrogate of its own; here the surrogate is policy_loss_type and "
-            f"loss_type only aggregates it: use one of {', '.join(AGGREGATIONS)} (or trl.GRPOTrainer for {args.loss_type})"
+            f"loss_type only aggregates it: use one of {', '.join(AGGREGATIONS)} "
+            f"(or trl.GRPOTrainer for {args.loss_type})"
         )
     if args.loss_type not in AGGREGATIONS:
         raise ValueError(
-            f"unknown loss_type={args.loss_type!r}: TRL {trl.__version__} has {', '.join(AGGREGATIONS)} (aggregations of "
-            f"policy_loss_type, usable here) and {', '.join(OWN_SURROGATE_LOSS_TYPES)} (surrogates of their own)"
+            f"unknown loss_type={args.loss_type!r}: TRL {trl.__version__} has {', '.join(AGGREGATIONS)} "
+            f"(aggregations of policy_loss_type, usable here) and {', '.join(OWN_SURROGATE_LOSS_TYPES)} "
+            "(surrogates of their own)"
         )
     if args.importance_sampling_level != "token":
         raise ValueError(
@@ -51,9 +56,10 @@ class GRPOConfig(trl.GRPOConfig):
     policy_loss_type: str = field(
         default=DEFAULT_POLICY_LOSS,
         metadata={
-            "help": "Per-token policy surrogate, from openrlhf_cfpo.losses: 'ppo' (default: TRL's clipped surrogate) or "
-            "'cfpo' (Clipping-Free Policy Optimization, arXiv 2601.22801: r*A - |A|/(2*eps)*(r-1)^2). `loss_type` then "
-            "only picks the aggregation (grpo, bnpo, dr_grpo, dapo); `epsilon` / `epsilon_high` are the trust-region "
+            "help": "Per-token policy surrogate, from openrlhf_cfpo.losses: 'ppo' (default: TRL's clipped surrogate) "
+            "or 'cfpo' (Clipping-Free Policy Optimization, arXiv 2601.22801: r*A - |A|/(2*eps)*(r-1)^2). "
+            f"`loss_type` then only picks the aggregation ({', '.join(AGGREGATIONS)}); `epsilon` / `epsilon_high` are "
+            "the trust-region "
             "widths where A < 0 / A > 0."
         },
     )

@@ -91,3 +91,17 @@ def test_a_fault_the_doctor_finds_stops_the_suite_before_any_benchmark(logging_p
     proc = _suite(env, "ck/a", "--reasoning")
     assert proc.returncode == 3 and proc.stderr.strip() == "doctor: no GPU driver"
     assert [c[1] for c in _calls(log)] == ["openrlhf_cfpo.doctor"]
+
+
+def test_help_lists_each_suites_benchmarks_from_the_registry_and_the_script_names_none(logging_python):
+    from openrlhf_cfpo.eval import registry
+
+    env, log = logging_python
+    proc = _suite(env, "--help")
+    assert proc.returncode == 0 and not _calls(log), proc.stderr
+    source = (REPO / "eval/run_suite.sh").read_text()
+    for suite, description in registry.SUITES.items():
+        names = list(registry.benchmarks(suite))
+        assert names and f"  {' ' * 11}{' '.join(names)}\n" in proc.stdout and description in proc.stdout
+        assert [name for name in names if name in source] == []  # a renamed benchmark cannot leave it stale
+    assert "  reasoning  " in _suite(env).stderr  # the usage shown for a bad call lists them too

@@ -50,8 +50,8 @@ BAD_FOR_TRL = [
 def run_script(tmp_path):
     """Run a script for real (no --dry-run) with PYTHON set to a stand-in that records each call.
 
-    The scripts' reads of the paper's tables (``-m openrlhf_cfpo.recipes``) go to the real Python: they are how the
-    scripts check their flags; every other call (data preparation, training) is only recorded.
+    The scripts' command line (``-m openrlhf_cfpo.recipes``) goes to the real Python: it checks the flags and starts
+    the rest; every other call (the preflight, data preparation, training) is only recorded.
     """
     calls = tmp_path / "python_calls"
     fake_python = tmp_path / "python"

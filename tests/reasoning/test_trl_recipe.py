@@ -71,7 +71,8 @@ def test_dry_run_parses_with_trl_into_table_3(loss, size, instruct, iterations, 
     assert args.learning_rate == lr and args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.1
     assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.999, 1e-8) and "adamw" in args.optim
     assert args.bf16 and launched.mixed_precision == "bf16" and launched.use_deepspeed and launched.zero_stage == 2
-    run_name = f"{'cfpo' if loss == 'cfpo' else 'grpo'}_qwen2.5-{size.lower()}{'-instruct' if instruct else ''}_trl_it{iterations}"
+    tag = f"qwen2.5-{size.lower()}{'-instruct' if instruct else ''}"
+    run_name = f"{'cfpo' if loss == 'cfpo' else 'grpo'}_{tag}_trl_it{iterations}"
     assert args.run_name == run_name and os.path.basename(args.output_dir) == run_name
 
 
@@ -96,9 +97,19 @@ def test_flags_after_double_dash_reach_trl_last_and_override_the_recipe(helpers,
     assert args.num_train_epochs == 1 and script.max_prompt_length == 256
 
 
-def test_loss_type_flag_chooses_the_aggregation(helpers, parse_as_launched):
-    _, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--loss-type", "grpo"))
-    assert args.loss_type == "grpo"  # eq. 8 as written: per-completion token mean, then the mean over completions
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
+def test_loss_type_flag_chooses_any_aggregation_the_trl_adapter_implements(loss_type, helpers, parse_as_launched):
+    from openrlhf_cfpo.trl import AGGREGATIONS
+
+    assert loss_type in AGGREGATIONS  # grpo: eq. 8 as written, the per-completion token mean, then over completions
+    _, _, args = parse_as_launched(helpers.trl_command(SCRIPTS["cfpo"], "--loss-type", loss_type))
+    assert args.loss_type == loss_type
+
+
+def test_loss_type_flag_refuses_a_loss_type_the_adapter_does_not_aggregate_with(helpers):
+    proc = helpers.dry_run(SCRIPTS["cfpo"], "--loss-type", "cispo")  # TRL's, with a surrogate of its own
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert "--loss-type must be one of bnpo, grpo, dr_grpo, dapo (got 'cispo')" in proc.stderr
 
 
 @pytest.mark.parametrize(
