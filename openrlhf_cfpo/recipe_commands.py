@@ -300,7 +300,8 @@ Usage: bash train_scripts/cfpo_llama3.sh [options] [ANY OPENRLHF FLAG ...]   (or
                          argument cannot turn a switch off. The switches: --train.colocate_all --vllm.enable_sleep
                          --ds.enable_sleep --ds.packing_samples --actor.gradient_checkpointing_enable. E.g. on a
                          machine whose vLLM has no sleep mode (vLLM's CPU build): --leave-out --vllm.enable_sleep
-  --dry-run              print the disk estimate and the OpenRLHF command, start nothing
+  --dry-run              print the disk estimate and the OpenRLHF command, check it with OpenRLHF's
+                         own parser, start nothing
   -h, --help             this text
 
 Off-policy on purpose: each rollout is 512 prompts x 2 samples = 1024 samples, trained in
@@ -329,7 +330,8 @@ Usage: bash train_scripts/cfpo_qwen25_math_trl.sh [options] [-- TRL FLAGS ...]  
   --wandb-key KEY           log to Weights & Biases instead of TensorBoard (WANDB_API_KEY)
   --keep-checkpoints N      checkpoints kept, the newest (default 2)
   --skip-doctor             start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
-  --dry-run                 print the disk estimate and the command, start nothing
+  --dry-run                 print the disk estimate and the command, check it with TRL's own parser,
+                            start nothing
   -h, --help                this text
 
 One node; accelerate starts one process per GPU (DeepSpeed ZeRO-2), each with a colocated vLLM engine for the
@@ -362,7 +364,8 @@ Usage: bash train_scripts/cfpo_qwen25_math_verl.sh [options] [-- HYDRA OVERRIDES
   --wandb-key KEY           log to Weights & Biases too (WANDB_API_KEY)
   --keep-checkpoints N      checkpoints kept, the newest (default 2)
   --skip-doctor             start without the preflight (openrlhf-cfpo doctor; or OPENRLHF_CFPO_SKIP_DOCTOR=1)
-  --dry-run                 print the disk estimate and both commands, start nothing
+  --dry-run                 print the disk estimate and both commands, check verl's with verl's own
+                            config (where verl is installed), start nothing
   -h, --help                this text
 
 Two commands, both printed: our data preparation (MATH -> verl parquet with the paper's system prompt, prompts
@@ -512,6 +515,60 @@ def _children_environment(extra: dict) -> dict:
     return {**env, **extra}
 
 
+# --- --dry-run: the printed command through its framework's own parser ------------------------------------------------
+
+# Set to 1: --dry-run prints the command without checking it (the tests that only compare printed commands).
+SKIP_CHECK_ENV = "OPENRLHF_CFPO_SKIP_COMMAND_CHECK"
+_VERL_CHECK = """
+from hydra import compose, initialize_config_module
+try:
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        compose(config_name="ppo_trainer", overrides=sys.argv[1:])  # what verl.trainer.main_ppo's @hydra.main composes
+except Exception as e:  # Hydra's override errors: the message, on one line
+    sys.exit("verl: error: " + " ".join(str(e).split()))
+"""
+# The module a command runs -> (the framework, the package that must be importable, Python code that parses the
+# arguments after the module as that module would and stops there, extra environment).
+FRAMEWORK_CHECKS = {
+    "openrlhf_cfpo.cli.train_ppo_ray": (
+        "OpenRLHF",
+        "openrlhf",
+        "from openrlhf_cfpo.openrlhf.train_ppo_ray import main\nsys.exit(main(sys.argv[1:]))",
+        {"OPENRLHF_CFPO_CHECK_ONLY": "1"},  # openrlhf_cfpo.openrlhf.train_ppo_ray.CHECK_ONLY_ENV
+    ),
+    "openrlhf_cfpo.reasoning.trl_grpo": (
+        "TRL",
+        "trl",
+        "from openrlhf_cfpo.reasoning.trl_grpo import check_flags\nsys.exit(check_flags(sys.argv[1:]))",
+        {},
+    ),
+    "verl.trainer.main_ppo": ("verl", "verl", _VERL_CHECK, {}),
+}
+NOT_INSTALLED = 3  # the check's exit status when the framework is not importable
+
+
+def check_command(command: list[str], python: str, env: dict) -> tuple[bool, str]:
+    """(passed, one line): ``command``'s arguments parsed by its framework's own parser, in ``python``'s environment;
+    a framework that is not installed there is said, not guessed at."""
+    module = next((m for m in FRAMEWORK_CHECKS if m in command), None)
+    if module is None:
+        return True, "not checked: no framework parser known for this command"
+    framework, package, code, extra = FRAMEWORK_CHECKS[module]
+    preamble = (
+        f"import importlib.util, sys\nif importlib.util.find_spec({package!r}) is None: sys.exit({NOT_INSTALLED})\n"
+    )
+    args = command[command.index(module) + 1 :]
+    proc = subprocess.run(
+        [python, "-c", preamble + code, *args], env={**env, **extra}, capture_output=True, text=True, timeout=600
+    )
+    if proc.returncode == 0:
+        return True, f"the command passed {framework}'s own parser and checks"
+    if proc.returncode == NOT_INSTALLED:
+        return True, f"the command was not checked: {package} is not installed here ({framework} checks it at start)"
+    said = [line for line in proc.stderr.splitlines() if line.strip()] or [f"exit status {proc.returncode}"]
+    return False, f"the command does not pass {framework}'s own parser: {said[-1].strip()}"
+
+
 def _exit_status(returncode: int) -> int:
     return returncode if returncode >= 0 else 128 - returncode  # killed by a signal: as a shell reports it
 
@@ -542,7 +599,11 @@ def main(argv: list | None = None) -> int:
         print(" ".join(shell_quote(arg) for arg in command))
     sys.stdout.flush()
     if args.dry_run:
-        return 0
+        if os.environ.get(SKIP_CHECK_ENV) == "1":
+            return 0
+        passed, line = check_command(launch.commands[-1], python, _children_environment(launch.env))
+        print(f"{prog}: {line}", file=sys.stderr)
+        return 0 if passed else 2
     env = _children_environment(launch.env)
     if not args.skip_doctor and os.environ.get("OPENRLHF_CFPO_SKIP_DOCTOR", "0") != "1":
         # the preflight (openrlhf-cfpo doctor: driver, GPUs and their memory, packages, NCCL, free disk for the

@@ -26,6 +26,9 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 # PyTorch's own switch, for this process and what it spawns: vLLM compiles its sampler ops even in eager mode, about
 # 20-60 s of inductor per engine on a cold cache (as CI's is) for a few tokens here. Nothing tested is compiled.
 os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")
+# A train script's --dry-run also parses its command with the framework's own parser (about 10 s each): the tests that
+# only read the printed command skip that; tests/test_train_script_dry_run_check.py runs it.
+os.environ.setdefault("OPENRLHF_CFPO_SKIP_COMMAND_CHECK", "1")
 
 import vllm_on_cpu  # noqa: E402  (tests/stubs: vLLM-CPU keeps its linear weights live, so a weight sync reaches them)
 

@@ -44,6 +44,9 @@ OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 GPU_ONLY_MODULES = ("vllm", "flash_attn_2_cuda")
 PPO_ACTOR = "openrlhf.trainer.ray.ppo_actor"
 VLLM_ENGINE = "openrlhf.trainer.ray.vllm_engine"
+# Set to 1: run OpenRLHF's own parsing and checks of the flags (and ours), then stop where training would start: what
+# a train script's --dry-run asks (openrlhf_cfpo.recipe_commands.check_command). A bad flag is one line, exit 2.
+CHECK_ONLY_ENV = "OPENRLHF_CFPO_CHECK_ONLY"
 SKIP_SYNC_CHECK_FLAG = "--vllm.skip_sync_check"  # turns off openrlhf_cfpo.openrlhf.weight_sync's check
 LOSS_TYPE_FLAG = "--actor.policy_loss_type"
 SETUP_HOOK = f"{__name__}.install"
@@ -67,9 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     saved_argv = sys.argv
     sys.argv = ["python -m openrlhf_cfpo.cli.train_ppo_ray", *argv]
+    check_only = os.environ.get(CHECK_ONLY_ENV) == "1"
     try:
-        with openrlhf_with_cfpo():
+        with openrlhf_with_cfpo(check_only):
             runpy.run_module(OPENRLHF_MODULE, run_name="__main__", alter_sys=False)
+    except FlagsChecked:
+        return 0
+    except AssertionError as err:  # OpenRLHF checks its flags with asserts, after parsing them
+        if not check_only:
+            raise
+        print(f"python -m openrlhf_cfpo.cli.train_ppo_ray: error: {err}", file=sys.stderr)
+        return 2
     except Exception as err:
         stop = stopped_by_us(err)
         if stop is None:
@@ -84,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.argv = saved_argv
     return 0
+
+
+class FlagsChecked(Exception):
+    """Every check of the flags passed, in a check-only run (CHECK_ONLY_ENV): training would start here."""
 
 
 class StopTraining(RuntimeError):
@@ -105,8 +120,9 @@ def stopped_by_us(err: BaseException) -> str | None:
 
 
 @contextlib.contextmanager
-def openrlhf_with_cfpo() -> Iterator[None]:
-    """Patch argparse and ray.init (and let OpenRLHF import without its GPU-only modules) for one OpenRLHF run."""
+def openrlhf_with_cfpo(check_only: bool = False) -> Iterator[None]:
+    """Patch argparse and ray.init (and let OpenRLHF import without its GPU-only modules) for one OpenRLHF run;
+    ``check_only``: stop at ray.init, the start of training, with :class:`FlagsChecked`."""
     import ray
 
     from openrlhf_cfpo.losses import POLICY_LOSSES
@@ -142,6 +158,8 @@ def openrlhf_with_cfpo() -> Iterator[None]:
 
     @functools.wraps(ray_init)
     def init_with_cfpo_workers(*args, runtime_env=None, **kwargs):
+        if check_only:
+            raise FlagsChecked
         if absent:
             print(
                 f"python -m openrlhf_cfpo.cli.train_ppo_ray: the flags passed every check, but this machine has no "
@@ -221,6 +239,8 @@ def check_args(args: argparse.Namespace) -> None:
     from openrlhf_cfpo.openrlhf.policy_loss import PolicyLoss
 
     get = functools.partial(getattr, args)
+    if not get("actor.adam.lr", 1.0) > 0:  # OpenRLHF takes any float; a step against the gradient is no typo to keep
+        raise ValueError(f"--actor.adam.lr must be more than 0 (got {get('actor.adam.lr')})")
     estimator = get("algo.advantage.estimator")
     if estimator in GROUP_BASELINE_ESTIMATORS and get("rollout.n_samples_per_prompt") < 2:
         raise ValueError(

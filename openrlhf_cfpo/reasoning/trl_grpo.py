@@ -76,6 +76,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[MathScriptArguments, GRPO
     return parser.parse_args_and_config(args=argv)
 
 
+def check_flags(argv: list[str]) -> int:
+    """Parse ``argv`` as :func:`main` would and stop there: 0, or one line on stderr and 2 (a train script's
+    --dry-run runs this on the command it prints)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        # The command is for a GPU node: here transformers would refuse its bf16 for the machine, not for the flags.
+        argv = [*argv, "--use_cpu", "true"]
+    try:
+        parse_args(argv)
+    except ValueError as err:  # our checks and TRL's own, in the dataclasses' __post_init__
+        print(f"openrlhf_cfpo.reasoning.trl_grpo: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    return 0  # argparse's own errors (an unknown flag) exit 2 with their one error line last
+
+
 def stop_at_the_end_of_a_turn(model, tokenizer, training_args: GRPOConfig) -> list[int]:
     """Make TRL end every completion where the chat turn ends, on both of its generation paths; returns the ids.
 

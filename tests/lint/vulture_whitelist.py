@@ -26,3 +26,5 @@ ppo_kl
 _.tiny
 # vLLM imports a worker extension by its dotted name (openrlhf_cfpo.openrlhf.weight_sync.WORKER_EXTENSION)
 CheckedWorkerWrap
+# a train script's --dry-run runs it by name in the framework's Python (openrlhf_cfpo.recipe_commands.FRAMEWORK_CHECKS)
+check_flags

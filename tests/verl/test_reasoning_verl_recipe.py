@@ -9,6 +9,7 @@ import importlib.util
 import os
 import shlex
 import subprocess
+import sys
 
 import pytest
 
@@ -284,3 +285,15 @@ def test_the_policy_loads_with_the_recipes_attention_where_flash_attn_is_not_ins
         together = model(input_ids=packed, position_ids=positions, use_cache=False).logits  # as verl calls it
         apart = torch.cat([model(input_ids=first).logits, model(input_ids=second).logits], dim=1)
     torch.testing.assert_close(together, apart)
+
+
+def test_the_dry_run_checks_the_command_with_verls_own_config():
+    env = {k: v for k, v in os.environ.items() if k != "OPENRLHF_CFPO_SKIP_COMMAND_CHECK"}
+    env["PYTHON"] = sys.executable
+    script = os.path.join(ROOT, "train_scripts", SCRIPTS["cfpo"])
+    for extra, status, said in (([], 0, "passed verl's own parser"), (["data.no_such_key=3"], 2, "data.no_such_key")):
+        proc = subprocess.run(
+            ["bash", script, "--dry-run", "--", *extra], capture_output=True, text=True, env=env, timeout=600
+        )
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == status and said in last, proc.stderr[-2000:]
