@@ -120,7 +120,7 @@ def main_plot(argv: list[str] | None = None) -> int:
 
 
 def _plot(argv: list[str]) -> int:
-    from .plot import PlotError, plot_runs, read_runs
+    from .plot import PlotError, plot_runs, read_runs, with_steps
 
     p = argparse.ArgumentParser(
         prog="openrlhf-cfpo plot", description="Figure-3-style curves (reward, length, clip ratio, KL) per run."
@@ -145,7 +145,8 @@ def _plot(argv: list[str]) -> int:
         report("openrlhf-cfpo plot", e)
         return 2
     try:
-        runs = read_runs(args.runs)
+        warn = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        runs = with_steps(read_runs(args.runs, warn), warn)
     except PlotError as e:
         print(f"openrlhf-cfpo plot: error: {e}", file=sys.stderr)
         return 2

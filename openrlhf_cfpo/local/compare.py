@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..losses import POLICY_LOSSES, logged_name
-from .config import layered_settings
+from .config import layered_settings, set_per_run
 from .errors import ConfigError
 from .lock import FolderLocks
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
@@ -43,6 +43,9 @@ COMPARE_DEFAULTS = [
     "--ckpt.save_steps",
     "128",
 ]
+
+# The `local` flags each run gets from compare's own options, which a user's would be overridden by.
+PER_RUN = {"actor.policy_loss_type": "--losses", "algo.kl.init_coef": "--kl_coefs"}
 
 
 def run_name(loss: str, kl: float) -> str:
@@ -141,8 +144,11 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo compare") -> int:
     opts, local_flags = p.parse_known_args(argv)
     t0 = time.time()
     output = Path(opts.output)
+    options = [smooth_problem("smooth", opts.smooth)]
     try:
-        flags = layered_settings(local_flags, COMPARE_DEFAULTS).flags
+        layers = layered_settings(local_flags, COMPARE_DEFAULTS)
+        flags = layers.flags
+        options += set_per_run(layers, PER_RUN, prog.split()[-1])
     except ConfigError:  # a flag no run takes: the runs' own check says so, with every other problem found
         flags = [*COMPARE_DEFAULTS, *local_flags]
     runs = {
@@ -151,9 +157,7 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo compare") -> int:
         for loss in opts.losses
     }
     with FolderLocks() as locks:  # --output, held until its summary is written
-        configs, code = run_all(
-            runs, output, opts.jobs, prog, argv, option_problems=[smooth_problem("smooth", opts.smooth)], locks=locks
-        )
+        configs, code = run_all(runs, output, opts.jobs, prog, argv, option_problems=options, locks=locks)
         if configs is None:
             return code
         curves = read_runs([str(output / name) for name in runs])

@@ -39,22 +39,68 @@ RESUME_FREE = {
     "logger.progress",
     "num_threads",
     "device",
+    "reward.timeout",
 }
 
 
+# What a setting is called elsewhere (OpenRLHF's names before its dotted ones, the usual short names), where difflib
+# would not find ours: the name as typed, without its dashes (or its last dotted part) -> the flag that sets it.
+FLAG_ALIASES = {
+    "lr": "--actor.adam.lr",
+    "learning_rate": "--actor.adam.lr",
+    "actor_learning_rate": "--actor.adam.lr",
+    "adam_betas": "--actor.adam.betas",
+    "l2": "--actor.adam.weight_decay",
+    "pretrain": "--actor.model_name_or_path",
+    "reward_pretrain": "--reward.model_name_or_path",
+    "remote_rm_url": "--reward.remote_url",
+    "prompt_data": "--data.prompt_dataset",
+    "generate_max_len": "--rollout.max_new_tokens",
+    "init_kl_coef": "--algo.kl.init_coef",
+    "entropy_loss_coef": "--actor.entropy_coef",
+    "save_path": "--ckpt.output_dir",
+    "ckpt_path": "--ckpt.path",
+    "max_ckpt_num": "--ckpt.max_num",
+    "load_checkpoint": "--ckpt.load_enable",
+    "bf16": "--ds.param_dtype bf16",
+}
+
+
+def suggest_flag(bad: str, known: list[str]) -> str | None:
+    """The flag most likely meant by the unknown ``bad`` (``--lr`` -> ``--actor.adam.lr``), among the options
+    ``known``, or None: a well-known alias, else the flags whose last dotted part is ``bad``'s, else the closest
+    name, whole or by its last part."""
+    name = bad.split("=")[0].lstrip("-").replace("-", "_")
+    last = name.rsplit(".", 1)[-1]
+    alias = FLAG_ALIASES.get(name) or FLAG_ALIASES.get(last)
+    if alias:
+        return alias
+    flags = [k for k in known if k.startswith("--") and k != "--help"]
+    same_last = [k for k in flags if k.rsplit(".", 1)[-1].lstrip("-") == last]
+    if same_last:
+        return " or ".join(same_last)
+    close = difflib.get_close_matches(f"--{name}", flags, n=1)
+    if close:
+        return close[0]
+    by_last = {k.rsplit(".", 1)[-1].lstrip("-"): k for k in flags}
+    close = difflib.get_close_matches(last, list(by_last), n=1, cutoff=0.75)
+    return by_last[close[0]] if close else None
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, with every error as one line that says what to do (and near-miss flag names)."""
+    """argparse, with every error as one line that says what to do (and the flag an unknown one likely means)."""
 
     def error(self, message: str):
-        hint = ""
+        known = [s for a in self._actions for s in a.option_strings]
+        hint = None
         if message.startswith("unrecognized arguments:"):
-            known = [s for a in self._actions for s in a.option_strings]
-            for bad in message.split(":", 1)[1].split():
-                close = difflib.get_close_matches(bad.split("=")[0], known, n=1)
-                if close:
-                    hint = f"; did you mean {close[0]}?"
-                    break
-        raise ConfigError(f"{message}{hint} (see `{self.prog} --help`)")
+            bad = [word for word in message.split(":", 1)[1].split() if word.startswith("--")]
+            hint = next(filter(None, (suggest_flag(word, known) for word in bad)), None)
+        elif message.startswith("ambiguous option:"):  # a prefix of several flags, none of them perhaps the one meant
+            word, matches = message.split(":", 1)[1].split(" could match ", 1)
+            hint = suggest_flag(word.strip(), known)
+            hint = None if hint in matches.split(", ") else hint
+        raise ConfigError(f"{message}{f'; did you mean {hint}?' if hint else ''} (see `{self.prog} --help`)")
 
 
 def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
@@ -89,6 +135,13 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
         "reward_func(queries, prompts, labels) -> {'rewards', 'scores', 'extra_logs'}",
     )
     g.add_argument(
+        "--reward.timeout",
+        type=float,
+        default=None,
+        help="seconds one reward_func call may run before the run stops, saved (default: no limit; a call running "
+        "over 60 s gets a warning line)",
+    )
+    g.add_argument(
         "--data.prompt_dataset",
         default=None,
         help="prompts: a .jsonl/.json/.txt/.parquet file, a dataset folder, or a hub dataset name (NAME@DIR: its "
@@ -107,6 +160,12 @@ def build_parser(prog: str = "openrlhf-cfpo local") -> argparse.ArgumentParser:
     g.add_argument("--data.max_samples", type=int, default=int(1e8), help="use at most this many prompts")
     g.add_argument(
         "--data.apply_chat_template", action="store_true", help="wrap each prompt in the tokenizer's chat template"
+    )
+    g.add_argument(
+        "--data.max_len",
+        type=int,
+        default=2048,
+        help="max total sequence length (prompt + response), OpenRLHF's; a longer prompt is cut to its last tokens",
     )
 
     g = p.add_argument_group("rollout")
@@ -378,6 +437,18 @@ def layered_settings(user_flags: list[str], command_defaults: list[str] | tuple[
     return Layers([*command_defaults, *run_flags, *user_flags], settings, source)
 
 
+def set_per_run(layers: Layers, per_run: dict[str, str], prog: str) -> list[str]:
+    """One line for each flag the user gave that the command ``prog`` sets per run itself (``per_run``: dotted name
+    -> the command's option for it), which would otherwise be overridden without a word."""
+    lines = []
+    for name, option in per_run.items():
+        if layers.source.get(name) == "user":
+            value = layers.settings[name]
+            value = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            lines.append(f"--{name} {value} is set per run by {prog}: give {option} {value} instead")
+    return lines
+
+
 def parse_args(argv: list[str] | None = None) -> LocalConfig:
     """The settings of a `local` run (:func:`layered_settings`), checked by themselves (what they point at is checked
     by :mod:`.preflight`)."""
@@ -407,6 +478,7 @@ def flag_problems(cfg: LocalConfig) -> list[str]:
         "train.max_epochs",
         "train.num_episodes",
         "data.max_samples",
+        "data.max_len",
         "actor.adam.lr",
         "actor.logprobs_chunk_size",
     )  # eps: the registry's own check below
@@ -445,6 +517,15 @@ def flag_problems(cfg: LocalConfig) -> list[str]:
             f"give --actor.eps_clip {a.actor.eps_clip} (both sides) or --actor.eps_clip_low_high "
             f"{' '.join(map(str, a.actor.eps_clip_low_high))}, not both: OpenRLHF would ignore --actor.eps_clip"
         )
+    betas = a.actor.adam.betas
+    if not all(0 <= b < 1 for b in betas):
+        problems.append(
+            f"--actor.adam.betas B1 B2 must each be in [0, 1) (AdamW's averaging factors), got "
+            f"{' '.join(map(str, betas))}"
+        )
+    timeout = f["reward.timeout"]
+    if timeout is not None and not timeout > 0:
+        problems.append(f"--reward.timeout must be > 0 (seconds one reward_func call may run), got {timeout}")
     if a.algo.kl.init_coef < 0:
         problems.append(f"--algo.kl.init_coef must be >= 0, got {a.algo.kl.init_coef}")
     for name in ("actor.lr_warmup_ratio", "actor.min_lr_ratio"):
@@ -453,6 +534,17 @@ def flag_problems(cfg: LocalConfig) -> list[str]:
                 f"--{name} must be in [0, 1] "
                 f"(a share of {'all optimizer steps' if 'warmup' in name else 'the peak lr'}), got {f[name]}"
             )
+    if a.ckpt.save_steps == 0 or a.ckpt.save_steps < -1:
+        problems.append(
+            f"--ckpt.save_steps must be >= 1 (a checkpoint every N optimizer steps) or -1 (never), "
+            f"got {a.ckpt.save_steps}"
+        )
+    if a.ckpt.max_num < 1:
+        problems.append(
+            f"--ckpt.max_num must be >= 1 (checkpoints kept; --ckpt.save_steps -1 saves none), got {a.ckpt.max_num}"
+        )
+    if a.num_threads < 0:
+        problems.append(f"--num_threads must be >= 0 (0: chosen by the model's size), got {a.num_threads}")
     if not DEVICE_PATTERN.fullmatch(a.device):
         problems.append(f"--device {a.device}: choose {DEVICE_CHOICES}")
     template = f["data.input_template"]

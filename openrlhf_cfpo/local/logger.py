@@ -29,12 +29,34 @@ CLIP_RATIO = "ppo_clip_ratio"
 SHORT = {"reward": "reward", "response_length": "len", CLIP_RATIO: "clip", "kl": "kl", "policy_loss": "loss"}
 
 
-def read_metrics(path: str):
+def _record(line: str) -> dict | None:
+    """The step record a line of ``metrics.jsonl`` holds (a JSON object with a ``step``), or None."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), (int, float)) else None
+
+
+def read_metrics(path: str, skipped: list[int] | None = None) -> list[dict]:
     """The step records of ``metrics.jsonl``. Records end in "\n"; a last line without one was cut by a
-    kill in the middle of a write and is left out."""
+    kill in the middle of a write and is left out. A line that holds no record (this engine never writes one; a
+    hand-edited or concatenated file may) raises ValueError naming it, or with ``skipped`` is left out and its
+    number (from 1) appended there."""
     with open(path, encoding="utf-8", newline="\n") as f:
         lines = f.read().split("\n")
-    return [json.loads(line) for line in lines[:-1] if line.strip()]
+    records = []
+    for number, line in enumerate(lines[:-1], 1):
+        if not line.strip():
+            continue
+        record = _record(line)
+        if record is not None:
+            records.append(record)
+        elif skipped is None:
+            raise ValueError(f"{path}, line {number}: not a step record (a JSON object with a step): {line[:60]!r}")
+        else:
+            skipped.append(number)
+    return records
 
 
 def truncate_metrics(path: str, last_step: int) -> None:

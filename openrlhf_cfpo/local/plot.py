@@ -58,8 +58,26 @@ def _label_from_config(cfg: dict, fallback: str) -> str:
     return f"{loss} ({estimator}) kl={kl:g}" if estimator else f"{loss} kl={kl:g}"
 
 
-def read_engine_run(folder: Path) -> RunCurves:
-    rows = read_metrics(str(folder / METRICS_FILE))
+def _lines(numbers: list[int], shown: int = 3) -> str:
+    """``[3, 7, 9, 12]`` -> "lines 3, 7, 9 and 1 more"."""
+    if len(numbers) == 1:
+        return f"line {numbers[0]}"
+    head, rest = numbers[:shown], len(numbers) - shown
+    if rest > 0:
+        return f"lines {', '.join(map(str, head))} and {rest} more"
+    return f"lines {', '.join(map(str, head[:-1]))} and {head[-1]}"
+
+
+def read_engine_run(folder: Path, warn: Callable[[str], None]) -> RunCurves:
+    """A run folder's curves; lines of its ``metrics.jsonl`` that hold no step record are left out, with one ``warn``
+    line."""
+    skipped: list[int] = []
+    rows = read_metrics(str(folder / METRICS_FILE), skipped)
+    if skipped:
+        warn(
+            f"warning: {folder / METRICS_FILE}: {_lines(skipped)} {'is' if len(skipped) == 1 else 'are'} not a step "
+            "record (a JSON object with a step; hand-edited, or two logs joined?); left out"
+        )
     cfg_path = folder / RUN_CONFIG
     label = _label_from_config(json.loads(cfg_path.read_text()), folder.name) if cfg_path.exists() else folder.name
     curves = RunCurves(label)
@@ -101,13 +119,14 @@ def repeated_step(curves: RunCurves) -> int | None:
 def read_runs(paths: Sequence[str], warn: Callable[[str], None] | None = None) -> list[RunCurves]:
     """Every run under ``paths``, labelled by its settings; runs of the same settings also by where they are.
     A log that repeats steps is still read, with one ``warn`` line (default: on stderr)."""
+    warn = warn or (lambda m: print(m, file=sys.stderr))
     runs = []
     for p in paths:
         folder = Path(p)
         if not folder.exists():
             raise PlotError(f"{p}: no such run folder")
         if (folder / METRICS_FILE).exists():
-            runs.append(read_engine_run(folder))
+            runs.append(read_engine_run(folder, warn))
             runs[-1].source = p
             continue
         event_dirs = _event_dirs(folder)
@@ -120,7 +139,7 @@ def read_runs(paths: Sequence[str], warn: Callable[[str], None] | None = None) -
     for run in runs:
         step = repeated_step(run)
         if step is not None:
-            (warn or (lambda m: print(m, file=sys.stderr)))(
+            warn(
                 f"warning: {run.source} logs step {step} again after later steps (two processes wrote it at once?); "
                 "its curves will zig-zag"
             )
@@ -129,6 +148,17 @@ def read_runs(paths: Sequence[str], warn: Callable[[str], None] | None = None) -
         if labels.count(run.label) > 1:
             run.label = f"{run.label} ({run.source})"
     return runs
+
+
+def with_steps(runs: list[RunCurves], warn: Callable[[str], None]) -> list[RunCurves]:
+    """The runs that logged a step of some panel's metric; the others each get one ``warn`` line. None at all is a
+    PlotError: a figure of empty panels shows nothing."""
+    empty = [run.source for run in runs if not run.series]
+    if len(empty) == len(runs):
+        raise PlotError(f"{', '.join(empty)}: no step of the plotted metrics logged (yet); no figure written")
+    for source in empty:
+        warn(f"warning: {source}: no step of the plotted metrics logged (yet); left out of the figure")
+    return [run for run in runs if run.series]
 
 
 def smooth_problem(flag: str, weight: float) -> str | None:

