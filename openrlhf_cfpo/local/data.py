@@ -20,6 +20,7 @@ class PromptSet:
     prompts: list[Any]  # texts, or chat messages ([{"role", "content"}, ...]) with --data.apply_chat_template
     labels: list[Any] = field(default_factory=list)  # "" per prompt without --data.label_key, as OpenRLHF
     fields: list[str] = field(default_factory=list)  # the fields of the first row (none for plain-text prompts)
+    where: list[str] = field(default_factory=list)  # where each prompt is: "line N" of a .jsonl/.txt file, else "row N"
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -193,7 +194,16 @@ def load_prompts(
         raise ConfigError(*problems)
     prompts = [r if isinstance(r, str) else r[input_key] for r in rows]
     labels = [r[label_key] if label_key is not None else "" for r in rows]
-    return PromptSet(prompts, labels, [str(k) for k in rows[0]] if isinstance(rows[0], dict) else [])
+    return PromptSet(prompts, labels, [str(k) for k in rows[0]] if isinstance(rows[0], dict) else [], where)
+
+
+def prompts_sha256(prompt_set: PromptSet) -> str:
+    """A fingerprint of the prompts and labels a run trains on, kept with the run so that ``--resume`` notices a
+    prompts file changed since (what was read, not the file's bytes: the same for a file, a folder or a hub dataset)."""
+    import hashlib
+
+    text = json.dumps([prompt_set.prompts, prompt_set.labels], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def episode_order(n_prompts: int, seed: int, episode: int) -> list[int]:

@@ -3,9 +3,10 @@
 :func:`.config.parse_args` checks the flags by themselves and touches no file. :func:`prepare` then checks what
 they point at, cheapest first: the run folder (an earlier run there, and on ``--resume`` that its flags match),
 then the inputs (local paths; the reward file, imported here once; hub names fetched or found cached; the reward
-model's config), the embedded default (built on first use), the prompts and the sizes they make. Each stage
-reports every problem it finds, one line each, before the next, costlier one starts. The :class:`Inputs` it
-returns are what the trainer runs on.
+model's config), the embedded default (built on first use), the prompts and the sizes they make, then the prompts'
+lengths in tokens (the policy's tokenizer, the models' configs: no weights). Each stage reports every problem it
+finds, one line each, before the next, costlier one starts. The :class:`Inputs` it returns are what the trainer
+runs on.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import checkpoint
 from .config import LocalConfig, Sizes, check_sizes
-from .data import PromptSet, load_prompts
+from .data import PromptSet, load_prompts, prompts_sha256
 from .device import resolve_device, resolve_dtype
 from .errors import ConfigError, Problems
 from .lock import holder_problem
 from .logger import METRICS_FILE, RUN_CONFIG
 from .outputs import folder_problem
 from .rewards import RewardFunction
+from .rollout import encode_prompts, format_prompts
 
 
 @dataclass
@@ -40,6 +43,9 @@ class Inputs:
     label_key: str | None
     prompt_set: PromptSet
     sizes: Sizes
+    tokenizer: Any = None  # the policy's tokenizer, loaded to measure the prompts (the trainer reuses it)
+    max_prompt_tokens: int | None = None  # longer prompts are cut to their last this many tokens (None: no limit)
+    prompts_sha256: str | None = None  # see data.prompts_sha256
 
     def paths(self) -> dict[str, str | None]:
         """What the run was given, as written into ``run_summary.json``."""
@@ -90,11 +96,20 @@ def run_identity(cfg: LocalConfig) -> tuple[str | None, list[str]]:
             f"--ckpt.path {ckpt} holds the checkpoints of {_whose(found[0][1])} ({found[0][0].name}); a new run "
             "would prune them: give it a --ckpt.path of its own, or continue that run with --resume"
         ]
-    try:
-        saved = json.loads((out / RUN_CONFIG).read_text())
-    except (OSError, ValueError):
-        saved = None
+    saved, damaged = _saved_run_config(out)
+    if damaged:
+        ours = any(run for _, run in found)
+        return None, [
+            f"--resume: {out / RUN_CONFIG} is damaged ({damaged}); delete it, and "
+            + (
+                f"`--resume` reads the run's id and flags from its checkpoints in {ckpt}"
+                if ours
+                else f"choose another --ckpt.output_dir: no checkpoint in {ckpt} holds the run's flags either"
+            )
+        ]
     run_id = saved.pop("run_id", None) if isinstance(saved, dict) else None
+    if isinstance(saved, dict):
+        saved.pop("prompts_sha256", None)  # (not a flag)
     if run_id is None:  # a run folder without run_config.json (or from before run ids): its checkpoints tell
         ids = list(dict.fromkeys(run["run_id"] for _, run in found if run))
         if len(ids) > 1:
@@ -117,6 +132,111 @@ def run_identity(cfg: LocalConfig) -> tuple[str | None, list[str]]:
     if diff:
         problems.append(f"--resume needs the flags of the interrupted run; these differ: {', '.join(diff)}")
     return run_id, problems
+
+
+def _saved_run_config(out: Path) -> tuple[dict | None, str | None]:
+    """The run folder's ``run_config.json`` (None when there is none), or why it cannot be read."""
+    try:
+        saved = json.loads((out / RUN_CONFIG).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"cannot read it: {e.strerror or e}"
+    except ValueError as e:  # (a kill while an older version wrote it; now it is written whole or not at all)
+        return None, f"not JSON: {e}"
+    return (saved, None) if isinstance(saved, dict) else (None, f"a JSON {type(saved).__name__}, not an object")
+
+
+def resume_prompts_problem(cfg: LocalConfig, digest: str, prompts: str) -> str | None:
+    """On ``--resume``, why the prompts read now are not the ones the run trained on (their fingerprint, kept in
+    ``run_config.json`` and each checkpoint, differs); None for a run that kept none (an older version's)."""
+    if not cfg.args.ckpt.load_enable:
+        return None
+    out = Path(cfg.args.ckpt.output_dir)
+    saved, where = _saved_run_config(out)[0] or {}, out / RUN_CONFIG
+    kept = saved.get("prompts_sha256")
+    if kept is None:
+        newest = checkpoint.latest(cfg.flat["ckpt.path"], run_identity(cfg)[0])
+        kept, where = (checkpoint.run_of(newest) or {}).get("prompts_sha256") if newest else None, newest
+    if kept is None or kept == digest:
+        return None
+    return (
+        f"--resume: the prompts read from {prompts} are not the ones the run trained on (changed on disk since it "
+        f"started: their sha256 differs from the one in {where}); put the run's prompts back, or train on these as a "
+        "new run in another --ckpt.output_dir"
+    )
+
+
+def position_limit(folder: str) -> int | None:
+    """The positions a model was built for (``max_position_embeddings``; GPT-2's ``n_positions``), from its config."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError):  # (said in one line when the model itself loads)
+        return None
+    n = getattr(config, "max_position_embeddings", None)
+    return n if isinstance(n, int) and n > 0 else None
+
+
+def prompt_budget(cfg: LocalConfig, policy: str, reward: str | None) -> tuple[int | None, str]:
+    """The most tokens a prompt may have, and what sets it: the tightest of ``--data.max_len`` (OpenRLHF's limit of
+    prompt + response) and the policy's and reward model's positions, less ``--rollout.max_new_tokens``. Both models
+    read the prompt and the response together, so both must hold them."""
+    a = cfg.args
+    limits = []
+    max_len = getattr(a.data, "max_len", None)  # (read so until config.py has the flag)
+    if max_len:
+        limits.append((max_len, f"--data.max_len {max_len}"))
+    for name, folder in (("policy", policy), ("reward model", reward)):
+        n = position_limit(folder) if folder is not None else None
+        if n is not None:
+            limits.append((n, f"the {name}'s {n} positions ({folder})"))
+    if not limits:
+        return None, ""
+    limit, why = min(limits, key=lambda x: x[0])
+    new = a.rollout.max_new_tokens
+    if limit - new < 1:
+        raise ConfigError(
+            f"--rollout.max_new_tokens {new} leaves no room for a prompt within {why}: give at most {limit - 1}"
+        )
+    return limit - new, f"{why} less --rollout.max_new_tokens {new}"
+
+
+def measure_prompts(
+    cfg: LocalConfig, tokenizer, prompt_set: PromptSet, prompts: str, policy: str, reward: str | None, log
+) -> int | None:
+    """Render and tokenize every prompt as the trainer will, before any model loads: a chat template the tokenizer
+    lacks is one line; prompts too long for the models are counted in one warning line and cut to the tokens left
+    (returned), as OpenRLHF 0.11.2 cuts them (openrlhf/utils/agent.py, SingleTurnAgentExecutor.execute: it keeps
+    ``prompt_token_ids[-max_prompt_length:]`` with a warning), instead of crashing the reward model after generation
+    or asking for gigabytes of attention."""
+    a = cfg.args
+    if a.data.apply_chat_template and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            f"--data.apply_chat_template: the policy's tokenizer ({policy}) has no chat template; drop the flag (and "
+            "give --data.input_template if the prompts need one), or use a model whose tokenizer has a template"
+        )
+    budget, why = prompt_budget(cfg, policy, reward)
+    if budget is None:
+        return None
+    texts = format_prompts(tokenizer, prompt_set.prompts, a.data.apply_chat_template, a.data.input_template)
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # a fast tokenizer's own: the same ids, 10x sooner
+    if backend is not None and backend.truncation is None:
+        encoded = backend.encode_batch(texts, add_special_tokens=not a.data.apply_chat_template)
+        lengths = [len(e.ids) for e in encoded]
+    else:
+        lengths = [len(ids) for ids in encode_prompts(tokenizer, texts, a.data.apply_chat_template)]
+    long = [i for i, n in enumerate(lengths) if n > budget]
+    if long:
+        first = long[0]
+        at = prompt_set.where[first] if prompt_set.where else f"row {first}"
+        log(
+            f"warning: {len(long)} of {len(lengths)} prompts are longer than the {budget} tokens left for a prompt "
+            f"({why}), the first at {at} of {prompts} ({lengths[first]} tokens); each is cut to its last {budget} "
+            "tokens, as OpenRLHF cuts them"
+        )
+    return budget
 
 
 def input_problems(cfg: LocalConfig) -> list[str]:
@@ -267,6 +387,14 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
         if reward is None and reward_fn is None:
             reward = assets.reward
             reward_fn = RewardFunction(assets.reward_func) if assets.reward_func else None
+    if reward_fn is None and label_key is not None:
+        # Labels only reach a reward_func; a reward model scores prompt + response alone (OpenRLHF passes them on
+        # without a word). Not read, so not checked either.
+        log(
+            f"warning: --data.label_key {label_key} is ignored: labels go to a reward_func (--reward.remote_url), "
+            f"and the reward model {reward} never sees them"
+        )
+        label_key = None
     prompt_set = load_prompts(
         prompts,
         a.data.input_key,
@@ -279,7 +407,15 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
     problems.attempt(check_labels, reward_fn, label_key, prompt_set)
     sizes = Sizes.of(a, len(prompt_set))
     problems.attempt(check_sizes, cfg, sizes)
+    digest = prompts_sha256(prompt_set)
+    problems.add(resume_prompts_problem(cfg, digest, prompts))
     problems.raise_any()
+    from transformers import AutoTokenizer
+
+    from .hf import load_pretrained
+
+    tokenizer = load_pretrained(AutoTokenizer, "actor.model_name_or_path", policy)
+    max_prompt_tokens = measure_prompts(cfg, tokenizer, prompt_set, prompts, policy, reward, log)
     left_over = sizes.n_prompts - sizes.rollouts_per_episode * a.rollout.batch_size
     if left_over:
         # OpenRLHF 0.11.2 trains them as a smaller last rollout; here every rollout has the size the flags say.
@@ -299,4 +435,7 @@ def prepare(cfg: LocalConfig, log: Callable[[str], None] = print) -> Inputs:
         label_key,
         prompt_set,
         sizes,
+        tokenizer,
+        max_prompt_tokens,
+        digest,
     )

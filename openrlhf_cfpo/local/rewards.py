@@ -12,7 +12,12 @@ The file defines ``reward_func(queries, prompts, labels)`` and returns
   (``""`` without one);
 - ``rewards`` is what training uses (the group baseline and advantages are computed from it);
   ``scores`` (``rewards`` when absent) is OpenRLHF's score for dynamic filtering, logged here as
-  ``score``; each ``extra_logs`` entry is logged under its own name, as a mean over the step's samples.
+  ``score``; each ``extra_logs`` entry is logged under its own name, as a mean over the step's samples; a tensor
+  on a GPU is read on the CPU (OpenRLHF reads plain values too), one on the ``meta`` device (no values) is refused;
+- run in a worker thread, as OpenRLHF's ``asyncio.to_thread`` runs it (openrlhf/utils/agent.py,
+  ``_fetch_rewards_via_func``): the main thread keeps answering Ctrl-C and SIGTERM, says in one line when a call has run
+  for ``SLOW_CALL_S`` seconds, and with ``--reward.timeout`` stops the run when a call outlasts it (a thread cannot be
+  killed: the call is abandoned and the process must exit to end it).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import dis
 import importlib.util
 import inspect
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -71,9 +78,27 @@ def reads_labels(fn: Callable) -> bool:
     )
 
 
+# A reward_func call running this long gets one warning line: it may be waiting on something that never answers.
+SLOW_CALL_S = 60.0
+
+
+class RewardTimeout(RewardFuncError):
+    """A reward_func call ran past ``--reward.timeout``; it is still running, in a thread nothing can stop."""
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[: limit // 2] + " ... " + text[-limit // 2 :])
+
+
 def _one_value(value: Any, what: str, path: str) -> float:
+    if isinstance(value, torch.Tensor) and value.is_meta:
+        raise RewardFuncError(
+            f"--reward.remote_url {path}: reward_func returned its {what} as a tensor on the meta device, which holds "
+            "no values; return numbers or tensors on a real device"
+        )
     try:
-        t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value
+        # (a tensor on a GPU is copied to the CPU, as float() would: OpenRLHF reads plain values from reward_func too)
+        t = torch.as_tensor(value, dtype=torch.float32) if not isinstance(value, torch.Tensor) else value.detach().cpu()
     except (TypeError, ValueError, RuntimeError):
         raise RewardFuncError(
             f"--reward.remote_url {path}: reward_func returned {value!r} as its {what}, which is no number"
@@ -95,21 +120,30 @@ class RewardFunction:
         self.reads_labels = reads_labels(self.fn)
 
     def __call__(
-        self, queries: list[str], prompts: list[str], labels: list[Any]
+        self,
+        queries: list[str],
+        prompts: list[str],
+        labels: list[Any],
+        timeout: float | None = None,
+        log: Callable[[str], None] | None = None,
+        batch: str = "the rollout",
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Rewards, scores and extra_logs of every sample; ``timeout`` (seconds) bounds each call, ``log`` gets the
+        warning of a slow one, ``batch`` names the samples' batch in both."""
         rewards, scores, extra = [], [], {}
         for i, (q, p, y) in enumerate(zip(queries, prompts, labels)):
-            try:
-                out = self.fn([q], [p], [y])
-            except Exception as e:  # the user's code: name it, with the input that made it fail
-                raise RewardFuncError(
-                    f"--reward.remote_url {self.path}: reward_func raised {type(e).__name__}: {e} "
-                    f"(on query {q!r}, label {y!r})"
-                ) from e
-            if not isinstance(out, dict) or out.get("rewards") is None:
+            where = f"sample {i + 1}/{len(queries)} of {batch}"
+            out = self._call(q, p, y, where, timeout, log)
+            if not isinstance(out, dict):
                 raise RewardFuncError(
                     f"--reward.remote_url {self.path}: reward_func must return a dict with 'rewards' "
                     f"(and optionally 'scores', 'extra_logs'), got {type(out).__name__}"
+                )
+            if out.get("rewards") is None:
+                has = "its 'rewards' is None" if "rewards" in out else "the key 'rewards' is missing"
+                raise RewardFuncError(
+                    f"--reward.remote_url {self.path}: reward_func returned a dict in which {has} (its keys: "
+                    f"{', '.join(map(repr, out)) or 'none'}); OpenRLHF trains on its 'rewards'"
                 )
             r = _one_value(out["rewards"], "rewards", self.path)
             rewards.append(r)
@@ -124,3 +158,56 @@ class RewardFunction:
                 if len(extra[k]) < i + 1:
                     extra[k].append(float("nan"))
         return (torch.tensor(rewards), torch.tensor(scores), {k: torch.tensor(v) for k, v in extra.items()})
+
+    def _call(self, q: str, p: str, y: Any, where: str, timeout: float | None, log: Callable[[str], None] | None):
+        """``reward_func([q], [p], [y])`` in a worker thread, watched from this one (see the module's docstring)."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["out"] = self.fn([q], [p], [y])
+            except BaseException as e:  # (SystemExit too: in a thread it would vanish without a word)
+                box["error"] = e
+
+        worker = threading.Thread(target=run, name="reward_func", daemon=True)
+        start = time.monotonic()
+        worker.start()
+        warned = False
+        while True:
+            waited = time.monotonic() - start
+            # Wake at least every second: a signal that lands on the worker thread is handled here only when awake.
+            wake = [1.0, SLOW_CALL_S - waited] if not warned else [1.0]
+            worker.join(max(min(wake + ([timeout - waited] if timeout is not None else [])), 0.0))
+            if not worker.is_alive():
+                break
+            waited = time.monotonic() - start
+            if timeout is not None and waited >= timeout:
+                raise RewardTimeout(
+                    f"--reward.remote_url {self.path}: reward_func did not return within --reward.timeout {timeout:g} "
+                    f"s ({where}, query {_shorten(q)})"
+                )
+            if not warned and waited >= SLOW_CALL_S:
+                warned = True
+                stop = (
+                    f"--reward.timeout {timeout:g} s stops the run"
+                    if timeout is not None
+                    else "Ctrl-C stops the run, saved; --reward.timeout SECONDS stops it by itself"
+                )
+                (log or print)(
+                    f"warning: reward_func of {self.path} has run for {waited:.0f} s on {where} and not returned; "
+                    f"still waiting ({stop})"
+                )
+        error = box.get("error")
+        if isinstance(error, SystemExit):
+            raise RewardFuncError(
+                f"--reward.remote_url {self.path}: reward_func called sys.exit({error.code!r}) (on query "
+                f"{_shorten(q)}, label {y!r}); it must return {{'rewards': ...}}, not exit"
+            )
+        if isinstance(error, Exception):  # the user's code: name it, with the input that made it fail
+            raise RewardFuncError(
+                f"--reward.remote_url {self.path}: reward_func raised {type(error).__name__}: {error} "
+                f"(on query {q!r}, label {y!r})"
+            ) from error
+        if error is not None:  # KeyboardInterrupt and the like: as if raised here
+            raise error
+        return box["out"]

@@ -69,7 +69,8 @@ def format_prompts(
 
 def encode_prompts(tokenizer, texts: list[str], apply_chat_template: bool = False) -> list[list[int]]:
     """Token ids of formatted prompts; a chat template already holds the BOS token where the model wants one."""
-    return [tokenizer(t, add_special_tokens=not apply_chat_template)["input_ids"] for t in texts]
+    # (one call for the batch: a fast tokenizer encodes it in parallel, the same ids as one text at a time)
+    return list(tokenizer(list(texts), add_special_tokens=not apply_chat_template)["input_ids"]) if texts else []
 
 
 def tokenize_prompts(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import signal
 import threading
@@ -42,6 +43,7 @@ from .lock import FolderLocks
 from .logger import RUN_CONFIG, RUN_SUMMARY, RunLogger
 from .logprobs import sequence_logprobs
 from .preflight import Inputs, prepare, run_folder_problems, run_identity
+from .rewards import RewardTimeout
 from .rollout import Rollout, batched_logprobs, decode_queries, encode_prompts, format_prompts, generate, reward_scores
 
 
@@ -81,31 +83,42 @@ def _seed_everything(seed: int) -> None:
 
 
 class CtrlC:
-    """SIGINT while training: the first Ctrl-C stops the run at the end of the current optimizer step, saved (or at
-    once while a rollout is being generated: that rollout is dropped and redone on resume); a second stops at once.
+    """SIGINT (Ctrl-C) and SIGTERM (``kill``, a job scheduler's stop) while training: the first stops the run at the
+    end of the current optimizer step, saved (or at once while a rollout is being generated: that rollout is dropped
+    and redone on resume); a second stops at once.
 
-    Outside the main thread (where signal handlers cannot be set) Ctrl-C keeps Python's default.
+    Outside the main thread (where signal handlers cannot be set) both keep Python's defaults.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self, log: Callable[[str], None]):
-        self.log, self.requested, self.droppable, self.installed, self.previous = log, False, False, False, None
+        self.log, self.requested, self.droppable = log, False, False
+        self.previous: dict[int, object] = {}
 
     def __enter__(self) -> CtrlC:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
-            self.installed = True
+            self.previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.installed:  # (a handler set outside Python reads as None: Python's own is the one to put back then)
-            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
+        for s, previous in self.previous.items():
+            # (a handler set outside Python reads as None: Python's own is the one to put back then)
+            default = signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL
+            signal.signal(s, previous if previous is not None else default)
 
-    def _on_sigint(self, signum, frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
         if self.droppable or self.requested:
             self.requested = True
             raise KeyboardInterrupt
         self.requested = True
-        self.log("interrupted: stopping after this optimizer step, which is saved (Ctrl-C again to stop at once)")
+        if signum == signal.SIGINT:
+            self.log("interrupted: stopping after this optimizer step, which is saved (Ctrl-C again to stop at once)")
+        else:
+            self.log(
+                f"{signal.Signals(signum).name}: stopping after this optimizer step, which is saved (a second one "
+                "stops at once)"
+            )
 
     @contextlib.contextmanager
     def dropping(self):
@@ -151,7 +164,9 @@ class LocalTrainer:
         self.prompt_set, self.sizes, self.reward_fn = self.inputs.prompt_set, self.inputs.sizes, self.inputs.reward_fn
 
         hf_logging.disable_progress_bar()
-        self.tokenizer = load_pretrained(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
+        self.tokenizer = self.inputs.tokenizer
+        if self.tokenizer is None:
+            self.tokenizer = load_pretrained(AutoTokenizer, "actor.model_name_or_path", self.paths["policy"])
         if self.tokenizer.eos_token_id is None:
             raise ConfigError(
                 f"the policy tokenizer ({self.paths['policy']}) has no EOS token; generation could never stop"
@@ -304,6 +319,7 @@ class LocalTrainer:
             "run_id": self.run_id,
             "output_dir": str(Path(self.args.ckpt.output_dir).resolve()),
             "flags": self.cfg.flat,
+            "prompts_sha256": self.inputs.prompts_sha256,
         }
         checkpoint.save(self.args.ckpt.path, self.global_step, state, self.args.ckpt.max_num, run)
 
@@ -327,6 +343,10 @@ class LocalTrainer:
             self.tokenizer, [self.prompt_set.prompts[i] for i in idx], a.data.apply_chat_template, a.data.input_template
         )
         prompt_ids = encode_prompts(self.tokenizer, texts, a.data.apply_chat_template)
+        if self.inputs.max_prompt_tokens is not None:
+            # Cut from the left, keeping the prompt's end, as OpenRLHF 0.11.2 does (openrlhf/utils/agent.py,
+            # SingleTurnAgentExecutor.execute: prompt_token_ids[-max_prompt_length:]); preflight said how many.
+            prompt_ids = [ids[-self.inputs.max_prompt_tokens :] for ids in prompt_ids]
         # One autocast region for the whole rollout: the policy's bf16 weight casts are made once and reused.
         with self.autocast():
             ro = generate(
@@ -350,7 +370,12 @@ class LocalTrainer:
                 labels = [self.prompt_set.labels[i] for i in idx]
                 queries = decode_queries(self.tokenizer, ro)
                 rewards, scores, extra = self.reward_fn(
-                    queries, [t for t in texts for _ in range(n)], [y for y in labels for _ in range(n)]
+                    queries,
+                    [t for t in texts for _ in range(n)],
+                    [y for y in labels for _ in range(n)],
+                    timeout=getattr(a.reward, "timeout", None),
+                    log=self.log,
+                    batch=f"rollout {rollout_idx} (before step {self.global_step + 1})",
                 )
                 ro.rewards, ro.info = rewards, {"score": scores, **extra}
                 t_reward = time.time() - t_reward
@@ -484,16 +509,30 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------ loop
 
-    def _stop_interrupted(self, elapsed: float, saved: bool) -> None:
-        """At a step boundary after Ctrl-C: save this step (unless just saved,
-        or checkpoints are off) and raise Interrupted."""
-        if not saved and self.args.ckpt.save_steps > 0:
+    def _save_at_boundary(self, elapsed: float, saved: bool) -> Path | None:
+        """At a step boundary, before stopping: save this step (unless just saved); the checkpoint to resume from
+        (None when checkpoints are off)."""
+        if self.args.ckpt.save_steps <= 0:
+            return None
+        if not saved:
             self._save_checkpoint(elapsed)
-        raise Interrupted(
-            self.global_step,
-            self.sizes.total_steps,
-            checkpoint.latest(self.args.ckpt.path, self.run_id) if self.args.ckpt.save_steps > 0 else None,
+        return checkpoint.latest(self.args.ckpt.path, self.run_id)
+
+    def _stop_interrupted(self, elapsed: float, saved: bool) -> None:
+        """At a step boundary after Ctrl-C or SIGTERM: save this step and raise Interrupted."""
+        raise Interrupted(self.global_step, self.sizes.total_steps, self._save_at_boundary(elapsed, saved))
+
+    def _stop_reward_timeout(self, error: RewardTimeout, elapsed: float, saved: bool) -> None:
+        """A reward_func call outlasted --reward.timeout: this step saved, as Ctrl-C saves it, then one line."""
+        path = self._save_at_boundary(elapsed, saved)
+        kept = (
+            f"saved step {self.global_step} as {path}: `--resume` continues from it"
+            if path is not None
+            else f"nothing saved (--ckpt.save_steps {self.args.ckpt.save_steps})"
         )
+        raise RewardTimeout(
+            f"{error}; {kept}; the call itself cannot be stopped (it runs in a thread), so the process must exit"
+        ) from None
 
     def fit(self) -> dict[str, float]:
         """Train what is left of the run; the run folder's locks are released at the end, however it ends."""
@@ -510,7 +549,7 @@ class LocalTrainer:
         a, sizes = self.args, self.sizes
         out = Path(a.ckpt.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _write_text(out / RUN_CONFIG, self.cfg.to_json(run_id=self.run_id))
+        _write_text(out / RUN_CONFIG, self.cfg.to_json(run_id=self.run_id, prompts_sha256=self.inputs.prompts_sha256))
         label = f"{a.actor.policy_loss_type} kl={a.algo.kl.init_coef:g}"
         logger = RunLogger(
             str(out), a.logger.tensorboard_dir, sizes.total_steps, self.global_step, a.logger.progress, label
@@ -534,6 +573,9 @@ class LocalTrainer:
                                 rng
                             )  # as if this rollout had never started: resume redoes it exactly
                             self._stop_interrupted(self.elapsed_before + time.time() - t0, saved=False)
+                        except RewardTimeout as e:  # (the rollout is dropped, as by Ctrl-C)
+                            checkpoint.set_rng_state(rng)
+                            self._stop_reward_timeout(e, self.elapsed_before + time.time() - t0, saved)
                         self.buffer = buffer
                         self.plan = minibatch_plan(
                             sizes.samples_per_rollout,
@@ -596,9 +638,14 @@ class LocalTrainer:
 
 
 def _write_text(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary sibling renamed over it: a kill mid-write leaves the old file whole
+    (``--resume`` reads run_config.json)."""
+    tmp = path.with_name(f".tmp-{path.name}")
     try:
-        path.write_text(text)
+        tmp.write_text(text)
+        os.replace(tmp, path)
     except OSError as e:
+        tmp.unlink(missing_ok=True)
         if no_space(e):
             raise DiskFullError(path, len(text.encode())) from None
         raise
