@@ -1,11 +1,7 @@
 """`openrlhf-cfpo doctor`: find, in seconds and before Ray starts or a model loads, what would stop a recipe here.
 
-``Probes`` read the facts; each check in ``CHECKS`` compares them with the ``Plan`` and yields one line per fault
-(``FAULTS``: what is wrong, what to do). All checks run. Exit status 0: nothing found; 1: faults; 2: bad flags.
-Without --recipe it checks what every recipe shares. CUDA is never initialised: a vLLM started later forks cleanly.
-"""
-
-from __future__ import annotations
+``Probes`` read the facts; each check in ``CHECKS`` yields one ``FAULTS`` line (what is wrong, what to do) per fault
+of the ``Plan``. Exit status 0: none, 1: faults, 2: bad flags. CUDA stays uninitialised: a later vLLM forks cleanly."""
 
 import argparse
 import importlib.metadata
@@ -22,14 +18,16 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from openrlhf_cfpo import __version__
-from openrlhf_cfpo import recipes as recipe_plans
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-SKIP_ENV = "OPENRLHF_CFPO_SKIP_DOCTOR"
-PACKAGE = "openrlhf-cfpo"
+from openrlhf_cfpo import __version__, recipes
+
+SKIP_ENV, PACKAGE = "OPENRLHF_CFPO_SKIP_DOCTOR", "openrlhf-cfpo"
 DRIVER_FLOOR = "R580"  # the CUDA 13 branch: torch 2.13.0's default wheel and vLLM 0.29's kernels are CUDA 13 builds
 BUSY_GIB = 2.0  # what a CUDA context or a monitoring agent may hold on a GPU before it counts as busy
 RAY_TIMEOUT_S, JUDGE_TIMEOUT_S = 60.0, 10.0
+QUIET = dict(capture_output=True, text=True, timeout=30)  # how probes run a command
 INSTALL_DOC = "docs/gpu-node.md, install"
 
 # The facts as probes report them. GiB sizes; driver_cuda: the newest CUDA the driver supports; error: the driver (or
@@ -42,61 +40,37 @@ Disk = namedtuple("Disk", "path free_gib writable")  # path: the output folder o
 RayNode = namedtuple("RayNode", "address gpus package_version import_error torch_version", defaults=("", None))
 RayCluster = namedtuple("RayCluster", "nodes error", defaults=((), ""))
 Findings = namedtuple("Findings", "gpus torch answering faults")  # answering: the GPUs, if the driver answers
-# What will run. recipe None: what every recipe shares; extras: whose pins of ours apply.
-Plan = namedtuple(
-    "Plan",
-    "recipe nodes gpus_per_node gpu_memory_gib disk_gib output_dir needs extras hf_token judge_base_url judge_model",
-    defaults=(1, 0, None, None, ".", (), (), False, None, None),
-)
+_PLAN = "recipe nodes gpus_per_node gpu_memory_gib disk_gib output_dir needs extras hf_token judge_base_url judge_model"
+Plan = namedtuple("Plan", _PLAN)  # what will run; recipe None: what all recipes share; extras: whose pins apply
 
-# What a recipe may import, by the names of recipes.NODE_NEEDS and --needs: what pip installs, what is imported, and
-# our extra that brings it. "nccl" is torch's own NCCL (its nvidia-nccl wheel).
+# What a recipe may import (recipes.NODE_NEEDS and --needs name them): pip's name, the module, our extra that brings it.
 Need = namedtuple("Need", "distribution module extra")
-PACKAGES = {
-    "flash_attn": Need("flash-attn", "flash_attn", "openrlhf"),
-    "vllm": Need("vllm", "vllm", "openrlhf"),
-    "deepspeed": Need("deepspeed", "deepspeed", "openrlhf"),
-    "ray": Need("ray", "ray", "openrlhf"),
-    "nccl": Need("torch", "torch", "openrlhf"),
-    "trl": Need("trl", "trl", "trl"),
-    "verl": Need("verl", "verl", "verl"),
-    "math_verify": Need("math-verify", "math_verify", "reasoning"),
-    "lm_eval": Need("lm-eval", "lm_eval", "eval"),
-    "alpaca_eval": Need("alpaca-eval", "alpaca_eval", "eval"),
-}
-RECIPES = recipe_plans.NODE_NEEDS
-# Without --recipe: what every recipe imports, no GPU, and the extras every recipe's environment has.
-SHARED = recipe_plans.NodeNeeds(
-    tuple(n for n in PACKAGES if all(n in r.packages for r in RECIPES.values())),
-    tuple(sorted(set.intersection(*(set(r.extras) for r in RECIPES.values())))),
-    gpus_per_node=0,
-    gpu_memory_gib=None,
-    memory_reason="",
-)
+_EXTRA = dict(flash_attn="openrlhf", vllm="openrlhf", deepspeed="openrlhf", ray="openrlhf", trl="trl", verl="verl")
+_EXTRA |= dict(math_verify="reasoning", lm_eval="eval", alpaca_eval="eval")
+PACKAGES = {name: Need(name.replace("_", "-"), name, extra) for name, extra in _EXTRA.items()}
+PACKAGES["nccl"] = Need("torch", "torch", "openrlhf")  # torch's own NCCL (its nvidia-nccl wheel)
+RECIPES = recipes.NODE_NEEDS
+_SHARED_PACKAGES = tuple(n for n in PACKAGES if all(n in r.packages for r in RECIPES.values()))
+_SHARED_EXTRAS = tuple(sorted(set.intersection(*(set(r.extras) for r in RECIPES.values()))))
+SHARED = recipes.NodeNeeds(_SHARED_PACKAGES, _SHARED_EXTRAS, 0, None, "")  # without --recipe: all share, no GPU
 
 # Every fault line, by the key its check yields: what is wrong, then what to do.
 FAULTS = {
-    "no_gpu": "no NVIDIA GPU on this machine (no nvidia-smi), {plan} needs {wanted} per node: run it on a GPU node "
-    "with an NVIDIA driver ({floor} or newer)",
-    "driver_silent": "the NVIDIA driver does not answer ({error}): after a driver upgrade reboot the node (or reload "
-    "the nvidia kernel modules); check `nvidia-smi` works",
-    "few_gpus": "{have} GPU(s) visible{where}, {plan} needs {wanted} per node: pass --gpus-per-node {have} to the "
-    "script (the batch sizes must still divide) or make the GPUs visible",
-    "small_gpus": "GPU {indices} ({name}, {gib:.1f} GiB) has less than the {need:g} GiB per GPU {plan} needs{why}: "
-    "use larger GPUs, or adapt the placement flags (fewer colocated models, lower --vllm.gpu_memory_utilization) and "
-    "skip this check with --skip-doctor",
-    "busy_gpus": "GPU {indices} already {have} {used} GiB in use by other processes (a previous run still alive?): end "
-    "them (`nvidia-smi` lists them); training and vLLM share each GPU",
+    "no_gpu": "no NVIDIA GPU here (no nvidia-smi), {plan} needs {wanted} per node: use a GPU node, driver {floor}+",
+    "driver_down": "the NVIDIA driver does not answer ({error}): reboot the node until `nvidia-smi` works",
+    "few_gpus": "{have} GPU(s) visible{where}, {plan} needs {wanted} per node: make the others visible, or pass "
+    "--gpus-per-node {have} to the script (the batch sizes must still divide)",
+    "small_gpus": "GPU {indices} ({gpu.name}, {gpu.total_gib:.1f} GiB) has less than the {need:g} GiB per GPU {plan} "
+    "needs{why}: use larger GPUs, or fewer colocated models and less --vllm.gpu_memory_utilization with --skip-doctor",
+    "busy_gpus": "GPU {indices} already {have} {used} GiB in use by other processes: end them (see `nvidia-smi`)",
     "no_torch": "torch is not installed: pip install torch==2.13.0 first ({doc})",
-    "cpu_torch": "torch {version} is a CPU build: reinstall the default Linux wheel, pip install --force-reinstall "
-    "torch=={release} (a CUDA 13 build)",
-    "old_driver": "NVIDIA driver {driver} supports CUDA up to {have}, torch {version} is built for CUDA {cuda}: "
-    "install an {floor}-or-newer driver (vLLM 0.29's kernels are CUDA 13 builds too)",
+    "cpu_torch": "torch {torch.version} is a CPU build: pip install --force-reinstall torch=={release} (CUDA 13 wheel)",
+    "old_driver": "NVIDIA driver {driver} supports CUDA up to {have[0]}.{have[1]}, torch {torch.version} is built for "
+    "CUDA {torch.cuda}: install an {floor}-or-newer driver (vLLM 0.29's kernels are CUDA 13 builds too)",
     "not_installed": "{dist} is not installed: pip install --no-build-isolation '.[{extra}]' ({doc})",
     "off_pin": "{dist} {version} is installed, {package} pins {dist}{pin}: pip install '{dist}{pin}'",
-    "requirement_missing": "{dist} {version} requires {req}, which is not installed: pip install '{req}'",
-    "requirement_off": "{dist} {version} requires {req}, {req.name} {have} is installed: pip install "
-    "'{req.name}{req.specifier}' (or the {dist} built for {req.name} {have})",
+    "dep_missing": "{dist} {version} requires {req}, which is not installed: pip install '{req}'",
+    "dep_off": "{dist} {version} requires {req}, not {req.name} {have}: pip install '{req.name}{req.specifier}'",
     "not_found": "{dist} {version} is installed but `import {module}` finds nothing: reinstall it",
     "flash_attn": "flash-attn {version}{why}: rebuild it, FLASH_ATTN_CUDA_ARCHS=90 FLASH_ATTENTION_FORCE_BUILD=TRUE "
     "pip install --no-build-isolation --no-deps --force-reinstall --no-cache-dir flash-attn=={version} ({doc})",
@@ -106,26 +80,19 @@ FAULTS = {
     "nvcc": "DeepSpeed compiles its FusedAdam optimizer at the first training step and {where}: install a CUDA "
     "{wanted} toolkit and set CUDA_HOME to it (pip install 'cuda-toolkit[nvcc,cccl]=={cuda}.*' works: {doc})",
     "ninja": "DeepSpeed compiles its FusedAdam optimizer with ninja, which is not installed: pip install ninja",
-    "no_nccl": "torch {version} has no NCCL: reinstall torch (pip install --force-reinstall torch=={release})",
-    "other_nccl": "torch loads NCCL {loaded}, not the {shipped} its nvidia-nccl wheel installed (LD_LIBRARY_PATH or "
-    "LD_PRELOAD points at another libnccl?): unset them, or pip install --force-reinstall the nvidia-nccl wheel",
+    "no_nccl": "torch {version} has no NCCL: pip install --force-reinstall torch=={release}",
+    "other_nccl": "torch loads NCCL {loaded}, not its nvidia-nccl wheel's {shipped}: unset LD_LIBRARY_PATH, LD_PRELOAD",
     "read_only": "cannot write to {path} (for --output-dir {output_dir}): choose a folder you can write to",
     "disk_full": "{path} has {free:.0f} GiB free, {plan} keeps about {wanted:.0f} GiB of checkpoints there: free "
-    "space, pass another --output-dir, or keep fewer checkpoints",
-    "hf_token": "gated data (GPQA-Diamond) needs a Hugging Face token and none is set: accept the dataset's terms on "
-    "the hub, then export HF_TOKEN=... (or run `hf auth login`)",
-    "no_cluster": "cannot reach {target} for --nodes {nodes} ({error}): start it first, `ray start --head` on this "
-    "node and `ray start --address=HEAD_IP:6379` on the others (docs/gpu-node.md, multi-node)",
-    "few_nodes": "the Ray cluster has {have} node(s), --nodes {nodes} needs {nodes}: run `ray start "
-    "--address=HEAD_IP:6379` on the missing nodes (docs/gpu-node.md, multi-node)",
-    "node_gpus": "Ray node(s) {short} offer fewer than the {gpus} GPUs per node planned: start them with all GPUs "
-    "visible (`ray start ... --num-gpus {gpus}`)",
-    "node_without_us": "openrlhf_cfpo does not import on Ray node {address} ({error}): install this package there "
-    "too, in the environment its `ray start` runs (same venv or image on every node)",
-    "node_version": "Ray node {address} has openrlhf_cfpo {theirs}, this node {ours}: install the same version on "
-    "every node",
-    "node_torch": "Ray node {address} has torch {theirs}, this node {ours}: use one environment (venv or image) on "
-    "every node",
+    "space, or pass another --output-dir",
+    "hf_token": "GPQA-Diamond is gated: accept its terms on the hub, then export HF_TOKEN=... (or `hf auth login`)",
+    "no_cluster": "cannot reach {target} for --nodes {nodes} ({error}): `ray start --head` here and `ray start "
+    "--address=HEAD_IP:6379` on the others (docs/gpu-node.md, multi-node)",
+    "few_nodes": "the Ray cluster has {have} of the {nodes} nodes: `ray start --address=HEAD_IP:6379` on the others",
+    "node_gpus": "Ray node(s) {short} offer under the {gpus} GPUs per node planned: `ray start ... --num-gpus {gpus}`",
+    "node_missing": "Ray node {address} cannot import openrlhf_cfpo ({error}): install it there (one venv everywhere)",
+    "node_version": "Ray node {address} has openrlhf_cfpo {theirs}, this node {ours}: install one version everywhere",
+    "node_torch": "Ray node {address} has torch {theirs}, this node {ours}: use one venv or image on every node",
 }
 
 
@@ -143,15 +110,13 @@ class Probes:
         assert all(hasattr(Probes, name) for name in replaced), replaced
         self.__dict__.update(replaced)
 
-    def _run(self, *command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(command, capture_output=True, text=True, timeout=30)
-
     def gpus(self) -> GpuReport | None:  # nvidia-smi creates no CUDA context; None: no NVIDIA driver here
         if not shutil.which("nvidia-smi"):
             return None
         query = "--query-gpu=index,name,memory.total,memory.used,driver_version"
         try:
-            header, csv = self._run("nvidia-smi"), self._run("nvidia-smi", query, "--format=csv,noheader,nounits")
+            header = subprocess.run(["nvidia-smi"], **QUIET)
+            csv = subprocess.run(["nvidia-smi", query, "--format=csv,noheader,nounits"], **QUIET)
         except (OSError, subprocess.TimeoutExpired) as e:
             return GpuReport(error=f"nvidia-smi: {e}")
         if csv.returncode:
@@ -164,8 +129,7 @@ class Probes:
             return None
         with warnings.catch_warnings():  # torch.cuda imports the deprecated `pynvml` shim OpenRLHF requires
             warnings.simplefilter("ignore")
-            import torch
-
+            torch = importlib.import_module("torch")
             try:
                 nccl = tuple(torch.cuda.nccl.version())  # reads the library; CUDA stays uninitialised
             except (AttributeError, RuntimeError):
@@ -202,24 +166,21 @@ class Probes:
         home = env.get("CUDA_HOME") or env.get("CUDA_PATH") or (nvcc and str(Path(nvcc).resolve().parents[1]))
         home = home or ("/usr/local/cuda" if Path("/usr/local/cuda").exists() else None)
         try:
-            version = (
-                re.search(r"release (\d+)\.(\d+)", self._run(f"{home}/bin/nvcc", "--version").stdout) if home else None
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            version = None
+            said = subprocess.run([f"{home}/bin/nvcc", "--version"], **QUIET).stdout
+        except (OSError, subprocess.TimeoutExpired):  # also without a CUDA_HOME: there is no "None/bin/nvcc"
+            said = ""
+        version = re.search(r"release (\d+)\.(\d+)", said)
         ninja = bool(shutil.which("ninja") or self.found("ninja"))
-        return Toolchain(home, (int(version[1]), int(version[2])) if version else None, ninja)
+        return Toolchain(home, tuple(map(int, version.groups())) if version else None, ninja)
 
     def disk(self, output_dir: str) -> Disk:
         path = Path(output_dir).expanduser().absolute()
-        while not path.exists() and path != path.parent:
-            path = path.parent
+        path = next(p for p in (path, *path.parents) if p.exists())  # the nearest existing folder
         return Disk(str(path), shutil.disk_usage(path).free / 2**30, os.access(path, os.W_OK | os.X_OK))
 
     def hf_token(self) -> bool:  # HF_TOKEN, or a token saved by `hf auth login`
-        if os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"):
-            return True
-        return self.found("huggingface_hub") and bool(importlib.import_module("huggingface_hub").get_token())
+        env = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+        return bool(env or self.found("huggingface_hub") and importlib.import_module("huggingface_hub").get_token())
 
     def judge(self, base_url: str | None, model: str | None) -> str | None:  # None, or the eval suite's reason
         try:
@@ -233,18 +194,17 @@ class Probes:
         """One tiny task per alive node: does ``module`` import there, at which version, with which torch?"""
         try:
             import ray
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as OnNode
         except ImportError as e:
             return RayCluster(error=f"ray is not importable ({e})")
 
         def report(name):  # nested, so pickled by value: it runs where our package is missing
-            import importlib.metadata
-
             try:
                 version, error = getattr(importlib.import_module(name), "__version__", "unknown"), ""
             except Exception as e:  # whatever it is, it is the node's fault line
                 version, error = None, f"{type(e).__name__}: {e}"
-            return version, error, next((d.version for d in importlib.metadata.distributions(name="torch")), None)
+            metadata = importlib.import_module("importlib.metadata")  # on that node
+            return version, error, next((d.version for d in metadata.distributions(name="torch")), None)
 
         started_here = not ray.is_initialized()
         try:
@@ -252,13 +212,13 @@ class Probes:
                 quiet = {} if (address or "").startswith("ray://") else dict(logging_level="ERROR", log_to_driver=False)
                 ray.init(address=address or "auto", **quiet)
             nodes, task = [n for n in ray.nodes() if n.get("Alive")], ray.remote(num_cpus=0)(report)
-            on = [NodeAffinitySchedulingStrategy(n["NodeID"], soft=False) for n in nodes]
-            refs = [task.options(scheduling_strategy=strategy).remote(module) for strategy in on]
+            refs = [task.options(scheduling_strategy=OnNode(n["NodeID"], soft=False)).remote(module) for n in nodes]
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
             answers = [ray.get(r) if r in ready else (None, f"no answer within {timeout_s:.0f} s", None) for r in refs]
-            names = [n.get("NodeManagerAddress", n["NodeID"][:8]) for n in nodes]
-            gpus = [n.get("Resources", {}).get("GPU", 0.0) for n in nodes]
-            return RayCluster(tuple(RayNode(name, gpu, *answer) for name, gpu, answer in zip(names, gpus, answers)))
+            where = [
+                (n.get("NodeManagerAddress", n["NodeID"][:8]), n.get("Resources", {}).get("GPU", 0.0)) for n in nodes
+            ]
+            return RayCluster(tuple(RayNode(*node, *answer) for node, answer in zip(where, answers)))
         except Exception as e:
             return RayCluster(error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
         finally:
@@ -269,162 +229,111 @@ class Probes:
 def parse_nvidia_smi(header: str, query: str) -> GpuReport:
     """nvidia-smi's banner (for "CUDA Version: X.Y") and its csv GPU query, with CUDA_VISIBLE_DEVICES applied."""
     cuda = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", header)
-    gpus, driver = [], ""
-    for line in query.strip().splitlines():
-        index, name, total_mib, used_mib, driver = (part.strip() for part in line.split(","))
-        gpus.append(Gpu(int(index), name, float(total_mib) / 1024, float(used_mib) / 1024))
+    rows = [[part.strip() for part in line.split(",")] for line in query.strip().splitlines()]
+    gpus = [Gpu(int(index), name, float(total) / 1024, float(used) / 1024) for index, name, total, used, _ in rows]
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and not any(p.strip().startswith(("GPU-", "MIG-")) for p in visible.split(",")):
         indices = [int(p) for p in visible.split(",") if p.strip().lstrip("-").isdigit()]
         indices = indices[: next((k for k, i in enumerate(indices) if i < 0), None)]  # CUDA stops at an invalid one
         gpus = [g for i in indices for g in gpus if g.index == i]
-    return GpuReport(driver, (int(cuda[1]), int(cuda[2])) if cuda else None, tuple(gpus))
+    return GpuReport(rows[-1][4] if rows else "", tuple(map(int, cuda.groups())) if cuda else None, tuple(gpus))
 
 
-def check_gpus(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    """Here, visible, large enough and free; with no recipe, a driver there must answer."""
+def check_node(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
+    """GPUs here, visible, big and free (a driver must answer); torch built for them; room for the checkpoints."""
     report, wanted, gpus = found.gpus, plan.gpus_per_node, found.answering
     if report is None and wanted:
         yield _fault("no_gpu", plan, wanted=wanted)
-    elif report is not None and report.error and (wanted or plan.recipe is None):
-        yield _fault("driver_silent", plan, error=report.error)
-    elif len(gpus) < wanted and report is not None and not report.error:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        where = f" with CUDA_VISIBLE_DEVICES={visible}" if visible is not None else ""
+    elif report and report.error and (wanted or not plan.recipe):
+        yield _fault("driver_down", plan, error=report.error)
+    elif len(gpus) < wanted:  # the driver answers
+        where = "" if (v := os.environ.get("CUDA_VISIBLE_DEVICES")) is None else f" with CUDA_VISIBLE_DEVICES={v}"
         yield _fault("few_gpus", plan, have=len(gpus), where=where, wanted=wanted)
     if small := [g for g in gpus if plan.gpu_memory_gib and g.total_gib < plan.gpu_memory_gib]:
         why = f" ({RECIPES[plan.recipe].memory_reason})" if plan.recipe in RECIPES else ""
-        indices, gpu = ", ".join(str(g.index) for g in small), small[0]
-        yield _fault(
-            "small_gpus", plan, indices=indices, name=gpu.name, gib=gpu.total_gib, need=plan.gpu_memory_gib, why=why
-        )
-    if (busy := [g for g in gpus if g.used_gib > BUSY_GIB]) and plan.gpus_per_node:
+        indices = ", ".join(str(g.index) for g in small)
+        yield _fault("small_gpus", plan, indices=indices, gpu=small[0], need=plan.gpu_memory_gib, why=why)
+    if (busy := [g for g in gpus if g.used_gib > BUSY_GIB]) and wanted:
         indices, used = ", ".join(str(g.index) for g in busy), ", ".join(f"{g.used_gib:.1f}" for g in busy)
         yield _fault("busy_gpus", plan, indices=indices, have="has" if len(busy) == 1 else "have", used=used)
-
-
-def check_torch(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    """Installed; a CUDA build where GPUs are planned, for a CUDA major the driver supports (minors are compatible)."""
+    cuda = gpus and report.driver_cuda  # torch: a CUDA build for a major the driver supports (minors are compatible)
     if (torch := found.torch) is None:
         yield _fault("no_torch", plan)
-    elif torch.cuda is None and plan.gpus_per_node and found.answering:
-        yield _fault("cpu_torch", plan, version=torch.version, release=torch.version.split("+")[0])
-    elif (
-        torch.cuda and (plan.gpus_per_node or not plan.recipe) and (cuda := found.answering and found.gpus.driver_cuda)
-    ):
-        if cuda[0] < int(torch.cuda.split(".")[0]):
-            driver, have = found.gpus.driver_version, f"{cuda[0]}.{cuda[1]}"
-            yield _fault("old_driver", plan, driver=driver, have=have, version=torch.version, cuda=torch.cuda)
-
-
-def _unmet(plan: Plan, dist: str, version: str, probes: Probes) -> Iterator[str]:
-    """A distribution's own requirements (no extra) that are missing or at a version it does not accept."""
-    from packaging.requirements import Requirement
-
-    for req in map(Requirement, probes.requirements(dist)):
-        have = probes.distribution(req.name) if req.marker is None or req.marker.evaluate({"extra": ""}) else ""
-        if have is None:
-            yield _fault("requirement_missing", plan, dist=dist, version=version, req=req)
-        elif have and not req.specifier.contains(have, prereleases=True):
-            yield _fault("requirement_off", plan, dist=dist, version=version, req=req, have=have)
-
-
-def check_packages(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    """Ours with its requirements met; each needed one installed, at our pin for the plan's extras, and found."""
-    from packaging.requirements import Requirement
-
-    if ours := probes.distribution(PACKAGE):  # None from a source tree that is not installed
-        yield from _unmet(plan, PACKAGE, ours, probes)
-    canonical = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
-    pins = {}  # read from our installed metadata: setup.py is their one place
-    for req in map(Requirement, probes.requirements(PACKAGE)):
-        if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in plan.extras):
-            pins.update({canonical(req.name): req.specifier for s in req.specifier if s.operator == "=="})
-    for dist, module, extra in (PACKAGES[name] for name in plan.needs if name != "nccl"):  # torch: check_torch
-        if (version := probes.distribution(dist)) is None:
-            yield _fault("not_installed", plan, dist=dist, extra=extra)
-            continue
-        if (pin := pins.get(canonical(dist))) is not None and not pin.contains(version, prereleases=True):
-            yield _fault("off_pin", plan, dist=dist, version=version, pin=pin)
-        yield from _unmet(plan, dist, version, probes)
-        if not probes.found(module):
-            yield _fault("not_found", plan, dist=dist, version=version, module=module)
-
-
-def _usable(name: str, plan: Plan, probes: Probes) -> str | None:
-    """The version of a needed package that is installed and found (check_packages reports the others)."""
-    version = probes.distribution(PACKAGES[name].distribution) if name in plan.needs else None
-    return version if version and probes.found(PACKAGES[name].module) else None
-
-
-def check_flash_attn_extension(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    """flash-attn is compiled against one torch: its extension fails to link against any other."""
-    version, torch = _usable("flash_attn", plan, probes), found.torch
-    if not version or (plan.gpus_per_node and torch and not torch.cuda):  # a CPU torch is check_torch's fault
-        return
-    if (error := probes.imports("flash_attn_2_cuda")) == "missing":
-        yield _fault("flash_attn", plan, version=version, why=" has no CUDA extension (built without nvcc, or skipped)")
-    elif error:
-        why = f"'s CUDA extension does not load with torch {torch.version if torch else '?'} ({error})"
-        yield _fault("flash_attn", plan, version=version, why=why)
-
-
-def check_deepspeed_ops(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    """OpenRLHF's optimizer is DeepSpeed's FusedAdam: prebuilt for this torch, or compiled at the first step."""
-    torch, version = found.torch, _usable("deepspeed", plan, probes)
-    if not version or not plan.gpus_per_node or not torch or not torch.cuda:
-        return
-    build = probes.deepspeed_build() or {}
-    if build.get("installed_ops", {}).get("fused_adam") and build.get("accelerator_name") == "cuda":
-        info = build.get("torch_info", {})
-        built = (str(info.get("version", "")), str(info.get("cuda_version", "")))
-        this = (".".join(torch.version.split("+")[0].split(".")[:2]), ".".join(torch.cuda.split(".")[:2]))
-        yield from [_fault("deepspeed_ops", plan, built=built, this=this, version=version)] if built != this else []
-        return
-    tools, wanted = probes.toolchain(), int(torch.cuda.split(".")[0])
-    if tools.nvcc_version:
-        have = f"nvcc {tools.nvcc_version[0]}.{tools.nvcc_version[1]} at {tools.cuda_home} is not CUDA {wanted}"
-        where = f"{have}, torch {torch.version}'s (torch refuses to build it with another major version)"
-    else:
-        where = (
-            f"CUDA_HOME={tools.cuda_home} has no bin/nvcc" if tools.cuda_home else "CUDA_HOME is unset, no nvcc on PATH"
-        )
-    if not tools.nvcc_version or tools.nvcc_version[0] != wanted:
-        yield _fault("nvcc", plan, where=where, wanted=wanted, cuda=torch.cuda)
-    if not tools.ninja:
-        yield _fault("ninja", plan)
-
-
-def check_nccl(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    if "nccl" not in plan.needs or not plan.gpus_per_node or not (torch := found.torch) or not torch.cuda:
-        return
-    if torch.nccl is None:
-        yield _fault("no_nccl", plan, version=torch.version, release=torch.version.split("+")[0])
-        return
-    wheels = [re.split(r"[=<>!~; ]", line, maxsplit=1)[0] for line in probes.requirements("torch")]
-    shipped = next((probes.distribution(w) for w in wheels if w.startswith("nvidia-nccl")), None)
-    if shipped and not shipped.startswith(loaded := ".".join(map(str, torch.nccl))):
-        yield _fault("other_nccl", plan, loaded=loaded, shipped=shipped)
-
-
-def check_disk(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    disk = probes.disk(plan.output_dir)
-    if not disk.writable:
+    elif torch.cuda is None and wanted and gpus:
+        yield _fault("cpu_torch", plan, torch=torch, release=torch.version.split("+")[0])
+    elif torch.cuda and (wanted or not plan.recipe) and cuda and cuda[0] < int(torch.cuda.split(".")[0]):
+        yield _fault("old_driver", plan, driver=report.driver_version, have=cuda, torch=torch)
+    if not (disk := probes.disk(plan.output_dir)).writable:
         yield _fault("read_only", plan, path=disk.path, output_dir=plan.output_dir)
     if plan.disk_gib is not None and disk.free_gib < plan.disk_gib:
         yield _fault("disk_full", plan, path=disk.path, free=disk.free_gib, wanted=plan.disk_gib)
 
 
-def check_credentials(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    """A Hugging Face token for gated data; a judge endpoint that answers (its fault line is the eval suite's)."""
+def check_packages(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
+    """Ours and each needed one installed, at our pin for the plan's extras, its requirements met, and found."""
+    pins = {}  # read from our installed metadata: setup.py is their one place
+    for req in map(Requirement, probes.requirements(PACKAGE)):
+        if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in plan.extras):
+            pins.update({canonicalize_name(req.name): req.specifier for s in req.specifier if s.operator == "=="})
+    for dist, module, extra in [Need(PACKAGE, None, None)] + [PACKAGES[n] for n in plan.needs if n != "nccl"]:
+        if (version := probes.distribution(dist)) is None:
+            if module:  # ours is not installed when it runs from a source tree
+                yield _fault("not_installed", plan, dist=dist, extra=extra)
+            continue
+        if (pin := pins.get(canonicalize_name(dist))) is not None and not pin.contains(version, prereleases=True):
+            yield _fault("off_pin", plan, dist=dist, version=version, pin=pin)
+        for req in map(Requirement, probes.requirements(dist)):  # its own (no extra): missing or off
+            have = probes.distribution(req.name) if req.marker is None or req.marker.evaluate({"extra": ""}) else ""
+            if have is None:
+                yield _fault("dep_missing", plan, dist=dist, version=version, req=req)
+            elif have and not req.specifier.contains(have, prereleases=True):
+                yield _fault("dep_off", plan, dist=dist, version=version, req=req, have=have)
+        if module and not probes.found(module):
+            yield _fault("not_found", plan, dist=dist, version=version, module=module)
+
+
+def check_builds(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
+    """Built for one torch and CUDA: flash-attn's extension, torch's NCCL, DeepSpeed's FusedAdam (where installed)."""
+    torch, gpus = found.torch, plan.gpus_per_node
+    if gpus and torch and not torch.cuda:  # a CPU torch is one fault, check_node's
+        return
+    flash = "flash_attn" in plan.needs and probes.found("flash_attn") and probes.distribution("flash-attn")
+    if flash and (error := probes.imports("flash_attn_2_cuda")):
+        why = f"'s CUDA extension does not load with torch {torch.version if torch else '?'} ({error})"
+        why = " has no CUDA extension (built without nvcc, or skipped)" if error == "missing" else why
+        yield _fault("flash_attn", plan, version=flash, why=why)
+    if not gpus or not torch:
+        return
+    wheels = [r.name for r in map(Requirement, probes.requirements("torch")) if r.name.startswith("nvidia-nccl")]
+    shipped, loaded = probes.distribution(wheels[0]) if wheels else None, ".".join(map(str, torch.nccl or ()))
+    if "nccl" in plan.needs and torch.nccl is None:
+        yield _fault("no_nccl", plan, version=torch.version, release=torch.version.split("+")[0])
+    elif "nccl" in plan.needs and shipped and not shipped.startswith(loaded):
+        yield _fault("other_nccl", plan, loaded=loaded, shipped=shipped)
+    if not (version := "deepspeed" in plan.needs and probes.found("deepspeed") and probes.distribution("deepspeed")):
+        return
+    build = probes.deepspeed_build() or {}
+    if build.get("installed_ops", {}).get("fused_adam") and build.get("accelerator_name") == "cuda":
+        built = tuple(str(build.get("torch_info", {}).get(key, "")) for key in ("version", "cuda_version"))
+        this = (".".join(torch.version.split("+")[0].split(".")[:2]), ".".join(torch.cuda.split(".")[:2]))
+        yield from [_fault("deepspeed_ops", plan, built=built, this=this, version=version)] if built != this else []
+        return
+    tools, wanted = probes.toolchain(), int(torch.cuda.split(".")[0])
+    where = f"CUDA_HOME={tools.cuda_home} has no bin/nvcc" if tools.cuda_home else "CUDA_HOME is unset, no nvcc on PATH"
+    if (nvcc := tools.nvcc_version) and nvcc[0] != wanted:  # torch builds extensions only with its own major
+        where = f"nvcc {nvcc[0]}.{nvcc[1]} at {tools.cuda_home} is not CUDA {wanted}, torch {torch.version}'s"
+    if not nvcc or nvcc[0] != wanted:
+        yield _fault("nvcc", plan, where=where, wanted=wanted, cuda=torch.cuda)
+    if not tools.ninja:
+        yield _fault("ninja", plan)
+
+
+def check_remote(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
+    """A token for gated data; a judge that answers; on a cluster, ours (loaded by name) the same on every node."""
     if plan.hf_token and not probes.hf_token():
         yield _fault("hf_token", plan)
     if (plan.judge_base_url or plan.judge_model) and (error := probes.judge(plan.judge_base_url, plan.judge_model)):
         yield error
-
-
-def check_ray_cluster(plan: Plan, found: Findings, probes: Probes) -> Iterator[str]:
-    """On a cluster the worker hook loads ``openrlhf_cfpo`` by name on every node: it must be there, the same."""
     if not (address := probes.environ.get("RAY_ADDRESS")) and plan.nodes <= 1:
         return
     if (cluster := probes.ray_cluster(address)).error:
@@ -439,36 +348,22 @@ def check_ray_cluster(plan: Plan, found: Findings, probes: Probes) -> Iterator[s
         yield _fault("node_gpus", plan, short=named, gpus=plan.gpus_per_node)
     for node in nodes:
         if node.package_version is None:
-            yield _fault("node_without_us", plan, address=node.address, error=node.import_error)
+            yield _fault("node_missing", plan, address=node.address, error=node.import_error)
         elif node.package_version != __version__:
             yield _fault("node_version", plan, address=node.address, theirs=node.package_version, ours=__version__)
         if torch and node.torch_version and node.torch_version != torch:
             yield _fault("node_torch", plan, address=node.address, theirs=node.torch_version, ours=torch)
 
 
-CHECKS = [check_gpus, check_torch, check_packages, check_flash_attn_extension, check_deepspeed_ops, check_nccl]
-CHECKS += [check_disk, check_credentials, check_ray_cluster]
+CHECKS = [check_node, check_packages, check_builds, check_remote]
 
 
 def run_checks(plan: Plan, probes: Probes | None = None) -> Findings:
-    probes = probes or Probes()
-    report = probes.gpus()
+    report = (probes := probes or Probes()).gpus()
     found = Findings(report, probes.torch(), report.gpus if report and not report.error else (), [])
     for check in CHECKS:
         found.faults.extend(check(plan, found, probes))
     return found
-
-
-def summary(plan: Plan, found: Findings, seconds: float) -> str:
-    parts = [plan.recipe or "what every recipe shares", f"{plan.nodes} node(s) x {plan.gpus_per_node} GPU(s)"]
-    if gpus := found.answering:
-        cuda, driver = ".".join(map(str, found.gpus.driver_cuda or ())) or "?", found.gpus.driver_version
-        parts.append(f"{len(gpus)}x {gpus[0].name} {gpus[0].total_gib:.0f} GiB, driver {driver} (CUDA {cuda})")
-    if torch := found.torch:
-        parts.append(f"torch {torch.version}" + (f", NCCL {'.'.join(map(str, torch.nccl))}" if torch.nccl else ""))
-    if plan.recipe is None:
-        parts.append(f"to check one recipe: --recipe NAME ({', '.join(sorted(RECIPES))})")
-    return f"openrlhf-cfpo doctor: ok ({'; '.join(parts)}; {seconds:.1f} s)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -478,12 +373,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(kind: type, low: int, above: bool = False) -> Callable[[str], float]:
     def parse(text: str):
-        value = kind(text)
-        if not (value > low if above else value >= low):  # `not >` turns nan down too
-            raise argparse.ArgumentTypeError(
-                f"must be {f'more than {low}' if above else f'{low} or more'} (got {text})"
-            )
-        return value
+        if (value := kind(text)) > low or (value == low and not above):  # nan is neither
+            return value
+        raise argparse.ArgumentTypeError(f"must be {f'more than {low}' if above else f'{low} or more'} (got {text})")
 
     parse.__name__ = kind.__name__  # argparse's "invalid int value"
     return parse
@@ -523,23 +415,29 @@ def plan_from_args(a: argparse.Namespace) -> Plan:
 
 
 def main(argv=None, probes: Probes | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, start = build_parser().parse_args(argv), time.monotonic()
     if os.environ.get(SKIP_ENV) == "1":
         print(f"openrlhf-cfpo doctor: skipped ({SKIP_ENV}=1)")
         return 0
-    start, plan = time.monotonic(), plan_from_args(args)
-    found = run_checks(plan, probes)
+    found = run_checks(plan := plan_from_args(args), probes)
     if found.gpus is None and not plan.gpus_per_node:
         print("openrlhf-cfpo doctor: CPU-only machine (no NVIDIA driver found): GPU checks skipped")
-    for fault in found.faults:
-        print(f"openrlhf-cfpo doctor: {fault}", file=sys.stderr)
-    if not found.faults:
-        print(summary(plan, found, time.monotonic() - start))
-        return 0
-    what = plan.recipe or "what every recipe shares (--recipe NAME checks one)"
-    skip = f"the scripts skip this check with --skip-doctor or {SKIP_ENV}=1"
-    print(f"openrlhf-cfpo doctor: {len(found.faults)} problem(s) for {what}; {skip}", file=sys.stderr)
-    return 1
+    if found.faults:
+        what = plan.recipe or "what every recipe shares (--recipe NAME checks one)"
+        skip = f"the scripts skip this check with --skip-doctor or {SKIP_ENV}=1"
+        for line in [*found.faults, f"{len(found.faults)} problem(s) for {what}; {skip}"]:
+            print(f"openrlhf-cfpo doctor: {line}", file=sys.stderr)
+        return 1
+    parts = [plan.recipe or "what every recipe shares", f"{plan.nodes} node(s) x {plan.gpus_per_node} GPU(s)"]
+    if gpus := found.answering:
+        cuda, driver = ".".join(map(str, found.gpus.driver_cuda or ())) or "?", found.gpus.driver_version
+        parts.append(f"{len(gpus)}x {gpus[0].name} {gpus[0].total_gib:.0f} GiB, driver {driver} (CUDA {cuda})")
+    if torch := found.torch:
+        parts.append(f"torch {torch.version}" + (f", NCCL {'.'.join(map(str, torch.nccl))}" if torch.nccl else ""))
+    if plan.recipe is None:
+        parts.append(f"to check one recipe: --recipe NAME ({', '.join(sorted(RECIPES))})")
+    print(f"openrlhf-cfpo doctor: ok ({'; '.join(parts)}; {time.monotonic() - start:.1f} s)")
+    return 0
 
 
 if __name__ == "__main__":
