@@ -12,6 +12,11 @@ REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference"
 if REFERENCE not in sys.path:
     sys.path.insert(0, REFERENCE)
 
+# The tests' own pytest plugins (tests/plugins), loaded below by name.
+PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins")
+if PLUGINS not in sys.path:
+    sys.path.insert(0, PLUGINS)
+
 # In sys.path for this process, in PYTHONPATH for what it spawns (Ray workers, CLI subprocesses).
 if STUBS not in sys.path:
     sys.path.insert(0, STUBS)
@@ -29,6 +34,8 @@ os.environ.setdefault("TORCH_COMPILE_DISABLE", "1")
 # A train script's --dry-run also parses its command with the framework's own parser (about 10 s each): the tests that
 # only read the printed command skip that; tests/test_train_script_dry_run_check.py runs it.
 os.environ.setdefault("OPENRLHF_CFPO_SKIP_COMMAND_CHECK", "1")
+
+pytest_plugins = ["ci_installs_every_extra"]  # under CI, a skip for a missing extra fails
 
 import vllm_on_cpu  # noqa: E402  (tests/stubs: vLLM-CPU keeps its linear weights live, so a weight sync reaches them)
 
@@ -66,6 +73,4 @@ def smollm2():
     try:
         return smol.cached(log=lambda line: print(line, file=sys.stderr))
     except smol.MissingPackages as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"{e} (`make test` installs them)")
-        pytest.skip(str(e))
+        pytest.skip(f"needs the smollm2 extra: {e}")  # under CI a failure (tests/plugins/ci_installs_every_extra.py)
