@@ -298,6 +298,7 @@ GPQA_EXTRA = [  # (row, response)
     (0, "Dear reader, Carbon is not it.\nAnswer: {g}"),
     (1, "Carbon Dioxide"),
     (1, "The answer is {x}\n\nAnswer: {g}"),
+    (2, "After eliminating A and B, Answer: ({g})"),  # lighteval reads the B of "B, Answer"
     (2, "ANSWER: {x}\n**Final Answer:** {g}"),
 ]
 

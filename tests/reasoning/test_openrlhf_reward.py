@@ -76,3 +76,16 @@ def test_openrlhf_trl_and_verl_rewards_are_the_same_number(reward, response, sol
     trl = rewards.boxed_answer_reward([[{"role": "assistant", "content": response}]], [solution])[0]
     verl = rewards.compute_score("math", response, solution)
     assert openrlhf == verl == (0.0 if trl is None else trl)
+
+
+@pytest.mark.parametrize("solution", ["See the figure.", "", "The answer is given in the text."])
+def test_a_gold_answer_that_does_not_parse_gives_no_reward_in_any_framework_whatever_the_response(reward, solution):
+    # The right answer, a wrong one and none: with no gold to compare, none is rewarded. TRL's reward_funcs may return
+    # None, which TRL leaves out of the reward; OpenRLHF and verl need a number and get 0.0.
+    prompt = "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    responses = ["\\boxed{4}", "\\boxed{5}", "I do not know."]
+    openrlhf = reward([prompt + r + "<|im_end|>" for r in responses], [prompt] * 3, [solution] * 3)[0].tolist()
+    trl = rewards.boxed_answer_reward(responses, [solution] * 3)
+    verl = [rewards.compute_score("math", r, solution) for r in responses]
+    assert rewards.read_gold(solution) == []
+    assert openrlhf == verl == [0.0, 0.0, 0.0] and trl == [None, None, None]
