@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from .errors import EXIT_INTERRUPTED, report
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _sigterm_as_ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _until_ctrl_c(prog: str, main, argv: list[str] | None) -> int:
-    """``main(argv)``, with a Ctrl-C that reaches here (during start-up: imports, checks, loading) as one line."""
+    """``main(argv)``, with a Ctrl-C or SIGTERM that reaches here (during start-up: imports, checks, loading) as one
+    line; while training, the trainer's own handler saves the step first."""
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c) if in_main_thread else None
     try:
         return main(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         print(f"{prog}: interrupted during start-up, before anything was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def main_local(argv: list[str] | None = None) -> int:

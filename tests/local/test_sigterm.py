@@ -61,3 +61,18 @@ def test_local_says_in_one_line_where_a_run_stopped_by_sigterm_resumes(arithmeti
         f"openrlhf-cfpo local: interrupted at step 4/12; saved {out / 'checkpoints' / 'global_step_4'}: `--resume` "
         "continues from it"
     )
+
+
+def test_sigterm_during_start_up_is_one_line_not_a_silent_exit(local_flags, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "openrlhf_cfpo.cli.main", "local", *local_flags, "--ckpt.output_dir", str(out)]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # inside the imports and checks: torch alone takes longer to import here
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=300)[1].strip().splitlines()
+    assert proc.returncode == 130, err[-5:]
+    assert err[-1].startswith("openrlhf-cfpo local: interrupted") and "Traceback" not in "\n".join(err), err[-5:]
