@@ -112,15 +112,18 @@ def test_ctrl_c_in_a_sweep_saves_every_running_run_and_one_line_says_how_to_resu
     for name in ("--train.batch_size", "--train.micro_batch_size", "--data.max_samples"):  # the sweep's own choice
         del flags[flags.index(name) : flags.index(name) + 2]
     # The tiny runs train 32 steps in well under a second, faster than the parent can see them start: a reward file
-    # that takes 50 ms a sample (6 s a run) leaves the Ctrl-C time to land while every run is still training.
+    # that takes 50 ms a sample, and that holds every run from its 49th sample (its 4th rollout) until the test lets
+    # go, makes the Ctrl-C land while every started run is still training, however loaded the machine.
     real = flags[flags.index("--reward.remote_url") + 1]
-    slow = tmp_path / "slow_reward.py"
+    slow, hold = tmp_path / "slow_reward.py", tmp_path / "hold"
     slow.write_text(
-        f"import importlib.util, time\nspec = importlib.util.spec_from_file_location('real', {real!r})\n"
-        f"real = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(real)\n"
-        f"def reward_func(queries, prompts, labels):\n    time.sleep(0.05)\n"
+        f"import importlib.util, os, time\nspec = importlib.util.spec_from_file_location('real', {real!r})\n"
+        f"real = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(real)\ncalls = [0]\n"
+        f"def reward_func(queries, prompts, labels):\n    time.sleep(0.05)\n    calls[0] += 1\n"
+        f"    while calls[0] > 48 and os.path.exists({str(hold)!r}):\n        time.sleep(0.05)\n"
         f"    return real.reward_func(queries, prompts, labels)\n"
     )
+    hold.touch()
     flags[flags.index("--reward.remote_url") + 1] = str(slow)
     out = tmp_path / "sweep"
     # all 128 prompts of the tiny arithmetic default: 32 rollouts of 4, one step per pass over each
@@ -151,6 +154,8 @@ def test_ctrl_c_in_a_sweep_saves_every_running_run_and_one_line_says_how_to_resu
     proc.send_signal(
         signal.SIGINT
     )  # what the terminal's Ctrl-C sends to the parent (the runs are in their own session)
+    time.sleep(1)  # the parent passes it on to each run; then the held reward calls return and each step ends
+    hold.unlink()
     err = proc.communicate(timeout=120)[1].strip().splitlines()
     assert proc.returncode == 130, err[-5:]
     assert "Traceback" not in "\n".join(err)
