@@ -71,7 +71,10 @@ def train_children(
     active: list[tuple[str, subprocess.Popen]] = []
     failed, interrupted = [], False
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None  # SIGTERM as Ctrl-C
+    # Ctrl-C, and SIGTERM as Ctrl-C, raise KeyboardInterrupt here even where this process was started with SIGINT
+    # ignored (a parent's setting it inherits), as the trainer's own handler does in each run.
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in stops} if main_thread else {}
     try:
         while pending or active:
             try:
@@ -103,8 +106,8 @@ def train_children(
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGINT)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
     return failed, interrupted
 
 
