@@ -42,6 +42,10 @@ RESUME_FREE = {
     "reward.timeout",
 }
 
+# The folders a run writes, each what it holds: one process at a time writes each (:mod:`.lock`), and in `compare`
+# and `sweep` every run gets its own.
+RUN_FOLDERS = {"ckpt.output_dir": "run", "ckpt.path": "checkpoints", "logger.tensorboard_dir": "TensorBoard logs"}
+
 
 # What a setting is called elsewhere (OpenRLHF's names before its dotted ones, the usual short names), where difflib
 # would not find ours: the name as typed, without its dashes (or its last dotted part) -> the flag that sets it.

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint
-from .config import LocalConfig, Sizes, check_sizes
+from .config import RUN_FOLDERS, LocalConfig, Sizes, check_sizes
 from .data import PromptSet, load_prompts, prompts_sha256
 from .device import resolve_device, resolve_dtype
 from .errors import ConfigError, Problems
@@ -67,8 +67,7 @@ def run_folder_problems(cfg: LocalConfig) -> list[str]:
     for flag in ("ckpt.path", "logger.tensorboard_dir"):  # (inside a bad output folder: the same problem, said once)
         if not (problems[0] and Path(cfg.flat[flag]).resolve().is_relative_to(out.resolve())):
             problems.append(folder_problem(flag, cfg.flat[flag]))
-    in_use = holder_problem("ckpt.output_dir", out)
-    problems.append(in_use or holder_problem("ckpt.path", cfg.flat["ckpt.path"]))
+    problems.append(next(filter(None, (holder_problem(flag, cfg.flat[flag]) for flag in RUN_FOLDERS)), None))
     if not cfg.args.ckpt.load_enable and (out / METRICS_FILE).exists():
         problems.append(
             f"{out} already holds a run (metrics.jsonl); pass --resume to continue it, or choose another "

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import LocalConfig, parse_args
+from .config import RUN_FOLDERS, LocalConfig, parse_args
 from .errors import EXIT_INTERRUPTED, ConfigError, Problems, report
 from .lock import FolderLocks, holder_problem
 
@@ -40,13 +40,14 @@ def check_runs(runs: dict[str, list[str]], output: Path, run_folders: bool = Tru
     for cfg in configs:
         if cfg is not None:
             problems.attempt(check_without_loading, cfg, run_folders)
-    ckpt_paths = [str(Path(cfg.flat["ckpt.path"]).resolve()) for cfg in configs if cfg is not None]
-    if len(set(ckpt_paths)) < len(ckpt_paths):
-        shared = next(cfg.flat["ckpt.path"] for cfg in configs if cfg is not None)
-        problems.add(
-            f"--ckpt.path {shared} would hold the checkpoints of several runs; leave it out, so that each run keeps "
-            "its checkpoints in its own folder"
-        )
+    for flag, what in RUN_FOLDERS.items():
+        folders = [str(Path(cfg.flat[flag]).resolve()) for cfg in configs if cfg is not None]
+        if len(set(folders)) < len(folders):
+            shared = next(cfg.flat[flag] for cfg in configs if cfg is not None)
+            problems.add(
+                f"--{flag} {shared} would hold the {what} of several runs; leave it out, so that each run keeps "
+                f"its {what} in its own folder"
+            )
     problems.raise_any()  # (the runs share most flags: a problem they share is one line)
     return configs
 

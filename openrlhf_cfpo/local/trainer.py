@@ -34,7 +34,7 @@ from ..openrlhf.policy_loss import PolicyLoss
 from ..ops import aggregate_loss, masked_mean
 from . import checkpoint
 from .advantages import approx_kl, compute_advantages
-from .config import LocalConfig
+from .config import RUN_FOLDERS, LocalConfig
 from .data import minibatch_plan, rollout_indices
 from .device import resolve_device, resolve_dtype
 from .errors import ConfigError, DiskFullError, Interrupted, NonFiniteError, no_space
@@ -147,12 +147,11 @@ class LocalTrainer:
             raise
 
     def _own_run_folder(self) -> str:
-        """Lock the run folder and the checkpoint folder for this process (before any model loads), then check them
+        """Lock the run, checkpoint and TensorBoard folders for this process (before any model loads), then check them
         again under the locks (another run may have written there since :func:`.preflight.prepare` looked); the
         id of the run this is: the one continued, or a new one."""
-        a = self.args
-        self.locks.take("ckpt.output_dir", a.ckpt.output_dir)
-        self.locks.take("ckpt.path", a.ckpt.path)
+        for flag in RUN_FOLDERS:
+            self.locks.take(flag, self.cfg.flat[flag])
         problems = run_folder_problems(self.cfg)
         if problems:
             raise ConfigError(*problems)

@@ -96,6 +96,49 @@ def test_a_checkpoint_folder_locked_by_another_run_is_refused(local_flags, tmp_p
     assert not (tmp_path / "b").exists()  # a refused run leaves no empty folder behind
 
 
+def test_a_tensorboard_folder_locked_by_another_run_is_refused(
+    local_flags, tmp_path, capsys, hold_lock, no_model_loads
+):
+    shared = tmp_path / "tb"
+    holder = hold_lock(shared)
+    flags = ["--ckpt.output_dir", str(tmp_path / "b"), "--logger.tensorboard_dir", str(shared)]
+    assert main_local([*local_flags, *flags]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"{ERROR}--logger.tensorboard_dir {shared} is in use by another run (process {holder.pid}")
+    assert list(shared.iterdir()) == [shared / ".lock"] and not (tmp_path / "b").exists()
+
+
+def test_a_run_holds_its_tensorboard_folder_while_it_trains(local_flags, tmp_path, monkeypatch):
+    import openrlhf_cfpo.local.trainer as trainer
+    from openrlhf_cfpo.local.lock import holder
+
+    tb, held = tmp_path / "tb", []
+    real_fit = trainer.LocalTrainer.fit
+
+    def fit(self, *a, **k):
+        held.append(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from openrlhf_cfpo.local.lock import holder; print(holder(sys.argv[1]))",
+                    str(tb),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        return real_fit(self, *a, **k)
+
+    monkeypatch.setattr(trainer.LocalTrainer, "fit", fit)
+    assert (
+        main_local([*local_flags, "--ckpt.output_dir", str(tmp_path / "a"), "--logger.tensorboard_dir", str(tb)]) == 0
+    )
+    assert held == [f"process {os.getpid()} on {socket.gethostname()}"]
+    assert holder(tb) is None  # released at the end (and this process would not count anyway)
+
+
 def test_a_second_compare_on_the_same_output_is_refused_before_any_run_starts(
     local_flags, tmp_path, capsys, hold_lock, monkeypatch
 ):
@@ -118,6 +161,16 @@ def test_compare_refuses_one_ckpt_path_for_all_of_its_runs(local_flags, tmp_path
     assert main_compare(["--output", str(tmp_path / "cmp"), *local_flags, "--ckpt.path", str(shared)]) == 2
     line = _error_line(capsys, "openrlhf-cfpo compare: error: ")
     assert f"--ckpt.path {shared} would hold the checkpoints of several runs" in line
+
+
+def test_compare_refuses_one_tensorboard_dir_for_all_of_its_runs(local_flags, tmp_path, capsys, monkeypatch):
+    import openrlhf_cfpo.local.runs as runs
+
+    monkeypatch.setattr(runs, "train_children", lambda *a, **k: pytest.fail("a run started"))
+    shared = tmp_path / "tb"
+    assert main_compare(["--output", str(tmp_path / "cmp"), *local_flags, "--logger.tensorboard_dir", str(shared)]) == 2
+    line = _error_line(capsys, "openrlhf-cfpo compare: error: ")
+    assert f"--logger.tensorboard_dir {shared} would hold the TensorBoard logs of several runs" in line
 
 
 def test_plot_warns_in_one_line_when_a_log_repeats_steps_and_still_plots(tmp_path, capsys):
