@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from openrlhf_cfpo import recipes
+from openrlhf_cfpo.openrlhf.train_ppo_ray import CHECK_ONLY_ENV  # (a light import: nothing of OpenRLHF's loads)
 from openrlhf_cfpo.reasoning.data import MATH_CONFIG, MATH_DATASET
 from openrlhf_cfpo.recipes import FILLED, GPU_MEMORY_GIB, KEEP_CHECKPOINTS, NODE_NEEDS, BadFlag, number
 
@@ -534,7 +535,7 @@ FRAMEWORK_CHECKS = {
         "OpenRLHF",
         "openrlhf",
         "from openrlhf_cfpo.openrlhf.train_ppo_ray import main\nsys.exit(main(sys.argv[1:]))",
-        {"OPENRLHF_CFPO_CHECK_ONLY": "1"},  # openrlhf_cfpo.openrlhf.train_ppo_ray.CHECK_ONLY_ENV
+        {CHECK_ONLY_ENV: "1"},
     ),
     "openrlhf_cfpo.reasoning.trl_grpo": (
         "TRL",
