@@ -156,6 +156,7 @@ def run_all(
     try:
         prepare_embedded_defaults(configs, log=lambda m: print(m, file=sys.stderr))
     except ConfigError as e:
+        locks.release(remove_created=True)  # (nothing ran: an --output this command created is not left behind)
         report(prog, e)
         return None, 2
     failed, interrupted = train_children(runs, output, jobs, start_order)

@@ -153,6 +153,23 @@ def test_a_second_compare_on_the_same_output_is_refused_before_any_run_starts(
     )
 
 
+def test_a_compare_whose_embedded_default_cannot_be_built_leaves_no_output_folder(
+    local_flags, tmp_path, capsys, monkeypatch
+):
+    import openrlhf_cfpo.local.runs as runs
+    from openrlhf_cfpo.local.errors import ConfigError
+
+    def cannot_build(*a, **k):
+        raise ConfigError("the embedded default cannot be built here")
+
+    monkeypatch.setattr(runs, "prepare_embedded_defaults", cannot_build)
+    monkeypatch.setattr(runs, "train_children", lambda *a, **k: pytest.fail("a run started"))
+    out = tmp_path / "new" / "cmp"
+    assert main_compare(["--output", str(out), *local_flags]) == 2
+    assert _error_line(capsys, "openrlhf-cfpo compare: error: ").endswith("cannot be built here")
+    assert not (tmp_path / "new").exists()
+
+
 def test_compare_refuses_one_ckpt_path_for_all_of_its_runs(local_flags, tmp_path, capsys, monkeypatch):
     import openrlhf_cfpo.local.runs as runs
 
