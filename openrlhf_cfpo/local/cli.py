@@ -135,7 +135,9 @@ def _plot(argv: list[str]) -> int:
     from .plot import PlotError, plot_runs, read_runs, with_steps
 
     p = argparse.ArgumentParser(
-        prog="openrlhf-cfpo plot", description="Figure-3-style curves (reward, length, clip ratio, KL) per run."
+        prog="openrlhf-cfpo plot",
+        description="Figure-3-style curves (reward, length, clip ratio, KL) per run.",
+        allow_abbrev=False,
     )
     p.add_argument(
         "runs", nargs="+", metavar="RUN", help="run folder (metrics.jsonl) or OpenRLHF TensorBoard log folder"

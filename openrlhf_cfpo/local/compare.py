@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..losses import POLICY_LOSSES, logged_name
-from .config import layered_settings, set_per_run
-from .errors import ConfigError
+from .config import layered_settings, misspelt_option, set_per_run
+from .errors import ConfigError, report
 from .lock import FolderLocks
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
 from .plot import plot_runs, read_runs, smooth_problem
@@ -124,7 +124,9 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo compare") -> int:
     import argparse
 
     p = argparse.ArgumentParser(
-        prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run."
+        prog=prog,
+        description=__doc__.splitlines()[0] + " Other flags go to every `local` run.",
+        allow_abbrev=False,  # (a prefix such as --out or --iter is a `local` flag's problem, not one of ours)
     )
     p.add_argument("--output", required=True, help="folder for DIR/<run>/, DIR/*.png and DIR/summary.md")
     p.add_argument(
@@ -142,6 +144,9 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo compare") -> int:
         "--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)"
     )
     opts, local_flags = p.parse_known_args(argv)
+    if misspelt := misspelt_option(p, local_flags):
+        report(prog, ConfigError(misspelt))
+        return 2
     t0 = time.time()
     output = Path(opts.output)
     options = [smooth_problem("smooth", opts.smooth)]

@@ -91,8 +91,26 @@ def suggest_flag(bad: str, known: list[str]) -> str | None:
     return by_last[close[0]] if close else None
 
 
+def misspelt_option(parser: argparse.ArgumentParser, local_flags: list[str]) -> str | None:
+    """One line for the first of ``local_flags`` (what the command ``parser`` of `compare` or `sweep` left for the
+    `local` runs) that is no `local` flag but reads as one of the command's own options misspelt or cut short
+    (``--iter`` for ``--iterations``); None when there is none."""
+    own = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+    local = {s for a in build_parser()._actions for s in a.option_strings}
+    for word in local_flags:
+        name = word.split("=", 1)[0]
+        if name.startswith("--") and name not in local and (meant := suggest_flag(name, own)) in own:
+            return f"unrecognized arguments: {name}; did you mean {meant}? (see `{parser.prog} --help`)"
+    return None
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, with every error as one line that says what to do (and the flag an unknown one likely means)."""
+    """argparse, with every error as one line that says what to do (and the flag an unknown one likely means). Flags
+    are taken only as spelled in full: a prefix (``--rollout.batch``) is not read as the one flag it starts, which
+    another flag added later would silently change."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         known = [s for a in self._actions for s in a.option_strings]
@@ -100,10 +118,6 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments:"):
             bad = [word for word in message.split(":", 1)[1].split() if word.startswith("--")]
             hint = next(filter(None, (suggest_flag(word, known) for word in bad)), None)
-        elif message.startswith("ambiguous option:"):  # a prefix of several flags, none of them perhaps the one meant
-            word, matches = message.split(":", 1)[1].split(" could match ", 1)
-            hint = suggest_flag(word.strip(), known)
-            hint = None if hint in matches.split(", ") else hint
         raise ConfigError(f"{message}{f'; did you mean {hint}?' if hint else ''} (see `{self.prog} --help`)")
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..losses import POLICY_LOSSES, logged_name
 from . import embedded
-from .config import layered_settings, parse_args, set_per_run
+from .config import layered_settings, misspelt_option, parse_args, set_per_run
 from .errors import ConfigError, report
 from .lock import FolderLocks
 from .logger import METRICS_FILE, RUN_SUMMARY, read_metrics
@@ -181,7 +181,9 @@ def write_summary(
 
 def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
     p = argparse.ArgumentParser(
-        prog=prog, description=__doc__.splitlines()[0] + " Other flags go to every `local` run."
+        prog=prog,
+        description=__doc__.splitlines()[0] + " Other flags go to every `local` run.",
+        allow_abbrev=False,  # (a prefix such as --out or --iter is a `local` flag's problem, not one of ours)
     )
     p.add_argument("--output", required=True, help="folder for DIR/<loss>_it<K>/, DIR/figure2.png and DIR/summary.md")
     p.add_argument(
@@ -198,6 +200,9 @@ def main(argv: list[str], prog: str = "openrlhf-cfpo sweep") -> int:
         "--smooth", type=float, default=0.8, help="EMA weight for the plotted curves (raw curves shown faint)"
     )
     opts, local_flags = p.parse_known_args(argv)
+    if misspelt := misspelt_option(p, local_flags):
+        report(prog, ConfigError(misspelt))
+        return 2
     t0 = time.time()
     output = Path(opts.output)
     options = [

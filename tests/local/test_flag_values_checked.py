@@ -3,7 +3,7 @@ line, before anything is loaded or built."""
 
 import pytest
 
-from openrlhf_cfpo.local.cli import main_local, main_plot
+from openrlhf_cfpo.local.cli import main_compare, main_local, main_plot, main_sweep
 from openrlhf_cfpo.local.config import parse_args
 from openrlhf_cfpo.local.errors import ConfigError
 
@@ -80,11 +80,34 @@ def test_an_unknown_flag_is_answered_with_the_flag_it_means_never_help(tmp_path,
     )
 
 
-def test_a_prefix_of_other_flags_is_answered_with_the_flag_it_means(tmp_path):
-    # argparse reads --actor.lr as an abbreviation, of --actor.lr_scheduler or --actor.lr_warmup_ratio
-    (problem,) = _problems(["--actor.lr", "1e-3"], tmp_path)
-    assert problem.startswith("ambiguous option: --actor.lr could match --actor.lr_scheduler, --actor.lr_warmup_ratio")
-    assert problem.endswith("; did you mean --actor.adam.lr? (see `openrlhf-cfpo local --help`)")
+@pytest.mark.parametrize(
+    "prefix, meant",
+    [
+        ("--rollout.batch", "--rollout.batch_size"),  # argparse's default would read it as that flag without a word
+        ("--actor.lr", "--actor.adam.lr"),  # a prefix of --actor.lr_scheduler and --actor.lr_warmup_ratio
+    ],
+)
+def test_a_flag_cut_short_is_not_taken_for_a_longer_one_and_is_answered_with_the_flag_it_means(tmp_path, prefix, meant):
+    (problem,) = _problems([prefix, "3"], tmp_path)
+    assert problem == f"unrecognized arguments: {prefix} 3; did you mean {meant}? (see `openrlhf-cfpo local --help`)"
+
+
+@pytest.mark.parametrize(
+    "command, flags, meant",
+    [
+        (main_sweep, ["--iter", "4"], "--iterations"),
+        (main_sweep, ["--los", "ppo"], "--losses"),
+        (main_compare, ["--kl_coef", "0.1"], "--kl_coefs"),
+    ],
+)
+def test_a_compare_or_sweep_option_cut_short_is_one_line_naming_it_before_anything_runs(
+    tmp_path, capsys, command, flags, meant
+):
+    prog = f"openrlhf-cfpo {command.__name__.removeprefix('main_')}"
+    assert command(["--output", str(tmp_path / "out"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{prog}: error: unrecognized arguments: {flags[0]}; did you mean {meant}? (see `{prog} --help`)"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unwritable_empty_cache_is_one_line_naming_it_and_its_variable_before_anything_is_built(
