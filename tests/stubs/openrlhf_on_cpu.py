@@ -14,6 +14,7 @@ end-to-end run get it from ``openrlhf_cpu_site/sitecustomize.py``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -44,6 +45,7 @@ def apply() -> None:
     patch_on_import("deepspeed.comm.torch", _no_shared_memory_comm_op)
     patch_on_import("vllm.distributed.device_communicators.pynccl", _gloo_weight_sync)
     patch_on_import("openrlhf.trainer.ray.vllm_worker_wrap", _update_weight_on_host)
+    patch_on_import("ray", _local_ray_without_dashboard)
 
 
 def _torch_cuda_on_host(torch) -> None:
@@ -94,6 +96,22 @@ def _torch_adamw(ds_strategy) -> None:
         return ds_config
 
     ds_strategy.DeepspeedStrategy.get_ds_train_config = with_torch_adamw
+
+
+def _local_ray_without_dashboard(ray) -> None:
+    # openrlhf/cli/train_ppo_ray.py starts a local Ray with ray.init(runtime_env=...), which starts Ray's dashboard
+    # too. Nothing here reads it, and on 2 loaded cores its MetricsHead module can miss its 30 s start-up timeout: the
+    # run goes on, but the dashboard's own traceback lands in the run's output. A Ray this process connects to (an
+    # address, RAY_ADDRESS) is left as it is.
+    init = ray.init
+
+    @functools.wraps(init)
+    def init_without_dashboard(address=None, *args, **kwargs):
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            kwargs.setdefault("include_dashboard", False)
+        return init(address, *args, **kwargs)
+
+    ray.init = init_without_dashboard
 
 
 def _no_shared_memory_comm_op(ds_comm_torch) -> None:
