@@ -559,7 +559,9 @@ def _parts(text: str) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="openrlhf-cfpo gpu-smoke", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="openrlhf-cfpo gpu-smoke", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     p.add_argument("--parts", type=_parts, default=list(PARTS), help=f"comma-separated, default all: {','.join(PARTS)}")
     p.add_argument("--log-dir", help="where assets, outputs and one log per part go (default runs/gpu_smoke/<time>)")
     p.add_argument(

@@ -23,10 +23,10 @@ def _max_new_tokens_help(bench: registry.Benchmark) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="openrlhf-cfpo eval", description=__doc__)
+    p = argparse.ArgumentParser(prog="openrlhf-cfpo eval", description=__doc__, allow_abbrev=False)
     sub = p.add_subparsers(dest="command", required=True)
     for name, bench in registry.benchmarks().items():
-        s = sub.add_parser(name, help=f"run {name} against a checkpoint")
+        s = sub.add_parser(name, help=f"run {name} against a checkpoint", allow_abbrev=False)
         s.add_argument("--model", required=True, help="Hugging Face model folder or hub name")
         s.add_argument("--output", required=True, help=f"run folder; results go to OUTPUT/{name}/results.json")
         s.add_argument("--limit", type=positive, help="only the first N items (tasks: N examples each), for smoke runs")
@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument(
                 "--judge-timeout", type=float, default=JudgeConfig.timeout_s, help="seconds per judge request"
             )
-    r = sub.add_parser("report", help="the paper's Tables 1 and 2 (and Table 5 for reasoning runs) from run folders")
+    r = sub.add_parser(
+        "report",
+        help="the paper's Tables 1 and 2 (and Table 5 for reasoning runs) from run folders",
+        allow_abbrev=False,
+    )
     r.add_argument("dirs", nargs="+", help="--output folders of eval runs, one per model")
     r.add_argument("--baseline", help="run folder of the baseline (e.g. the SFT model) for the alignment tax")
     r.add_argument("--output", help="write the tables as CSV files into this folder (default: print only)")

@@ -28,7 +28,7 @@ def doctor_flags(suite: str, benchmark_args: Sequence[str] = ()) -> list[str]:
     flags = ["--hf-token"] if any(SOURCES[f].gated for b in benches for f in b.files) else []
     judges = list(dict.fromkeys(b.judge for b in benches if b.judge))
     if judges:
-        p = argparse.ArgumentParser(add_help=False)
+        p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
         p.add_argument("--judge-base-url")
         p.add_argument("--judge-model")
         given, _ = p.parse_known_args(list(benchmark_args))
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
         prog="python -m openrlhf_cfpo.eval.suite",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     p.add_argument(
         "suite", nargs="?", choices=registry.SUITES, help="; ".join(f"{k}: {v}" for k, v in registry.SUITES.items())
