@@ -389,8 +389,8 @@ def _needs(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="openrlhf-cfpo doctor", description="Preflight of this node (and the Ray cluster) for a recipe.")
-    p.allow_abbrev = False  # flags only as spelled in full, as everywhere in openrlhf-cfpo
+    what = "Preflight of this node (and the Ray cluster) for a recipe."
+    p = _Parser(prog="openrlhf-cfpo doctor", description=what, allow_abbrev=False)  # flags spelled in full only
     p.add_argument("--recipe", choices=sorted(RECIPES), help="what will run; sets the defaults (none: what all share)")
     p.add_argument("--nodes", type=_number(int, 1), default=1, help="nodes of the run (> 1: checks the Ray cluster)")
     p.add_argument("--gpus-per-node", "--gpus", dest="gpus", type=_number(int, 0), help="GPUs per node the run uses")
