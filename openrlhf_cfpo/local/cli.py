@@ -13,23 +13,56 @@ from .errors import EXIT_INTERRUPTED, report
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _sigterm_as_ctrl_c(signum, frame):
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during start-up, handled as Ctrl-C. Not KeyboardInterrupt itself: CPython exits by SIGINT (-2), whatever
+    status the program returns, once a plain KeyboardInterrupt has passed through code it ran with ``PyRun_*`` (an
+    extension's import that evaluates Python, as pybind11's ``exec`` does)."""
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _start_up_stopper(prog: str):
+    """The handler of Ctrl-C and SIGTERM during start-up: an exception that unwinds what started (as Ctrl-C does), or,
+    inside an import, an exit on the spot. An exception raised there leaves a module half-initialised (numpy, torch),
+    whose next use fails with a traceback of its own (a RecursionError in numpy, "Could not import module
+    'AutoModelForCausalLM'") or aborts the process; nothing has been written that far in."""
+
+    def stop(signum, frame):
+        if _importing(frame):
+            print(_interrupted_line(prog), file=sys.stderr, flush=True)
+            os._exit(EXIT_INTERRUPTED)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+    return stop
+
+
+def _interrupted_line(prog: str) -> str:
+    return f"{prog}: interrupted during start-up, before anything was written"
 
 
 def _until_ctrl_c(prog: str, main, argv: list[str] | None) -> int:
     """``main(argv)``, with a Ctrl-C or SIGTERM that reaches here (during start-up: imports, checks, loading) as one
-    line; while training, the trainer's own handler saves the step first."""
+    line, exit status 130; while training, the trainer's own handler saves the step first. A Ctrl-C ignored by the
+    caller (a shell's background job) stays ignored."""
+    handled = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        handled.append(signal.SIGINT)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers can only be set there
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c) if in_main_thread else None
+    previous = {s: signal.signal(s, _start_up_stopper(prog)) for s in handled} if in_main_thread else {}
     try:
         return main(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted during start-up, before anything was written", file=sys.stderr)
+        print(_interrupted_line(prog), file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 def main_local(argv: list[str] | None = None) -> int:

@@ -18,6 +18,10 @@ class Unhandled(Exception):
     pass
 
 
+class Exited(Exception):
+    """os._exit, in a test: the process would end here."""
+
+
 @pytest.fixture(autouse=True)
 def sigterm_outside_the_run_raises():
     """Outside a run's own handler, SIGTERM raises here instead of ending the test session."""
@@ -63,7 +67,8 @@ def test_local_says_in_one_line_where_a_run_stopped_by_sigterm_resumes(arithmeti
     )
 
 
-def test_sigterm_during_start_up_is_one_line_not_a_silent_exit(local_flags, tmp_path):
+@pytest.mark.parametrize("delay_s", [0.3, 0.6, 0.9, 1.5])  # in the imports (numpy, torch, transformers), then checks
+def test_sigterm_during_start_up_is_one_line_not_a_silent_exit(local_flags, tmp_path, delay_s):
     import subprocess
     import sys
     import time
@@ -71,8 +76,43 @@ def test_sigterm_during_start_up_is_one_line_not_a_silent_exit(local_flags, tmp_
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "openrlhf_cfpo.cli.main", "local", *local_flags, "--ckpt.output_dir", str(out)]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)  # inside the imports and checks: torch alone takes longer to import here
+    time.sleep(delay_s)
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=300)[1].strip().splitlines()
-    assert proc.returncode == 130, err[-5:]
+    assert proc.returncode == 130, err[-5:]  # (not -2: killed by SIGINT, as CPython does after some KeyboardInterrupts)
     assert err[-1].startswith("openrlhf-cfpo local: interrupted") and "Traceback" not in "\n".join(err), err[-5:]
+
+
+def test_a_signal_inside_an_import_during_start_up_exits_on_the_spot_not_by_an_exception(tmp_path, monkeypatch, capsys):
+    # An exception raised inside an import leaves the module half-initialised: numpy's next use then recursed until a
+    # RecursionError, and transformers said "Could not import module 'AutoModelForCausalLM'", a traceback and exit 1.
+    import sys
+
+    from openrlhf_cfpo.local import cli
+
+    exits = []
+
+    def exit_now(code):
+        exits.append(code)
+        raise Exited
+
+    monkeypatch.setattr(cli.os, "_exit", exit_now)
+    stop = cli._start_up_stopper("openrlhf-cfpo local")
+    (tmp_path / "module_being_imported.py").write_text(
+        "import signal, sys\nimport test_sigterm_probe as probe\nprobe.stop(signal.SIGTERM, sys._getframe())\n"
+    )
+    probe = type(sys)("test_sigterm_probe")
+    probe.stop = stop
+    monkeypatch.setitem(sys.modules, "test_sigterm_probe", probe)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(Exited):
+        import module_being_imported  # noqa: F401
+
+    assert exits == [130]
+    assert capsys.readouterr().err == "openrlhf-cfpo local: interrupted during start-up, before anything was written\n"
+    # outside an import: an exception that unwinds what started, not KeyboardInterrupt itself for SIGTERM
+    with pytest.raises(cli.Terminated) as raised:
+        stop(signal.SIGTERM, sys._getframe())
+    assert type(raised.value) is not KeyboardInterrupt and isinstance(raised.value, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        stop(signal.SIGINT, sys._getframe())
