@@ -64,7 +64,7 @@ def run_folder_problems(cfg: LocalConfig) -> list[str]:
     ``--ckpt.output_dir`` is continued only with ``--resume``, only with its own flags and checkpoints."""
     out = Path(cfg.args.ckpt.output_dir)
     problems = [folder_problem("ckpt.output_dir", str(out))]
-    for flag in ("ckpt.path", "logger.tensorboard_dir"):  # (inside a bad output folder: the same problem, said once)
+    for flag in list(RUN_FOLDERS)[1:]:  # the checkpoint and TensorBoard folders (inside a bad output folder: said once)
         if not (problems[0] and Path(cfg.flat[flag]).resolve().is_relative_to(out.resolve())):
             problems.append(folder_problem(flag, cfg.flat[flag]))
     problems.append(next(filter(None, (holder_problem(flag, cfg.flat[flag]) for flag in RUN_FOLDERS)), None))

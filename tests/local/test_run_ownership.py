@@ -170,24 +170,19 @@ def test_a_compare_whose_embedded_default_cannot_be_built_leaves_no_output_folde
     assert not (tmp_path / "new").exists()
 
 
-def test_compare_refuses_one_ckpt_path_for_all_of_its_runs(local_flags, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "flag, what", [("--ckpt.path", "checkpoints"), ("--logger.tensorboard_dir", "TensorBoard logs")]
+)
+def test_compare_refuses_one_checkpoint_or_tensorboard_folder_for_all_of_its_runs(
+    local_flags, tmp_path, capsys, monkeypatch, flag, what
+):
     import openrlhf_cfpo.local.runs as runs
 
     monkeypatch.setattr(runs, "train_children", lambda *a, **k: pytest.fail("a run started"))
     shared = tmp_path / "shared"
-    assert main_compare(["--output", str(tmp_path / "cmp"), *local_flags, "--ckpt.path", str(shared)]) == 2
+    assert main_compare(["--output", str(tmp_path / "cmp"), *local_flags, flag, str(shared)]) == 2
     line = _error_line(capsys, "openrlhf-cfpo compare: error: ")
-    assert f"--ckpt.path {shared} would hold the checkpoints of several runs" in line
-
-
-def test_compare_refuses_one_tensorboard_dir_for_all_of_its_runs(local_flags, tmp_path, capsys, monkeypatch):
-    import openrlhf_cfpo.local.runs as runs
-
-    monkeypatch.setattr(runs, "train_children", lambda *a, **k: pytest.fail("a run started"))
-    shared = tmp_path / "tb"
-    assert main_compare(["--output", str(tmp_path / "cmp"), *local_flags, "--logger.tensorboard_dir", str(shared)]) == 2
-    line = _error_line(capsys, "openrlhf-cfpo compare: error: ")
-    assert f"--logger.tensorboard_dir {shared} would hold the TensorBoard logs of several runs" in line
+    assert f"{flag} {shared} would hold the {what} of several runs" in line
 
 
 def test_plot_warns_in_one_line_when_a_log_repeats_steps_and_still_plots(tmp_path, capsys):
